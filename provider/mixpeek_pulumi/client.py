@@ -1,0 +1,512 @@
+"""MixpeekClient: one typed method per Mixpeek endpoint the resources use, over one httpx.Client.
+
+It returns pydantic models and raises only ``MixpeekError`` subclasses: no httpx exception escapes.
+The API key is sent only to the API (never to presigned storage URLs) and never appears in an
+error, a ``repr`` or a log line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TypeVar
+from urllib.parse import quote, urlsplit
+
+import httpx
+import pydantic
+from httpx_sse import ServerSentEvent, connect_sse
+
+from ._version import __version__
+from .config import ProviderConfig
+from .errors import (
+    ApiConnectionError,
+    ApiStatusError,
+    ApiTimeoutError,
+    ResponseValidationError,
+    StorageError,
+    redact,
+    status_error_class,
+)
+from .models import (
+    AppResponse,
+    ConfirmPluginUploadRequest,
+    ConfirmPluginUploadResponse,
+    CreateAppRequest,
+    CreatePluginUploadRequest,
+    DeploymentType,
+    DeployRequest,
+    DeployResponse,
+    DeployStatusResponse,
+    DownloadUrlResponse,
+    Environment,
+    ListAppsResponse,
+    PluginDeleteResponse,
+    PluginDeployResponse,
+    PluginDetailResponse,
+    PluginListResponse,
+    PluginPresignedUrlResponse,
+    PluginStatusResponse,
+    PluginUndeployResponse,
+    PromoteResponse,
+    Request,
+    Response,
+    RestoreVersionRequest,
+    RestoreVersionResponse,
+    UploadUrlRequest,
+    UploadUrlResponse,
+    VerifyUploadRequest,
+    VerifyUploadResponse,
+    VersionDetailResponse,
+    VersionDiffResponse,
+    VersionListResponse,
+)
+from .retry import RetryPolicy, parse_retry_after
+
+R = TypeVar("R", bound=Response)
+
+USER_AGENT: Final = f"mixpeek-pulumi/{__version__} (+https://github.com/mixpeek/mixpeek-pulumi)"
+DEFAULT_TIMEOUT: Final = httpx.Timeout(connect=10.0, read=60.0, write=120.0, pool=10.0)
+# Builds can go quiet for a while; an idle stream is reopened rather than waited on forever.
+STREAM_TIMEOUT: Final = httpx.Timeout(connect=10.0, read=30.0, write=30.0, pool=10.0)
+UPLOAD_CHUNK: Final = 1024 * 1024
+
+# Transport failures after which the request cannot have reached the server.
+_NOT_SENT: Final = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """What the presigned PUT answered: the object's ETag without quotes."""
+
+    etag: str | None
+
+
+class MixpeekClient:
+    """A synchronous Mixpeek API client; use it as a context manager."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self._api_key = api_key
+        self._log = log
+        self._retry = retry or RetryPolicy()
+        if log is not None and self._retry.on_retry is None:
+            self._retry = dataclasses.replace(self._retry, on_retry=log)
+        self._http = httpx.Client(
+            base_url=base_url,
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            follow_redirects=False,
+        )
+
+    @classmethod
+    def from_config(
+        cls, config: ProviderConfig, *, log: Callable[[str], None] | None = None, **kwargs: Any
+    ) -> MixpeekClient:
+        return cls(api_key=config.require_key(), base_url=config.base_url, log=log, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"MixpeekClient(base_url={str(self._http.base_url)!r})"
+
+    def __enter__(self) -> MixpeekClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    @property
+    def base_url(self) -> str:
+        return str(self._http.base_url).rstrip("/")
+
+    # ------------------------------------------------------------------------------ transport
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}"}
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Request | None = None,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        try:
+            response = self._http.request(
+                method,
+                path,
+                json=body.to_json() if body is not None else None,
+                params=params,
+                headers=self._auth(),
+            )
+        except httpx.TransportError as exc:
+            raise _transport_error(method, path, exc) from None
+        if response.is_error:
+            raise self._status_error(method, path, response)
+        return response
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        model: type[R],
+        *,
+        body: Request | None = None,
+        params: dict[str, str] | None = None,
+        creates: bool = False,
+    ) -> R:
+        def attempt() -> R:
+            response = self._send(method, path, body=body, params=params)
+            return _parse(method, path, response, model)
+
+        return self._retry.call(attempt, creates=creates, what=f"{method} {path}")
+
+    def _status_error(self, method: str, path: str, response: httpx.Response) -> ApiStatusError:
+        info = _error_info(response, secrets=(self._api_key,))
+        return status_error_class(response.status_code)(method=method, path=path, **info)
+
+    # ------------------------------------------------------------------------------------ apps
+
+    def create_app(self, slug: str, title: str) -> AppResponse:
+        body = CreateAppRequest.model_validate({"slug": slug, "meta": {"title": title}})
+        return self._call("POST", "/v1/apps", AppResponse, body=body, creates=True)
+
+    def get_app(self, app_id: str) -> AppResponse:
+        return self._call("GET", f"/v1/apps/{_seg(app_id)}", AppResponse)
+
+    def list_apps(self, *, slug: str | None = None) -> ListAppsResponse:
+        params = {"slug": slug} if slug else None
+        return self._call("GET", "/v1/apps", ListAppsResponse, params=params)
+
+    def get_upload_url(self, app_id: str, filename: str) -> UploadUrlResponse:
+        # Minting a URL stores nothing, so it is safe to send again.
+        body = UploadUrlRequest(filename=filename)
+        path = f"/v1/apps/{_seg(app_id)}/deploy/upload-url"
+        return self._call("POST", path, UploadUrlResponse, body=body)
+
+    def verify_upload(self, app_id: str, bundle_s3_key: str) -> VerifyUploadResponse:
+        body = VerifyUploadRequest(bundle_s3_key=bundle_s3_key)
+        path = f"/v1/apps/{_seg(app_id)}/deploy/verify-upload"
+        return self._call("POST", path, VerifyUploadResponse, body=body)
+
+    def deploy(self, app_id: str, request: DeployRequest) -> DeployResponse:
+        path = f"/v1/apps/{_seg(app_id)}/deploy"
+        return self._call("POST", path, DeployResponse, body=request, creates=True)
+
+    def get_deploy(self, app_id: str, deploy_id: str) -> DeployStatusResponse:
+        path = f"/v1/apps/{_seg(app_id)}/deploys/{_seg(deploy_id)}"
+        return self._call("GET", path, DeployStatusResponse)
+
+    @contextmanager
+    def deploy_log_events(self, app_id: str, deploy_id: str) -> Iterator[Iterator[ServerSentEvent]]:
+        """Open the deploy's SSE log stream; transport errors surface as ``ApiError``."""
+        path = f"/v1/apps/{_seg(app_id)}/deploys/{_seg(deploy_id)}/logs/stream"
+        headers = {**self._auth(), "Accept": "text/event-stream"}
+        try:
+            with connect_sse(
+                self._http, "GET", path, headers=headers, timeout=STREAM_TIMEOUT
+            ) as source:
+                if source.response.is_error:
+                    source.response.read()
+                    raise self._status_error("GET", path, source.response)
+                yield _guard_stream(source.iter_sse(), path)
+        except httpx.TimeoutException as exc:
+            raise ApiTimeoutError(
+                method="GET", path=path, reason=_describe(exc), sent=True
+            ) from None
+        except httpx.TransportError as exc:
+            raise ApiConnectionError(
+                method="GET", path=path, reason=_describe(exc), sent=True
+            ) from None
+
+    def list_versions(self, app_id: str) -> VersionListResponse:
+        return self._call("GET", f"/v1/apps/{_seg(app_id)}/versions", VersionListResponse)
+
+    def get_version(self, app_id: str, version: int) -> VersionDetailResponse:
+        path = f"/v1/apps/{_seg(app_id)}/versions/{int(version)}"
+        return self._call("GET", path, VersionDetailResponse)
+
+    def download_version(self, app_id: str, version: int) -> DownloadUrlResponse:
+        path = f"/v1/apps/{_seg(app_id)}/versions/{int(version)}/download"
+        return self._call("GET", path, DownloadUrlResponse)
+
+    def diff_versions(self, app_id: str, from_version: int, to_version: int) -> VersionDiffResponse:
+        path = f"/v1/apps/{_seg(app_id)}/versions/{int(from_version)}/diff/{int(to_version)}"
+        return self._call("GET", path, VersionDiffResponse)
+
+    def restore_version(
+        self, app_id: str, version: int, environment: Environment
+    ) -> RestoreVersionResponse:
+        path = f"/v1/apps/{_seg(app_id)}/versions/{int(version)}/restore"
+        body = RestoreVersionRequest(environment=environment)
+        return self._call("POST", path, RestoreVersionResponse, body=body, creates=True)
+
+    def promote(self, app_id: str) -> PromoteResponse:
+        path = f"/v1/apps/{_seg(app_id)}/promote"
+        return self._call("POST", path, PromoteResponse, creates=True)
+
+    # --------------------------------------------------------------------------------- plugins
+
+    def _plugins(self, namespace_id: str) -> str:
+        return f"/v1/namespaces/{_seg(namespace_id)}/plugins"
+
+    def create_plugin_upload(
+        self, namespace_id: str, request: CreatePluginUploadRequest
+    ) -> PluginPresignedUrlResponse:
+        path = f"{self._plugins(namespace_id)}/uploads"
+        return self._call("POST", path, PluginPresignedUrlResponse, body=request, creates=True)
+
+    def confirm_plugin_upload(
+        self, namespace_id: str, upload_id: str, request: ConfirmPluginUploadRequest
+    ) -> ConfirmPluginUploadResponse:
+        path = f"{self._plugins(namespace_id)}/uploads/{_seg(upload_id)}/confirm"
+        return self._call("POST", path, ConfirmPluginUploadResponse, body=request, creates=True)
+
+    def deploy_plugin(
+        self, namespace_id: str, plugin_id: str, deployment_type: DeploymentType
+    ) -> PluginDeployResponse:
+        path = f"{self._plugins(namespace_id)}/{_seg(plugin_id)}/deploy"
+        params: dict[str, str] = {"deployment_type": deployment_type}
+        return self._call("POST", path, PluginDeployResponse, params=params, creates=True)
+
+    def get_plugin_status(self, namespace_id: str, plugin_id: str) -> PluginStatusResponse:
+        path = f"{self._plugins(namespace_id)}/{_seg(plugin_id)}/status"
+        return self._call("GET", path, PluginStatusResponse)
+
+    def undeploy_plugin(self, namespace_id: str, plugin_id: str) -> PluginUndeployResponse:
+        # Undeploying twice leaves the same end state, so it may be sent again.
+        path = f"{self._plugins(namespace_id)}/{_seg(plugin_id)}/undeploy"
+        return self._call("POST", path, PluginUndeployResponse)
+
+    def delete_plugin(self, namespace_id: str, plugin_id: str) -> PluginDeleteResponse:
+        path = f"{self._plugins(namespace_id)}/{_seg(plugin_id)}"
+        return self._call("DELETE", path, PluginDeleteResponse)
+
+    def get_plugin(self, namespace_id: str, plugin_id: str) -> PluginDetailResponse:
+        path = f"{self._plugins(namespace_id)}/{_seg(plugin_id)}"
+        return self._call("GET", path, PluginDetailResponse)
+
+    def list_plugins(self, namespace_id: str) -> PluginListResponse:
+        return self._call("GET", self._plugins(namespace_id), PluginListResponse)
+
+    # --------------------------------------------------------------------------------- storage
+
+    def put_object(
+        self,
+        url: str,
+        file: Path,
+        *,
+        content_type: str,
+        content_md5: str | None = None,
+    ) -> StoredObject:
+        """PUT ``file`` to a presigned storage URL, streamed, without the API key.
+
+        Raises ``StorageError`` (``expired`` tells whether a fresh URL would help).
+        """
+        size = file.stat().st_size
+        shown = _storage_path(url)
+        headers = {"Content-Type": content_type, "Content-Length": str(size)}
+        if content_md5:
+            headers["Content-MD5"] = content_md5
+
+        def chunks() -> Iterator[bytes]:
+            with file.open("rb") as handle:
+                while block := handle.read(UPLOAD_CHUNK):
+                    yield block
+
+        def attempt() -> StoredObject:
+            try:
+                response = self._http.request("PUT", url, content=chunks(), headers=headers)
+            except httpx.TimeoutException as exc:
+                raise ApiTimeoutError(
+                    method="PUT",
+                    path=shown,
+                    reason=_describe(exc),
+                    sent=not isinstance(exc, _NOT_SENT),
+                ) from None
+            except httpx.TransportError as exc:
+                raise ApiConnectionError(
+                    method="PUT",
+                    path=shown,
+                    reason=_describe(exc),
+                    sent=not isinstance(exc, _NOT_SENT),
+                ) from None
+            if response.is_error:
+                raise StorageError(method="PUT", path=shown, **_storage_error_info(response))
+            etag = response.headers.get("ETag")
+            return StoredObject(etag=etag.strip('"') if etag else None)
+
+        # Overwriting the same key with the same bytes is harmless, so every failure may retry.
+        return self._retry.call(attempt, creates=False, what=f"PUT {shown}")
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def _seg(value: str) -> str:
+    return quote(str(value), safe="")
+
+
+def _storage_path(url: str) -> str:
+    # The query string holds the signature; an error message shows only where the PUT went.
+    parts = urlsplit(url)
+    return f"{parts.netloc}{parts.path} (presigned storage URL)"
+
+
+def _transport_error(method: str, path: str, exc: httpx.TransportError) -> ApiConnectionError:
+    kind = ApiTimeoutError if isinstance(exc, httpx.TimeoutException) else ApiConnectionError
+    sent = not isinstance(exc, _NOT_SENT)
+    return kind(method=method, path=path, reason=_describe(exc), sent=sent)
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    text = str(exc) or type(exc).__name__
+    return redact(f"{type(exc).__name__}: {text}")
+
+
+def _guard_stream(events: Iterator[ServerSentEvent], path: str) -> Iterator[ServerSentEvent]:
+    try:
+        yield from events
+    except httpx.TimeoutException as exc:
+        raise ApiTimeoutError(method="GET", path=path, reason=_describe(exc), sent=True) from None
+    except httpx.TransportError as exc:
+        raise ApiConnectionError(
+            method="GET", path=path, reason=_describe(exc), sent=True
+        ) from None
+
+
+def _parse(method: str, path: str, response: httpx.Response, model: type[R]) -> R:
+    try:
+        data = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        start = response.text[:60].strip() if response.content else ""
+        problem = (
+            f"the body is not JSON (it starts with {start!r})" if start else "the body is empty"
+        )
+        raise ResponseValidationError(
+            method=method, path=path, status_code=response.status_code, problem=problem
+        ) from None
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+            for err in exc.errors()[:5]
+        ]
+        raise ResponseValidationError(
+            method=method, path=path, status_code=response.status_code, problem="; ".join(problems)
+        ) from None
+
+
+_TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+def _error_info(response: httpx.Response, *, secrets: tuple[str, ...]) -> dict[str, Any]:
+    """Read the ``ErrorResponse`` / ``HTTPValidationError`` body, or describe what came instead."""
+    message = ""
+    error_type: str | None = None
+    code: str | None = None
+    details: dict[str, Any] = {}
+    validation: list[str] = []
+    try:
+        data: Any = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = None
+    if (
+        isinstance(data, dict)
+        and isinstance(data.get("detail"), dict)
+        and "error" in data["detail"]
+    ):
+        data = data["detail"]  # an older shape nests the ErrorResponse under ``detail``
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        err = data["error"]
+        message = str(err.get("message") or "")
+        error_type = str(err["type"]) if err.get("type") else None
+        code = str(err["code"]) if err.get("code") else None
+        details = err.get("details") if isinstance(err.get("details"), dict) else {}
+        for item in details.get("validation_errors") or []:
+            if isinstance(item, dict):
+                where = item.get("location") or item.get("loc") or ""
+                if isinstance(where, list):
+                    where = ".".join(str(p) for p in where)
+                validation.append(
+                    f"{where}: {item.get('message') or item.get('msg')} ({item.get('type')})"
+                )
+    elif isinstance(data, dict) and isinstance(data.get("detail"), list):
+        error_type = "ValidationError"
+        for item in data["detail"]:
+            if isinstance(item, dict):
+                where = ".".join(str(p) for p in item.get("loc") or [])
+                validation.append(f"{where}: {item.get('msg')} ({item.get('type')})")
+    elif isinstance(data, dict) and isinstance(data.get("detail"), str):
+        message = data["detail"]
+    else:
+        message = _describe_foreign_body(response)
+    if validation:
+        extra = [v.split(":")[0] for v in validation if "extra_forbidden" in v]
+        if extra:
+            message = f"the request has fields the API does not accept ({', '.join(extra)}); " + (
+                message or "unknown keys are refused"
+            )
+        elif not message:
+            message = "the request failed validation"
+    request_id = response.headers.get("x-request-id") or (
+        str(details["request_id"]) if details.get("request_id") else None
+    )
+    return {
+        "status_code": response.status_code,
+        "message": redact(message, secrets),
+        "error_type": error_type,
+        "code": code,
+        "details": details,
+        "request_id": request_id,
+        "retry_after": parse_retry_after(response.headers.get("retry-after")),
+        "validation_errors": [redact(v, secrets) for v in validation],
+    }
+
+
+def _describe_foreign_body(response: httpx.Response) -> str:
+    text = response.text.strip() if response.content else ""
+    if not text:
+        return f"the response has no body ({response.reason_phrase or 'no reason phrase'})"
+    if "<html" in text[:500].lower() or "text/html" in response.headers.get("content-type", ""):
+        title = _TITLE.search(text)
+        shown = " ".join(title.group(1).split()) if title else "untitled"
+        return f"an HTML page ({shown!r}) came back instead of the API's JSON, likely from a proxy"
+    return f"the body is not the API's JSON error (it starts with {text[:80]!r})"
+
+
+_XML_FIELD = re.compile(r"<(Code|Message)>(.*?)</\1>", re.DOTALL)
+
+
+def _storage_error_info(response: httpx.Response) -> dict[str, Any]:
+    fields = dict(_XML_FIELD.findall(response.text)) if response.content else {}
+    return {
+        "status_code": response.status_code,
+        "message": fields.get("Message") or _describe_foreign_body(response),
+        "error_type": "StorageError",
+        "code": fields.get("Code"),
+        "request_id": response.headers.get("x-amz-request-id"),
+        "retry_after": parse_retry_after(response.headers.get("retry-after")),
+    }

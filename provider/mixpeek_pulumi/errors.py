@@ -1,0 +1,300 @@
+"""Every error the provider raises, each a complete one-line sentence first, secrets redacted.
+
+The tree::
+
+    MixpeekError
+    ├── ConfigError                 missing API key or bad endpoint; names where each is read from
+    ├── BundleError                 a bundle or plugin source that cannot be packaged (names it)
+    ├── ApiError                    a call to the API failed (method, path, request id)
+    │   ├── ApiConnectionError      the transport failed; ``sent`` says whether the request left
+    │   │   └── ApiTimeoutError
+    │   ├── ApiStatusError          the server answered with an error status (status, type, code)
+    │   │   ├── BadRequestError             400
+    │   │   ├── AuthenticationError         401
+    │   │   ├── PermissionDeniedError       403 (quota exceeded, realtime not allowed, ...)
+    │   │   ├── NotFoundError               404
+    │   │   ├── MethodNotAllowedError       405
+    │   │   ├── ConflictError               409
+    │   │   ├── UnprocessableEntityError    422 (``validation_errors`` lists each field)
+    │   │   ├── RateLimitError              429
+    │   │   ├── ServerError                 5xx
+    │   │   └── StorageError                the presigned storage PUT was refused (S3 XML body)
+    │   └── ResponseValidationError a 2xx body that does not fit the documented shape
+    └── DeployError                 the API worked; the deploy did not
+        ├── DeployFailedError       terminal failure: id, status, reason, redacted log tail
+        └── DeployTimeoutError      the resource's own deadline passed: id, last status seen
+
+The engine prints ``ExcType: str(exc)`` as the last line of a provider traceback, so ``str()`` of
+every error starts with a full sentence that names what failed, and never contains the API key.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+_SECRETS: set[str] = set()
+_SECRETS_LOCK = threading.Lock()
+
+# Shapes that look like credentials even when we were never told the value.
+_SECRET_PATTERNS = (
+    re.compile(r"(?i)(bearer\s+)[^\s\"',;]+"),
+    re.compile(r"\bsk_[A-Za-z0-9_\-]{6,}"),
+    re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)[^\s\"',;]+"),
+    re.compile(r"(?i)((?:api[_-]?key|token|secret|password)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+"),
+)
+REDACTED = "[REDACTED]"
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret value so that every later message and log line has it removed."""
+    if value and len(value) >= 4:
+        with _SECRETS_LOCK:
+            _SECRETS.add(value)
+
+
+def redact(text: str, extra: Iterable[str] = ()) -> str:
+    """Return ``text`` with registered secrets and credential-looking tokens replaced."""
+    with _SECRETS_LOCK:
+        secrets = sorted({*_SECRETS, *(s for s in extra if s)}, key=len, reverse=True)
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    for pattern in _SECRET_PATTERNS:
+        if pattern.groups:
+            text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+        else:
+            text = pattern.sub(REDACTED, text)
+    return text
+
+
+def _sentence(text: str) -> str:
+    text = " ".join(text.split())
+    if not text:
+        return text
+    return text if text[-1] in ".!?" else text + "."
+
+
+class MixpeekError(Exception):
+    """Base of every error this package raises."""
+
+    def __init__(self, message: str) -> None:
+        self.message = redact(message)
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message.splitlines()[0]!r})"
+
+
+class ConfigError(MixpeekError):
+    """The provider is not configured well enough to call the API."""
+
+
+class BundleError(MixpeekError):
+    """A bundle or plugin source cannot be packaged."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(_sentence(f"The bundle at {path} cannot be used: {reason}"))
+
+
+class ApiError(MixpeekError):
+    """A call to the Mixpeek API failed."""
+
+    def __init__(
+        self, message: str, *, method: str, path: str, request_id: str | None = None
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.request_id = request_id
+        super().__init__(message)
+
+
+class ApiConnectionError(ApiError):
+    """The request could not be completed at the transport level.
+
+    ``sent`` is False only when the request provably never reached the server (connect failures),
+    which is what makes it safe to retry a request that creates something.
+    """
+
+    def __init__(self, *, method: str, path: str, reason: str, sent: bool) -> None:
+        self.sent = sent
+        self.reason = reason
+        where = "after it was sent" if sent else "before it was sent"
+        super().__init__(
+            _sentence(f"{method} {path} could not reach the Mixpeek API ({where}): {reason}"),
+            method=method,
+            path=path,
+        )
+
+
+class ApiTimeoutError(ApiConnectionError):
+    """The request timed out."""
+
+
+class ApiStatusError(ApiError):
+    """The server answered with an error status."""
+
+    status_code: int = 0
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        path: str,
+        status_code: int,
+        message: str,
+        error_type: str | None = None,
+        code: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        validation_errors: list[str] | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.server_message = redact(message)
+        self.error_type = error_type
+        self.code = code
+        self.details = dict(details or {})
+        self.retry_after = retry_after
+        self.validation_errors = validation_errors or []
+        kind = error_type or "error"
+        extras = [f"code {code}"] if code else []
+        if request_id:
+            extras.append(f"request id {request_id}")
+        suffix = f" ({', '.join(extras)})" if extras else ""
+        headline = _sentence(
+            f"Mixpeek API answered {method} {path} with HTTP {status_code} {kind}{suffix}: "
+            f"{message or 'no reason given'}"
+        )
+        body = "\n".join(f"  - {v}" for v in self.validation_errors)
+        super().__init__(
+            headline + ("\n" + body if body else ""),
+            method=method,
+            path=path,
+            request_id=request_id,
+        )
+
+    @property
+    def retryable_hint(self) -> bool | None:
+        """The server's own ``error.details.retryable`` flag, when it sent one."""
+        value = self.details.get("retryable")
+        return value if isinstance(value, bool) else None
+
+
+class BadRequestError(ApiStatusError):
+    status_code = 400
+
+
+class AuthenticationError(ApiStatusError):
+    status_code = 401
+
+
+class PermissionDeniedError(ApiStatusError):
+    status_code = 403
+
+
+class NotFoundError(ApiStatusError):
+    status_code = 404
+
+
+class MethodNotAllowedError(ApiStatusError):
+    status_code = 405
+
+
+class ConflictError(ApiStatusError):
+    status_code = 409
+
+
+class UnprocessableEntityError(ApiStatusError):
+    status_code = 422
+
+
+class RateLimitError(ApiStatusError):
+    status_code = 429
+
+
+class ServerError(ApiStatusError):
+    status_code = 500
+
+
+class StorageError(ApiStatusError):
+    """The presigned storage URL refused the upload; ``expired`` says a fresh URL would help."""
+
+    @property
+    def expired(self) -> bool:
+        text = f"{self.code} {self.server_message}".lower()
+        return "expired" in text or (self.code == "AccessDenied" and "expire" in text)
+
+
+_STATUS_ERRORS: dict[int, type[ApiStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    405: MethodNotAllowedError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(status_code: int) -> type[ApiStatusError]:
+    """The one place an HTTP status maps to an error class."""
+    if status_code >= 500:
+        return ServerError
+    return _STATUS_ERRORS.get(status_code, ApiStatusError)
+
+
+class ResponseValidationError(ApiError):
+    """A successful response whose body does not have the documented shape."""
+
+    def __init__(self, *, method: str, path: str, status_code: int, problem: str) -> None:
+        self.status_code = status_code
+        super().__init__(
+            _sentence(
+                f"Mixpeek API answered {method} {path} with HTTP {status_code} "
+                f"but the body is not what the API documents: {problem}"
+            ),
+            method=method,
+            path=path,
+        )
+
+
+class DeployError(MixpeekError):
+    """A deploy that the API accepted did not end well."""
+
+    def __init__(
+        self,
+        headline: str,
+        *,
+        resource: str,
+        deploy_id: str,
+        status: str,
+        reason: str,
+        log_tail: Iterable[str] = (),
+    ) -> None:
+        self.resource = resource
+        self.deploy_id = deploy_id
+        self.status = status
+        self.reason = reason
+        self.log_tail = [redact(line) for line in log_tail]
+        text = _sentence(headline)
+        if self.log_tail:
+            text += f"\nLast {len(self.log_tail)} log lines:\n" + "\n".join(
+                f"  | {line}" for line in self.log_tail
+            )
+        super().__init__(text)
+
+
+class DeployFailedError(DeployError):
+    """The deploy reached a terminal failure."""
+
+
+class DeployTimeoutError(DeployError):
+    """The resource's own deadline passed before the deploy reached a terminal status."""

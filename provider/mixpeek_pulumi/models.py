@@ -1,0 +1,370 @@
+"""Pydantic wire models of the Mixpeek App and Plugin APIs, with their status Literals.
+
+Requests forbid undeclared keys, because the real API refuses them with 422 ``extra_forbid``;
+responses ignore unknown keys, because the server adds fields without notice. Statuses are kept
+as the server's string and exposed as a ``Literal`` through ``known_status`` so an unknown value
+never breaks parsing (waiters keep waiting on it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Environment = Literal["staging", "production"]
+ENVIRONMENTS: Final[tuple[Environment, ...]] = get_args(Environment)
+
+DeployStatus = Literal["queued", "building", "complete", "failed"]
+DEPLOY_STATUSES: Final[frozenset[str]] = frozenset(get_args(DeployStatus))
+DEPLOY_TERMINAL: Final[frozenset[DeployStatus]] = frozenset({"complete", "failed"})
+
+PluginStatus = Literal["QUEUED", "PENDING", "IN_PROGRESS", "DEPLOYED", "FAILED", "NOT_DEPLOYED"]
+PLUGIN_STATUSES: Final[frozenset[str]] = frozenset(get_args(PluginStatus))
+
+DeploymentType = Literal["realtime", "batch_only"]
+
+
+def deploy_status(value: str) -> DeployStatus | None:
+    """The documented deploy status ``value`` names, or None for a status we do not know."""
+    lowered = value.lower()
+    for known in get_args(DeployStatus):
+        if lowered == known:
+            return known  # type: ignore[no-any-return]
+    return None
+
+
+def plugin_status(value: str) -> PluginStatus | None:
+    """The documented plugin status, compared case-insensitively (the docs use both cases)."""
+    upper = value.upper().replace("-", "_").replace(" ", "_")
+    for known in get_args(PluginStatus):
+        if upper == known:
+            return known  # type: ignore[no-any-return]
+    return None
+
+
+class Request(BaseModel):
+    """A request body: only declared keys are ever sent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class Response(BaseModel):
+    """A response body: unknown keys are tolerated."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# ---------------------------------------------------------------------------------------- apps
+
+
+class PageMeta(Request):
+    title: str
+    description: str | None = None
+
+
+class CreateAppRequest(Request):
+    slug: str
+    meta: PageMeta
+
+
+class UploadUrlRequest(Request):
+    filename: str
+    content_type: str = "application/zip"
+
+
+class UploadUrlResponse(Response):
+    upload_url: str
+    bundle_s3_key: str
+    expires_in: int = 3600
+
+
+class VerifyUploadRequest(Request):
+    bundle_s3_key: str
+
+
+class VerifyUploadResponse(Response):
+    bundle_s3_key: str
+    exists: bool
+    etag: str | None = None
+    size_bytes: int | None = None
+    last_modified: str | None = None
+
+
+class DeployRequest(Request):
+    message: str
+    environment: Environment = "production"
+    source: Literal["cli_upload", "git"] = "cli_upload"
+    bundle_s3_key: str | None = None
+    source_files: dict[str, str] | None = None
+    git_commit_sha: str | None = None
+    git_commit_message: str | None = None
+    git_author: str | None = None
+
+
+class DeployResponse(Response):
+    app_id: str
+    deploy_id: str
+    status: str
+    environment: str
+    message: str | None = None
+
+
+class SmokeTestResult(Response):
+    passed: bool
+    url: str
+    errors: list[str] = Field(default_factory=list)
+    duration_ms: int = 0
+    tested_at: str | None = None
+
+
+class DeployStatusResponse(Response):
+    deploy_id: str
+    status: str
+    environment: str | None = None
+    source: str | None = None
+    bundle_s3_key: str | None = None
+    message: str | None = None
+    queued_at: str | None = None
+    queued_by: str | None = None
+    error: str | None = None
+    smoke_test: SmokeTestResult | None = None
+
+    @property
+    def known_status(self) -> DeployStatus | None:
+        return deploy_status(self.status)
+
+
+class EnvironmentState(Response):
+    deploy_id: str | None = None
+    asset_prefix: str | None = None
+    version: int | None = None
+
+
+class VersionRecord(Response):
+    version: int
+    deploy_id: str | None = None
+    s3_version_id: str | None = None
+    asset_prefix: str | None = None
+    deployed_by: str | None = None
+    deployed_at: str | None = None
+    environment: str | None = None
+    build_duration_ms: int | None = None
+    message: str | None = None
+    git_commit_sha: str | None = None
+    git_commit_message: str | None = None
+    git_author: str | None = None
+    is_active: dict[str, bool] = Field(default_factory=dict)
+
+
+class AppResponse(Response):
+    app_id: str
+    slug: str
+    url: str | None = None
+    version: int | None = None
+    environments: dict[str, EnvironmentState | None] = Field(default_factory=dict)
+    versions: list[VersionRecord] = Field(default_factory=list)
+
+    def environment(self, name: str) -> EnvironmentState:
+        return self.environments.get(name) or EnvironmentState()
+
+
+class ListAppsResponse(Response):
+    results: list[AppResponse]
+    total_count: int | None = None
+    limit: int | None = None
+    offset: int | None = None
+
+
+class VersionListResponse(Response):
+    versions: list[VersionRecord]
+    total: int
+
+
+class VersionDetailResponse(VersionRecord):
+    source_files: dict[str, str] | None = None
+    asset_manifest: dict[str, Any] | None = None
+
+
+class DownloadUrlResponse(Response):
+    download_url: str
+    version: int
+    asset_prefix: str
+    expires_in: int = 3600
+
+
+class FileDiff(Response):
+    path: str
+    status: Literal["added", "removed", "modified", "unchanged"]
+    old_hash: str | None = None
+    new_hash: str | None = None
+    old_size: int | None = None
+    new_size: int | None = None
+    size_delta: int | None = None
+
+
+class VersionDiffResponse(Response):
+    app_id: str
+    from_version: int
+    to_version: int
+    files: list[FileDiff] = Field(default_factory=list)
+    summary: dict[str, int] = Field(default_factory=dict)
+    source_diff: dict[str, str] | None = None
+
+
+class RestoreVersionRequest(Request):
+    environment: Environment = "production"
+
+
+class RestoreVersionResponse(Response):
+    app_id: str
+    version: int
+    deploy_id: str
+    environment: str
+    asset_prefix: str
+
+
+class PromoteResponse(Response):
+    app_id: str
+    deploy_id: str
+    asset_prefix: str
+    version: int | None = None
+    environment: str = "production"
+
+
+# ------------------------------------------------------------------------------------- plugins
+
+
+class CreatePluginUploadRequest(Request):
+    name: str
+    version: str
+    description: str | None = None
+    file_size_bytes: int | None = None
+    presigned_url_expiration: int | None = None
+
+
+class PluginPresignedUrlResponse(Response):
+    upload_id: str
+    presigned_url: str
+    s3_key: str
+    expires_at: str
+    namespace_id: str
+    name: str
+    version: str
+
+
+class ConfirmPluginUploadRequest(Request):
+    etag: str | None = None
+    file_size_bytes: int | None = None
+
+
+class ConfirmPluginUploadResponse(Response):
+    success: bool
+    upload_id: str
+    plugin_id: str | None = None
+    validation_status: Literal["pending", "passed", "failed"]
+    validation_errors: list[str] | None = None
+    deployment_status: str
+    feature_uri: str | None = None
+    s3_archive_url: str | None = None
+    message: str | None = None
+
+
+class PluginDeployResponse(Response):
+    """Free-form in the spec; these are the documented keys."""
+
+    status: str | None = None
+    message: str | None = None
+    deployment_type: str | None = None
+    deployment_name: str | None = None
+    route_prefix: str | None = None
+    estimated_completion_seconds: int | None = None
+    realtime_available: bool | None = None
+
+
+class PluginStatusResponse(Response):
+    plugin_id: str
+    namespace_id: str
+    status: str
+    name: str | None = None
+    version: str | None = None
+    realtime_enabled: bool = False
+    message: str | None = None
+    queued_at: str | None = None
+    estimated_completion_seconds: int | None = None
+    deployed: bool | None = None
+    route_prefix: str | None = None
+    feature_uri: str | None = None
+    deployed_at: str | None = None
+    error: str | None = None
+
+    @property
+    def known_status(self) -> PluginStatus | None:
+        return plugin_status(self.status)
+
+
+class DeploymentInfo(Response):
+    feature_uri: str | None = None
+    deployed_at: str | None = None
+
+
+class PluginDocument(Response):
+    plugin_id: str
+    name: str
+    version: str
+    s3_archive_url: str | None = None
+    code_hash: str | None = None
+    validation_status: str | None = None
+    validation_errors: list[str] | None = None
+    namespace_id: str | None = None
+    description: str | None = None
+    deployed: bool = False
+    deployment_info: DeploymentInfo | None = None
+    deployed_at: str | None = None
+
+
+class PluginDetailResponse(Response):
+    plugin: PluginDocument
+    presigned_download_url: str | None = None
+
+
+class PluginListItem(Response):
+    plugin_id: str
+    name: str
+    version: str
+    deployed: bool = False
+    validation_status: str | None = None
+    feature_uri: str | None = None
+
+
+class PluginListResponse(Response):
+    plugins: list[PluginListItem]
+    total: int | None = None
+
+
+class PluginDeleteResponse(Response):
+    plugin_id: str
+    message: str | None = None
+    deployment_removed: bool = False
+
+
+class PluginUndeployResponse(Response):
+    """Free-form in the spec."""
+
+    status: str | None = None
+    message: str | None = None
+
+
+class ErrorDetail(Response):
+    message: str = ""
+    type: str = ""
+    code: str | None = None
+    details: dict[str, Any] | None = None
+
+
+class ErrorResponse(Response):
+    status: int | None = None
+    error: ErrorDetail

@@ -1,0 +1,13 @@
+"""Shared fixtures: the emulator on loopback, the real provider host and the engine stand-in."""
+
+from __future__ import annotations
+
+import logging
+
+# Imported before any test starts threads: CPython 3.11 can fail to compile (assertion-rewrite)
+# a module imported late from pytest's terminal summary after gRPC threads ran.
+import hypothesis  # noqa: F401
+
+# A failed registration rejects the SDK's futures, as a failed `pulumi up` does; asyncio would
+# log each unretrieved one at garbage collection. The engine stand-in reports the failure itself.
+logging.getLogger("asyncio").setLevel(logging.CRITICAL)

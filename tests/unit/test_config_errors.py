@@ -1,0 +1,61 @@
+"""Configuration lookup order and the sentences errors start with."""
+
+from __future__ import annotations
+
+import pytest
+
+from mixpeek_pulumi.config import DEFAULT_BASE_URL, ProviderConfig
+from mixpeek_pulumi.errors import ConfigError, DeployFailedError, redact, register_secret
+
+
+def test_stack_config_wins_over_environment() -> None:
+    cfg = ProviderConfig.resolve(
+        {"mixpeek:apiKey": "sk_from_config_123", "mixpeek:baseUrl": "https://ded.example/v1/"}.get,
+        env={"MIXPEEK_API_KEY": "sk_from_env_456", "MIXPEEK_BASE_URL": "https://env.example"},
+    )
+    assert cfg.api_key == "sk_from_config_123"
+    assert cfg.base_url == "https://ded.example"
+    assert "sk_from_config_123" not in repr(cfg)
+
+
+def test_environment_then_default() -> None:
+    cfg = ProviderConfig.resolve(None, env={"MIXPEEK_API_KEY": "sk_env_only_789"})
+    assert cfg.api_key == "sk_env_only_789"
+    assert cfg.base_url == DEFAULT_BASE_URL
+
+
+def test_missing_key_names_both_places() -> None:
+    with pytest.raises(ConfigError) as info:
+        ProviderConfig.resolve(None, env={}).require_key()
+    text = str(info.value)
+    assert "pulumi config set mixpeek:apiKey --secret" in text
+    assert "MIXPEEK_API_KEY" in text
+    assert len(text.splitlines()) == 1
+
+
+def test_bad_base_url_is_a_sentence() -> None:
+    with pytest.raises(ConfigError, match="is not an http"):
+        ProviderConfig.resolve({"mixpeek:baseUrl": "api.mixpeek.com"}.get, env={})
+
+
+def test_registered_secrets_and_credential_shapes_are_redacted() -> None:
+    register_secret("plainsecretvalue")
+    text = redact("key plainsecretvalue, Authorization: Bearer abc.def sk_live_abcdef123456 token=xyz")
+    for leaked in ("plainsecretvalue", "abc.def", "sk_live_abcdef123456", "xyz"):
+        assert leaked not in text
+
+
+def test_deploy_failure_headline_then_redacted_tail() -> None:
+    register_secret("sk_tail_secret_999")
+    err = DeployFailedError(
+        "AppDeploy 'site': deploy dep_1 ended failed: no index.html",
+        resource="site",
+        deploy_id="dep_1",
+        status="failed",
+        reason="no index.html",
+        log_tail=["extracting", "env MIXPEEK_API_KEY=sk_tail_secret_999"],
+    )
+    lines = str(err).splitlines()
+    assert lines[0] == "AppDeploy 'site': deploy dep_1 ended failed: no index.html."
+    assert "sk_tail_secret_999" not in str(err)
+    assert lines[-1].strip().startswith("|")
