@@ -6,7 +6,9 @@ import sys
 
 
 def main() -> int:
-    print("make demo: the demo program arrives with the resources (Part 6); run `make test` meanwhile.")
+    print(
+        "make demo: the demo program arrives with the resources (Part 6); run `make test` meanwhile."
+    )
     return 0
 
 

@@ -11,3 +11,18 @@ import hypothesis  # noqa: F401
 # A failed registration rejects the SDK's futures, as a failed `pulumi up` does; asyncio would
 # log each unretrieved one at garbage collection. The engine stand-in reports the failure itself.
 logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests.emulator_fixture import EmulatorHandle, start_emulator  # noqa: E402
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorHandle]:
+    handle = start_emulator()
+    try:
+        yield handle
+    finally:
+        handle.running.stop()

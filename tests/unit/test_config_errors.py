@@ -40,7 +40,9 @@ def test_bad_base_url_is_a_sentence() -> None:
 
 def test_registered_secrets_and_credential_shapes_are_redacted() -> None:
     register_secret("plainsecretvalue")
-    text = redact("key plainsecretvalue, Authorization: Bearer abc.def sk_live_abcdef123456 token=xyz")
+    text = redact(
+        "key plainsecretvalue, Authorization: Bearer abc.def sk_live_abcdef123456 token=xyz"
+    )
     for leaked in ("plainsecretvalue", "abc.def", "sk_live_abcdef123456", "xyz"):
         assert leaked not in text
 

@@ -1,0 +1,181 @@
+"""What the service checks inside uploaded archives: app bundles and plugin sources.
+
+Apps: a valid zip with ``index.html`` at its root or inside one top-level folder. Plugins:
+``manifest.py`` and ``pipeline.py``, and the documented AST security scan (blocked imports
+``subprocess``, ``ctypes``, ``socket``, ``multiprocessing``, ``threading``; blocked calls
+``os.system``, ``os.popen``, ``os.exec*``, ``eval``, ``exec``, ``open``, ``__import__``).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_UNCOMPRESSED = 4 * 1024**3
+MAX_RATIO = 200
+BLOCKED_IMPORTS = frozenset({"subprocess", "ctypes", "socket", "multiprocessing", "threading"})
+BLOCKED_CALLS = frozenset({"eval", "exec", "open", "__import__"})
+BLOCKED_OS_CALLS = frozenset({"system", "popen"})
+
+
+@dataclass
+class AppBundle:
+    ok: bool
+    reason: str = ""
+    entry: str = ""
+    files: dict[str, dict[str, object]] = field(default_factory=dict)
+
+
+def inspect_app_bundle(path: Path) -> AppBundle:
+    """Read a bundle as the build service does; never extracts anything to disk."""
+    if not path.is_file():
+        return AppBundle(False, "the bundle was not found in storage (was it uploaded?)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = [i for i in archive.infolist() if not i.is_dir()]
+            problem = _unsafe(infos)
+            if problem:
+                return AppBundle(False, problem)
+            names = [i.filename for i in infos]
+            entry = _find_entry(names, "index.html")
+            if entry is None:
+                return AppBundle(
+                    False,
+                    "no index.html at the root of the zip or inside a single top-level folder",
+                )
+            prefix = entry[: -len("index.html")]
+            files: dict[str, dict[str, object]] = {}
+            for info in infos:
+                rel = (
+                    info.filename[len(prefix) :]
+                    if info.filename.startswith(prefix)
+                    else info.filename
+                )
+                digest = hashlib.sha256()
+                with archive.open(info) as handle:
+                    while block := handle.read(1 << 20):
+                        digest.update(block)
+                files[rel] = {"hash": digest.hexdigest(), "size": info.file_size}
+    except zipfile.BadZipFile:
+        return AppBundle(False, "the bundle is not a valid zip archive")
+    return AppBundle(True, entry=entry, files=files)
+
+
+def _unsafe(infos: list[zipfile.ZipInfo]) -> str:
+    total = 0
+    for info in infos:
+        name = info.filename
+        if name.startswith("/") or ".." in name.split("/") or "\\" in name:
+            return f"the archive entry {name!r} escapes the bundle root"
+        total += info.file_size
+        if (
+            info.compress_size
+            and info.file_size / info.compress_size > MAX_RATIO
+            and info.file_size > 1 << 20
+        ):
+            return f"the archive entry {name!r} has an extreme compression ratio"
+    if total > MAX_UNCOMPRESSED:
+        return "the archive expands to more than 4 GiB"
+    return ""
+
+
+def _find_entry(names: list[str], wanted: str) -> str | None:
+    if wanted in names:
+        return wanted
+    tops = {n.split("/", 1)[0] for n in names}
+    if len(tops) == 1:
+        top = next(iter(tops))
+        if f"{top}/{wanted}" in names:
+            return f"{top}/{wanted}"
+    return None
+
+
+@dataclass
+class Violation:
+    file: str
+    line: int
+    column: int
+    message: str
+
+    def text(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+
+@dataclass
+class PluginArchive:
+    errors: list[str] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)
+    manifest: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.violations
+
+
+def inspect_plugin_archive(path: Path) -> PluginArchive:
+    result = PluginArchive()
+    if not path.is_file():
+        result.errors.append("the plugin archive was not found in storage")
+        return result
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = [i for i in archive.infolist() if not i.is_dir()]
+            problem = _unsafe(infos)
+            if problem:
+                result.errors.append(problem)
+                return result
+            names = [i.filename for i in infos]
+            manifest = _find_entry(names, "manifest.py")
+            prefix = manifest[: -len("manifest.py")] if manifest else ""
+            for required in ("manifest.py", "pipeline.py"):
+                if prefix + required not in names:
+                    result.errors.append(f"{required} is required but missing from the archive")
+            for info in infos:
+                if not info.filename.endswith(".py"):
+                    continue
+                rel = info.filename[len(prefix) :]
+                source = archive.read(info).decode("utf-8", errors="replace")
+                if rel == "manifest.py":
+                    result.manifest = source
+                result.violations.extend(scan_source(rel, source))
+    except zipfile.BadZipFile:
+        result.errors.append("the plugin archive is not a valid zip file")
+    return result
+
+
+def scan_source(filename: str, source: str) -> list[Violation]:
+    """The documented AST security scan for one Python file."""
+    try:
+        tree = ast.parse(source, filename=filename)
+    except SyntaxError as exc:
+        return [Violation(filename, exc.lineno or 0, exc.offset or 0, f"syntax error: {exc.msg}")]
+    found: list[Violation] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                root = alias.name.split(".")[0]
+                if root in BLOCKED_IMPORTS:
+                    found.append(_v(filename, node, f"blocked import '{alias.name}'"))
+        elif isinstance(node, ast.ImportFrom):
+            root = (node.module or "").split(".")[0]
+            if root in BLOCKED_IMPORTS:
+                found.append(_v(filename, node, f"blocked import '{node.module}'"))
+        elif isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name) and func.id in BLOCKED_CALLS:
+                found.append(_v(filename, node, f"blocked call '{func.id}()'"))
+            elif (
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and func.value.id == "os"
+                and (func.attr in BLOCKED_OS_CALLS or func.attr.startswith("exec"))
+            ):
+                found.append(_v(filename, node, f"blocked call 'os.{func.attr}()'"))
+    return sorted(found, key=lambda v: (v.line, v.column))
+
+
+def _v(filename: str, node: ast.expr | ast.stmt, message: str) -> Violation:
+    return Violation(filename, node.lineno, node.col_offset, message)

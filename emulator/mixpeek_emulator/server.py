@@ -1,0 +1,61 @@
+"""Serving the emulator with uvicorn: in a thread (tests, the demo) or in the foreground (CLI)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import uvicorn
+
+from .app import Emulator
+
+
+def bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    return sock
+
+
+def server_for(emulator: Emulator, sock: socket.socket) -> uvicorn.Server:
+    host, port = sock.getsockname()[:2]
+    emulator.set_public_url(f"http://{host}:{port}")
+    config = uvicorn.Config(
+        emulator.asgi,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+    )
+    return uvicorn.Server(config)
+
+
+@dataclass
+class RunningEmulator:
+    emulator: Emulator
+    server: uvicorn.Server
+    thread: threading.Thread
+    url: str
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.emulator.close()
+
+
+def start_in_thread(emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> RunningEmulator:
+    """Serve on a free loopback port in a daemon thread; returns once it accepts requests."""
+    sock = bind(host, port)
+    server = server_for(emulator, sock)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("mixpeek-emulator did not start within 10 seconds")
+        time.sleep(0.01)
+    bound_host, bound_port = sock.getsockname()[:2]
+    return RunningEmulator(emulator, server, thread, f"http://{bound_host}:{bound_port}")
