@@ -1,0 +1,97 @@
+"""Following a deploy's SSE log stream on a side thread, with a bounded tail for errors.
+
+The stream is a side channel: status truth comes from GET, so a broken or stuck stream never
+fails a deploy. A reconnect replays cached lines, which are skipped so nothing echoes twice.
+When the server ends the stream with ``event: done`` the waiter is woken at once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Final
+
+from .client import MixpeekClient
+from .errors import MixpeekError, redact
+
+TAIL_LINES: Final = 20
+MAX_RECONNECTS: Final = 5
+
+
+class LogFollower(threading.Thread):
+    """Reads the stream until ``done``, a stop request or too many broken connections."""
+
+    def __init__(
+        self,
+        client: MixpeekClient,
+        app_id: str,
+        deploy_id: str,
+        *,
+        sink: Callable[[str], None],
+        wake: threading.Event,
+        tail: int = TAIL_LINES,
+        max_reconnects: int = MAX_RECONNECTS,
+    ) -> None:
+        super().__init__(name=f"logs-{deploy_id}", daemon=True)
+        self.client = client
+        self.app_id = app_id
+        self.deploy_id = deploy_id
+        self.sink = sink
+        self.wake = wake
+        self.tail: deque[str] = deque(maxlen=tail)
+        self.max_reconnects = max_reconnects
+        self.finished = threading.Event()  # the server said done
+        self.stopping = threading.Event()
+        self._seen: set[tuple[object, str]] = set()
+        self._lock = threading.Lock()
+
+    def lines(self) -> list[str]:
+        with self._lock:
+            return list(self.tail)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        attempts = 0
+        while not self.stopping.is_set() and attempts <= self.max_reconnects:
+            try:
+                if self._follow_once():
+                    self.finished.set()
+                    self.wake.set()
+                    return
+            except MixpeekError:
+                pass
+            attempts += 1
+            if self.stopping.wait(min(0.2 * 2**attempts, 5.0)):
+                return
+
+    def _follow_once(self) -> bool:
+        with self.client.deploy_log_events(self.app_id, self.deploy_id) as events:
+            for event in events:
+                if self.stopping.is_set():
+                    return False
+                if event.event == "done":
+                    return True
+                if not event.data:
+                    continue
+                self._line(event.data)
+        return False
+
+    def _line(self, data: str) -> None:
+        try:
+            payload = json.loads(data)
+        except json.JSONDecodeError:
+            payload = {"line": data}
+        if not isinstance(payload, dict):
+            return
+        line = redact(str(payload.get("line", "")))
+        key = (payload.get("ts"), line)
+        with self._lock:
+            if key in self._seen:
+                return
+            self._seen.add(key)
+            self.tail.append(line)
+        self.sink(line)

@@ -1,0 +1,583 @@
+"""AppDeploy: a build folder or .zip turned into a live Mixpeek App deploy, waited for.
+
+Create and update package the bundle deterministically, upload it through a presigned URL,
+trigger the deploy, follow its log stream and return once the service reports a terminal
+status. The diff is by content digest, so a rebuild of identical files is no change. A create
+that timed out or lost its response is adopted by the next run instead of deploying twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import pulumi
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
+from pydantic import Field
+
+from .. import bundle as bundles
+from .. import gitinfo, journal
+from ..client import MixpeekClient
+from ..errors import (
+    BundleError,
+    DeployFailedError,
+    DeployTimeoutError,
+    MixpeekError,
+    NotFoundError,
+    StorageError,
+)
+from ..logs import LogFollower
+from ..models import (
+    DEPLOY_TERMINAL,
+    AppResponse,
+    DeployRequest,
+    DeployStatusResponse,
+    Environment,
+)
+from ..waiting import Poller, WaitTimeout
+from ._common import (
+    Inputs,
+    MixpeekProvider,
+    as_int,
+    changed_keys,
+    echo,
+    is_unknown,
+    normalized,
+    validate,
+)
+
+DEFAULT_MESSAGE: Final = "Deployed with mixpeek-pulumi"
+MARKER_PREFIX: Final = "mixpeek-pulumi:"
+UPLOAD_URL_ATTEMPTS: Final = 3
+
+
+class AppDeployInputs(Inputs):
+    """The inputs of AppDeploy, validated in ``check``."""
+
+    app_id: str = Field(min_length=1)
+    """The app to deploy to. Changing it replaces the resource."""
+    bundle: str = Field(min_length=1)
+    """A build folder or a .zip. Only its content matters: a new digest updates (a new deploy)."""
+    environment: Environment = "production"
+    """``staging`` or ``production``. Changing it replaces the resource."""
+    message: str | None = None
+    """The deploy message; derived from git when unset. A change alone starts no deploy."""
+    git_commit_sha: str | None = None
+    git_commit_message: str | None = None
+    git_author: str | None = None
+    exclude: list[str] = Field(default_factory=list)
+    """Extra glob patterns to leave out; ``!pattern`` re-includes a default exclusion."""
+    include_source_files: bool = False
+    """Also send text files as ``source_files`` for the server's version diffs."""
+    timeout_seconds: float = Field(default=1800, gt=0)
+    poll_interval_seconds: float = Field(default=2, gt=0)
+    require_smoke_test: bool = True
+    """A complete deploy whose smoke test failed counts as a failure (the previous version is
+    restored)."""
+    on_delete: Literal["retain", "rollback"] = "retain"
+    """``retain`` leaves the deploy live; ``rollback`` restores the version served before."""
+    bundle_sha256: str | None = None
+    """Computed by ``check``: the content digest the diff compares."""
+
+
+REPLACE_KEYS: Final = ("app_id", "environment", "base_url")
+SETTING_KEYS: Final = (
+    "message",
+    "git_commit_sha",
+    "git_commit_message",
+    "git_author",
+    "exclude",
+    "include_source_files",
+    "timeout_seconds",
+    "poll_interval_seconds",
+    "require_smoke_test",
+    "on_delete",
+    "resource_name",
+)
+OUTPUT_KEYS: Final = (
+    "deploy_id",
+    "version",
+    "status",
+    "bundle_s3_key",
+    "bundle_sha256",
+    "bundle_size",
+    "file_count",
+    "url",
+    "smoke_test",
+    "queued_at",
+    "live",
+    "deploy_message",
+    "previous_version",
+)
+
+
+def marker(environment: str, digest: str) -> str:
+    """The tag a deploy message carries so a later run can recognise its own deploy."""
+    return f"[{MARKER_PREFIX}{environment}:{digest[:32]}]"
+
+
+def environment_url(app: AppResponse, environment: str) -> str:
+    state = app.environment(environment)
+    extra = state.model_extra or {}
+    if isinstance(extra.get("url"), str):
+        return str(extra["url"])
+    base = app.url or f"https://{app.slug}.mxp.co"
+    if environment == "production":
+        return base
+    scheme, _, host = base.partition("://")
+    return f"{scheme}://{environment}-{host}"
+
+
+def version_for(
+    api: MixpeekClient, app: AppResponse, environment: str, deploy_id: str, tag: str
+) -> int | None:
+    """The version a deploy produced: from the environment, else the version history."""
+    state = app.environment(environment)
+    if state.deploy_id == deploy_id and state.version is not None:
+        return state.version
+    history = api.list_versions(app.app_id).versions
+    for record in history:
+        if record.deploy_id == deploy_id:
+            return record.version
+    for record in history:
+        if (
+            state.deploy_id == deploy_id
+            and state.asset_prefix
+            and record.asset_prefix == state.asset_prefix
+        ):
+            return record.version
+    for record in history:
+        if record.message and tag in record.message:
+            return record.version
+    return None
+
+
+@dataclass
+class _Run:
+    """One deploy attempt's context, for messages."""
+
+    name: str
+    inputs: AppDeployInputs
+
+    @property
+    def who(self) -> str:
+        return f"AppDeploy '{self.name}'"
+
+
+class AppDeployProvider(MixpeekProvider):
+    """Creates, updates, refreshes and deletes AppDeploy resources."""
+
+    kind = "AppDeploy"
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        inputs, failures = validate(AppDeployInputs, news)
+        checked = dict(news)
+        checked.pop("bundle_sha256", None)
+        if inputs is not None and not is_unknown(news.get("bundle")):
+            try:
+                files = bundles.collect(Path(inputs.bundle), bundles.Excludes(inputs.exclude))
+                if not files:
+                    raise BundleError(inputs.bundle, "no files are left after the exclusions")
+                if bundles.entry_prefix(files) is None:
+                    raise BundleError(
+                        inputs.bundle,
+                        "it has no index.html at its root or inside a single top-level folder, "
+                        "which the Mixpeek build requires",
+                    )
+                checked["bundle_sha256"] = bundles.digest(files).sha256
+            except BundleError as exc:
+                failures.append(_failure("bundle", str(exc)))
+            except OSError as exc:
+                failures.append(_failure("bundle", f"The bundle cannot be read: {exc}."))
+        return CheckResult(checked, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = changed_keys(AppDeployInputs, olds, news, REPLACE_KEYS)
+        settings = changed_keys(AppDeployInputs, olds, news, SETTING_KEYS)
+        content = is_unknown(news.get("bundle")) or news.get("bundle_sha256") != olds.get(
+            "bundle_sha256"
+        )
+        drifted = olds.get("live") is False
+        return DiffResult(
+            changes=bool(replaces or settings or content or drifted),
+            replaces=replaces,
+            delete_before_replace=False,
+        )
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        inputs = AppDeployInputs.model_validate(normalized(AppDeployInputs, props))
+        outs = self._deploy(_Run(inputs.resource_name, inputs), previous=None, first=True)
+        return CreateResult(f"{inputs.app_id}/{inputs.environment}", outs)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        inputs = AppDeployInputs.model_validate(normalized(AppDeployInputs, news))
+        run = _Run(inputs.resource_name, inputs)
+        same_content = olds.get("bundle_sha256") == news.get("bundle_sha256")
+        if same_content and olds.get("live") is not False:
+            # Only settings changed: record them, deploy nothing.
+            kept = {k: olds.get(k) for k in OUTPUT_KEYS}
+            return UpdateResult({**_inputs_out(inputs), **kept})
+        previous = as_int(olds.get("previous_version"))
+        if same_content and as_int(olds.get("version")) is not None:
+            restored = self._restore_declared(run, olds)
+            if restored is not None:
+                return UpdateResult(restored)
+        return UpdateResult(self._deploy(run, previous=previous, first=False))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        name = str(props.get("resource_name") or id_)
+        with self.client(props.get("base_url"), name) as api:
+            try:
+                app = api.get_app(str(props["app_id"]))
+            except NotFoundError:
+                return ReadResult(None, {})
+        env = str(props.get("environment") or "production")
+        live = app.environment(env).deploy_id == props.get("deploy_id")
+        return ReadResult(id_, {**props, "live": live, "url": environment_url(app, env)})
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        name = str(props.get("resource_name") or id_)
+        if props.get("on_delete") != "rollback":
+            return
+        env: Environment = "staging" if props.get("environment") == "staging" else "production"
+        previous = as_int(props.get("previous_version"))
+        say = echo(self.kind, name)
+        with self.client(props.get("base_url"), name) as api:
+            try:
+                app = api.get_app(str(props["app_id"]))
+            except NotFoundError:
+                return
+            if app.environment(env).deploy_id != props.get("deploy_id"):
+                say(f"{env} no longer serves deploy {props.get('deploy_id')}; nothing to roll back")
+                return
+            if previous is None:
+                say(f"{env} served nothing before this resource; the deploy stays live")
+                return
+            try:
+                api.restore_version(app.app_id, previous, env)
+            except NotFoundError:
+                say(f"version {previous} no longer exists; the deploy stays live")
+                return
+            say(f"rolled {env} back to version {previous}")
+
+    # ------------------------------------------------------------------------------ deploy
+
+    def _deploy(self, run: _Run, *, previous: int | None, first: bool) -> dict[str, Any]:
+        inputs = run.inputs
+        say = echo(self.kind, run.name)
+        files = bundles.collect(Path(inputs.bundle), bundles.Excludes(inputs.exclude))
+        archive = bundles.write_archive(files)
+        try:
+            digest = archive.digest.sha256
+            tag = marker(inputs.environment, digest)
+            with self.client(inputs.base_url, run.name) as api:
+                app = api.get_app(inputs.app_id)
+                served_before = _served_version(api, app, inputs.environment)
+                if first:
+                    previous = served_before
+                key = (api.base_url, inputs.app_id, inputs.environment, digest)
+                deploy_id = self._adoptable(api, app, run, key, tag)
+                s3_key: str | None = None
+                if deploy_id is None:
+                    s3_key = self._upload(api, inputs.app_id, archive)
+                    request = self._request(inputs, files, s3_key, tag)
+                    deploy_id = api.deploy(inputs.app_id, request).deploy_id
+                    journal.record(key, deploy_id)
+                    say(f"deploy {deploy_id} queued for {inputs.environment}")
+                final, tail = self._wait(api, run, deploy_id)
+                if final.known_status == "failed":
+                    journal.forget(key)
+                    raise self._failed(run, final, tail)
+                app = api.get_app(inputs.app_id)
+                smoke = final.smoke_test
+                if inputs.require_smoke_test and smoke is not None and not smoke.passed:
+                    journal.forget(key)
+                    raise self._smoke_failed(api, run, final, tail, served_before)
+                journal.forget(key)
+                version = version_for(api, app, inputs.environment, deploy_id, tag)
+                return {
+                    **_inputs_out(inputs),
+                    "bundle_sha256": digest,
+                    "deploy_id": deploy_id,
+                    "version": version,
+                    "status": final.status,
+                    "bundle_s3_key": final.bundle_s3_key or s3_key,
+                    "bundle_size": archive.size,
+                    "file_count": archive.digest.file_count,
+                    "url": environment_url(app, inputs.environment),
+                    "smoke_test": smoke.model_dump(mode="json") if smoke else None,
+                    "queued_at": final.queued_at,
+                    "live": app.environment(inputs.environment).deploy_id == deploy_id,
+                    "deploy_message": final.message,
+                    "previous_version": previous,
+                }
+        finally:
+            archive.path.unlink(missing_ok=True)
+
+    def _request(
+        self, inputs: AppDeployInputs, files: list[bundles.SourceFile], s3_key: str, tag: str
+    ) -> DeployRequest:
+        git = gitinfo.detect(Path(inputs.bundle))
+        sha = inputs.git_commit_sha or git.sha
+        subject = inputs.git_commit_message or git.subject
+        base = inputs.message or (f"{subject} ({sha[:7]})" if subject and sha else DEFAULT_MESSAGE)
+        return DeployRequest(
+            message=f"{base} {tag}",
+            environment=inputs.environment,
+            source="cli_upload",
+            bundle_s3_key=s3_key,
+            source_files=bundles.source_texts(files) if inputs.include_source_files else None,
+            git_commit_sha=sha,
+            git_commit_message=subject,
+            git_author=inputs.git_author or git.author,
+        )
+
+    def _upload(self, api: MixpeekClient, app_id: str, archive: bundles.Archive) -> str:
+        last: StorageError | None = None
+        for _ in range(UPLOAD_URL_ATTEMPTS):
+            slot = api.get_upload_url(app_id, "bundle.zip")
+            try:
+                api.put_object(
+                    slot.upload_url,
+                    archive.path,
+                    content_type="application/zip",
+                    content_md5=archive.md5_base64,
+                )
+            except StorageError as exc:
+                if not exc.expired:
+                    raise
+                last = exc  # a URL that expired before the PUT: ask for a fresh one
+                continue
+            return slot.bundle_s3_key
+        assert last is not None
+        raise last
+
+    def _adoptable(
+        self, api: MixpeekClient, app: AppResponse, run: _Run, key: tuple[str, ...], tag: str
+    ) -> str | None:
+        """A deploy of this very bundle to this environment made by an earlier, failed run."""
+        say = echo(self.kind, run.name)
+        recorded = journal.lookup(key)
+        if recorded is not None:
+            try:
+                status = api.get_deploy(app.app_id, recorded)
+            except NotFoundError:
+                status = None
+            if status is not None and status.known_status != "failed":
+                say(
+                    f"re-attaching to deploy {recorded}, started by an earlier run with this bundle"
+                )
+                return recorded
+            journal.forget(key)
+        served = app.environment(run.inputs.environment)
+        if served.deploy_id:
+            for record in api.list_versions(app.app_id).versions:
+                same = record.deploy_id == served.deploy_id or (
+                    served.asset_prefix is not None and record.asset_prefix == served.asset_prefix
+                )
+                if same and record.message and tag in record.message:
+                    say(f"adopting deploy {served.deploy_id}: it already serves this bundle")
+                    return served.deploy_id
+        return None
+
+    def _wait(
+        self, api: MixpeekClient, run: _Run, deploy_id: str
+    ) -> tuple[DeployStatusResponse, list[str]]:
+        inputs = run.inputs
+        wake = threading.Event()
+        follower = LogFollower(
+            api, inputs.app_id, deploy_id, sink=echo(self.kind, run.name), wake=wake
+        )
+        follower.start()
+        poller = Poller(
+            fetch=lambda: api.get_deploy(inputs.app_id, deploy_id),
+            is_terminal=lambda s: s.known_status in DEPLOY_TERMINAL,
+            timeout=inputs.timeout_seconds,
+            interval=inputs.poll_interval_seconds,
+            wake=wake,
+            on_problem=echo(self.kind, run.name),
+        )
+        try:
+            final = poller.run()
+            # Status can turn terminal a moment before the stream's last lines arrive.
+            follower.finished.wait(timeout=0.5)
+        except WaitTimeout as exc:
+            last = exc.last.status if exc.last is not None else "unknown"
+            raise DeployTimeoutError(
+                f"{run.who}: deploy {deploy_id} to {inputs.environment} of app {inputs.app_id} "
+                f"did not finish within timeout_seconds={inputs.timeout_seconds:g} (last status "
+                f"{last}); the next `pulumi up` re-attaches to it instead of deploying again",
+                resource=run.name,
+                deploy_id=deploy_id,
+                status=last,
+                reason="timeout",
+                log_tail=follower.lines(),
+            ) from None
+        finally:
+            follower.stop()
+        if follower.finished.is_set():
+            follower.join(timeout=1)  # the last lines are in; the tail is complete
+        return final, follower.lines()
+
+    def _failed(self, run: _Run, final: DeployStatusResponse, tail: list[str]) -> DeployFailedError:
+        reason = final.error or "the service gave no reason"
+        return DeployFailedError(
+            f"{run.who}: deploy {final.deploy_id} to {run.inputs.environment} of app "
+            f"{run.inputs.app_id} ended with status {final.status}: {reason}",
+            resource=run.name,
+            deploy_id=final.deploy_id,
+            status=final.status,
+            reason=reason,
+            log_tail=tail,
+        )
+
+    def _smoke_failed(
+        self,
+        api: MixpeekClient,
+        run: _Run,
+        final: DeployStatusResponse,
+        tail: list[str],
+        served_before: int | None,
+    ) -> DeployFailedError:
+        smoke = final.smoke_test
+        errors = "; ".join(smoke.errors) if smoke and smoke.errors else "no details"
+        env = run.inputs.environment
+        outcome = f"{env} still serves it"
+        if served_before is not None:
+            try:
+                api.restore_version(run.inputs.app_id, served_before, env)
+                outcome = f"{env} was restored to version {served_before}"
+            except MixpeekError as exc:
+                outcome = (
+                    f"restoring version {served_before} failed too ({str(exc).splitlines()[0]})"
+                )
+        return DeployFailedError(
+            f"{run.who}: deploy {final.deploy_id} to {env} of app {run.inputs.app_id} completed "
+            f"but its smoke test failed ({errors}); {outcome}",
+            resource=run.name,
+            deploy_id=final.deploy_id,
+            status="smoke_test_failed",
+            reason=errors,
+            log_tail=tail,
+        )
+
+    def _restore_declared(self, run: _Run, olds: dict[str, Any]) -> dict[str, Any] | None:
+        """Someone repointed the environment by hand: put the declared version back, instantly."""
+        inputs = run.inputs
+        with self.client(inputs.base_url, run.name) as api:
+            try:
+                restored = api.restore_version(
+                    inputs.app_id, int(olds["version"]), inputs.environment
+                )
+            except NotFoundError:
+                return None
+            app = api.get_app(inputs.app_id)
+        echo(self.kind, run.name)(f"restored version {restored.version} to {inputs.environment}")
+        return {
+            **{k: olds.get(k) for k in OUTPUT_KEYS},
+            **_inputs_out(inputs),
+            "bundle_sha256": olds.get("bundle_sha256"),
+            "deploy_id": restored.deploy_id,
+            "live": app.environment(inputs.environment).deploy_id == restored.deploy_id,
+            "url": environment_url(app, inputs.environment),
+        }
+
+
+def _served_version(api: MixpeekClient, app: AppResponse, environment: str) -> int | None:
+    state = app.environment(environment)
+    if state.deploy_id is None:
+        return None
+    if state.version is not None:
+        return state.version
+    for record in api.list_versions(app.app_id).versions:
+        if record.deploy_id == state.deploy_id or (
+            state.asset_prefix and record.asset_prefix == state.asset_prefix
+        ):
+            return record.version
+    return None
+
+
+def _inputs_out(inputs: AppDeployInputs) -> dict[str, Any]:
+    return inputs.model_dump(mode="json", exclude={"bundle_sha256"})
+
+
+def _failure(prop: str, reason: str) -> Any:
+    from pulumi.dynamic import CheckFailure
+
+    return CheckFailure(prop, reason)
+
+
+# ---------------------------------------------------------------------------------- public
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppDeployArgs:
+    """The inputs of an AppDeploy; see ``AppDeployInputs`` for what each one does."""
+
+    app_id: pulumi.Input[str]
+    bundle: pulumi.Input[str]
+    environment: pulumi.Input[str] | None = None
+    message: pulumi.Input[str] | None = None
+    git_commit_sha: pulumi.Input[str] | None = None
+    git_commit_message: pulumi.Input[str] | None = None
+    git_author: pulumi.Input[str] | None = None
+    exclude: pulumi.Input[list[str]] | None = None
+    include_source_files: pulumi.Input[bool] | None = None
+    timeout_seconds: pulumi.Input[float] | None = None
+    poll_interval_seconds: pulumi.Input[float] | None = None
+    require_smoke_test: pulumi.Input[bool] | None = None
+    on_delete: pulumi.Input[str] | None = None
+    base_url: pulumi.Input[str] | None = None
+
+
+def args_props(args: Any) -> dict[str, Any]:
+    """A shallow dict of the set fields (``asdict`` would deep-copy Outputs)."""
+    return {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(args)
+        if getattr(args, f.name) is not None
+    }
+
+
+def absolute(path: pulumi.Input[str]) -> pulumi.Input[str]:
+    """Paths are resolved in the program's folder, where the user wrote them."""
+    if isinstance(path, str):
+        return os.path.abspath(path)
+    return pulumi.Output.from_input(path).apply(os.path.abspath)  # type: ignore[arg-type]
+
+
+class AppDeploy(Resource, module="mixpeek", name="AppDeploy"):
+    """A Mixpeek App deploy of a build folder or .zip, live once ``pulumi up`` returns."""
+
+    app_id: pulumi.Output[str]
+    environment: pulumi.Output[str]
+    deploy_id: pulumi.Output[str]
+    version: pulumi.Output[int]
+    status: pulumi.Output[str]
+    bundle_s3_key: pulumi.Output[str]
+    bundle_sha256: pulumi.Output[str]
+    bundle_size: pulumi.Output[int]
+    file_count: pulumi.Output[int]
+    url: pulumi.Output[str]
+    smoke_test: pulumi.Output[dict[str, Any]]
+    queued_at: pulumi.Output[str]
+    live: pulumi.Output[bool]
+    previous_version: pulumi.Output[int]
+
+    def __init__(
+        self,
+        resource_name: str,
+        args: AppDeployArgs | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+        **kwargs: Any,
+    ) -> None:
+        args = args or AppDeployArgs(**kwargs)
+        props: dict[str, Any] = {key: None for key in OUTPUT_KEYS}
+        props.update(args_props(args))
+        props["bundle"] = absolute(args.bundle)
+        props["resource_name"] = resource_name
+        super().__init__(AppDeployProvider(), resource_name, props, opts)

@@ -1,0 +1,204 @@
+"""AppPromotion: put an exact, already-built app version into an environment, no rebuild.
+
+Create and update restore that version into the environment and then verify the environment
+serves it. Nothing is uploaded and nothing is built: the bytes that were tested are the bytes
+that go live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import pulumi
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
+from pydantic import Field
+
+from ..client import MixpeekClient
+from ..errors import DeployFailedError, NotFoundError
+from ..models import Environment
+from ._common import Inputs, MixpeekProvider, as_int, changed_keys, echo, normalized, validate
+from .app_deploy import _served_version, args_props, environment_url
+
+
+class AppPromotionInputs(Inputs):
+    app_id: str = Field(min_length=1)
+    """The app. Changing it replaces the resource."""
+    version: int = Field(gt=0)
+    """The version to serve, e.g. ``staging.version``. Changing it updates (an instant restore)."""
+    environment: Environment = "production"
+    """Where to serve it. Changing it replaces the resource."""
+    require_smoke_test: bool = True
+    """Refuse a version whose deploy's smoke test failed."""
+    on_delete: Literal["retain", "rollback"] = "retain"
+
+
+REPLACE_KEYS: Final = ("app_id", "environment", "base_url")
+UPDATE_KEYS: Final = ("version", "require_smoke_test", "on_delete", "resource_name")
+OUTPUT_KEYS: Final = ("deploy_id", "asset_prefix", "previous_version", "url", "live")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppPromotionArgs:
+    app_id: pulumi.Input[str]
+    version: pulumi.Input[int]
+    environment: pulumi.Input[str] | None = None
+    require_smoke_test: pulumi.Input[bool] | None = None
+    on_delete: pulumi.Input[str] | None = None
+    base_url: pulumi.Input[str] | None = None
+
+
+class AppPromotionProvider(MixpeekProvider):
+    kind = "AppPromotion"
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        _, failures = validate(AppPromotionInputs, news)
+        return CheckResult(news, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = changed_keys(AppPromotionInputs, olds, news, REPLACE_KEYS)
+        updates = changed_keys(AppPromotionInputs, olds, news, UPDATE_KEYS)
+        drifted = olds.get("live") is False
+        return DiffResult(changes=bool(replaces or updates or drifted), replaces=replaces)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        inputs = AppPromotionInputs.model_validate(normalized(AppPromotionInputs, props))
+        outs = self._promote(inputs, previous=None, first=True)
+        return CreateResult(f"{inputs.app_id}/{inputs.environment}", outs)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        inputs = AppPromotionInputs.model_validate(normalized(AppPromotionInputs, news))
+        if as_int(olds.get("version")) == inputs.version and olds.get("live") is not False:
+            return UpdateResult({**olds, **inputs.model_dump(mode="json")})
+        return UpdateResult(
+            self._promote(inputs, previous=olds.get("previous_version"), first=False)
+        )
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        name = str(props.get("resource_name") or id_)
+        with self.client(props.get("base_url"), name) as api:
+            try:
+                app = api.get_app(str(props["app_id"]))
+            except NotFoundError:
+                return ReadResult(None, {})
+        env = str(props.get("environment") or "production")
+        live = app.environment(env).deploy_id == props.get("deploy_id")
+        return ReadResult(id_, {**props, "live": live, "url": environment_url(app, env)})
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        if props.get("on_delete") != "rollback":
+            return
+        name = str(props.get("resource_name") or id_)
+        say = echo(self.kind, name)
+        env: Environment = "staging" if props.get("environment") == "staging" else "production"
+        previous = as_int(props.get("previous_version"))
+        with self.client(props.get("base_url"), name) as api:
+            try:
+                app = api.get_app(str(props["app_id"]))
+            except NotFoundError:
+                return
+            if app.environment(env).deploy_id != props.get("deploy_id"):
+                say(f"{env} no longer serves version {props.get('version')}; nothing to roll back")
+                return
+            if not isinstance(previous, int):
+                say(
+                    f"{env} served nothing before this promotion; version {props.get('version')} stays"
+                )
+                return
+            try:
+                api.restore_version(app.app_id, previous, env)
+            except NotFoundError:
+                return
+            say(f"rolled {env} back to version {previous}")
+
+    def _promote(
+        self, inputs: AppPromotionInputs, *, previous: int | None, first: bool
+    ) -> dict[str, Any]:
+        name = inputs.resource_name
+        who = f"AppPromotion '{name}'"
+        with self.client(inputs.base_url, name) as api:
+            app = api.get_app(inputs.app_id)
+            if first:
+                previous = _served_version(api, app, inputs.environment)
+            try:
+                record = api.get_version(inputs.app_id, inputs.version)
+            except NotFoundError:
+                raise DeployFailedError(
+                    f"{who}: app {inputs.app_id} has no version {inputs.version} to promote to "
+                    f"{inputs.environment} (only completed deploys become versions)",
+                    resource=name,
+                    deploy_id="",
+                    status="missing",
+                    reason="no such version",
+                ) from None
+            if inputs.require_smoke_test and record.deploy_id:
+                self._require_smoke(api, inputs, who, record.deploy_id)
+            restored = api.restore_version(inputs.app_id, inputs.version, inputs.environment)
+            app = api.get_app(inputs.app_id)
+            served = app.environment(inputs.environment)
+            if served.deploy_id != restored.deploy_id:
+                raise DeployFailedError(
+                    f"{who}: after restoring version {inputs.version}, {inputs.environment} of app "
+                    f"{inputs.app_id} serves deploy {served.deploy_id} instead of {restored.deploy_id}",
+                    resource=name,
+                    deploy_id=restored.deploy_id,
+                    status="not_served",
+                    reason="the environment did not switch",
+                )
+            echo(self.kind, name)(f"{inputs.environment} now serves version {inputs.version}")
+            return {
+                **inputs.model_dump(mode="json"),
+                "deploy_id": restored.deploy_id,
+                "asset_prefix": restored.asset_prefix,
+                "previous_version": previous,
+                "url": environment_url(app, inputs.environment),
+                "live": True,
+            }
+
+    def _require_smoke(
+        self, api: MixpeekClient, inputs: AppPromotionInputs, who: str, deploy_id: str
+    ) -> None:
+        try:
+            status = api.get_deploy(inputs.app_id, deploy_id)
+        except NotFoundError:
+            return
+        smoke = status.smoke_test
+        if status.known_status == "failed" or (smoke is not None and not smoke.passed):
+            reason = (
+                status.error or "; ".join(smoke.errors if smoke else []) or "its smoke test failed"
+            )
+            raise DeployFailedError(
+                f"{who}: version {inputs.version} of app {inputs.app_id} is not promoted to "
+                f"{inputs.environment}: its deploy {deploy_id} did not pass ({reason}); set "
+                "require_smoke_test=False to promote it anyway",
+                resource=inputs.resource_name,
+                deploy_id=deploy_id,
+                status=status.status,
+                reason=reason,
+            )
+
+
+class AppPromotion(Resource, module="mixpeek", name="AppPromotion"):
+    """Serves an exact, already-built app version in an environment (no upload, no rebuild)."""
+
+    app_id: pulumi.Output[str]
+    version: pulumi.Output[int]
+    environment: pulumi.Output[str]
+    deploy_id: pulumi.Output[str]
+    asset_prefix: pulumi.Output[str]
+    previous_version: pulumi.Output[int]
+    url: pulumi.Output[str]
+    live: pulumi.Output[bool]
+
+    def __init__(
+        self,
+        resource_name: str,
+        args: AppPromotionArgs | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+        **kwargs: Any,
+    ) -> None:
+        args = args or AppPromotionArgs(**kwargs)
+        props: dict[str, Any] = {key: None for key in OUTPUT_KEYS}
+        props.update(args_props(args))
+        props["resource_name"] = resource_name
+        super().__init__(AppPromotionProvider(), resource_name, props, opts)

@@ -1,0 +1,43 @@
+"""What the program side sees: type tokens, the pickled provider, previews without network."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import dill
+import pulumi
+
+from mixpeek_pulumi import AppDeploy
+from mixpeek_pulumi.resources.app_deploy import AppDeployProvider
+from tests.engine import run_program, strip_secrets
+from tests.protocol.conftest import Stack
+from tests.sites import site, write_tree
+
+
+def test_provider_pickles_by_reference_without_config(stack: Stack, tmp_path: Path) -> None:
+    app_id = stack.emulator.create_app("pickle-site")
+    bundle = write_tree(tmp_path / "dist", site())
+    run_program(stack.engine, lambda: AppDeploy("site", app_id=app_id, bundle=str(bundle)) and None)
+    state = stack.engine.find("site")
+    assert state.type == "pulumi-python:dynamic/mixpeek:AppDeploy"
+    pickled = strip_secrets(state.outputs["__provider"])
+    raw = base64.b64decode(pickled)
+    assert b"mixpeek_pulumi.resources.app_deploy" in raw
+    assert stack.emulator.api_key.encode() not in raw
+    assert len(raw) < 400  # a class reference, no captured client or bytecode
+    assert isinstance(dill.loads(raw), AppDeployProvider)
+
+
+def test_preview_of_a_new_resource_makes_no_request(stack: Stack, tmp_path: Path) -> None:
+    app_id = stack.emulator.create_app("preview-site")
+    bundle = write_tree(tmp_path / "dist", site())
+
+    def program() -> None:
+        d = AppDeploy("site", app_id=app_id, bundle=str(bundle))
+        pulumi.export("url", d.url)
+
+    before = len(stack.emulator.requests())
+    result = run_program(stack.engine, program, preview=True)
+    assert result.steps == [("create", "site")]
+    assert len(stack.emulator.requests()) == before

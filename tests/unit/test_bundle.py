@@ -1,0 +1,104 @@
+"""Bundles: digest by content only, secrets left out, unsafe inputs refused by name."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mixpeek_pulumi import bundle
+from mixpeek_pulumi.errors import BundleError
+from tests.sites import site, write_tree
+
+
+def files_of(root: Path, *patterns: str) -> list[str]:
+    return [f.rel for f in bundle.collect(root, bundle.Excludes(patterns))]
+
+
+def test_digest_ignores_mtimes_modes_and_zip_order(tmp_path: Path) -> None:
+    a = write_tree(tmp_path / "a", site(), mtime=1)
+    b = write_tree(tmp_path / "b", site(), mtime=999_999)
+    (b / "app.js").chmod(0o600)
+    digest_a = bundle.digest(bundle.collect(a, bundle.Excludes()))
+    assert digest_a == bundle.digest(bundle.collect(b, bundle.Excludes()))
+    packed = tmp_path / "site.zip"
+    with zipfile.ZipFile(packed, "w") as zf:
+        for name, content in reversed(list(site().items())):
+            zf.writestr(name, content)
+    assert bundle.digest(bundle.collect(packed, bundle.Excludes())) == digest_a
+    write_tree(b, {"app.js": "console.log('changed');"})
+    assert bundle.digest(bundle.collect(b, bundle.Excludes())) != digest_a
+
+
+def test_archive_is_deterministic_and_matches_the_digest(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "s", site(), mtime=5)
+    files = bundle.collect(root, bundle.Excludes())
+    first = bundle.write_archive(files, directory=str(tmp_path))
+    os.utime(root / "index.html", (77, 77))
+    second = bundle.write_archive(bundle.collect(root, bundle.Excludes()), directory=str(tmp_path))
+    assert first.path.read_bytes() == second.path.read_bytes()
+    assert first.digest == bundle.digest(files)
+    with zipfile.ZipFile(first.path) as zf:
+        assert zf.namelist() == sorted(site())
+        assert zf.testzip() is None
+
+
+def test_secrets_are_left_out_unless_reincluded(tmp_path: Path) -> None:
+    root = write_tree(
+        tmp_path / "s",
+        {
+            **site(),
+            ".env": "K=1",
+            ".env.production": "K=2",
+            "certs/server.pem": "x",
+            ".git/config": "x",
+            "id_rsa": "k",
+        },
+    )
+    assert files_of(root) == ["app.js", "assets/style.css", "index.html"]
+    assert ".env.production" in files_of(root, "!.env.production")
+    assert "assets/style.css" not in files_of(root, "assets/")
+
+
+def test_symlink_outside_and_special_files_are_refused(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "s", site())
+    (tmp_path / "outside.txt").write_text("secret")
+    (root / "leak.txt").symlink_to(tmp_path / "outside.txt")
+    with pytest.raises(
+        BundleError, match=r"the symlink leak\.txt points outside the bundle folder"
+    ):
+        bundle.collect(root, bundle.Excludes())
+    (root / "leak.txt").unlink()
+    os.mkfifo(root / "pipe")
+    with pytest.raises(BundleError, match="pipe is a special file"):
+        bundle.collect(root, bundle.Excludes())
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("../evil.html", "escapes the archive root"), ("/etc/passwd", "escapes the archive root")],
+)
+def test_unsafe_zip_entries_are_refused(tmp_path: Path, name: str, reason: str) -> None:
+    packed = tmp_path / "bad.zip"
+    with zipfile.ZipFile(packed, "w") as zf:
+        zf.writestr("index.html", "x")
+        zf.writestr(name, "x")
+    with pytest.raises(BundleError, match=reason):
+        bundle.collect(packed, bundle.Excludes())
+
+
+def test_entry_rule_matches_the_service(tmp_path: Path) -> None:
+    nested = write_tree(tmp_path / "n", {"dist/index.html": "x", "dist/a.js": "y"})
+    assert bundle.entry_prefix(bundle.collect(nested, bundle.Excludes())) == "dist/"
+    split = write_tree(tmp_path / "t", {"a/index.html": "x", "b/a.js": "y"})
+    assert bundle.entry_prefix(bundle.collect(split, bundle.Excludes())) is None
+
+
+def test_source_texts_skip_binary_and_large_files(tmp_path: Path) -> None:
+    root = write_tree(
+        tmp_path / "s", {**site(), "logo.png": b"\x89PNG\0\0", "big.txt": "x" * 300_000}
+    )
+    texts = bundle.source_texts(bundle.collect(root, bundle.Excludes()))
+    assert set(texts) == set(site())
