@@ -27,3 +27,11 @@ def site(version: str = "v1") -> dict[str, str]:
         "app.js": "console.log('hello');",
         "assets/style.css": "h1 { color: teal; }",
     }
+
+
+def plugin(version: str = "1.0.0", body: str = "return {'embedding': [0.0]}") -> dict[str, str]:
+    return {
+        "manifest.py": f"feature_extractor_name = 'text_embed'\nversion = '{version}'\n",
+        "pipeline.py": "import os\n\n\ndef build_steps():\n    return [os.path.join('a', 'b')]\n",
+        "realtime.py": f"def run_inference(inputs):\n    {body}\n",
+    }

@@ -12,6 +12,7 @@ from .errors import (
 )
 from .resources.app_deploy import AppDeploy, AppDeployArgs
 from .resources.app_promotion import AppPromotion, AppPromotionArgs
+from .resources.plugin_deployment import PluginDeployment, PluginDeploymentArgs
 
 __all__ = [
     "ApiError",
@@ -25,5 +26,7 @@ __all__ = [
     "DeployFailedError",
     "DeployTimeoutError",
     "MixpeekError",
+    "PluginDeployment",
+    "PluginDeploymentArgs",
     "__version__",
 ]

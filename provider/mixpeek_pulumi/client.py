@@ -303,9 +303,12 @@ class MixpeekClient:
         path = f"{self._plugins(namespace_id)}/{_seg(plugin_id)}"
         return self._call("DELETE", path, PluginDeleteResponse)
 
-    def get_plugin(self, namespace_id: str, plugin_id: str) -> PluginDetailResponse:
+    def get_plugin(
+        self, namespace_id: str, plugin_id: str, *, with_download_url: bool = False
+    ) -> PluginDetailResponse:
         path = f"{self._plugins(namespace_id)}/{_seg(plugin_id)}"
-        return self._call("GET", path, PluginDetailResponse)
+        params = {"return_presigned_urls": "true"} if with_download_url else None
+        return self._call("GET", path, PluginDetailResponse, params=params)
 
     def list_plugins(self, namespace_id: str) -> PluginListResponse:
         return self._call("GET", self._plugins(namespace_id), PluginListResponse)

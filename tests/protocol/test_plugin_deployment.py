@@ -1,0 +1,197 @@
+"""PluginDeployment through the real provider host, against the emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from mixpeek_pulumi import PluginDeployment
+from tests.emulator_fixture import make_zip
+from tests.engine import EngineError, run_program
+from tests.protocol.conftest import Stack
+from tests.sites import plugin, write_tree
+
+NS = "ns_test"
+
+
+def program(source: Path, version: str = "1.0.0", **extra: Any) -> Any:
+    def run() -> None:
+        p = PluginDeployment(
+            "embed",
+            namespace_id=NS,
+            name="text_embed",
+            version=version,
+            source=str(source),
+            poll_interval_seconds=0.1,
+            **extra,
+        )
+        pulumi.export("route_prefix", p.route_prefix)
+        pulumi.export("feature_uri", p.feature_uri)
+        pulumi.export("plugin_id", p.plugin_id)
+
+    return run
+
+
+def status(stack: Stack, plugin_id: str) -> dict[str, Any]:
+    with stack.emulator.api() as c:
+        response = c.get(f"/v1/namespaces/{NS}/plugins/{plugin_id}/status")
+        return {"http": response.status_code, **response.json()}
+
+
+def test_create_then_version_bump_replaces_without_a_gap(stack: Stack, tmp_path: Path) -> None:
+    v1 = write_tree(tmp_path / "v1", plugin("1.0.0"))
+    first = run_program(stack.engine, program(v1))
+    assert first.steps == [("create", "embed")]
+    assert first.outputs["route_prefix"] == "/inference/custom_plugin_text_embed_1_0_0"
+    assert first.outputs["feature_uri"] == "mixpeek://text_embed@1.0.0"
+    outs = stack.engine.outputs("embed")
+    assert (outs["status"], outs["deployed"], outs["realtime_enabled"]) == ("DEPLOYED", True, True)
+    assert run_program(stack.engine, program(v1)).steps == [("same", "embed")]
+
+    v2 = write_tree(tmp_path / "v2", plugin("1.0.1", body="return {'embedding': [1.0]}"))
+    second = run_program(stack.engine, program(v2, version="1.0.1"))
+    assert second.steps == [("replace", "embed"), ("delete", "embed")]
+    assert second.outputs["route_prefix"] == "/inference/custom_plugin_text_embed_1_0_1"
+    log = [(r["method"], r["path"]) for r in stack.emulator.requests()]
+    undeploy_old = log.index(("POST", f"/v1/namespaces/{NS}/plugins/text_embed_1_0_0/undeploy"))
+    new_status = f"/v1/namespaces/{NS}/plugins/text_embed_1_0_1/status"
+    last_new_poll = max(i for i, entry in enumerate(log) if entry == ("GET", new_status))
+    assert undeploy_old > last_new_poll  # the old route served until the new one was DEPLOYED
+    assert status(stack, "text_embed_1_0_0")["status"] == "NOT_DEPLOYED"
+    assert status(stack, "text_embed_1_0_1")["status"] == "DEPLOYED"
+
+
+def test_blocked_import_fails_in_check_before_any_upload(stack: Stack, tmp_path: Path) -> None:
+    files = {**plugin(), "pipeline.py": "import os\nimport subprocess\n"}
+    source = write_tree(tmp_path / "bad", files)
+    with pytest.raises(EngineError) as info:
+        run_program(stack.engine, program(source))
+    assert info.value.op == "check"
+    assert "pipeline.py:2:0: blocked import 'subprocess'" in info.value.details
+    assert stack.emulator.count("POST", "/v1/namespaces/*") == 0
+
+
+def test_server_validation_failure_lists_file_and_line(stack: Stack, tmp_path: Path) -> None:
+    source = write_tree(tmp_path / "src", plugin())
+    refusal = {
+        "success": False,
+        "status": 400,
+        "error": {
+            "type": "ValidationError",
+            "message": "Plugin validation failed",
+            "details": {"validation_errors": ["realtime.py:2:4: blocked call 'open()'"]},
+        },
+    }
+    stack.emulator.fault(
+        method="POST", path="/v1/namespaces/*/uploads/*/confirm", status=400, body=refusal
+    )
+    with pytest.raises(EngineError) as info:
+        run_program(stack.engine, program(source))
+    assert info.value.headline == (
+        "PluginDeployment 'embed': plugin text_embed 1.0.0 was refused by the service's "
+        "validation: realtime.py:2:4: blocked call 'open()'."
+    )
+
+
+def test_failed_deployment_carries_the_servers_message(stack: Stack, tmp_path: Path) -> None:
+    source = write_tree(tmp_path / "src", plugin())
+    stack.emulator.next(plugin_fail_reason="Ray Serve replica crashed: CUDA OOM")
+    with pytest.raises(EngineError) as info:
+        run_program(stack.engine, program(source))
+    assert info.value.headline == (
+        f"PluginDeployment 'embed': plugin text_embed_1_0_0 in namespace {NS} ended with status "
+        "FAILED: Ray Serve replica crashed: CUDA OOM."
+    )
+
+
+def upload_out_of_band(stack: Stack, files: dict[str, str]) -> None:
+    import httpx
+
+    with stack.emulator.api() as c:
+        slot = c.post(
+            f"/v1/namespaces/{NS}/plugins/uploads", json={"name": "text_embed", "version": "1.0.0"}
+        ).json()
+        httpx.put(
+            slot["presigned_url"],
+            content=make_zip(files),
+            headers={"Content-Type": "application/zip"},
+        )
+        c.post(
+            f"/v1/namespaces/{NS}/plugins/uploads/{slot['upload_id']}/confirm"
+        ).raise_for_status()
+
+
+def test_existing_version_with_same_code_is_adopted(stack: Stack, tmp_path: Path) -> None:
+    upload_out_of_band(stack, plugin())
+    confirms_before = stack.emulator.count("POST", "/v1/namespaces/*/confirm")
+    result = run_program(stack.engine, program(write_tree(tmp_path / "src", plugin())))
+    assert result.outputs["plugin_id"] == "text_embed_1_0_0"
+    assert stack.emulator.count("POST", "/v1/namespaces/*/uploads/*/confirm") == confirms_before
+    assert "adopting existing text_embed_1_0_0" in stack.host.output()
+
+
+def test_existing_version_with_other_code_is_refused(stack: Stack, tmp_path: Path) -> None:
+    upload_out_of_band(stack, plugin(body="return {'embedding': [9.9]}"))
+    with pytest.raises(EngineError) as info:
+        run_program(stack.engine, program(write_tree(tmp_path / "src", plugin())))
+    assert (
+        "with different code; plugin versions are immutable, so bump version" in info.value.headline
+    )
+
+
+def test_new_code_under_the_same_version_is_refused_in_check(stack: Stack, tmp_path: Path) -> None:
+    source = write_tree(tmp_path / "src", plugin())
+    run_program(stack.engine, program(source))
+    write_tree(source, {"realtime.py": "def run_inference(inputs):\n    return {}\n"})
+    with pytest.raises(EngineError) as info:
+        run_program(stack.engine, program(source))
+    assert info.value.op == "check"
+    assert "plugin versions are immutable, so bump version" in info.value.details
+
+
+def test_refresh_sees_an_undeploy_and_up_redeploys(stack: Stack, tmp_path: Path) -> None:
+    source = write_tree(tmp_path / "src", plugin())
+    run_program(stack.engine, program(source))
+    with stack.emulator.api() as c:
+        c.post(f"/v1/namespaces/{NS}/plugins/text_embed_1_0_0/undeploy").raise_for_status()
+    stack.engine.refresh()
+    assert stack.engine.outputs("embed")["deployed"] is False
+    assert run_program(stack.engine, program(source)).steps == [("update", "embed")]
+    assert status(stack, "text_embed_1_0_0")["status"] == "DEPLOYED"
+
+
+def test_batch_only(stack: Stack, tmp_path: Path) -> None:
+    source = write_tree(tmp_path / "src", plugin())
+    result = run_program(stack.engine, program(source, deployment_type="batch_only"))
+    assert result.outputs["route_prefix"] is None
+    assert stack.engine.outputs("embed")["deployed"] is True
+
+
+def test_no_plugin_support_is_one_sentence(stack: Stack, tmp_path: Path) -> None:
+    stack.emulator.fault(
+        method="*", path="/v1/namespaces/*", status=404, body={"detail": "Not Found"}, times=10
+    )
+    with pytest.raises(EngineError) as info:
+        run_program(stack.engine, program(write_tree(tmp_path / "src", plugin())))
+    assert info.value.headline.startswith(
+        f"The Mixpeek host {stack.emulator.url} has no plugin API"
+    )
+    assert "set `mixpeek:baseUrl`" in info.value.headline
+
+
+@pytest.mark.parametrize(
+    ("on_delete", "expected"),
+    [("undeploy", "NOT_DEPLOYED"), ("delete", 404), ("retain", "DEPLOYED")],
+)
+def test_destroy_follows_on_delete(
+    stack: Stack, tmp_path: Path, on_delete: str, expected: Any
+) -> None:
+    source = write_tree(tmp_path / "src", plugin())
+    run_program(stack.engine, program(source, on_delete=on_delete))
+    stack.engine.destroy()
+    seen = status(stack, "text_embed_1_0_0")
+    assert (seen["http"] if expected == 404 else seen["status"]) == expected
+    assert stack.engine.state == {}
