@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint typecheck pytest demo emulator bench clean
+.PHONY: setup test lint typecheck pytest demo emulator bench reliability clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,10 @@ emulator: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
+
+# Rewrites docs/reliability.md from a run of the fault matrix.
+reliability: $(STAMP)
+	MIXPEEK_WRITE_DOCS=1 $(BIN)/pytest tests/reliability -q
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -1,9 +1,10 @@
 """Fault injection and the request log, as raw ASGI middleware in front of the API.
 
 A rule matches the next N requests by method and path glob and either answers for the server
-(an error status, an HTML page, bad JSON: nothing is stored), delays the request, or drops the
-connection before or after the handler ran (``after_handler`` models "the server stored it and
-the response was lost"). The log records method, path and status only, never a header.
+(an error status, an HTML page, bad JSON), delays the request, or drops the connection. By
+default the real handler never runs, so nothing is stored; ``after_handler`` runs it first and
+then answers or drops, which models "the server stored it and the response was lost". The log
+records method, path, status and whether the handler ran, never a header. The log records method, path and status only, never a header.
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ class NextOutcomes(BaseModel):
 class LoggedRequest:
     method: str
     path: str
-    status: int
+    status: int  # 0 when the connection was cut before a status reached the client
     ts: float
+    handled: bool = True  # whether the real handler ran (an injected answer stores nothing)
 
 
 @dataclass
@@ -120,9 +122,9 @@ class Faults:
                 return rule.model_copy()
         return None
 
-    def record(self, method: str, path: str, status: int) -> None:
+    def record(self, method: str, path: str, status: int, handled: bool) -> None:
         with self.lock:
-            self.log.append(LoggedRequest(method, path, status, time.time()))
+            self.log.append(LoggedRequest(method, path, status, time.time(), handled))
 
     def reset(self) -> None:
         with self.lock:
@@ -159,24 +161,28 @@ class FaultMiddleware:
             await send(message)
 
         rule = None if path.startswith("/_emulator") else self.faults.match(method, path)
+        handled = rule is None or rule.action == "delay" or rule.after_handler
         try:
             if rule is None:
                 await self.app(scope, receive, logged_send)
-            elif rule.action == "respond":
-                await self._respond(rule, logged_send)
             elif rule.action == "delay":
+                # The body arrives first and the answer is late, as with a slow server.
+                replay = await _buffer(receive)
                 await asyncio.sleep(rule.delay)
-                await self.app(scope, receive, logged_send)
+                await self.app(scope, replay, logged_send)
             else:
                 if rule.after_handler:
                     await self.app(scope, receive, _swallow)
-                try:
-                    await _drop(send)
-                finally:
-                    status_seen = 0  # the client never got a status
+                if rule.action == "respond":
+                    await self._respond(rule, logged_send)
+                else:
+                    try:
+                        await _drop(send)
+                    finally:
+                        status_seen = 0  # the client never got a status
         finally:
             if not path.startswith("/_emulator"):
-                self.faults.record(method, path, status_seen)
+                self.faults.record(method, path, status_seen, handled)
 
     async def _respond(self, rule: FaultRule, send: Send) -> None:
         if rule.raw is not None:
@@ -216,6 +222,22 @@ _ERROR_TYPES = {
     429: "TooManyRequestsError",
     503: "ServiceUnavailableError",
 }
+
+
+async def _buffer(receive: Receive) -> Receive:
+    messages = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+
+    async def replay() -> Message:
+        if messages:
+            return messages.pop(0)
+        return await receive()
+
+    return replay
 
 
 async def _swallow(_message: Message) -> None:

@@ -121,6 +121,13 @@ class MixpeekClient:
     def from_config(
         cls, config: ProviderConfig, *, log: Callable[[str], None] | None = None, **kwargs: Any
     ) -> MixpeekClient:
+        timeout = httpx.Timeout(
+            connect=DEFAULT_TIMEOUT.connect,
+            read=config.read_timeout,
+            write=DEFAULT_TIMEOUT.write,
+            pool=DEFAULT_TIMEOUT.pool,
+        )
+        kwargs.setdefault("timeout", timeout)
         return cls(api_key=config.require_key(), base_url=config.base_url, log=log, **kwargs)
 
     def __repr__(self) -> str:

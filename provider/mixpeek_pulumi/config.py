@@ -6,6 +6,7 @@ Plain data, no I/O. The key lives only in memory of the provider process: it is 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ CONFIG_API_KEY: Final = "mixpeek:apiKey"
 CONFIG_BASE_URL: Final = "mixpeek:baseUrl"
 ENV_API_KEY: Final = "MIXPEEK_API_KEY"
 ENV_BASE_URL: Final = "MIXPEEK_BASE_URL"
+ENV_READ_TIMEOUT: Final = "MIXPEEK_HTTP_READ_TIMEOUT"
+DEFAULT_READ_TIMEOUT: Final = 60.0
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class ProviderConfig:
 
     base_url: str = DEFAULT_BASE_URL
     api_key: str | None = field(default=None, repr=False)
+    read_timeout: float = DEFAULT_READ_TIMEOUT
 
     @classmethod
     def resolve(
@@ -41,13 +45,17 @@ class ProviderConfig:
             _text(lookup(CONFIG_BASE_URL)) or _text(env.get(ENV_BASE_URL)) or DEFAULT_BASE_URL
         )
         register_secret(api_key)
-        return cls(base_url=normalize_base_url(base_url), api_key=api_key)
+        try:
+            read_timeout = float(env.get(ENV_READ_TIMEOUT) or DEFAULT_READ_TIMEOUT)
+        except ValueError:
+            raise ConfigError(f"{ENV_READ_TIMEOUT} must be a number of seconds.") from None
+        return cls(normalize_base_url(base_url), api_key, read_timeout)
 
     def with_base_url(self, base_url: str | None) -> ProviderConfig:
         """This config with a per-resource endpoint override applied."""
         if not base_url:
             return self
-        return ProviderConfig(base_url=normalize_base_url(base_url), api_key=self.api_key)
+        return dataclasses.replace(self, base_url=normalize_base_url(base_url))
 
     def require_key(self) -> str:
         """The API key, or a one-sentence error naming both places to set it."""

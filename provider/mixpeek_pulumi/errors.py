@@ -20,9 +20,11 @@ The tree::
     │   │   ├── ServerError                 5xx
     │   │   └── StorageError                the presigned storage PUT was refused (S3 XML body)
     │   └── ResponseValidationError a 2xx body that does not fit the documented shape
-    └── DeployError                 the API worked; the deploy did not
-        ├── DeployFailedError       terminal failure: id, status, reason, redacted log tail
-        └── DeployTimeoutError      the resource's own deadline passed: id, last status seen
+    ├── DeployError                 the API worked; the deploy did not
+    │   ├── DeployFailedError       terminal failure: id, status, reason, redacted log tail
+    │   └── DeployTimeoutError      the resource's own deadline passed: id, last status seen
+    └── ResourceError               any other failure of a resource operation, headed by the
+                                    resource's kind and name (the cause stays in __cause__)
 
 The engine prints ``ExcType: str(exc)`` as the last line of a provider traceback, so ``str()`` of
 every error starts with a full sentence that names what failed, and never contains the API key.
@@ -298,3 +300,18 @@ class DeployFailedError(DeployError):
 
 class DeployTimeoutError(DeployError):
     """The resource's own deadline passed before the deploy reached a terminal status."""
+
+
+class ResourceError(MixpeekError):
+    """A resource operation failed: the cause's message, headed by the resource it hit."""
+
+    def __init__(self, kind: str, name: str, cause: BaseException) -> None:
+        self.kind = kind
+        self.name = name
+        text = str(cause) or type(cause).__name__
+        if isinstance(cause, OSError) and cause.strerror:
+            text = f"{cause.strerror}: {cause.filename}" if cause.filename else cause.strerror
+        super().__init__(
+            f"{kind} '{name}': {_sentence(text.splitlines()[0])}"
+            + "".join("\n" + line for line in text.splitlines()[1:])
+        )

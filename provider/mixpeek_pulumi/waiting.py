@@ -14,7 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from .errors import ApiConnectionError, ApiStatusError, RateLimitError, ServerError
+from .errors import (
+    ApiConnectionError,
+    ApiStatusError,
+    RateLimitError,
+    ResponseValidationError,
+    ServerError,
+)
 
 S = TypeVar("S")
 
@@ -55,7 +61,12 @@ class Poller(Generic[S]):
             self.wake.clear()
             try:
                 last = self.fetch()
-            except (ApiConnectionError, RateLimitError, ServerError) as exc:
+            except (
+                ApiConnectionError,
+                RateLimitError,
+                ServerError,
+                ResponseValidationError,
+            ) as exc:
                 if self.on_problem:
                     self.on_problem(str(exc).splitlines()[0])
             else:

@@ -177,7 +177,7 @@ def test_no_plugin_support_is_one_sentence(stack: Stack, tmp_path: Path) -> None
     with pytest.raises(EngineError) as info:
         run_program(stack.engine, program(write_tree(tmp_path / "src", plugin())))
     assert info.value.headline.startswith(
-        f"The Mixpeek host {stack.emulator.url} has no plugin API"
+        f"PluginDeployment 'embed': The Mixpeek host {stack.emulator.url} has no plugin API"
     )
     assert "set `mixpeek:baseUrl`" in info.value.headline
 

@@ -6,9 +6,10 @@ pickled: the API key is read in ``configure()``, which runs in the provider proc
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar, Final, TypeVar
+from typing import Any, ClassVar, Final, ParamSpec, TypeVar
 
 from pulumi.dynamic import CheckFailure, ConfigureRequest, ResourceProvider
 from pulumi.output import Unknown
@@ -16,9 +17,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..client import MixpeekClient
 from ..config import ProviderConfig
-from ..errors import redact
+from ..errors import DeployError, MixpeekError, ResourceError, redact
 
 M = TypeVar("M", bound=BaseModel)
+P = ParamSpec("P")
+R = TypeVar("R")
 RESERVED: Final = frozenset({"__provider"})
 
 
@@ -92,6 +95,28 @@ def echo(kind: str, name: str) -> Callable[[str], None]:
         print(f"{kind} {name}: {redact(line)}", file=sys.stderr, flush=True)  # noqa: T201
 
     return write
+
+
+def named_errors(method: Callable[P, R]) -> Callable[P, R]:
+    """Head every failure of a provider verb with the resource's kind and name.
+
+    The engine shows the traceback's last line; this makes it say which resource failed.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except DeployError:
+            raise
+        except (MixpeekError, OSError) as exc:
+            provider = args[0]
+            props = next((a for a in reversed(args) if isinstance(a, dict)), {})
+            name = str(props.get("resource_name") or (args[1] if len(args) > 1 else ""))
+            kind = getattr(provider, "kind", "Mixpeek")
+            raise ResourceError(kind, name, exc) from exc
+
+    return wrapper
 
 
 class MixpeekProvider(ResourceProvider):

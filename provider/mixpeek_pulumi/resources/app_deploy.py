@@ -23,11 +23,13 @@ from .. import bundle as bundles
 from .. import gitinfo, journal
 from ..client import MixpeekClient
 from ..errors import (
+    ApiConnectionError,
     BundleError,
     DeployFailedError,
     DeployTimeoutError,
     MixpeekError,
     NotFoundError,
+    ResponseValidationError,
     StorageError,
 )
 from ..logs import LogFollower
@@ -46,6 +48,7 @@ from ._common import (
     changed_keys,
     echo,
     is_unknown,
+    named_errors,
     normalized,
     validate,
 )
@@ -208,11 +211,13 @@ class AppDeployProvider(MixpeekProvider):
             delete_before_replace=False,
         )
 
+    @named_errors
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = AppDeployInputs.model_validate(normalized(AppDeployInputs, props))
         outs = self._deploy(_Run(inputs.resource_name, inputs), previous=None, first=True)
         return CreateResult(f"{inputs.app_id}/{inputs.environment}", outs)
 
+    @named_errors
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         inputs = AppDeployInputs.model_validate(normalized(AppDeployInputs, news))
         run = _Run(inputs.resource_name, inputs)
@@ -228,6 +233,7 @@ class AppDeployProvider(MixpeekProvider):
                 return UpdateResult(restored)
         return UpdateResult(self._deploy(run, previous=previous, first=False))
 
+    @named_errors
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         name = str(props.get("resource_name") or id_)
         with self.client(props.get("base_url"), name) as api:
@@ -239,6 +245,7 @@ class AppDeployProvider(MixpeekProvider):
         live = app.environment(env).deploy_id == props.get("deploy_id")
         return ReadResult(id_, {**props, "live": live, "url": environment_url(app, env)})
 
+    @named_errors
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         name = str(props.get("resource_name") or id_)
         if props.get("on_delete") != "rollback":
@@ -285,7 +292,12 @@ class AppDeployProvider(MixpeekProvider):
                 if deploy_id is None:
                     s3_key = self._upload(api, inputs.app_id, archive)
                     request = self._request(inputs, files, s3_key, tag)
-                    deploy_id = api.deploy(inputs.app_id, request).deploy_id
+                    try:
+                        deploy_id = api.deploy(inputs.app_id, request).deploy_id
+                    except (ApiConnectionError, ResponseValidationError) as exc:
+                        if isinstance(exc, ApiConnectionError) and not exc.sent:
+                            raise
+                        deploy_id = self._recover(api, run, tag, exc)
                     journal.record(key, deploy_id)
                     say(f"deploy {deploy_id} queued for {inputs.environment}")
                 final, tail = self._wait(api, run, deploy_id)
@@ -373,16 +385,48 @@ class AppDeployProvider(MixpeekProvider):
                 )
                 return recorded
             journal.forget(key)
-        served = app.environment(run.inputs.environment)
-        if served.deploy_id:
-            for record in api.list_versions(app.app_id).versions:
-                same = record.deploy_id == served.deploy_id or (
-                    served.asset_prefix is not None and record.asset_prefix == served.asset_prefix
-                )
-                if same and record.message and tag in record.message:
-                    say(f"adopting deploy {served.deploy_id}: it already serves this bundle")
-                    return served.deploy_id
-        return None
+        served = serving_tagged(api, app, run.inputs.environment, tag)
+        if served is None:
+            return None
+        smoke = api.get_deploy(app.app_id, served).smoke_test
+        if run.inputs.require_smoke_test and smoke is not None and not smoke.passed:
+            return None  # the live copy failed its smoke test: build it again
+        say(f"adopting deploy {served}: it already serves this bundle")
+        return served
+
+    def _recover(
+        self,
+        api: MixpeekClient,
+        run: _Run,
+        tag: str,
+        lost: ApiConnectionError | ResponseValidationError,
+    ) -> str:
+        """The deploy request may have been stored though its answer was lost: wait for it."""
+        inputs = run.inputs
+        first = str(lost).splitlines()[0].rstrip(".")
+        echo(self.kind, run.name)(
+            f"the answer to the deploy request was lost ({first}); waiting for the deploy to show"
+        )
+        poller = Poller(
+            fetch=lambda: serving_tagged(api, api.get_app(inputs.app_id), inputs.environment, tag),
+            is_terminal=lambda found: found is not None,
+            timeout=inputs.timeout_seconds,
+            interval=inputs.poll_interval_seconds,
+        )
+        try:
+            found = poller.run()
+        except WaitTimeout:
+            raise DeployTimeoutError(
+                f"{run.who}: the deploy request to {inputs.environment} of app {inputs.app_id} "
+                f"lost its answer ({first}) and no deploy of this bundle went live within "
+                f"timeout_seconds={inputs.timeout_seconds:g}",
+                resource=run.name,
+                deploy_id="unknown",
+                status="unknown",
+                reason=first,
+            ) from None
+        assert found is not None
+        return found
 
     def _wait(
         self, api: MixpeekClient, run: _Run, deploy_id: str
@@ -485,6 +529,20 @@ class AppDeployProvider(MixpeekProvider):
             "live": app.environment(inputs.environment).deploy_id == restored.deploy_id,
             "url": environment_url(app, inputs.environment),
         }
+
+
+def serving_tagged(api: MixpeekClient, app: AppResponse, environment: str, tag: str) -> str | None:
+    """The deploy the environment serves, if its version carries ``tag``."""
+    served = app.environment(environment)
+    if not served.deploy_id:
+        return None
+    for record in api.list_versions(app.app_id).versions:
+        same = record.deploy_id == served.deploy_id or (
+            served.asset_prefix is not None and record.asset_prefix == served.asset_prefix
+        )
+        if same and record.message and tag in record.message:
+            return served.deploy_id
+    return None
 
 
 def _served_version(api: MixpeekClient, app: AppResponse, environment: str) -> int | None:

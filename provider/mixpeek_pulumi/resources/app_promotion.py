@@ -15,9 +15,24 @@ from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Re
 from pydantic import Field
 
 from ..client import MixpeekClient
-from ..errors import DeployFailedError, NotFoundError
+from ..errors import (
+    ApiConnectionError,
+    DeployFailedError,
+    NotFoundError,
+    ResponseValidationError,
+    ServerError,
+)
 from ..models import Environment
-from ._common import Inputs, MixpeekProvider, as_int, changed_keys, echo, normalized, validate
+from ._common import (
+    Inputs,
+    MixpeekProvider,
+    as_int,
+    changed_keys,
+    echo,
+    named_errors,
+    normalized,
+    validate,
+)
 from .app_deploy import _served_version, args_props, environment_url
 
 
@@ -61,11 +76,13 @@ class AppPromotionProvider(MixpeekProvider):
         drifted = olds.get("live") is False
         return DiffResult(changes=bool(replaces or updates or drifted), replaces=replaces)
 
+    @named_errors
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = AppPromotionInputs.model_validate(normalized(AppPromotionInputs, props))
         outs = self._promote(inputs, previous=None, first=True)
         return CreateResult(f"{inputs.app_id}/{inputs.environment}", outs)
 
+    @named_errors
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         inputs = AppPromotionInputs.model_validate(normalized(AppPromotionInputs, news))
         if as_int(olds.get("version")) == inputs.version and olds.get("live") is not False:
@@ -74,6 +91,7 @@ class AppPromotionProvider(MixpeekProvider):
             self._promote(inputs, previous=olds.get("previous_version"), first=False)
         )
 
+    @named_errors
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         name = str(props.get("resource_name") or id_)
         with self.client(props.get("base_url"), name) as api:
@@ -85,6 +103,7 @@ class AppPromotionProvider(MixpeekProvider):
         live = app.environment(env).deploy_id == props.get("deploy_id")
         return ReadResult(id_, {**props, "live": live, "url": environment_url(app, env)})
 
+    @named_errors
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         if props.get("on_delete") != "rollback":
             return
@@ -133,23 +152,34 @@ class AppPromotionProvider(MixpeekProvider):
                 ) from None
             if inputs.require_smoke_test and record.deploy_id:
                 self._require_smoke(api, inputs, who, record.deploy_id)
-            restored = api.restore_version(inputs.app_id, inputs.version, inputs.environment)
+            expected = record.deploy_id
+            lost: Exception | None = None
+            try:
+                restored = api.restore_version(inputs.app_id, inputs.version, inputs.environment)
+                expected = restored.deploy_id
+            except (ApiConnectionError, ResponseValidationError, ServerError) as exc:
+                # The restore may have landed though its answer did not: look before failing.
+                if expected is None:
+                    raise
+                lost = exc
             app = api.get_app(inputs.app_id)
             served = app.environment(inputs.environment)
-            if served.deploy_id != restored.deploy_id:
+            if served.deploy_id != expected and lost is not None:
+                raise lost
+            if served.deploy_id != expected:
                 raise DeployFailedError(
                     f"{who}: after restoring version {inputs.version}, {inputs.environment} of app "
-                    f"{inputs.app_id} serves deploy {served.deploy_id} instead of {restored.deploy_id}",
+                    f"{inputs.app_id} serves deploy {served.deploy_id} instead of {expected}",
                     resource=name,
-                    deploy_id=restored.deploy_id,
+                    deploy_id=str(expected),
                     status="not_served",
                     reason="the environment did not switch",
                 )
             echo(self.kind, name)(f"{inputs.environment} now serves version {inputs.version}")
             return {
                 **inputs.model_dump(mode="json"),
-                "deploy_id": restored.deploy_id,
-                "asset_prefix": restored.asset_prefix,
+                "deploy_id": expected,
+                "asset_prefix": served.asset_prefix,
                 "previous_version": previous,
                 "url": environment_url(app, inputs.environment),
                 "live": True,

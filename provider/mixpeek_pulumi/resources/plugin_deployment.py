@@ -49,7 +49,16 @@ from ..models import (
 )
 from ..plugin_scan import check_plugin
 from ..waiting import Poller, WaitTimeout
-from ._common import Inputs, MixpeekProvider, changed_keys, echo, is_unknown, normalized, validate
+from ._common import (
+    Inputs,
+    MixpeekProvider,
+    changed_keys,
+    echo,
+    is_unknown,
+    named_errors,
+    normalized,
+    validate,
+)
 from .app_deploy import absolute, args_props
 
 PLUGIN_EXCLUDES: Final = ("__pycache__/", "*.pyc", ".pytest_cache/", ".venv/", "*.egg-info/")
@@ -165,6 +174,7 @@ class PluginDeploymentProvider(MixpeekProvider):
             delete_before_replace=False,
         )
 
+    @named_errors
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = PluginDeploymentInputs.model_validate(normalized(PluginDeploymentInputs, props))
         run = _Run(inputs.resource_name, inputs)
@@ -173,6 +183,7 @@ class PluginDeploymentProvider(MixpeekProvider):
             status = self._deploy_and_wait(api, run, plugin_id)
         return CreateResult(f"{inputs.namespace_id}/{plugin_id}", _outputs(inputs, status, digest))
 
+    @named_errors
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         inputs = PluginDeploymentInputs.model_validate(normalized(PluginDeploymentInputs, news))
         run = _Run(inputs.resource_name, inputs)
@@ -193,6 +204,7 @@ class PluginDeploymentProvider(MixpeekProvider):
                 status = self._deploy_and_wait(api, run, plugin_id)
         return UpdateResult(_outputs(inputs, status, digest))
 
+    @named_errors
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         name = str(props.get("resource_name") or id_)
         with self.client(props.get("base_url"), name) as api:
@@ -214,6 +226,7 @@ class PluginDeploymentProvider(MixpeekProvider):
             },
         )
 
+    @named_errors
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         policy = props.get("on_delete") or "undeploy"
         if policy == "retain":
