@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from .app import create_app
-from .server import bind, server_for
+from .server import bind, server_for, url_of
 from .state import Timing
 
 
@@ -35,7 +35,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SLUG",
         help="an app that exists from the start, with app_id app_<slug>",
     )
+    parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
     args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
     if not args.api_key:
         parser.error("--api-key (or MIXPEEK_EMULATOR_API_KEY) is required")
     timing = Timing(args.queue_seconds, args.build_seconds, args.plugin_seconds)
@@ -43,9 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         api_key=args.api_key, data_dir=args.data_dir, timing=timing, apps=tuple(args.app)
     )
     sock = bind(args.host, args.port)
-    host, port = sock.getsockname()[:2]
-    print(f"http://{host}:{port}", flush=True)  # noqa: T201 - the first line is the contract
-    server = server_for(emulator, sock)
+    print(url_of(sock, tls), flush=True)  # noqa: T201 - the first line is the contract
+    server = server_for(emulator, sock, tls)
     # uvicorn re-raises the signal that stopped it once it has shut down; with these as the
     # handlers it restores, a requested stop ends in a clean exit status instead of a "killed".
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -20,17 +20,26 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def server_for(emulator: Emulator, sock: socket.socket) -> uvicorn.Server:
-    host, port = sock.getsockname()[:2]
-    emulator.set_public_url(f"http://{host}:{port}")
+def server_for(
+    emulator: Emulator, sock: socket.socket, tls: tuple[str, str] | None = None
+) -> uvicorn.Server:
+    """A uvicorn server for ``emulator`` on ``sock``; ``tls`` is (certificate, key) files."""
+    emulator.set_public_url(url_of(sock, tls))
     config = uvicorn.Config(
         emulator.asgi,
         log_level="warning",
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=2,
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
     )
     return uvicorn.Server(config)
+
+
+def url_of(sock: socket.socket, tls: tuple[str, str] | None = None) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"{'https' if tls else 'http'}://{host}:{port}"
 
 
 @dataclass
@@ -46,10 +55,15 @@ class RunningEmulator:
         self.emulator.close()
 
 
-def start_in_thread(emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> RunningEmulator:
+def start_in_thread(
+    emulator: Emulator,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    tls: tuple[str, str] | None = None,
+) -> RunningEmulator:
     """Serve on a free loopback port in a daemon thread; returns once it accepts requests."""
     sock = bind(host, port)
-    server = server_for(emulator, sock)
+    server = server_for(emulator, sock, tls)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -57,5 +71,4 @@ def start_in_thread(emulator: Emulator, host: str = "127.0.0.1", port: int = 0) 
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("mixpeek-emulator did not start within 10 seconds")
         time.sleep(0.01)
-    bound_host, bound_port = sock.getsockname()[:2]
-    return RunningEmulator(emulator, server, thread, f"http://{bound_host}:{bound_port}")
+    return RunningEmulator(emulator, server, thread, url_of(sock, tls))
