@@ -120,7 +120,9 @@ class ProviderHost:
         project: str = "mixpeek-test",
         env: Mapping[str, str] | None = None,
         python: str = sys.executable,
+        echo: bool = False,
     ) -> None:
+        self.echo = echo
         full_env = {**os.environ, "PULUMI_PROJECT": project, **(env or {})}
         self.process = subprocess.Popen(
             [python, "-u", "-m", "pulumi.dynamic", "127.0.0.1:1"],
@@ -154,8 +156,11 @@ class ProviderHost:
 
     def _drain(self, stream: Any) -> None:
         for raw in iter(stream.readline, b""):
+            line = raw.decode(errors="replace").rstrip("\n")
             with self._lock:
-                self.diagnostics.append(raw.decode(errors="replace").rstrip("\n"))
+                self.diagnostics.append(line)
+            if self.echo:
+                print(f"  | {line}", flush=True)  # as the CLI shows provider output
 
     def output(self) -> str:
         """Everything the host printed so far: what the CLI would show as diagnostics."""

@@ -9,6 +9,7 @@ route serves.
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -352,7 +353,7 @@ class PluginDeploymentProvider(MixpeekProvider):
             timeout=inputs.timeout_seconds,
             interval=inputs.poll_interval_seconds,
             max_interval=max(MAX_POLL_INTERVAL, inputs.poll_interval_seconds),
-            on_status=lambda s: say(f"{plugin_id}: {s.status}"),
+            on_status=_on_change(lambda s: say(f"{plugin_id}: {s.status}")),
             on_problem=say,
         )
         try:
@@ -381,6 +382,20 @@ class PluginDeploymentProvider(MixpeekProvider):
             status=final.status,
             reason=reason,
         )
+
+
+def _on_change(
+    report: Callable[[PluginStatusResponse], None],
+) -> Callable[[PluginStatusResponse], None]:
+    """Report a status only when it differs from the last one reported."""
+    last: list[str] = []
+
+    def maybe(status: PluginStatusResponse) -> None:
+        if last != [status.status]:
+            last[:] = [status.status]
+            report(status)
+
+    return maybe
 
 
 def _is_serving(status: PluginStatusResponse, deployment_type: str) -> bool:

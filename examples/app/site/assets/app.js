@@ -1,0 +1,1 @@
+document.getElementById("when").textContent += " Served by Mixpeek.";

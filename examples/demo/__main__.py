@@ -1,0 +1,41 @@
+"""The demo project (`pulumi up` at the repository root, or `make demo`): the app and the plugin.
+
+Deploys examples/app/site to staging, promotes that exact version to production, and deploys
+the examples/plugin/text_embed plugin for realtime inference.
+"""
+
+from pathlib import Path
+
+import pulumi
+
+from mixpeek_pulumi import AppDeploy, AppPromotion, PluginDeployment
+
+EXAMPLES = Path(__file__).resolve().parents[1]
+config = pulumi.Config()
+app_id = config.get("appId") or "app_demo_site"
+
+staging = AppDeploy(
+    "site-staging",
+    app_id=app_id,
+    bundle=str(EXAMPLES / "app" / "site"),
+    environment="staging",
+    message="Demo site",
+    poll_interval_seconds=1,
+)
+production = AppPromotion("site-production", app_id=app_id, version=staging.version)
+plugin = PluginDeployment(
+    "text-embed",
+    namespace_id=config.get("namespaceId") or "ns_demo",
+    name="text_embed",
+    version="1.0.0",
+    source=str(EXAMPLES / "plugin" / "text_embed"),
+    poll_interval_seconds=1,
+)
+
+pulumi.export("deploy_id", staging.deploy_id)
+pulumi.export("version", staging.version)
+pulumi.export("url", staging.url)
+pulumi.export("production_deploy_id", production.deploy_id)
+pulumi.export("production_url", production.url)
+pulumi.export("route_prefix", plugin.route_prefix)
+pulumi.export("feature_uri", plugin.feature_uri)

@@ -1,0 +1,138 @@
+"""Every example program, run as `pulumi up` runs it: through the engine stand-in always, and
+through the real Pulumi CLI (Automation API) when `pulumi` is on PATH."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.emulator_fixture import EmulatorHandle, start_emulator
+from tests.engine import PROJECT_ROOT, FakeEngine, ProviderHost, run_program
+
+EXAMPLES = PROJECT_ROOT / "examples"
+
+
+@pytest.fixture
+def emu() -> Iterator[EmulatorHandle]:
+    handle = start_emulator()
+    try:
+        handle.create_app("demo-site")
+        yield handle
+    finally:
+        handle.running.stop()
+
+
+def engine(
+    emu: EmulatorHandle, tmp_path: Path, project: str, stack: str = "dev"
+) -> tuple[ProviderHost, FakeEngine]:
+    host = ProviderHost(
+        project=project, env={"MIXPEEK_PULUMI_STATE_DIR": str(tmp_path / "inflight")}
+    )
+    cfg = {"mixpeek:apiKey": emu.api_key, "mixpeek:baseUrl": emu.url}
+    return host, FakeEngine(
+        host, config=cfg, secret_keys={"mixpeek:apiKey"}, project=project, stack=stack
+    )
+
+
+def app_id_of(emu: EmulatorHandle) -> str:
+    with emu.api() as c:
+        return str(c.get("/v1/apps", params={"slug": "demo-site"}).json()["results"][0]["app_id"])
+
+
+def test_app_example(emu: EmulatorHandle, tmp_path: Path) -> None:
+    host, eng = engine(emu, tmp_path, "mixpeek-app")
+    config = {"mixpeek-app:appId": app_id_of(emu)}
+    try:
+        out = run_program(eng, EXAMPLES / "app" / "__main__.py", config=config).outputs
+        assert out["version"] == 1
+        assert out["deploy_id"] == out["production_deploy_id"]
+        assert out["url"] == "https://staging-demo-site.mxp.co"
+        assert out["production_url"] == "https://demo-site.mxp.co"
+        again = run_program(eng, EXAMPLES / "app" / "__main__.py", config=config, preview=True)
+        assert {op for op, _ in again.steps} == {"same"}
+    finally:
+        host.close()
+
+
+def test_plugin_example(emu: EmulatorHandle, tmp_path: Path) -> None:
+    host, eng = engine(emu, tmp_path, "mixpeek-plugin")
+    config = {"mixpeek-plugin:pollSeconds": "0.1"}
+    try:
+        out = run_program(eng, EXAMPLES / "plugin" / "__main__.py", config=config).outputs
+        assert out == {
+            "route_prefix": "/inference/custom_plugin_text_embed_1_0_0",
+            "feature_uri": "mixpeek://text_embed@1.0.0",
+        }
+        again = run_program(eng, EXAMPLES / "plugin" / "__main__.py", config=config)
+        assert again.steps == [("same", "text-embed")]
+    finally:
+        host.close()
+
+
+def test_promotion_example_two_stacks(emu: EmulatorHandle, tmp_path: Path) -> None:
+    program = EXAMPLES / "promotion" / "__main__.py"
+    config = {"mixpeek-promotion:appId": app_id_of(emu)}
+    host, staging = engine(emu, tmp_path, "mixpeek-promotion", stack="staging")
+    try:
+        staged = run_program(staging, program, config=config).outputs
+        production = FakeEngine(
+            host,
+            config={"mixpeek:apiKey": emu.api_key, "mixpeek:baseUrl": emu.url},
+            secret_keys={"mixpeek:apiKey"},
+            project="mixpeek-promotion",
+            stack="production",
+        )
+        refs = {"organization/mixpeek-promotion/staging": staged}
+        promoted = run_program(production, program, config=config, stack_references=refs).outputs
+        assert promoted["version"] == staged["version"] == 1
+        assert promoted["deploy_id"] == staged["deploy_id"]
+        assert promoted["url"] == "https://demo-site.mxp.co"
+        assert emu.count("POST", "/v1/apps/*/deploy") == 1
+        again = run_program(production, program, config=config, stack_references=refs)
+        assert again.steps == [("same", "production")]
+    finally:
+        host.close()
+
+
+def test_demo_project_at_the_root(emu: EmulatorHandle, tmp_path: Path) -> None:
+    host, eng = engine(emu, tmp_path, "mixpeek-demo")
+    config = {"mixpeek-demo:appId": app_id_of(emu)}
+    try:
+        out = run_program(eng, EXAMPLES / "demo" / "__main__.py", config=config).outputs
+        assert out["route_prefix"] == "/inference/custom_plugin_text_embed_1_0_0"
+        assert out["production_deploy_id"] == out["deploy_id"]
+        assert {
+            op for op, _ in run_program(eng, EXAMPLES / "demo" / "__main__.py", config=config).steps
+        } == {"same"}
+    finally:
+        host.close()
+    assert (PROJECT_ROOT / "Pulumi.yaml").read_text().count("main: examples/demo/") == 1
+
+
+@pytest.mark.cli
+@pytest.mark.skipif(shutil.which("pulumi") is None, reason="the Pulumi CLI is not on PATH")
+def test_examples_through_the_real_cli(emu: EmulatorHandle, tmp_path: Path) -> None:
+    from pulumi import automation as auto
+
+    env = {
+        "PULUMI_BACKEND_URL": f"file://{tmp_path}",
+        "PULUMI_CONFIG_PASSPHRASE": "test",
+        "MIXPEEK_PULUMI_STATE_DIR": str(tmp_path / "inflight"),
+    }
+    for name in ("app", "plugin"):
+        stack = auto.create_or_select_stack(
+            stack_name="dev",
+            work_dir=str(EXAMPLES / name),
+            opts=auto.LocalWorkspaceOptions(env_vars=env),
+        )
+        stack.set_config("mixpeek:baseUrl", auto.ConfigValue(emu.url))
+        stack.set_config("mixpeek:apiKey", auto.ConfigValue(emu.api_key, secret=True))
+        stack.set_config("appId", auto.ConfigValue(app_id_of(emu)))
+        up = stack.up()
+        assert up.summary.result == "succeeded"
+        preview = stack.preview()
+        assert set(preview.change_summary) == {"same"}
+        stack.destroy()
