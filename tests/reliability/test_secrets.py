@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
-import tempfile
 from pathlib import Path
 
 import pulumi
@@ -21,9 +19,12 @@ from tests.sites import plugin, site, write_tree
 
 def test_the_key_never_leaks(tmp_path: Path) -> None:
     key = f"sk_live_SECRETSCAN{secrets.token_hex(12)}"
-    temp_before = set(os.listdir(tempfile.gettempdir()))
+    host_tmp = tmp_path / "host-tmp"  # the provider's own temp area, to see what it leaves
+    host_tmp.mkdir()
     emu = start_emulator(api_key=key, data_dir=tmp_path / "emulator", timing=Timing(0.05, 0.3, 0.3))
-    host = ProviderHost(env={"MIXPEEK_PULUMI_STATE_DIR": str(tmp_path / "inflight")})
+    host = ProviderHost(
+        env={"MIXPEEK_PULUMI_STATE_DIR": str(tmp_path / "inflight"), "TMPDIR": str(host_tmp)}
+    )
     seen: list[str] = []
     try:
         engine = FakeEngine(
@@ -107,10 +108,8 @@ def test_the_key_never_leaks(tmp_path: Path) -> None:
             seen.append(path.read_bytes().decode("latin-1").replace(injected, ""))
     for path in (tmp_path / "inflight").rglob("*") if (tmp_path / "inflight").exists() else []:
         seen.append(path.read_text())
-    left = set(os.listdir(tempfile.gettempdir())) - temp_before
-    assert not [n for n in left if n.startswith("mixpeek-bundle-")], (
-        "temporary bundles were left behind"
-    )
+    left = [p.name for p in host_tmp.rglob("*")]
+    assert not left, f"the provider left temporary files behind: {left}"
     leaks = [i for i, text in enumerate(seen) if key in text]
     assert not leaks, f"the key leaked into {len(leaks)} of {len(seen)} places"
     assert "[REDACTED]" in seen[0]

@@ -102,3 +102,22 @@ def test_source_texts_skip_binary_and_large_files(tmp_path: Path) -> None:
     )
     texts = bundle.source_texts(bundle.collect(root, bundle.Excludes()))
     assert set(texts) == set(site())
+
+
+def test_compressed_formats_are_stored_and_text_deflated(tmp_path: Path) -> None:
+    root = write_tree(
+        tmp_path / "s",
+        {
+            "index.html": "<p>hello</p>" * 2000,
+            "logo.png": os.urandom(10_000),
+            "blob.bin": os.urandom(70_000),
+        },
+    )
+    archive = bundle.write_archive(bundle.collect(root, bundle.Excludes()), directory=str(tmp_path))
+    with zipfile.ZipFile(archive.path) as zf:
+        kinds = {i.filename: i.compress_type for i in zf.infolist()}
+    assert kinds == {
+        "blob.bin": zipfile.ZIP_STORED,
+        "index.html": zipfile.ZIP_DEFLATED,
+        "logo.png": zipfile.ZIP_STORED,
+    }

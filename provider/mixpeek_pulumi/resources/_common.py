@@ -6,11 +6,14 @@ pickled: the API key is read in ``configure()``, which runs in the provider proc
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Final, ParamSpec, TypeVar
 
+import pulumi
 from pulumi.dynamic import CheckFailure, ConfigureRequest, ResourceProvider
 from pulumi.output import Unknown
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -145,3 +148,29 @@ class MixpeekProvider(ResourceProvider):
     def client(self, base_url: str | None, name: str) -> MixpeekClient:
         cfg = self.config().with_base_url(base_url)
         return MixpeekClient.from_config(cfg, log=echo(self.kind, name))
+
+
+def resource_props(
+    args: Any, outputs: Iterable[str], resource_name: str, *, paths: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The registration payload: every output declared as None, the set args (shallow: ``asdict``
+    would deep-copy Outputs), paths made absolute where the user wrote them, and the name."""
+    props: dict[str, Any] = dict.fromkeys(outputs)
+    props.update(
+        {
+            f.name: getattr(args, f.name)
+            for f in dataclasses.fields(args)
+            if getattr(args, f.name) is not None
+        }
+    )
+    for key in paths:
+        props[key] = absolute(props[key])
+    props["resource_name"] = resource_name
+    return props
+
+
+def absolute(path: pulumi.Input[str]) -> pulumi.Input[str]:
+    """Paths are resolved in the program's folder, where the user wrote them."""
+    if isinstance(path, str):
+        return os.path.abspath(path)
+    return pulumi.Output.from_input(path).apply(os.path.abspath)  # type: ignore[arg-type]

@@ -8,15 +8,13 @@ that timed out or lost its response is adopted by the next run instead of deploy
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
 import pulumi
-from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, Resource, UpdateResult
 from pydantic import Field
 
 from .. import bundle as bundles
@@ -43,15 +41,16 @@ from ..models import (
 from ..waiting import Poller, WaitTimeout
 from ._common import (
     Inputs,
-    MixpeekProvider,
     as_int,
     changed_keys,
     echo,
     is_unknown,
     named_errors,
     normalized,
+    resource_props,
     validate,
 )
+from ._environment import EnvironmentProvider, environment_url, served_version, serving_tagged
 
 DEFAULT_MESSAGE: Final = "Deployed with mixpeek-pulumi"
 MARKER_PREFIX: Final = "mixpeek-pulumi:"
@@ -123,18 +122,6 @@ def marker(environment: str, digest: str) -> str:
     return f"[{MARKER_PREFIX}{environment}:{digest[:32]}]"
 
 
-def environment_url(app: AppResponse, environment: str) -> str:
-    state = app.environment(environment)
-    extra = state.model_extra or {}
-    if isinstance(extra.get("url"), str):
-        return str(extra["url"])
-    base = app.url or f"https://{app.slug}.mxp.co"
-    if environment == "production":
-        return base
-    scheme, _, host = base.partition("://")
-    return f"{scheme}://{environment}-{host}"
-
-
 def version_for(
     api: MixpeekClient, app: AppResponse, environment: str, deploy_id: str, tag: str
 ) -> int | None:
@@ -171,7 +158,7 @@ class _Run:
         return f"AppDeploy '{self.name}'"
 
 
-class AppDeployProvider(MixpeekProvider):
+class AppDeployProvider(EnvironmentProvider):
     """Creates, updates, refreshes and deletes AppDeploy resources."""
 
     kind = "AppDeploy"
@@ -233,44 +220,6 @@ class AppDeployProvider(MixpeekProvider):
                 return UpdateResult(restored)
         return UpdateResult(self._deploy(run, previous=previous, first=False))
 
-    @named_errors
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        name = str(props.get("resource_name") or id_)
-        with self.client(props.get("base_url"), name) as api:
-            try:
-                app = api.get_app(str(props["app_id"]))
-            except NotFoundError:
-                return ReadResult(None, {})
-        env = str(props.get("environment") or "production")
-        live = app.environment(env).deploy_id == props.get("deploy_id")
-        return ReadResult(id_, {**props, "live": live, "url": environment_url(app, env)})
-
-    @named_errors
-    def delete(self, id_: str, props: dict[str, Any]) -> None:
-        name = str(props.get("resource_name") or id_)
-        if props.get("on_delete") != "rollback":
-            return
-        env: Environment = "staging" if props.get("environment") == "staging" else "production"
-        previous = as_int(props.get("previous_version"))
-        say = echo(self.kind, name)
-        with self.client(props.get("base_url"), name) as api:
-            try:
-                app = api.get_app(str(props["app_id"]))
-            except NotFoundError:
-                return
-            if app.environment(env).deploy_id != props.get("deploy_id"):
-                say(f"{env} no longer serves deploy {props.get('deploy_id')}; nothing to roll back")
-                return
-            if previous is None:
-                say(f"{env} served nothing before this resource; the deploy stays live")
-                return
-            try:
-                api.restore_version(app.app_id, previous, env)
-            except NotFoundError:
-                say(f"version {previous} no longer exists; the deploy stays live")
-                return
-            say(f"rolled {env} back to version {previous}")
-
     # ------------------------------------------------------------------------------ deploy
 
     def _deploy(self, run: _Run, *, previous: int | None, first: bool) -> dict[str, Any]:
@@ -283,7 +232,7 @@ class AppDeployProvider(MixpeekProvider):
             tag = marker(inputs.environment, digest)
             with self.client(inputs.base_url, run.name) as api:
                 app = api.get_app(inputs.app_id)
-                served_before = _served_version(api, app, inputs.environment)
+                served_before = served_version(api, app, inputs.environment)
                 if first:
                     previous = served_before
                 key = (api.base_url, inputs.app_id, inputs.environment, digest)
@@ -531,34 +480,6 @@ class AppDeployProvider(MixpeekProvider):
         }
 
 
-def serving_tagged(api: MixpeekClient, app: AppResponse, environment: str, tag: str) -> str | None:
-    """The deploy the environment serves, if its version carries ``tag``."""
-    served = app.environment(environment)
-    if not served.deploy_id:
-        return None
-    for record in api.list_versions(app.app_id).versions:
-        same = record.deploy_id == served.deploy_id or (
-            served.asset_prefix is not None and record.asset_prefix == served.asset_prefix
-        )
-        if same and record.message and tag in record.message:
-            return served.deploy_id
-    return None
-
-
-def _served_version(api: MixpeekClient, app: AppResponse, environment: str) -> int | None:
-    state = app.environment(environment)
-    if state.deploy_id is None:
-        return None
-    if state.version is not None:
-        return state.version
-    for record in api.list_versions(app.app_id).versions:
-        if record.deploy_id == state.deploy_id or (
-            state.asset_prefix and record.asset_prefix == state.asset_prefix
-        ):
-            return record.version
-    return None
-
-
 def _inputs_out(inputs: AppDeployInputs) -> dict[str, Any]:
     return inputs.model_dump(mode="json", exclude={"bundle_sha256"})
 
@@ -592,22 +513,6 @@ class AppDeployArgs:
     base_url: pulumi.Input[str] | None = None
 
 
-def args_props(args: Any) -> dict[str, Any]:
-    """A shallow dict of the set fields (``asdict`` would deep-copy Outputs)."""
-    return {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(args)
-        if getattr(args, f.name) is not None
-    }
-
-
-def absolute(path: pulumi.Input[str]) -> pulumi.Input[str]:
-    """Paths are resolved in the program's folder, where the user wrote them."""
-    if isinstance(path, str):
-        return os.path.abspath(path)
-    return pulumi.Output.from_input(path).apply(os.path.abspath)  # type: ignore[arg-type]
-
-
 class AppDeploy(Resource, module="mixpeek", name="AppDeploy"):
     """A Mixpeek App deploy of a build folder or .zip, live once ``pulumi up`` returns."""
 
@@ -634,8 +539,5 @@ class AppDeploy(Resource, module="mixpeek", name="AppDeploy"):
         **kwargs: Any,
     ) -> None:
         args = args or AppDeployArgs(**kwargs)
-        props: dict[str, Any] = {key: None for key in OUTPUT_KEYS}
-        props.update(args_props(args))
-        props["bundle"] = absolute(args.bundle)
-        props["resource_name"] = resource_name
+        props = resource_props(args, OUTPUT_KEYS, resource_name, paths=("bundle",))
         super().__init__(AppDeployProvider(), resource_name, props, opts)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import pulumi
-from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, Resource, UpdateResult
 from pydantic import Field
 
 from ..client import MixpeekClient
@@ -25,15 +25,15 @@ from ..errors import (
 from ..models import Environment
 from ._common import (
     Inputs,
-    MixpeekProvider,
     as_int,
     changed_keys,
     echo,
     named_errors,
     normalized,
+    resource_props,
     validate,
 )
-from .app_deploy import _served_version, args_props, environment_url
+from ._environment import EnvironmentProvider, environment_url, served_version
 
 
 class AppPromotionInputs(Inputs):
@@ -63,8 +63,9 @@ class AppPromotionArgs:
     base_url: pulumi.Input[str] | None = None
 
 
-class AppPromotionProvider(MixpeekProvider):
+class AppPromotionProvider(EnvironmentProvider):
     kind = "AppPromotion"
+    what = "promotion"
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         _, failures = validate(AppPromotionInputs, news)
@@ -88,47 +89,8 @@ class AppPromotionProvider(MixpeekProvider):
         if as_int(olds.get("version")) == inputs.version and olds.get("live") is not False:
             return UpdateResult({**olds, **inputs.model_dump(mode="json")})
         return UpdateResult(
-            self._promote(inputs, previous=olds.get("previous_version"), first=False)
+            self._promote(inputs, previous=as_int(olds.get("previous_version")), first=False)
         )
-
-    @named_errors
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        name = str(props.get("resource_name") or id_)
-        with self.client(props.get("base_url"), name) as api:
-            try:
-                app = api.get_app(str(props["app_id"]))
-            except NotFoundError:
-                return ReadResult(None, {})
-        env = str(props.get("environment") or "production")
-        live = app.environment(env).deploy_id == props.get("deploy_id")
-        return ReadResult(id_, {**props, "live": live, "url": environment_url(app, env)})
-
-    @named_errors
-    def delete(self, id_: str, props: dict[str, Any]) -> None:
-        if props.get("on_delete") != "rollback":
-            return
-        name = str(props.get("resource_name") or id_)
-        say = echo(self.kind, name)
-        env: Environment = "staging" if props.get("environment") == "staging" else "production"
-        previous = as_int(props.get("previous_version"))
-        with self.client(props.get("base_url"), name) as api:
-            try:
-                app = api.get_app(str(props["app_id"]))
-            except NotFoundError:
-                return
-            if app.environment(env).deploy_id != props.get("deploy_id"):
-                say(f"{env} no longer serves version {props.get('version')}; nothing to roll back")
-                return
-            if not isinstance(previous, int):
-                say(
-                    f"{env} served nothing before this promotion; version {props.get('version')} stays"
-                )
-                return
-            try:
-                api.restore_version(app.app_id, previous, env)
-            except NotFoundError:
-                return
-            say(f"rolled {env} back to version {previous}")
 
     def _promote(
         self, inputs: AppPromotionInputs, *, previous: int | None, first: bool
@@ -138,7 +100,7 @@ class AppPromotionProvider(MixpeekProvider):
         with self.client(inputs.base_url, name) as api:
             app = api.get_app(inputs.app_id)
             if first:
-                previous = _served_version(api, app, inputs.environment)
+                previous = served_version(api, app, inputs.environment)
             try:
                 record = api.get_version(inputs.app_id, inputs.version)
             except NotFoundError:
@@ -228,7 +190,5 @@ class AppPromotion(Resource, module="mixpeek", name="AppPromotion"):
         **kwargs: Any,
     ) -> None:
         args = args or AppPromotionArgs(**kwargs)
-        props: dict[str, Any] = {key: None for key in OUTPUT_KEYS}
-        props.update(args_props(args))
-        props["resource_name"] = resource_name
+        props = resource_props(args, OUTPUT_KEYS, resource_name)
         super().__init__(AppPromotionProvider(), resource_name, props, opts)

@@ -58,9 +58,9 @@ from ._common import (
     is_unknown,
     named_errors,
     normalized,
+    resource_props,
     validate,
 )
-from .app_deploy import absolute, args_props
 
 PLUGIN_EXCLUDES: Final = ("__pycache__/", "*.pyc", ".pytest_cache/", ".venv/", "*.egg-info/")
 MAX_POLL_INTERVAL: Final = 15.0
@@ -505,8 +505,5 @@ class PluginDeployment(Resource, module="mixpeek", name="PluginDeployment"):
         **kwargs: Any,
     ) -> None:
         args = args or PluginDeploymentArgs(**kwargs)
-        props: dict[str, Any] = {key: None for key in OUTPUT_KEYS}
-        props.update(args_props(args))
-        props["source"] = absolute(args.source)
-        props["resource_name"] = resource_name
+        props = resource_props(args, OUTPUT_KEYS, resource_name, paths=("source",))
         super().__init__(PluginDeploymentProvider(), resource_name, props, opts)

@@ -1,0 +1,98 @@
+"""The app environments both app resources act on: URLs, served versions, refresh, rollback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pulumi.dynamic import ReadResult
+
+from ..client import MixpeekClient
+from ..errors import NotFoundError
+from ..models import AppResponse, Environment
+from ._common import MixpeekProvider, as_int, echo, named_errors
+
+
+def environment_url(app: AppResponse, environment: str) -> str:
+    state = app.environment(environment)
+    extra = state.model_extra or {}
+    if isinstance(extra.get("url"), str):
+        return str(extra["url"])
+    base = app.url or f"https://{app.slug}.mxp.co"
+    if environment == "production":
+        return base
+    scheme, _, host = base.partition("://")
+    return f"{scheme}://{environment}-{host}"
+
+
+def serving_tagged(api: MixpeekClient, app: AppResponse, environment: str, tag: str) -> str | None:
+    """The deploy the environment serves, if its version carries ``tag``."""
+    served = app.environment(environment)
+    if not served.deploy_id:
+        return None
+    for record in api.list_versions(app.app_id).versions:
+        same = record.deploy_id == served.deploy_id or (
+            served.asset_prefix is not None and record.asset_prefix == served.asset_prefix
+        )
+        if same and record.message and tag in record.message:
+            return served.deploy_id
+    return None
+
+
+def served_version(api: MixpeekClient, app: AppResponse, environment: str) -> int | None:
+    state = app.environment(environment)
+    if state.deploy_id is None:
+        return None
+    if state.version is not None:
+        return state.version
+    for record in api.list_versions(app.app_id).versions:
+        if record.deploy_id == state.deploy_id or (
+            state.asset_prefix and record.asset_prefix == state.asset_prefix
+        ):
+            return record.version
+    return None
+
+
+class EnvironmentProvider(MixpeekProvider):
+    """Refresh and destroy for resources that put a deploy into an app environment."""
+
+    what = "deploy"
+
+    @named_errors
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        name = str(props.get("resource_name") or id_)
+        with self.client(props.get("base_url"), name) as api:
+            try:
+                app = api.get_app(str(props["app_id"]))
+            except NotFoundError:
+                return ReadResult(None, {})
+        env = str(props.get("environment") or "production")
+        live = app.environment(env).deploy_id == props.get("deploy_id")
+        return ReadResult(id_, {**props, "live": live, "url": environment_url(app, env)})
+
+    @named_errors
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        """``on_delete="rollback"``: restore the version served before, unless someone else
+        deployed since (their deploy is never clobbered)."""
+        if props.get("on_delete") != "rollback":
+            return
+        name = str(props.get("resource_name") or id_)
+        say = echo(self.kind, name)
+        env: Environment = "staging" if props.get("environment") == "staging" else "production"
+        previous = as_int(props.get("previous_version"))
+        ours = props.get("deploy_id")
+        with self.client(props.get("base_url"), name) as api:
+            try:
+                app = api.get_app(str(props["app_id"]))
+            except NotFoundError:
+                return
+            if app.environment(env).deploy_id != ours:
+                say(f"{env} no longer serves deploy {ours}; nothing to roll back")
+            elif previous is None:
+                say(f"{env} served nothing before this {self.what}; deploy {ours} stays live")
+            else:
+                try:
+                    api.restore_version(app.app_id, previous, env)
+                except NotFoundError:
+                    say(f"version {previous} no longer exists; deploy {ours} stays live")
+                    return
+                say(f"rolled {env} back to version {previous}")
