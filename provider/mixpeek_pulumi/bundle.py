@@ -12,15 +12,19 @@ import base64
 import fnmatch
 import hashlib
 import os
+import re
 import stat
+import struct
 import tempfile
 import zipfile
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Final
+from typing import IO, Final, TypeVar
 
 from .errors import BundleError
 
@@ -87,7 +91,8 @@ STORED_SUFFIXES: Final = frozenset(
         ".whl",
     ]
 )
-SAMPLE: Final = 64 * 1024
+SAMPLE: Final = 16 * 1024
+SAMPLE_FROM: Final = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -122,34 +127,66 @@ class Excludes:
     pattern with ``/`` matches the whole path, and ``!pattern`` re-includes."""
 
     def __init__(self, patterns: Sequence[str] = ()) -> None:
-        self.rules: list[tuple[bool, str]] = [(True, p) for p in DEFAULT_EXCLUDES]
-        for raw in patterns:
-            pattern = raw.strip()
-            if not pattern:
-                continue
-            if pattern.startswith("!"):
-                self.rules.append((False, pattern[1:]))
-            else:
-                self.rules.append((True, pattern))
+        raw = [(True, p) for p in DEFAULT_EXCLUDES]
+        for text in patterns:
+            pattern = text.strip()
+            if pattern:
+                raw.append((not pattern.startswith("!"), pattern.lstrip("!")))
+        # Compiled once: a preview matches every rule against every one of thousands of paths.
+        self.rules = [(exclude, *_compile(pattern)) for exclude, pattern in raw]
+
+        self._fast: _FastRules | None = None
+        if all(exclude for exclude, *_ in self.rules):
+            # No "!pattern": one alternation per kind answers in a single match.
+            def joined(kind: str) -> re.Pattern[str] | None:
+                parts = [regex.pattern for _, k, regex, _ in self.rules if k == kind]
+                return re.compile("|".join(f"(?:{p})" for p in parts)) if parts else None
+
+            self._fast = (
+                joined("name"),
+                joined("path"),
+                joined("dir"),
+                tuple(prefix for _, k, _, prefix in self.rules if k == "dir" and prefix),
+            )
 
     def excluded(self, rel: str) -> bool:
-        parts = PurePosixPath(rel).parts
+        parts = rel.split("/")
+        if self._fast is not None:
+            name_re, path_re, dir_re, prefixes = self._fast
+            return bool(
+                (name_re and name_re.match(parts[-1]))
+                or (path_re and path_re.match(rel))
+                or (dir_re and any(dir_re.match(p) for p in parts[:-1]))
+                or (prefixes and rel.startswith(prefixes))
+            )
         verdict = False
-        for exclude, pattern in self.rules:
-            if _matches(pattern, rel, parts):
+        for exclude, kind, regex, prefix in self.rules:
+            if kind == "dir":
+                hit = any(regex.match(p) for p in parts[:-1]) or bool(
+                    prefix and rel.startswith(prefix)
+                )
+            elif kind == "path":
+                hit = regex.match(rel) is not None
+            else:
+                hit = regex.match(parts[-1]) is not None
+            if hit:
                 verdict = exclude
         return verdict
 
 
-def _matches(pattern: str, rel: str, parts: tuple[str, ...]) -> bool:
+_FastRules = tuple[
+    re.Pattern[str] | None, re.Pattern[str] | None, re.Pattern[str] | None, tuple[str, ...]
+]
+
+
+def _compile(pattern: str) -> tuple[str, re.Pattern[str], str]:
     if pattern.endswith("/"):
         name = pattern.rstrip("/")
-        return any(fnmatch.fnmatchcase(p, name) for p in parts[:-1]) or (
-            "/" in name and rel.startswith(name + "/")
-        )
+        prefix = name.lstrip("/") + "/" if "/" in name else ""
+        return "dir", re.compile(fnmatch.translate(name)), prefix
     if "/" in pattern:
-        return fnmatch.fnmatchcase(rel, pattern.lstrip("/"))
-    return fnmatch.fnmatchcase(parts[-1], pattern)
+        return "path", re.compile(fnmatch.translate(pattern.lstrip("/"))), ""
+    return "name", re.compile(fnmatch.translate(pattern)), ""
 
 
 def collect(source: Path, excludes: Excludes) -> list[SourceFile]:
@@ -173,18 +210,17 @@ def collect(source: Path, excludes: Excludes) -> list[SourceFile]:
 
 def _walk(root: Path, excludes: Excludes) -> Iterator[SourceFile]:
     real_root = root.resolve()
-    stack = [root]
+    stack: list[tuple[str, str]] = [(str(root), "")]
     while stack:
-        folder = stack.pop()
+        folder, prefix = stack.pop()
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
             raise BundleError(str(folder), f"the folder cannot be read ({exc.strerror})") from None
         for entry in entries:
-            path = Path(entry.path)
-            rel = _rel_name(path, root)
+            rel = _rel_name(prefix + entry.name, root)
             if entry.is_symlink():
-                target = path.resolve()
+                target = Path(entry.path).resolve()
                 if not target.is_relative_to(real_root):
                     raise BundleError(
                         str(root), f"the symlink {rel} points outside the bundle folder"
@@ -192,24 +228,21 @@ def _walk(root: Path, excludes: Excludes) -> Iterator[SourceFile]:
                 if target.is_dir():
                     continue  # the target folder is bundled where it really is
             try:
-                info = path.stat()
+                info = entry.stat()
             except OSError as exc:
                 raise BundleError(str(root), f"{rel} cannot be read ({exc.strerror})") from None
             if stat.S_ISDIR(info.st_mode):
                 if not excludes.excluded(rel + "/x"):
-                    stack.append(path)
+                    stack.append((entry.path, rel + "/"))
                 continue
             if not stat.S_ISREG(info.st_mode):
                 raise BundleError(str(root), f"{rel} is a special file (not a regular file)")
             if excludes.excluded(rel):
                 continue
-            if not os.access(path, os.R_OK):
-                raise BundleError(str(root), f"{rel} is not readable")
-            yield SourceFile(rel, info.st_size, _opener(path))
+            yield SourceFile(rel, info.st_size, _opener(Path(entry.path)))
 
 
-def _rel_name(path: Path, root: Path) -> str:
-    rel = path.relative_to(root).as_posix()
+def _rel_name(rel: str, root: Path) -> str:
     try:
         rel.encode("utf-8")
     except UnicodeEncodeError:
@@ -273,72 +306,287 @@ def entry_prefix(files: Sequence[SourceFile], entry: str = "index.html") -> str 
 
 
 def digest(files: Sequence[SourceFile]) -> Digest:
-    """sha256 over each sorted path, its size and its bytes: independent of mtimes and modes."""
+    """sha256 over each sorted path, its size and its bytes' sha256: independent of mtimes and
+    modes. One thread: per-file work is small, and a pool's overhead costs more than it saves."""
     h = hashlib.sha256()
-    total = 0
     for f in files:
-        h.update(f.rel.encode() + b"\0" + str(f.size).encode() + b"\0")
-        with f.open() as handle:
-            while block := handle.read(CHUNK):
-                h.update(block)
-        total += f.size
-    return Digest(h.hexdigest(), len(files), total)
+        h.update(_entry_line(f, _hash_file(f)))
+    return Digest(h.hexdigest(), len(files), sum(f.size for f in files))
 
 
-class _HashingWriter:
-    """An unseekable sink, so zipfile streams with data descriptors and never rewinds."""
+def _entry_line(f: SourceFile, file_hash: bytes) -> bytes:
+    return f.rel.encode() + b"\0" + str(f.size).encode() + b"\0" + file_hash
+
+
+def _hash_file(f: SourceFile) -> bytes:
+    h = hashlib.sha256()
+    read = 0
+    with f.open() as handle:
+        while block := handle.read(CHUNK):
+            h.update(block)
+            read += len(block)
+    _same_size(f, read)
+    return h.digest()
+
+
+def _same_size(f: SourceFile, read: int) -> None:
+    if read != f.size:
+        raise BundleError(
+            f.rel, f"the file changed while it was read ({f.size} bytes became {read})"
+        )
+
+
+R = TypeVar("R")
+WORKERS: Final = max(1, min(4, os.cpu_count() or 1))
+WINDOW_BYTES: Final = 64 * 1024 * 1024
+WHOLE_FILE: Final = 4 * 1024 * 1024  # files up to this size are packed whole, in parallel
+
+
+def _ordered(
+    files: Sequence[SourceFile],
+    work: Callable[[SourceFile], R],
+    *,
+    inline: Callable[[SourceFile], bool],
+) -> Iterator[tuple[SourceFile, R | None]]:
+    """``work`` over ``files`` on a thread pool, yielded in order, with a bounded number of bytes
+    in flight; files for which ``inline`` holds are yielded with None for the caller to do."""
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix="mixpeek-pack") as pool:
+        pending: deque[tuple[SourceFile, Future[R] | None]] = deque()
+        queued = iter(files)
+        in_flight = 0
+
+        def fill() -> None:
+            nonlocal in_flight
+            while len(pending) < 8 * WORKERS and in_flight < WINDOW_BYTES:
+                f = next(queued, None)
+                if f is None:
+                    return
+                if inline(f):
+                    pending.append((f, None))
+                else:
+                    pending.append((f, pool.submit(work, f)))
+                    in_flight += min(f.size, WHOLE_FILE)
+
+        fill()
+        while pending:
+            f, future = pending.popleft()
+            result = None
+            if future is not None:
+                result = future.result()
+                in_flight -= min(f.size, WHOLE_FILE)
+            fill()
+            yield f, result
+
+
+@dataclass(frozen=True)
+class _Packed:
+    method: int
+    crc: int
+    data: bytes
+    file_hash: bytes
+
+
+def _pack_whole(f: SourceFile) -> _Packed:
+    with f.open() as handle:
+        raw = handle.read()
+    _same_size(f, len(raw))
+    method = _compression(f.rel, raw)
+    data = raw
+    if method == zipfile.ZIP_DEFLATED:
+        packer = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)
+        data = packer.compress(raw) + packer.flush()
+    return _Packed(method, zlib.crc32(raw), data, hashlib.sha256(raw).digest())
+
+
+class _ZipWriter:
+    """A minimal deterministic zip writer (fixed dates and modes, ZIP64 when sizes need it),
+    so compression can run on several threads and every byte is hashed as it is written."""
 
     def __init__(self, handle: IO[bytes]) -> None:
         self.handle = handle
         self.md5 = hashlib.md5()  # noqa: S324 - Content-MD5 is what storage checks
         self.sha256 = hashlib.sha256()
-        self.size = 0
+        self.offset = 0
+        self.central: list[bytes] = []
 
-    def write(self, data: bytes) -> int:
+    def _write(self, data: bytes) -> None:
         self.md5.update(data)
         self.sha256.update(data)
-        self.size += len(data)
         self.handle.write(data)
-        return len(data)
+        self.offset += len(data)
 
-    def flush(self) -> None:
-        self.handle.flush()
+    def _local(
+        self,
+        name: bytes,
+        method: int,
+        crc: int,
+        csize: int,
+        usize: int,
+        streamed: bool,
+        zip64: bool,
+    ) -> None:
+        flags = _UTF8 | (_DESCRIPTOR if streamed else 0)
+        extra = struct.pack("<HHQQ", 1, 16, usize, csize) if zip64 else b""
+        sizes = (_MAX32, _MAX32) if zip64 else (csize, usize)
+        self._write(
+            struct.pack(
+                "<IHHHHHIIIHH",
+                0x04034B50,
+                45 if zip64 else 20,
+                flags,
+                method,
+                0,
+                _DOS_DATE,
+                crc,
+                *sizes,
+                len(name),
+                len(extra),
+            )
+            + name
+            + extra
+        )
+
+    def _remember(
+        self,
+        name: bytes,
+        method: int,
+        crc: int,
+        csize: int,
+        usize: int,
+        offset: int,
+        streamed: bool,
+    ) -> None:
+        values = [("u", usize), ("c", csize), ("o", offset)]
+        big = [v for _, v in values if v >= _MAX32]
+        extra = struct.pack(f"<HH{len(big)}Q", 1, 8 * len(big), *big) if big else b""
+        flags = _UTF8 | (_DESCRIPTOR if streamed else 0)
+        needed = 45 if big else 20
+        self.central.append(
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                (3 << 8) | needed,
+                needed,
+                flags,
+                method,
+                0,
+                _DOS_DATE,
+                crc,
+                min(csize, _MAX32),
+                min(usize, _MAX32),
+                len(name),
+                len(extra),
+                0,
+                0,
+                0,
+                0o644 << 16,
+                min(offset, _MAX32),
+            )
+            + name
+            + extra
+        )
+
+    def add_packed(self, rel: str, usize: int, packed: _Packed) -> None:
+        name = rel.encode()
+        offset = self.offset
+        self._local(
+            name, packed.method, packed.crc, len(packed.data), usize, streamed=False, zip64=False
+        )
+        self._write(packed.data)
+        self._remember(
+            name, packed.method, packed.crc, len(packed.data), usize, offset, streamed=False
+        )
+
+    def add_streamed(self, f: SourceFile) -> bytes:
+        """Stream one large file through; returns its sha256."""
+        name = f.rel.encode()
+        offset = self.offset
+        zip64 = f.size >= _MAX32 - 2 * CHUNK
+        file_hash = hashlib.sha256()
+        crc = csize = read = 0
+        with f.open() as src:
+            block = src.read(CHUNK)
+            method = _compression(f.rel, block)
+            self._local(name, method, 0, 0, f.size, streamed=True, zip64=zip64)
+            packer = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)
+            while block:
+                read += len(block)
+                crc = zlib.crc32(block, crc)
+                file_hash.update(block)
+                out = packer.compress(block) if method == zipfile.ZIP_DEFLATED else block
+                csize += len(out)
+                self._write(out)
+                block = src.read(CHUNK)
+            if method == zipfile.ZIP_DEFLATED:
+                tail = packer.flush()
+                csize += len(tail)
+                self._write(tail)
+        _same_size(f, read)
+        fmt = "<IIQQ" if zip64 else "<IIII"
+        self._write(struct.pack(fmt, 0x08074B50, crc, csize, read))
+        self._remember(name, method, crc, csize, read, offset, streamed=True)
+        return file_hash.digest()
+
+    def finish(self) -> None:
+        start = self.offset
+        for entry in self.central:
+            self._write(entry)
+        size = self.offset - start
+        count = len(self.central)
+        if count >= 0xFFFF or start >= _MAX32 or size >= _MAX32:
+            record = self.offset
+            self._write(
+                struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, count, count, size, start)
+            )
+            self._write(struct.pack("<IIQI", 0x07064B50, 0, record, 1))
+        self._write(
+            struct.pack(
+                "<IHHHHIIH",
+                0x06054B50,
+                0,
+                0,
+                min(count, 0xFFFF),
+                min(count, 0xFFFF),
+                min(size, _MAX32),
+                min(start, _MAX32),
+                0,
+            )
+        )
+
+
+_MAX32: Final = 0xFFFFFFFF
+_UTF8: Final = 0x0800
+_DESCRIPTOR: Final = 0x0008
+_DOS_DATE: Final = (0 << 9) | (1 << 5) | 1  # 1980-01-01, the earliest a zip can say
+COMPRESS_LEVEL: Final = 6
 
 
 def write_archive(files: Sequence[SourceFile], *, directory: str | None = None) -> Archive:
-    """Write a deterministic zip (fixed dates and modes, sorted) to a temp file, in one pass."""
+    """Write a deterministic zip (sorted, fixed dates and modes) to a temp file in one pass,
+    compressing on several threads; memory stays bounded whatever the bundle's size."""
     content = hashlib.sha256()
-    total = 0
     fd, name = tempfile.mkstemp(prefix="mixpeek-bundle-", suffix=".zip", dir=directory)
     path = Path(name)
     try:
         with os.fdopen(fd, "wb") as raw:
-            sink = _HashingWriter(raw)
-            with zipfile.ZipFile(
-                sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6
-            ) as zf:  # type: ignore[call-overload]
-                for f in files:
-                    info = zipfile.ZipInfo(f.rel, date_time=FIXED_DATE)
-                    info.external_attr = 0o644 << 16
-                    content.update(f.rel.encode() + b"\0" + str(f.size).encode() + b"\0")
-                    with f.open() as src:
-                        block = src.read(CHUNK)
-                        info.compress_type = _compression(f.rel, block)
-                        with zf.open(info, "w", force_zip64=f.size > 2**31) as dst:
-                            while block:
-                                content.update(block)
-                                dst.write(block)
-                                block = src.read(CHUNK)
-                    total += f.size
+            writer = _ZipWriter(raw)
+            for f, packed in _ordered(files, _pack_whole, inline=lambda f: f.size > WHOLE_FILE):
+                if packed is None:
+                    file_hash = writer.add_streamed(f)
+                else:
+                    writer.add_packed(f.rel, f.size, packed)
+                    file_hash = packed.file_hash
+                content.update(_entry_line(f, file_hash))
+            writer.finish()
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     return Archive(
         path=path,
-        digest=Digest(content.hexdigest(), len(files), total),
-        size=sink.size,
-        md5_base64=base64.b64encode(sink.md5.digest()).decode(),
-        sha256=sink.sha256.hexdigest(),
+        digest=Digest(content.hexdigest(), len(files), sum(f.size for f in files)),
+        size=writer.offset,
+        md5_base64=base64.b64encode(writer.md5.digest()).decode(),
+        sha256=writer.sha256.hexdigest(),
     )
 
 
@@ -347,9 +595,11 @@ def _compression(rel: str, head: bytes) -> int:
     so the same content always packs the same way)."""
     if PurePosixPath(rel).suffix.lower() in STORED_SUFFIXES:
         return zipfile.ZIP_STORED
-    sample = head[:SAMPLE]
-    if len(sample) >= 4096 and len(zlib.compress(sample, 1)) > 0.97 * len(sample):
-        return zipfile.ZIP_STORED
+    # Only large files are sampled: for small ones the test costs as much as deflating them.
+    if len(head) >= SAMPLE_FROM:
+        sample = head[:SAMPLE]
+        if len(zlib.compress(sample, 1)) > 0.97 * len(sample):
+            return zipfile.ZIP_STORED
     return zipfile.ZIP_DEFLATED
 
 

@@ -55,12 +55,17 @@ class LogFollower(threading.Thread):
         self.stopping.set()
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self.wake.set()  # done or given up: either way the waiter should look now
+
+    def _run(self) -> None:
         attempts = 0
         while not self.stopping.is_set() and attempts <= self.max_reconnects:
             try:
                 if self._follow_once():
                     self.finished.set()
-                    self.wake.set()
                     return
             except MixpeekError:
                 pass

@@ -49,6 +49,9 @@ class Poller(Generic[S]):
     wake: threading.Event = field(default_factory=threading.Event)
     on_status: Callable[[S], None] | None = None
     on_problem: Callable[[str], None] | None = None
+    relaxed: Callable[[], bool] | None = None
+    """While this holds (a live log stream will wake us), back off towards ``max_interval``;
+    when it stops holding, poll at ``interval`` again."""
     clock: Clock = field(default_factory=Clock)
 
     def run(self) -> S:
@@ -78,7 +81,9 @@ class Poller(Generic[S]):
             if now >= deadline:
                 raise WaitTimeout(last, now - start)
             self.wake.wait(min(interval, deadline - now))
-            if self.max_interval:
+            if self.relaxed is not None and not self.relaxed():
+                interval = self.interval
+            elif self.max_interval:
                 interval = min(interval * 1.5, self.max_interval)
 
 

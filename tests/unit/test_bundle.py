@@ -110,7 +110,7 @@ def test_compressed_formats_are_stored_and_text_deflated(tmp_path: Path) -> None
         {
             "index.html": "<p>hello</p>" * 2000,
             "logo.png": os.urandom(10_000),
-            "blob.bin": os.urandom(70_000),
+            "blob.bin": os.urandom(300_000),
         },
     )
     archive = bundle.write_archive(bundle.collect(root, bundle.Excludes()), directory=str(tmp_path))

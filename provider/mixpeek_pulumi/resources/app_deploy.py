@@ -55,6 +55,7 @@ from ._environment import EnvironmentProvider, environment_url, served_version, 
 DEFAULT_MESSAGE: Final = "Deployed with mixpeek-pulumi"
 MARKER_PREFIX: Final = "mixpeek-pulumi:"
 UPLOAD_URL_ATTEMPTS: Final = 3
+RELAXED_POLL: Final = 10.0
 
 
 class AppDeployInputs(Inputs):
@@ -393,6 +394,9 @@ class AppDeployProvider(EnvironmentProvider):
             interval=inputs.poll_interval_seconds,
             wake=wake,
             on_problem=echo(self.kind, run.name),
+            # The stream's end wakes the loop, so while it runs a slow poll only confirms.
+            max_interval=max(RELAXED_POLL, inputs.poll_interval_seconds),
+            relaxed=follower.is_alive,
         )
         try:
             final = poller.run()
