@@ -283,6 +283,11 @@ def packaging(tmp: Path) -> None:
         archive = bundle.write_archive(files, directory=str(out))
         archive.path.unlink()
 
+    def ours_zip() -> None:
+        files = bundle.collect(tree, bundle.Excludes())
+        archive = bundle.write_archive(files, directory=str(out))  # computes the digest too
+        archive.path.unlink()
+
     def zip_cli() -> None:
         target = out / "cli.zip"
         target.unlink(missing_ok=True)
@@ -297,11 +302,15 @@ def packaging(tmp: Path) -> None:
         )
 
     t_ours, t_zip, t_sum = timed(ours), timed(zip_cli), timed(sha256sum)
+    t_create = timed(ours_zip)
     say("A tree of 10,000 files, 200 MB (70% text, 30% already-compressed media), median of 3.")
     say()
-    say("| what | time | ratio to ours |")
+    say("| what | time | time ÷ ours |")
     say("| --- | --- | --- |")
-    say(f"| ours: walk + digest + deterministic zip | {t_ours:.2f} s | 1.00 |")
+    say(f"| ours: walk + digest (check) + deterministic zip (create) | {t_ours:.2f} s | 1.00 |")
+    say(
+        f"| ours: what create does (walk + zip, digest computed while zipping) | {t_create:.2f} s | {t_create / t_ours:.2f} |"
+    )
     say(f"| `zip -X -r` | {t_zip:.2f} s | {t_zip / t_ours:.2f} |")
     say(f"| `sha256sum` over every file | {t_sum:.2f} s | {t_sum / t_ours:.2f} |")
     say(f"| `zip -X -r` + `sha256sum` | {t_zip + t_sum:.2f} s | {(t_zip + t_sum) / t_ours:.2f} |")

@@ -507,7 +507,7 @@ class _ZipWriter:
         with f.open() as src:
             block = src.read(CHUNK)
             method = _compression(f.rel, block)
-            self._local(name, method, 0, 0, f.size, streamed=True, zip64=zip64)
+            self._local(name, method, 0, 0, 0, streamed=True, zip64=zip64)
             packer = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)
             while block:
                 read += len(block)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -121,3 +124,29 @@ def test_compressed_formats_are_stored_and_text_deflated(tmp_path: Path) -> None
         "index.html": zipfile.ZIP_DEFLATED,
         "logo.png": zipfile.ZIP_STORED,
     }
+
+
+def test_large_files_stream_and_the_archive_reads_back(tmp_path: Path) -> None:
+    text = ("const answer = 42;\n" * 400_000).encode()  # ~7.6 MB: streamed, deflated
+    noise = os.urandom(6 * 1024 * 1024)  # streamed, stored after sampling
+    root = write_tree(tmp_path / "s", {"index.html": "x", "bundle.js": text, "blob.bin": noise})
+    archive = bundle.write_archive(bundle.collect(root, bundle.Excludes()), directory=str(tmp_path))
+    with zipfile.ZipFile(archive.path) as zf:
+        assert zf.testzip() is None
+        assert zf.read("bundle.js") == text
+        assert zf.read("blob.bin") == noise
+        assert zf.getinfo("bundle.js").compress_type == zipfile.ZIP_DEFLATED
+        assert zf.getinfo("blob.bin").compress_type == zipfile.ZIP_STORED
+    if shutil.which("unzip"):
+        assert (
+            subprocess.run(["unzip", "-tq", str(archive.path)], capture_output=True).returncode == 0
+        )
+
+
+def test_more_entries_than_a_plain_zip_holds_use_zip64(tmp_path: Path) -> None:
+    files = [bundle.SourceFile(f"f{i:05d}.txt", 1, lambda: io.BytesIO(b"x")) for i in range(70_000)]
+    archive = bundle.write_archive(files, directory=str(tmp_path))
+    with zipfile.ZipFile(archive.path) as zf:
+        names = zf.namelist()
+        assert len(names) == 70_000
+        assert zf.read("f69999.txt") == b"x"
