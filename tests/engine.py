@@ -71,13 +71,13 @@ def drop_unknowns(value: Any) -> Any:
     return value
 
 
-def annotate_secrets(outs: dict[str, Any], ins: Mapping[str, Any]) -> dict[str, Any]:
-    """A port of the engine's ``annotateSecrets``: outputs keyed like a secret input are secret."""
-    result = dict(outs)
-    for key, value in ins.items():
-        if is_secret(value) and key in result:
-            result[key] = secret(result[key])
-    return result
+def annotate_secrets(
+    outs: dict[str, Any], ins: Mapping[str, Any], additional: Iterable[str] = ()
+) -> dict[str, Any]:
+    """A port of the engine's ``annotateSecrets``: outputs keyed like a secret input are secret,
+    and so are the resource's ``additional_secret_outputs``."""
+    secret_keys = {key for key, value in ins.items() if is_secret(value)} | set(additional)
+    return {k: secret(v) if k in secret_keys else v for k, v in outs.items()}
 
 
 def to_struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
@@ -333,10 +333,7 @@ class FakeEngine:
         news = self.check(urn, type_, name, old.inputs if old else {}, inputs, preview)
 
         def finish(op: str, id_: str, outs_struct: Any) -> tuple[str, dict[str, Any]]:
-            outs = annotate_secrets(from_struct(outs_struct), news)
-            for key in extra:
-                if key in outs:
-                    outs[key] = secret(outs[key])
+            outs = annotate_secrets(from_struct(outs_struct), news, extra)
             new = ResourceState(urn, type_, name, id_, news, outs, extra)
             with self._lock:
                 self.state[urn] = new
@@ -466,10 +463,9 @@ class FakeEngine:
                     del self.state[res.urn]
                     self.steps.append(Step("refresh-delete", res.name))
                     continue
-                res.outputs = annotate_secrets(from_struct(response.properties), res.inputs)
-                for key in res.additional_secret_outputs:
-                    if key in res.outputs:
-                        res.outputs[key] = secret(res.outputs[key])
+                res.outputs = annotate_secrets(
+                    from_struct(response.properties), res.inputs, res.additional_secret_outputs
+                )
                 if response.HasField("inputs"):
                     res.inputs = annotate_secrets(from_struct(response.inputs), res.inputs)
                 self.steps.append(Step("refresh", res.name))

@@ -233,15 +233,21 @@ def test_faults_answer_delay_drop_and_are_logged_without_keys(emulator: Emulator
     assert emulator.api_key not in repr(log)
 
 
+def uploaded_bundle(c: httpx.Client, app_id: str) -> str:
+    """Upload a minimal valid bundle; returns its ``bundle_s3_key``."""
+    up = c.post(f"/v1/apps/{app_id}/deploy/upload-url", json={"filename": "a.zip"}).json()
+    httpx.put(
+        up["upload_url"],
+        content=make_zip({"index.html": "x"}),
+        headers={"Content-Type": "application/zip"},
+    )
+    return str(up["bundle_s3_key"])
+
+
 def test_drop_after_handler_stores_the_deploy(emulator: EmulatorHandle) -> None:
     app_id = emulator.create_app("lost-site")
     with emulator.api() as c:
-        up = c.post(f"/v1/apps/{app_id}/deploy/upload-url", json={"filename": "a.zip"}).json()
-        httpx.put(
-            up["upload_url"],
-            content=make_zip({"index.html": "x"}),
-            headers={"Content-Type": "application/zip"},
-        )
+        key = uploaded_bundle(c, app_id)
         emulator.fault(
             method="POST", path=f"/v1/apps/{app_id}/deploy", action="drop", after_handler=True
         )
@@ -250,7 +256,7 @@ def test_drop_after_handler_stores_the_deploy(emulator: EmulatorHandle) -> None:
                 f"/v1/apps/{app_id}/deploy",
                 json={
                     "message": "lost",
-                    "bundle_s3_key": up["bundle_s3_key"],
+                    "bundle_s3_key": key,
                     "environment": "staging",
                 },
             )
@@ -262,14 +268,9 @@ def test_drop_after_handler_stores_the_deploy(emulator: EmulatorHandle) -> None:
 def test_sse_cut_and_reset(emulator: EmulatorHandle) -> None:
     app_id = emulator.create_app("cut-site")
     with emulator.api() as c:
-        up = c.post(f"/v1/apps/{app_id}/deploy/upload-url", json={"filename": "a.zip"}).json()
-        httpx.put(
-            up["upload_url"],
-            content=make_zip({"index.html": "x"}),
-            headers={"Content-Type": "application/zip"},
-        )
+        key = uploaded_bundle(c, app_id)
         deploy_id = c.post(
-            f"/v1/apps/{app_id}/deploy", json={"message": "m", "bundle_s3_key": up["bundle_s3_key"]}
+            f"/v1/apps/{app_id}/deploy", json={"message": "m", "bundle_s3_key": key}
         ).json()["deploy_id"]
         emulator.next(sse_cut_after=2)
         with c.stream("GET", f"/v1/apps/{app_id}/deploys/{deploy_id}/logs/stream") as response:

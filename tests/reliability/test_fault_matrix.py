@@ -48,6 +48,15 @@ class Case:
         )
 
 
+def error_body(status: int, type_: str, message: str, details: dict[str, Any]) -> dict[str, Any]:
+    """The API's documented ErrorResponse shape."""
+    return {
+        "success": False,
+        "status": status,
+        "error": {"type": type_, "message": message, "details": details},
+    }
+
+
 def rule(method: str, path: str, **kw: Any) -> Callable[[EmulatorHandle, str], None]:
     return lambda emu, scope: emu.fault(method=method, path=path.replace("{scope}", scope), **kw)
 
@@ -182,20 +191,17 @@ CASES = [
             "POST",
             APP + "/deploy",
             status=403,
-            body={
-                "success": False,
-                "status": 403,
-                "error": {
-                    "type": "QuotaExceededError",
-                    "message": "Deploy quota exceeded for tier free",
-                    "details": {
-                        "resource": "deploys",
-                        "current": 100,
-                        "limit": 100,
-                        "tier": "free",
-                    },
+            body=error_body(
+                403,
+                "QuotaExceededError",
+                "Deploy quota exceeded for tier free",
+                {
+                    "resource": "deploys",
+                    "current": 100,
+                    "limit": 100,
+                    "tier": "free",
                 },
-            },
+            ),
         ),
         "error",
         "HTTP 403 QuotaExceededError",
@@ -347,15 +353,12 @@ CASES = [
             "POST",
             PLUG + "/uploads",
             status=403,
-            body={
-                "success": False,
-                "status": 403,
-                "error": {
-                    "type": "QuotaExceededError",
-                    "message": "Plugin quota of 10 reached",
-                    "details": {"resource": "plugins", "current": 10, "limit": 10},
-                },
-            },
+            body=error_body(
+                403,
+                "QuotaExceededError",
+                "Plugin quota of 10 reached",
+                {"resource": "plugins", "current": 10, "limit": 10},
+            ),
         ),
         "error",
         "Plugin quota of 10 reached",
@@ -391,15 +394,12 @@ CASES = [
             "POST",
             PLUG + "/uploads/*/confirm",
             status=400,
-            body={
-                "success": False,
-                "status": 400,
-                "error": {
-                    "type": "ValidationError",
-                    "message": "Plugin validation failed",
-                    "details": {"validation_errors": ["pipeline.py:3:0: blocked import 'socket'"]},
-                },
-            },
+            body=error_body(
+                400,
+                "ValidationError",
+                "Plugin validation failed",
+                {"validation_errors": ["pipeline.py:3:0: blocked import 'socket'"]},
+            ),
         ),
         "error",
         "pipeline.py:3:0: blocked import 'socket'",

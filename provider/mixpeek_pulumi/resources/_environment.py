@@ -8,7 +8,7 @@ from pulumi.dynamic import ReadResult
 
 from ..client import MixpeekClient
 from ..errors import NotFoundError
-from ..models import AppResponse, Environment
+from ..models import AppResponse, Environment, VersionRecord
 from ._common import MixpeekProvider, as_int, echo, named_errors
 
 
@@ -24,30 +24,47 @@ def environment_url(app: AppResponse, environment: str) -> str:
     return f"{scheme}://{environment}-{host}"
 
 
-def serving_tagged(api: MixpeekClient, app: AppResponse, environment: str, tag: str) -> str | None:
-    """The deploy the environment serves, if its version carries ``tag``."""
-    served = app.environment(environment)
-    if not served.deploy_id:
+def served_record(api: MixpeekClient, app: AppResponse, environment: str) -> VersionRecord | None:
+    """The version the environment serves: matched by deploy id, else by asset prefix (the
+    version history may omit deploy ids)."""
+    state = app.environment(environment)
+    if not state.deploy_id:
         return None
     for record in api.list_versions(app.app_id).versions:
-        same = record.deploy_id == served.deploy_id or (
-            served.asset_prefix is not None and record.asset_prefix == served.asset_prefix
-        )
-        if same and record.message and tag in record.message:
-            return served.deploy_id
+        if record.deploy_id == state.deploy_id or (
+            state.asset_prefix and record.asset_prefix == state.asset_prefix
+        ):
+            return record
     return None
 
 
 def served_version(api: MixpeekClient, app: AppResponse, environment: str) -> int | None:
     state = app.environment(environment)
-    if state.deploy_id is None:
-        return None
-    if state.version is not None:
+    if state.deploy_id is not None and state.version is not None:
         return state.version
+    record = served_record(api, app, environment)
+    return record.version if record else None
+
+
+def serving_tagged(api: MixpeekClient, app: AppResponse, environment: str, tag: str) -> str | None:
+    """The deploy the environment serves, if its version carries ``tag``."""
+    record = served_record(api, app, environment)
+    if record is None or not record.message or tag not in record.message:
+        return None
+    return app.environment(environment).deploy_id
+
+
+def version_for(
+    api: MixpeekClient, app: AppResponse, environment: str, deploy_id: str, tag: str
+) -> int | None:
+    """The version a deploy produced: the one served, else the newest in the history that
+    names the deploy or carries its tag."""
+    if app.environment(environment).deploy_id == deploy_id:
+        served = served_version(api, app, environment)
+        if served is not None:
+            return served
     for record in api.list_versions(app.app_id).versions:
-        if record.deploy_id == state.deploy_id or (
-            state.asset_prefix and record.asset_prefix == state.asset_prefix
-        ):
+        if record.deploy_id == deploy_id or (record.message and tag in record.message):
             return record.version
     return None
 

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import pulumi
-from pulumi.dynamic import CheckResult, CreateResult, DiffResult, Resource, UpdateResult
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    Resource,
+    UpdateResult,
+)
 from pydantic import Field
 
 from .. import bundle as bundles
@@ -50,7 +57,13 @@ from ._common import (
     resource_props,
     validate,
 )
-from ._environment import EnvironmentProvider, environment_url, served_version, serving_tagged
+from ._environment import (
+    EnvironmentProvider,
+    environment_url,
+    served_version,
+    serving_tagged,
+    version_for,
+)
 
 DEFAULT_MESSAGE: Final = "Deployed with mixpeek-pulumi"
 MARKER_PREFIX: Final = "mixpeek-pulumi:"
@@ -123,30 +136,6 @@ def marker(environment: str, digest: str) -> str:
     return f"[{MARKER_PREFIX}{environment}:{digest[:32]}]"
 
 
-def version_for(
-    api: MixpeekClient, app: AppResponse, environment: str, deploy_id: str, tag: str
-) -> int | None:
-    """The version a deploy produced: from the environment, else the version history."""
-    state = app.environment(environment)
-    if state.deploy_id == deploy_id and state.version is not None:
-        return state.version
-    history = api.list_versions(app.app_id).versions
-    for record in history:
-        if record.deploy_id == deploy_id:
-            return record.version
-    for record in history:
-        if (
-            state.deploy_id == deploy_id
-            and state.asset_prefix
-            and record.asset_prefix == state.asset_prefix
-        ):
-            return record.version
-    for record in history:
-        if record.message and tag in record.message:
-            return record.version
-    return None
-
-
 @dataclass
 class _Run:
     """One deploy attempt's context, for messages."""
@@ -181,9 +170,9 @@ class AppDeployProvider(EnvironmentProvider):
                     )
                 checked["bundle_sha256"] = bundles.digest(files).sha256
             except BundleError as exc:
-                failures.append(_failure("bundle", str(exc)))
+                failures.append(CheckFailure("bundle", str(exc)))
             except OSError as exc:
-                failures.append(_failure("bundle", f"The bundle cannot be read: {exc}."))
+                failures.append(CheckFailure("bundle", f"The bundle cannot be read: {exc}."))
         return CheckResult(checked, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -486,12 +475,6 @@ class AppDeployProvider(EnvironmentProvider):
 
 def _inputs_out(inputs: AppDeployInputs) -> dict[str, Any]:
     return inputs.model_dump(mode="json", exclude={"bundle_sha256"})
-
-
-def _failure(prop: str, reason: str) -> Any:
-    from pulumi.dynamic import CheckFailure
-
-    return CheckFailure(prop, reason)
 
 
 # ---------------------------------------------------------------------------------- public

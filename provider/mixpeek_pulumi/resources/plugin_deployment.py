@@ -213,8 +213,7 @@ class PluginDeploymentProvider(MixpeekProvider):
                 status = api.get_plugin_status(str(props["namespace_id"]), str(props["plugin_id"]))
             except NotFoundError:
                 return ReadResult(None, {})
-        batch = props.get("deployment_type") == "batch_only"
-        deployed = bool(status.deployed) if batch else status.known_status == "DEPLOYED"
+        deployed = _deployed(status, str(props.get("deployment_type")))
         return ReadResult(
             id_,
             {
@@ -398,10 +397,17 @@ def _on_change(
     return maybe
 
 
+def _deployed(status: PluginStatusResponse, deployment_type: str) -> bool:
+    """Batch-only plugins report NOT_DEPLOYED with ``deployed`` true; realtime ones DEPLOYED."""
+    if deployment_type == "batch_only":
+        return bool(status.deployed)
+    return status.known_status == "DEPLOYED"
+
+
 def _is_serving(status: PluginStatusResponse, deployment_type: str) -> bool:
     if deployment_type == "batch_only":
-        return bool(status.deployed) and status.known_status == "NOT_DEPLOYED"
-    return status.known_status == "DEPLOYED" and status.realtime_enabled
+        return _deployed(status, deployment_type) and status.known_status == "NOT_DEPLOYED"
+    return _deployed(status, deployment_type) and status.realtime_enabled
 
 
 def _collect(source: str) -> list[bundles.SourceFile]:
@@ -452,14 +458,13 @@ def _unsupported(
 def _outputs(
     inputs: PluginDeploymentInputs, status: PluginStatusResponse, digest: str
 ) -> dict[str, Any]:
-    batch = inputs.deployment_type == "batch_only"
     return {
         **inputs.model_dump(mode="json"),
         "plugin_id": status.plugin_id,
         "route_prefix": status.route_prefix,
         "feature_uri": status.feature_uri,
         "status": status.status,
-        "deployed": bool(status.deployed) if batch else status.known_status == "DEPLOYED",
+        "deployed": _deployed(status, inputs.deployment_type),
         "realtime_enabled": status.realtime_enabled,
         "validation_status": "passed",
         "code_sha256": digest,
