@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint typecheck pytest demo emulator bench reliability clean
+.PHONY: setup test lint typecheck pytest pulumi demo emulator bench reliability clean
 
 setup: $(STAMP)
 
@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The real Pulumi CLI: found on PATH or in ~/.cache/mixpeek-pulumi, else Pulumi's installer,
+# else built from the pinned Go modules in tools/ (CLI, YAML language host, the Python shims).
+pulumi:
+	$(PYTHON) scripts/pulumi_cli.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -21,7 +26,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) pulumi
 	$(BIN)/pytest
 
 test: lint typecheck pytest
@@ -30,8 +35,8 @@ test: lint typecheck pytest
 emulator: $(STAMP)
 	$(BIN)/mixpeek-emulator --host 127.0.0.1 --port 8787 --api-key demo-key
 
-demo: $(STAMP)
-	$(BIN)/python scripts/demo.py
+demo: $(STAMP) pulumi
+	$(BIN)/python -m scripts.demo
 
 # Rewrites docs/reliability.md from a run of the fault matrix.
 reliability: $(STAMP)
@@ -41,4 +46,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info .pulumi
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info .pulumi Pulumi.demo.yaml

@@ -1,13 +1,12 @@
 """`make demo`: `pulumi up` of the demo project against a local mixpeek-emulator.
 
-Uses the Pulumi CLI from PATH, or installs a pinned one into .tools/ with Pulumi's official
-installer. When neither works (no internet), it says so and runs the same program through the
+Uses the Pulumi CLI that `make pulumi` found or got (PATH, its cache, Pulumi's installer, or a
+build from Go modules). Where there is none, it says so and runs the same program through the
 test suite's engine stand-in (the real provider host, driven over gRPC as `pulumi up` drives it).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -15,63 +14,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PULUMI_VERSION = "3.272.0"
-TOOLS = ROOT / ".tools" / "pulumi"
+from scripts.pulumi_cli import ROOT, Cli, locate
+from scripts.pulumi_stack import CliStack
+
 STATE = ROOT / ".pulumi"
 SHOWN = ("deploy_id", "version", "url", "production_url", "route_prefix", "feature_uri")
 
 
 def say(text: str) -> None:
     print(text, flush=True)
-
-
-def find_or_install_cli() -> str | None:
-    found = shutil.which("pulumi") or (
-        str(TOOLS / "bin" / "pulumi") if (TOOLS / "bin" / "pulumi").exists() else None
-    )
-    if found:
-        return found
-    if shutil.which("curl") is None:
-        return None
-    say(f"Installing the Pulumi CLI {PULUMI_VERSION} into .tools/pulumi with Pulumi's installer...")
-    script = ROOT / ".tools" / "install-pulumi.sh"
-    script.parent.mkdir(parents=True, exist_ok=True)
-    fetched = subprocess.run(
-        [
-            "curl",
-            "-fsSL",
-            "--connect-timeout",
-            "5",
-            "--max-time",
-            "30",
-            "-o",
-            str(script),
-            "https://get.pulumi.com",
-        ],
-        capture_output=True,
-        check=False,
-    )
-    if fetched.returncode != 0:
-        return None
-    installed = subprocess.run(
-        [
-            "sh",
-            str(script),
-            "--version",
-            PULUMI_VERSION,
-            "--install-root",
-            str(TOOLS),
-            "--no-edit-path",
-        ],
-        capture_output=True,
-        check=False,
-        timeout=300,
-    )
-    binary = TOOLS / "bin" / "pulumi"
-    return str(binary) if installed.returncode == 0 and binary.exists() else None
 
 
 @contextmanager
@@ -116,48 +68,39 @@ def show(outputs: dict[str, object]) -> None:
             say(f"  {key:<16} {outputs[key]}")
 
 
-def with_cli(cli: str, url: str, api_key: str) -> None:
+def with_cli(cli: Cli, url: str, api_key: str) -> None:
+    """The real CLI and engine, with a local file backend in .pulumi/ and a demo passphrase."""
     shutil.rmtree(STATE, ignore_errors=True)  # the emulator starts empty, so does the stack
-    STATE.mkdir()
-    env = {
-        **os.environ,
-        "PULUMI_BACKEND_URL": f"file://{STATE}",
-        "PULUMI_CONFIG_PASSPHRASE": "mixpeek-demo",
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "MIXPEEK_PULUMI_STATE_DIR": str(STATE / "inflight"),
-        "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-
-    def pulumi(*args: str, capture: bool = False) -> str:
-        done = subprocess.run(
-            [cli, *args, "--stack", "demo", "--non-interactive"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            text=True,
-            capture_output=capture,
-        )
-        return done.stdout if capture else ""
-
-    subprocess.run(
-        [cli, "stack", "init", "demo", "--non-interactive"], cwd=ROOT, env=env, check=True
+    (ROOT / "Pulumi.demo.yaml").unlink(missing_ok=True)
+    stack = CliStack(
+        cli,
+        ROOT,
+        "demo",
+        backend=STATE,
+        passphrase="mixpeek-demo",
+        env={"MIXPEEK_PULUMI_STATE_DIR": str(STATE / "inflight")},
     )
-    pulumi("config", "set", "mixpeek:baseUrl", url)
-    pulumi("config", "set", "--secret", "mixpeek:apiKey", api_key)
-    say("\n== pulumi up ==")
-    pulumi("up", "--yes")
-    show(json.loads(pulumi("stack", "output", "--json", capture=True)))
+    stack.set_config("mixpeek:baseUrl", url)
+    stack.set_config("mixpeek:apiKey", api_key, secret=True)
+    stack.echo = lambda line: say(f"  {line}")
+    how = "" if not stack.inline else " (the program is served inline: see README)"
+    say(f"\n== pulumi up{how} ==")
+    if not stack.up().ok:
+        raise SystemExit("pulumi up failed (its output is above)")
+    stack.echo = None
+    show(stack.outputs())
+    stack.echo = lambda line: say(f"  {line}")
     say("\n== pulumi preview --expect-no-changes (a second run changes nothing) ==")
-    pulumi("preview", "--expect-no-changes")
+    if not stack.preview(expect_no_changes=True).ok:
+        raise SystemExit("pulumi preview found changes on an unchanged program")
 
 
 def with_engine_stand_in(url: str, api_key: str) -> None:
-    sys.path.insert(0, str(ROOT))
     from tests.engine import FakeEngine, ProviderHost, run_program  # the suite's engine stand-in
 
     say(
-        "The Pulumi CLI is not on PATH and could not be installed (no internet access), so the demo "
-        "runs the same program through the test suite's engine stand-in instead.\n"
+        "There is no Pulumi CLI here (`make pulumi` above says why), so the demo runs the same "
+        "program through the test suite's engine stand-in instead.\n"
         "[engine stand-in] The real provider host (python -m pulumi.dynamic) is driven over gRPC "
         "as `pulumi up` drives it; state is kept in memory for this run."
     )
@@ -192,10 +135,10 @@ def with_engine_stand_in(url: str, api_key: str) -> None:
 
 def main() -> int:
     api_key = f"sk_demo_{secrets.token_hex(16)}"
-    cli = find_or_install_cli()
+    cli = locate()  # `make pulumi` ran first and got one if it could
     with emulator(api_key) as url:
         if cli is not None:
-            say(f"Using the Pulumi CLI at {cli}")
+            say(f"Using the Pulumi CLI {cli.version} at {cli.pulumi} ({cli.source})")
             with_cli(cli, url, api_key)
         else:
             with_engine_stand_in(url, api_key)

@@ -1,0 +1,246 @@
+"""One Pulumi stack driven through the real CLI: the runner `make demo` and the CLI tests share.
+
+`up` and `preview` run the program the way the CLI can here: as `pulumi up` of the project folder
+when the Python language host sits beside the CLI, and otherwise as an inline program served
+from this process through the Automation API (which needs no language host). Everything else
+(`config set`, `refresh`, `destroy`, `stack export`, `stack output`) is the plain `pulumi`
+command run in the project folder, as a user types it. State lives in a local file backend.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scripts.pulumi_cli import ROOT, Cli
+
+LineSink = Callable[[str], None]
+SUMMARY_MARK = "::mixpeek-summary::"
+
+
+@dataclass
+class CliResult:
+    """What one CLI command did: whether it succeeded and every line it printed, in order."""
+
+    verb: str
+    ok: bool
+    lines: list[str] = field(default_factory=list)
+    summary: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+
+class CliStack:
+    """A stack of the project in ``work_dir``, with its state under ``backend``."""
+
+    def __init__(
+        self,
+        cli: Cli,
+        work_dir: Path,
+        stack: str,
+        *,
+        backend: Path,
+        passphrase: str,
+        env: Mapping[str, str] | None = None,
+        program: Path | None = None,
+        echo: LineSink | None = None,
+    ) -> None:
+        self.cli = cli
+        self.work_dir = work_dir
+        self.stack = stack
+        self.program = program or _main_of(work_dir)
+        self.echo = echo
+        self.inline = not cli.has("pulumi-language-python")
+        backend.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **os.environ,
+            "PULUMI_BACKEND_URL": f"file://{backend}",
+            "PULUMI_CONFIG_PASSPHRASE": passphrase,
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_HOME": str(backend / ".pulumi-home"),
+            # The dynamic-provider shim runs this interpreter when the project names no venv.
+            "PULUMI_PYTHON_CMD": sys.executable,
+            "PATH": f"{cli.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            **(env or {}),
+        }
+        self.printed: list[str] = []  # every line of every command, for secret scans
+        self.run("stack", "select", "--create")
+
+    # ------------------------------------------------------------------------- plain CLI
+
+    def run(self, *args: str, stdin: str | None = None, check: bool = True) -> CliResult:
+        """``pulumi <args> --stack <stack>`` in the project folder, its lines streamed."""
+        command = [str(self.cli.pulumi), *args, "--stack", self.stack, "--non-interactive"]
+        result = CliResult(args[0], ok=False)
+        with subprocess.Popen(
+            command,
+            cwd=self.work_dir,
+            env=self.env,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as proc:
+            assert proc.stdout is not None
+            if proc.stdin is not None:
+                proc.stdin.write(stdin or "")
+                proc.stdin.close()
+            for line in proc.stdout:
+                self._line(result, line.rstrip("\n"))
+            result.ok = proc.wait() == 0
+        if check and not result.ok:
+            raise RuntimeError(f"`pulumi {' '.join(args)}` failed:\n{result.output}")
+        return result
+
+    def _line(self, result: CliResult, line: str) -> None:
+        result.lines.append(line)
+        self.printed.append(line)
+        if self.echo is not None:
+            self.echo(line)
+
+    def set_config(self, key: str, value: str, *, secret: bool = False) -> None:
+        """``pulumi config set [--secret] key``, the value on stdin (never on a command line)."""
+        self.run("config", "set", key, *(["--secret"] if secret else ["--plaintext"]), stdin=value)
+
+    def refresh(self) -> CliResult:
+        result = self.run("refresh", "--yes", "--skip-preview", check=False)
+        result.summary = self.last_changes() if result.ok else {}
+        return result
+
+    def destroy(self) -> CliResult:
+        result = self.run("destroy", "--yes", "--skip-preview", check=False)
+        result.summary = self.last_changes() if result.ok else {}
+        return result
+
+    def export(self) -> dict[str, Any]:
+        """``pulumi stack export`` (secrets stay encrypted)."""
+        data: dict[str, Any] = json.loads(self.run("stack", "export").output)
+        return data
+
+    def outputs(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.run("stack", "output", "--json").output)
+        return data
+
+    def last_changes(self) -> dict[str, int]:
+        history = json.loads(self.run("stack", "history", "--json").output)
+        changes: dict[str, int] = history[0].get("resourceChanges") or {} if history else {}
+        return changes
+
+    def resources(self) -> dict[str, dict[str, Any]]:
+        """The state's custom resources by name: type, id, inputs and outputs."""
+        deployment = self.export().get("deployment", {})
+        return {
+            r["urn"].rsplit("::", 1)[-1]: r
+            for r in deployment.get("resources") or []
+            if r.get("custom") and not r["type"].startswith("pulumi:providers:")
+        }
+
+    # ------------------------------------------------------------------ running the program
+
+    def up(self) -> CliResult:
+        return self._program("up")
+
+    def preview(self, *, expect_no_changes: bool = False) -> CliResult:
+        return self._program("preview", expect_no_changes=expect_no_changes)
+
+    def _program(self, verb: str, *, expect_no_changes: bool = False) -> CliResult:
+        if not self.inline:
+            flags = ["--yes", "--skip-preview"] if verb == "up" else []
+            if expect_no_changes:
+                flags.append("--expect-no-changes")
+            result = self.run(verb, *flags, check=False)
+            if result.ok and verb == "up":
+                result.summary = self.last_changes()
+            return result
+        return self._inline(verb, expect_no_changes=expect_no_changes)
+
+    def _inline(self, verb: str, *, expect_no_changes: bool) -> CliResult:
+        """The program served by a child Python process through the Automation API, as the
+        language host would serve it from its own process; its CLI output is streamed back."""
+        result = CliResult(verb, ok=False)
+        command = [sys.executable, "-m", "scripts.pulumi_stack", verb, str(self.work_dir)]
+        command += [self.stack, str(self.program), str(self.cli.root)]
+        if expect_no_changes:
+            command.append("--expect-no-changes")
+        env = {**self.env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), _pythonpath()]))}
+        with subprocess.Popen(
+            command,
+            cwd=self.program.parent,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.startswith(SUMMARY_MARK):
+                    result.summary = json.loads(line[len(SUMMARY_MARK) :])
+                else:
+                    self._line(result, line.rstrip("\n"))
+            result.ok = proc.wait() == 0
+        return result
+
+
+def _main_of(work_dir: Path) -> Path:
+    """The program file: Pulumi.yaml's ``main:`` folder (or the project folder) + __main__.py."""
+    main = ""
+    for line in (work_dir / "Pulumi.yaml").read_text().splitlines():
+        if line.startswith("main:"):
+            main = line.split(":", 1)[1].strip()
+    return (work_dir / main / "__main__.py").resolve()
+
+
+def _pythonpath() -> str:
+    return os.environ.get("PYTHONPATH", "")
+
+
+def serve_inline(argv: list[str]) -> int:
+    """The child side of an inline run: ``verb work_dir stack program cli_root [flags]``."""
+    from pulumi import automation as auto
+
+    verb, work_dir, stack_name, program, cli_root = argv[:5]
+    project = ""
+    for line in (Path(work_dir) / "Pulumi.yaml").read_text().splitlines():
+        if line.startswith("name:"):
+            project = line.split(":", 1)[1].strip()
+
+    def body() -> None:
+        runpy.run_path(program, run_name="__main__")
+
+    def echo(line: str) -> None:
+        print(line.rstrip("\n"), flush=True)
+
+    workspace = auto.LocalWorkspaceOptions(
+        work_dir=work_dir,
+        pulumi_home=os.environ.get("PULUMI_HOME"),
+        pulumi_command=auto.PulumiCommand(root=cli_root, skip_version_check=True),
+    )
+    stack = auto.select_stack(
+        stack_name=stack_name, project_name=project, program=body, opts=workspace
+    )
+    options: dict[str, Any] = {"on_output": echo, "on_error": echo, "color": "never"}
+    if "--expect-no-changes" in argv:
+        options["expect_no_changes"] = True
+    try:
+        if verb == "up":
+            changes = stack.up(show_secrets=False, **options).summary.resource_changes or {}
+        else:
+            changes = stack.preview(**options).change_summary
+    except auto.errors.CommandError:
+        return 1  # the CLI's own output, already echoed, says why
+    print(SUMMARY_MARK + json.dumps(dict(changes)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(serve_inline(sys.argv[1:]))
