@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import IO, Any, Final, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -23,6 +23,7 @@ from httpx_sse import ServerSentEvent, connect_sse
 
 from ._version import __version__
 from .config import ProviderConfig
+from .deadline import Deadline
 from .errors import (
     ApiConnectionError,
     ApiStatusError,
@@ -36,33 +37,26 @@ from .models import (
     AppResponse,
     ConfirmPluginUploadRequest,
     ConfirmPluginUploadResponse,
-    CreateAppRequest,
     CreatePluginUploadRequest,
     DeploymentType,
     DeployRequest,
     DeployResponse,
     DeployStatusResponse,
-    DownloadUrlResponse,
     Environment,
-    ListAppsResponse,
+    ErrorResponse,
     PluginDeleteResponse,
     PluginDeployResponse,
     PluginDetailResponse,
-    PluginListResponse,
     PluginPresignedUrlResponse,
     PluginStatusResponse,
     PluginUndeployResponse,
-    PromoteResponse,
     Request,
     Response,
     RestoreVersionRequest,
     RestoreVersionResponse,
     UploadUrlRequest,
     UploadUrlResponse,
-    VerifyUploadRequest,
-    VerifyUploadResponse,
     VersionDetailResponse,
-    VersionDiffResponse,
     VersionListResponse,
 )
 from .retry import RetryPolicy, parse_retry_after
@@ -74,6 +68,8 @@ DEFAULT_TIMEOUT: Final = httpx.Timeout(connect=10.0, read=60.0, write=120.0, poo
 # Builds can go quiet for a while; an idle stream is reopened rather than waited on forever.
 STREAM_TIMEOUT: Final = httpx.Timeout(connect=10.0, read=30.0, write=30.0, pool=10.0)
 UPLOAD_CHUNK: Final = 1024 * 1024
+# A request is never started with less than this left: it could not finish anyway.
+MIN_REQUEST_SECONDS: Final = 0.05
 
 # Transport failures after which the request cannot have reached the server.
 _NOT_SENT: Final = (
@@ -92,7 +88,11 @@ class StoredObject:
 
 
 class MixpeekClient:
-    """A synchronous Mixpeek API client; use it as a context manager."""
+    """A synchronous Mixpeek API client; use it as a context manager.
+
+    ``deadline`` is the operation's: every request's timeouts and every retry's wait are cut
+    to what is left of it.
+    """
 
     def __init__(
         self,
@@ -103,9 +103,11 @@ class MixpeekClient:
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
         log: Callable[[str], None] | None = None,
+        deadline: Deadline | None = None,
     ) -> None:
         self._api_key = api_key
-        self._log = log
+        self._timeout = timeout
+        self._deadline = deadline or Deadline.never()
         self._retry = retry or RetryPolicy()
         if log is not None and self._retry.on_retry is None:
             self._retry = dataclasses.replace(self._retry, on_retry=log)
@@ -119,7 +121,12 @@ class MixpeekClient:
 
     @classmethod
     def from_config(
-        cls, config: ProviderConfig, *, log: Callable[[str], None] | None = None, **kwargs: Any
+        cls,
+        config: ProviderConfig,
+        *,
+        log: Callable[[str], None] | None = None,
+        deadline: Deadline | None = None,
+        **kwargs: Any,
     ) -> MixpeekClient:
         timeout = httpx.Timeout(
             connect=DEFAULT_TIMEOUT.connect,
@@ -128,7 +135,13 @@ class MixpeekClient:
             pool=DEFAULT_TIMEOUT.pool,
         )
         kwargs.setdefault("timeout", timeout)
-        return cls(api_key=config.require_key(), base_url=config.base_url, log=log, **kwargs)
+        return cls(
+            api_key=config.require_key(),
+            base_url=config.base_url,
+            log=log,
+            deadline=deadline,
+            **kwargs,
+        )
 
     def __repr__(self) -> str:
         return f"MixpeekClient(base_url={str(self._http.base_url)!r})"
@@ -151,6 +164,25 @@ class MixpeekClient:
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"}
 
+    def _timeouts(self, method: str, path: str, base: httpx.Timeout | None = None) -> httpx.Timeout:
+        """``base`` cut to the deadline; past it, the request is not started at all."""
+        base = base or self._timeout
+        left = self._deadline.remaining()
+        if left < MIN_REQUEST_SECONDS:
+            raise ApiTimeoutError(
+                method=method, path=path, reason="the operation's deadline has passed", sent=False
+            )
+
+        def cut(value: float | None) -> float:
+            return min(value, left) if value is not None else left
+
+        return httpx.Timeout(
+            connect=cut(base.connect),
+            read=cut(base.read),
+            write=cut(base.write),
+            pool=cut(base.pool),
+        )
+
     def _send(
         self,
         method: str,
@@ -159,17 +191,16 @@ class MixpeekClient:
         body: Request | None = None,
         params: dict[str, str] | None = None,
     ) -> httpx.Response:
-        try:
+        with _mapped(method, path):
             response = self._http.request(
                 method,
                 path,
                 json=body.to_json() if body is not None else None,
                 params=params,
                 headers=self._auth(),
+                timeout=self._timeouts(method, path),
             )
-        except httpx.TransportError as exc:
-            raise _transport_error(method, path, exc) from None
-        if response.is_error:
+        if response.is_error or response.is_redirect:
             raise self._status_error(method, path, response)
         return response
 
@@ -187,7 +218,8 @@ class MixpeekClient:
             response = self._send(method, path, body=body, params=params)
             return _parse(method, path, response, model)
 
-        return self._retry.call(attempt, creates=creates, what=f"{method} {path}")
+        what = f"{method} {path}"
+        return self._retry.call(attempt, creates=creates, what=what, deadline=self._deadline)
 
     def _status_error(self, method: str, path: str, response: httpx.Response) -> ApiStatusError:
         info = _error_info(response, secrets=(self._api_key,))
@@ -195,27 +227,17 @@ class MixpeekClient:
 
     # ------------------------------------------------------------------------------------ apps
 
-    def create_app(self, slug: str, title: str) -> AppResponse:
-        body = CreateAppRequest.model_validate({"slug": slug, "meta": {"title": title}})
-        return self._call("POST", "/v1/apps", AppResponse, body=body, creates=True)
-
     def get_app(self, app_id: str) -> AppResponse:
-        return self._call("GET", f"/v1/apps/{_seg(app_id)}", AppResponse)
-
-    def list_apps(self, *, slug: str | None = None) -> ListAppsResponse:
-        params = {"slug": slug} if slug else None
-        return self._call("GET", "/v1/apps", ListAppsResponse, params=params)
+        path = f"/v1/apps/{_seg(app_id)}"
+        app = self._call("GET", path, AppResponse)
+        app._source = ("GET", path)
+        return app
 
     def get_upload_url(self, app_id: str, filename: str) -> UploadUrlResponse:
         # Minting a URL stores nothing, so it is safe to send again.
         body = UploadUrlRequest(filename=filename)
         path = f"/v1/apps/{_seg(app_id)}/deploy/upload-url"
         return self._call("POST", path, UploadUrlResponse, body=body)
-
-    def verify_upload(self, app_id: str, bundle_s3_key: str) -> VerifyUploadResponse:
-        body = VerifyUploadRequest(bundle_s3_key=bundle_s3_key)
-        path = f"/v1/apps/{_seg(app_id)}/deploy/verify-upload"
-        return self._call("POST", path, VerifyUploadResponse, body=body)
 
     def deploy(self, app_id: str, request: DeployRequest) -> DeployResponse:
         path = f"/v1/apps/{_seg(app_id)}/deploy"
@@ -230,22 +252,15 @@ class MixpeekClient:
         """Open the deploy's SSE log stream; transport errors surface as ``ApiError``."""
         path = f"/v1/apps/{_seg(app_id)}/deploys/{_seg(deploy_id)}/logs/stream"
         headers = {**self._auth(), "Accept": "text/event-stream"}
-        try:
-            with connect_sse(
-                self._http, "GET", path, headers=headers, timeout=STREAM_TIMEOUT
-            ) as source:
-                if source.response.is_error:
-                    source.response.read()
-                    raise self._status_error("GET", path, source.response)
-                yield _guard_stream(source.iter_sse(), path)
-        except httpx.TimeoutException as exc:
-            raise ApiTimeoutError(
-                method="GET", path=path, reason=_describe(exc), sent=True
-            ) from None
-        except httpx.TransportError as exc:
-            raise ApiConnectionError(
-                method="GET", path=path, reason=_describe(exc), sent=True
-            ) from None
+        timeout = self._timeouts("GET", path, STREAM_TIMEOUT)
+        with (
+            _mapped("GET", path),
+            connect_sse(self._http, "GET", path, headers=headers, timeout=timeout) as source,
+        ):
+            if source.response.is_error:
+                source.response.read()
+                raise self._status_error("GET", path, source.response)
+            yield _guard_stream(source.iter_sse(), path)
 
     def list_versions(self, app_id: str) -> VersionListResponse:
         return self._call("GET", f"/v1/apps/{_seg(app_id)}/versions", VersionListResponse)
@@ -254,24 +269,12 @@ class MixpeekClient:
         path = f"/v1/apps/{_seg(app_id)}/versions/{int(version)}"
         return self._call("GET", path, VersionDetailResponse)
 
-    def download_version(self, app_id: str, version: int) -> DownloadUrlResponse:
-        path = f"/v1/apps/{_seg(app_id)}/versions/{int(version)}/download"
-        return self._call("GET", path, DownloadUrlResponse)
-
-    def diff_versions(self, app_id: str, from_version: int, to_version: int) -> VersionDiffResponse:
-        path = f"/v1/apps/{_seg(app_id)}/versions/{int(from_version)}/diff/{int(to_version)}"
-        return self._call("GET", path, VersionDiffResponse)
-
     def restore_version(
         self, app_id: str, version: int, environment: Environment
     ) -> RestoreVersionResponse:
         path = f"/v1/apps/{_seg(app_id)}/versions/{int(version)}/restore"
         body = RestoreVersionRequest(environment=environment)
         return self._call("POST", path, RestoreVersionResponse, body=body, creates=True)
-
-    def promote(self, app_id: str) -> PromoteResponse:
-        path = f"/v1/apps/{_seg(app_id)}/promote"
-        return self._call("POST", path, PromoteResponse, creates=True)
 
     # --------------------------------------------------------------------------------- plugins
 
@@ -317,9 +320,6 @@ class MixpeekClient:
         params = {"return_presigned_urls": "true"} if with_download_url else None
         return self._call("GET", path, PluginDetailResponse, params=params)
 
-    def list_plugins(self, namespace_id: str) -> PluginListResponse:
-        return self._call("GET", self._plugins(namespace_id), PluginListResponse)
-
     # --------------------------------------------------------------------------------- storage
 
     def put_object(
@@ -332,7 +332,8 @@ class MixpeekClient:
     ) -> StoredObject:
         """PUT ``file`` to a presigned storage URL, streamed, without the API key.
 
-        Raises ``StorageError`` (``expired`` tells whether a fresh URL would help).
+        Raises ``StorageError`` (``expired`` tells whether a fresh URL would help); a redirect
+        is a refusal too, since a presigned PUT is never redirected to where it should go.
         """
         size = file.stat().st_size
         shown = _storage_path(url)
@@ -346,29 +347,54 @@ class MixpeekClient:
                     yield block
 
         def attempt() -> StoredObject:
-            try:
-                response = self._http.request("PUT", url, content=chunks(), headers=headers)
-            except httpx.TimeoutException as exc:
-                raise ApiTimeoutError(
-                    method="PUT",
-                    path=shown,
-                    reason=_describe(exc),
-                    sent=not isinstance(exc, _NOT_SENT),
-                ) from None
-            except httpx.TransportError as exc:
-                raise ApiConnectionError(
-                    method="PUT",
-                    path=shown,
-                    reason=_describe(exc),
-                    sent=not isinstance(exc, _NOT_SENT),
-                ) from None
-            if response.is_error:
+            with _mapped("PUT", shown):
+                response = self._http.request(
+                    "PUT",
+                    url,
+                    content=chunks(),
+                    headers=headers,
+                    timeout=self._timeouts("PUT", shown),
+                )
+            if response.is_error or response.is_redirect:
                 raise StorageError(method="PUT", path=shown, **_storage_error_info(response))
             etag = response.headers.get("ETag")
             return StoredObject(etag=etag.strip('"') if etag else None)
 
         # Overwriting the same key with the same bytes is harmless, so every failure may retry.
-        return self._retry.call(attempt, creates=False, what=f"PUT {shown}")
+        what = f"PUT {shown}"
+        return self._retry.call(attempt, creates=False, what=what, deadline=self._deadline)
+
+    def download(self, url: str, target: IO[bytes], *, max_bytes: int) -> int:
+        """GET a presigned storage URL into ``target`` (no API key is sent); returns the size.
+
+        Raises ``StorageError`` on a refusal and ``ResponseValidationError`` when the body
+        would pass ``max_bytes``, before more than that was written.
+        """
+        shown = _storage_path(url)
+
+        def attempt() -> int:
+            target.seek(0)
+            target.truncate()
+            written = 0
+            with (
+                _mapped("GET", shown),
+                self._http.stream("GET", url, timeout=self._timeouts("GET", shown)) as response,
+            ):
+                if response.is_error or response.is_redirect:
+                    response.read()
+                    raise StorageError(method="GET", path=shown, **_storage_error_info(response))
+                declared = response.headers.get("content-length")
+                if declared and declared.isdigit() and int(declared) > max_bytes:
+                    raise _too_large(shown, response.status_code, max_bytes)
+                for block in response.iter_bytes(UPLOAD_CHUNK):
+                    written += len(block)
+                    if written > max_bytes:
+                        raise _too_large(shown, response.status_code, max_bytes)
+                    target.write(block)
+            return written
+
+        what = f"GET {shown}"
+        return self._retry.call(attempt, creates=False, what=what, deadline=self._deadline)
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -379,31 +405,45 @@ def _seg(value: str) -> str:
 
 
 def _storage_path(url: str) -> str:
-    # The query string holds the signature; an error message shows only where the PUT went.
+    # The query string holds the signature; an error message shows only where the request went.
     parts = urlsplit(url)
-    return f"{parts.netloc}{parts.path} (presigned storage URL)"
+    return f"{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path} (presigned storage URL)"
 
 
-def _transport_error(method: str, path: str, exc: httpx.TransportError) -> ApiConnectionError:
-    kind = ApiTimeoutError if isinstance(exc, httpx.TimeoutException) else ApiConnectionError
-    sent = not isinstance(exc, _NOT_SENT)
-    return kind(method=method, path=path, reason=_describe(exc), sent=sent)
+def _too_large(shown: str, status: int, cap: int) -> ResponseValidationError:
+    return ResponseValidationError(
+        method="GET", path=shown, status_code=status, problem=f"it is larger than {cap} bytes"
+    )
 
 
-def _describe(exc: httpx.HTTPError) -> str:
+@contextmanager
+def _mapped(method: str, path: str) -> Iterator[None]:
+    """The one place an httpx failure becomes ours: nothing from httpx escapes the client."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise ApiTimeoutError(
+            method=method, path=path, reason=_describe(exc), sent=not isinstance(exc, _NOT_SENT)
+        ) from None
+    except httpx.TransportError as exc:
+        raise ApiConnectionError(
+            method=method, path=path, reason=_describe(exc), sent=not isinstance(exc, _NOT_SENT)
+        ) from None
+    except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+        # Decoding errors, too many redirects, a closed stream: the request did leave.
+        raise ApiConnectionError(
+            method=method, path=path, reason=_describe(exc), sent=True
+        ) from None
+
+
+def _describe(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return redact(f"{type(exc).__name__}: {text}")
 
 
 def _guard_stream(events: Iterator[ServerSentEvent], path: str) -> Iterator[ServerSentEvent]:
-    try:
+    with _mapped("GET", path):
         yield from events
-    except httpx.TimeoutException as exc:
-        raise ApiTimeoutError(method="GET", path=path, reason=_describe(exc), sent=True) from None
-    except httpx.TransportError as exc:
-        raise ApiConnectionError(
-            method="GET", path=path, reason=_describe(exc), sent=True
-        ) from None
 
 
 def _parse(method: str, path: str, response: httpx.Response, model: type[R]) -> R:
@@ -432,43 +472,51 @@ def _parse(method: str, path: str, response: httpx.Response, model: type[R]) -> 
 _TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
+def _error_response(data: Any) -> ErrorResponse | None:
+    """The body as the API's ``ErrorResponse`` (also when an older shape nests it in
+    ``detail``), or None when it is something else."""
+    if isinstance(data, dict) and isinstance(data.get("detail"), dict):
+        data = data["detail"]
+    if not isinstance(data, dict) or not isinstance(data.get("error"), dict):
+        return None
+    try:
+        return ErrorResponse.model_validate(data)
+    except pydantic.ValidationError:
+        return None
+
+
+def _validation_lines(items: Any, *, fastapi: bool) -> list[str]:
+    lines = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        where = item.get("loc") if fastapi else (item.get("location") or item.get("loc") or "")
+        if isinstance(where, list):
+            where = ".".join(str(p) for p in where)
+        said = item.get("msg") if fastapi else (item.get("message") or item.get("msg"))
+        lines.append(f"{where}: {said} ({item.get('type')})")
+    return lines
+
+
 def _error_info(response: httpx.Response, *, secrets: tuple[str, ...]) -> dict[str, Any]:
     """Read the ``ErrorResponse`` / ``HTTPValidationError`` body, or describe what came instead."""
+    try:
+        data: Any = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = None
+    parsed = _error_response(data)
     message = ""
     error_type: str | None = None
     code: str | None = None
     details: dict[str, Any] = {}
     validation: list[str] = []
-    try:
-        data: Any = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        data = None
-    if (
-        isinstance(data, dict)
-        and isinstance(data.get("detail"), dict)
-        and "error" in data["detail"]
-    ):
-        data = data["detail"]  # an older shape nests the ErrorResponse under ``detail``
-    if isinstance(data, dict) and isinstance(data.get("error"), dict):
-        err = data["error"]
-        message = str(err.get("message") or "")
-        error_type = str(err["type"]) if err.get("type") else None
-        code = str(err["code"]) if err.get("code") else None
-        details = err.get("details") if isinstance(err.get("details"), dict) else {}
-        for item in details.get("validation_errors") or []:
-            if isinstance(item, dict):
-                where = item.get("location") or item.get("loc") or ""
-                if isinstance(where, list):
-                    where = ".".join(str(p) for p in where)
-                validation.append(
-                    f"{where}: {item.get('message') or item.get('msg')} ({item.get('type')})"
-                )
+    if parsed is not None:
+        message, error_type, code = parsed.error.message, parsed.error.type, parsed.error.code
+        details = dict(parsed.error.details or {})
+        validation = _validation_lines(details.get("validation_errors"), fastapi=False)
     elif isinstance(data, dict) and isinstance(data.get("detail"), list):
         error_type = "ValidationError"
-        for item in data["detail"]:
-            if isinstance(item, dict):
-                where = ".".join(str(p) for p in item.get("loc") or [])
-                validation.append(f"{where}: {item.get('msg')} ({item.get('type')})")
+        validation = _validation_lines(data["detail"], fastapi=True)
     elif isinstance(data, dict) and isinstance(data.get("detail"), str):
         message = data["detail"]
     else:
@@ -481,6 +529,8 @@ def _error_info(response: httpx.Response, *, secrets: tuple[str, ...]) -> dict[s
             )
         elif not message:
             message = "the request failed validation"
+    if response.is_redirect and not message:
+        message = f"a redirect to {response.headers.get('location', 'nowhere')!r}"
     request_id = response.headers.get("x-request-id") or (
         str(details["request_id"]) if details.get("request_id") else None
     )
@@ -498,6 +548,8 @@ def _error_info(response: httpx.Response, *, secrets: tuple[str, ...]) -> dict[s
 
 def _describe_foreign_body(response: httpx.Response) -> str:
     text = response.text.strip() if response.content else ""
+    if response.is_redirect:
+        return f"a redirect to {redact(response.headers.get('location', 'nowhere'))!r}"
     if not text:
         return f"the response has no body ({response.reason_phrase or 'no reason phrase'})"
     if "<html" in text[:500].lower() or "text/html" in response.headers.get("content-type", ""):

@@ -7,10 +7,12 @@ Plain data, no I/O. The key lives only in memory of the provider process: it is 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from .errors import ConfigError, register_secret
 
@@ -21,6 +23,7 @@ ENV_API_KEY: Final = "MIXPEEK_API_KEY"
 ENV_BASE_URL: Final = "MIXPEEK_BASE_URL"
 ENV_READ_TIMEOUT: Final = "MIXPEEK_HTTP_READ_TIMEOUT"
 DEFAULT_READ_TIMEOUT: Final = 60.0
+READ_TIMEOUT_RANGE: Final = (1.0, 3600.0)
 
 
 @dataclass(frozen=True)
@@ -45,11 +48,7 @@ class ProviderConfig:
             _text(lookup(CONFIG_BASE_URL)) or _text(env.get(ENV_BASE_URL)) or DEFAULT_BASE_URL
         )
         register_secret(api_key)
-        try:
-            read_timeout = float(env.get(ENV_READ_TIMEOUT) or DEFAULT_READ_TIMEOUT)
-        except ValueError:
-            raise ConfigError(f"{ENV_READ_TIMEOUT} must be a number of seconds.") from None
-        return cls(normalize_base_url(base_url), api_key, read_timeout)
+        return cls(normalize_base_url(base_url), api_key, _read_timeout(env.get(ENV_READ_TIMEOUT)))
 
     def with_base_url(self, base_url: str | None) -> ProviderConfig:
         """This config with a per-resource endpoint override applied."""
@@ -64,20 +63,67 @@ class ProviderConfig:
                 "No Mixpeek API key is configured: run `pulumi config set mixpeek:apiKey "
                 f"--secret <key>` or set the {ENV_API_KEY} environment variable."
             )
+        if not self.api_key.isascii() or not self.api_key.isprintable() or " " in self.api_key:
+            # The key itself is never shown, not even the offending character.
+            raise ConfigError(
+                "The Mixpeek API key cannot be sent in an HTTP header: it has a space, a "
+                "control character or a character outside ASCII; check `mixpeek:apiKey` or "
+                f"{ENV_API_KEY} for a stray paste."
+            )
         return self.api_key
 
 
+def base_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be the API endpoint, in words that never repeat a credential."""
+    try:
+        parts = urlsplit(url.strip())
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError:
+        return "it is not a valid URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "it is not an http(s) URL with a host"
+    if parts.username is not None or parts.password is not None:
+        return "it has a user name or password in it; put the API key in `mixpeek:apiKey` instead"
+    if parts.query or parts.fragment:
+        return "it has a query string or fragment"
+    if not url.isascii() or any(c.isspace() for c in url.strip()):
+        return "it has spaces or characters outside ASCII"
+    return None
+
+
 def normalize_base_url(url: str) -> str:
-    """Strip a trailing ``/v1``: paths carry it, and dedicated hosts are documented with it."""
-    url = url.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
+    """Strip a trailing ``/v1``: paths carry it, and dedicated hosts are documented with it.
+
+    Raises ``ConfigError`` (without the URL's credentials, if it had any) for anything that is
+    not a plain http(s) endpoint.
+    """
+    problem = base_url_problem(url)
+    if problem is not None:
+        shown = "" if "@" in url else f" {url.strip()[:200]!r}"
         raise ConfigError(
-            f"The Mixpeek base URL {url!r} is not an http(s) URL: set `mixpeek:baseUrl` "
-            f"or {ENV_BASE_URL} to something like {DEFAULT_BASE_URL}."
+            f"The Mixpeek base URL{shown} cannot be used: {problem} (set `mixpeek:baseUrl` "
+            f"or {ENV_BASE_URL} to something like {DEFAULT_BASE_URL})."
         )
+    url = url.strip().rstrip("/")
     if url.endswith("/v1"):
         url = url[: -len("/v1")]
     return url
+
+
+def _read_timeout(raw: str | None) -> float:
+    if raw is None or not raw.strip():
+        return DEFAULT_READ_TIMEOUT
+    low, high = READ_TIMEOUT_RANGE
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ConfigError(
+            f"{ENV_READ_TIMEOUT} must be a number of seconds from {low:g} to {high:g}, "
+            f"not {raw.strip()[:20]!r}."
+        )
+    return value
 
 
 def _text(value: Any) -> str | None:

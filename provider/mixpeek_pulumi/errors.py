@@ -285,13 +285,23 @@ class DeployError(MixpeekError):
         self.deploy_id = deploy_id
         self.status = status
         self.reason = reason
+        self.headline = _sentence(headline)
         self.log_tail = [redact(line) for line in log_tail]
-        text = _sentence(headline)
+        super().__init__(self._compose())
+
+    def _compose(self) -> str:
+        text = self.headline
         if self.log_tail:
             text += f"\nLast {len(self.log_tail)} log lines:\n" + "\n".join(
                 f"  | {line}" for line in self.log_tail
             )
-        super().__init__(text)
+        return text
+
+    def attach_log_tail(self, lines: Iterable[str]) -> None:
+        """Add the build log's last lines, once they are known."""
+        self.log_tail = [redact(line) for line in lines]
+        self.message = redact(self._compose())
+        self.args = (self.message,)
 
 
 class DeployFailedError(DeployError):

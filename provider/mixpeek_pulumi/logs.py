@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Final
 
 from .client import MixpeekClient
+from .deadline import SYSTEM_CLOCK, Clock
 from .errors import MixpeekError, redact
 
 TAIL_LINES: Final = 20
@@ -33,6 +34,7 @@ class LogFollower(threading.Thread):
         wake: threading.Event,
         tail: int = TAIL_LINES,
         max_reconnects: int = MAX_RECONNECTS,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         super().__init__(name=f"logs-{deploy_id}", daemon=True)
         self.client = client
@@ -42,6 +44,7 @@ class LogFollower(threading.Thread):
         self.wake = wake
         self.tail: deque[str] = deque(maxlen=tail)
         self.max_reconnects = max_reconnects
+        self.clock = clock
         self.finished = threading.Event()  # the server said done
         self.stopping = threading.Event()
         self._seen: set[tuple[object, str]] = set()
@@ -70,7 +73,7 @@ class LogFollower(threading.Thread):
             except MixpeekError:
                 pass
             attempts += 1
-            if self.stopping.wait(min(0.2 * 2**attempts, 5.0)):
+            if self.clock.wait(self.stopping, min(0.2 * 2**attempts, 5.0)):
                 return
 
     def _follow_once(self) -> bool:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Final, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from .errors import ResponseValidationError
 
 Environment = Literal["staging", "production"]
 ENVIRONMENTS: Final[tuple[Environment, ...]] = get_args(Environment)
@@ -61,16 +63,6 @@ class Response(BaseModel):
 # ---------------------------------------------------------------------------------------- apps
 
 
-class PageMeta(Request):
-    title: str
-    description: str | None = None
-
-
-class CreateAppRequest(Request):
-    slug: str
-    meta: PageMeta
-
-
 class UploadUrlRequest(Request):
     filename: str
     content_type: str = "application/zip"
@@ -79,19 +71,7 @@ class UploadUrlRequest(Request):
 class UploadUrlResponse(Response):
     upload_url: str
     bundle_s3_key: str
-    expires_in: int = 3600
-
-
-class VerifyUploadRequest(Request):
-    bundle_s3_key: str
-
-
-class VerifyUploadResponse(Response):
-    bundle_s3_key: str
-    exists: bool
-    etag: str | None = None
-    size_bytes: int | None = None
-    last_modified: str | None = None
+    expires_in: int | None = 3600
 
 
 class DeployRequest(Request):
@@ -116,8 +96,8 @@ class DeployResponse(Response):
 class SmokeTestResult(Response):
     passed: bool
     url: str
-    errors: list[str] = Field(default_factory=list)
-    duration_ms: int = 0
+    errors: list[str] | None = None
+    duration_ms: int | None = 0
     tested_at: str | None = None
 
 
@@ -137,16 +117,30 @@ class DeployStatusResponse(Response):
     def known_status(self) -> DeployStatus | None:
         return deploy_status(self.status)
 
+    @property
+    def smoke_failed(self) -> bool:
+        """The service ran the smoke test and it failed (no test reported is not a failure)."""
+        return self.smoke_test is not None and not self.smoke_test.passed
+
 
 class EnvironmentState(Response):
+    """One entry of the untyped ``AppResponse.environments``: the SDK documents ``deploy_id``
+    and ``asset_prefix``; anything else the server adds is kept, and read only if well-typed."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
     deploy_id: str | None = None
     asset_prefix: str | None = None
-    version: int | None = None
+
+    def extra_text(self, key: str) -> str | None:
+        value = (self.model_extra or {}).get(key)
+        return value if isinstance(value, str) and value else None
 
 
 class VersionRecord(Response):
-    version: int
-    deploy_id: str | None = None
+    """An entry of the version history; every field is optional in the official model."""
+
+    version: int | None = None
     s3_version_id: str | None = None
     asset_prefix: str | None = None
     deployed_by: str | None = None
@@ -157,62 +151,64 @@ class VersionRecord(Response):
     git_commit_sha: str | None = None
     git_commit_message: str | None = None
     git_author: str | None = None
-    is_active: dict[str, bool] = Field(default_factory=dict)
+    is_active: dict[str, bool] | None = None
+
+    def serves(self, environment: str) -> bool | None:
+        """What the record itself says about ``environment``; None when it says nothing."""
+        return None if self.is_active is None else self.is_active.get(environment)
 
 
 class AppResponse(Response):
+    """The fields of the official ``AppResponse`` the provider reads; the rest is ignored."""
+
     app_id: str
     slug: str
     url: str | None = None
     version: int | None = None
-    environments: dict[str, EnvironmentState | None] = Field(default_factory=dict)
-    versions: list[VersionRecord] = Field(default_factory=list)
+    environments: dict[str, Any] = Field(default_factory=dict)
+    versions: list[Any] | None = None
+    _source: tuple[str, str] = PrivateAttr(default=("GET", "/v1/apps/{app_id}"))
 
     def environment(self, name: str) -> EnvironmentState:
-        return self.environments.get(name) or EnvironmentState()
+        """The entry for ``name``, checked only when asked for, so that an odd entry for one
+        environment never breaks the resources of another.
 
-
-class ListAppsResponse(Response):
-    results: list[AppResponse]
-    total_count: int | None = None
-    limit: int | None = None
-    offset: int | None = None
+        Raises ``ResponseValidationError`` naming ``environments.<name>`` when it is malformed.
+        """
+        entry = self.environments.get(name)
+        if entry is None:
+            return EnvironmentState()
+        problem = f"environments.{name} is a {type(entry).__name__}, not an object"
+        if isinstance(entry, dict):
+            try:
+                return EnvironmentState.model_validate(entry)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                problem = f"environments.{name}.{where}: {first['msg']}"
+        method, path = self._source
+        raise ResponseValidationError(method=method, path=path, status_code=200, problem=problem)
 
 
 class VersionListResponse(Response):
-    versions: list[VersionRecord]
-    total: int
+    versions: list[Any]
+    total: int | None = None
+
+    def records(self) -> list[VersionRecord]:
+        """The items that read as version records; the list is untyped in the official model."""
+        found = []
+        for item in self.versions:
+            if isinstance(item, dict):
+                try:
+                    found.append(VersionRecord.model_validate(item))
+                except ValidationError:
+                    continue
+        return found
 
 
 class VersionDetailResponse(VersionRecord):
     source_files: dict[str, str] | None = None
     asset_manifest: dict[str, Any] | None = None
-
-
-class DownloadUrlResponse(Response):
-    download_url: str
-    version: int
-    asset_prefix: str
-    expires_in: int = 3600
-
-
-class FileDiff(Response):
-    path: str
-    status: Literal["added", "removed", "modified", "unchanged"]
-    old_hash: str | None = None
-    new_hash: str | None = None
-    old_size: int | None = None
-    new_size: int | None = None
-    size_delta: int | None = None
-
-
-class VersionDiffResponse(Response):
-    app_id: str
-    from_version: int
-    to_version: int
-    files: list[FileDiff] = Field(default_factory=list)
-    summary: dict[str, int] = Field(default_factory=dict)
-    source_diff: dict[str, str] | None = None
 
 
 class RestoreVersionRequest(Request):
@@ -225,14 +221,6 @@ class RestoreVersionResponse(Response):
     deploy_id: str
     environment: str
     asset_prefix: str
-
-
-class PromoteResponse(Response):
-    app_id: str
-    deploy_id: str
-    asset_prefix: str
-    version: int | None = None
-    environment: str = "production"
 
 
 # ------------------------------------------------------------------------------------- plugins
@@ -331,20 +319,6 @@ class PluginDetailResponse(Response):
     presigned_download_url: str | None = None
 
 
-class PluginListItem(Response):
-    plugin_id: str
-    name: str
-    version: str
-    deployed: bool = False
-    validation_status: str | None = None
-    feature_uri: str | None = None
-
-
-class PluginListResponse(Response):
-    plugins: list[PluginListItem]
-    total: int | None = None
-
-
 class PluginDeleteResponse(Response):
     plugin_id: str
     message: str | None = None
@@ -360,11 +334,13 @@ class PluginUndeployResponse(Response):
 
 class ErrorDetail(Response):
     message: str = ""
-    type: str = ""
+    type: str | None = None
     code: str | None = None
     details: dict[str, Any] | None = None
 
 
 class ErrorResponse(Response):
+    """The API's error body (``HTTPValidationError`` and older nestings are read by the client)."""
+
     status: int | None = None
     error: ErrorDetail

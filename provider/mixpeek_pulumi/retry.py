@@ -15,9 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, TypeVar
 
-from tenacity import RetryCallState, Retrying, stop_after_attempt, stop_before_delay
+from tenacity import RetryCallState, Retrying
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
+from .deadline import Deadline
 from .errors import ApiConnectionError, ApiStatusError, RateLimitError, ServerError
 
 T = TypeVar("T")
@@ -74,12 +76,27 @@ class RetryPolicy:
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
     on_retry: Callable[[str], None] | None = field(default=None, compare=False)
 
-    def call(self, fn: Callable[[], T], *, creates: bool, what: str) -> T:
-        """Run ``fn``, retrying per this policy; the last error is raised as is."""
+    def call(
+        self,
+        fn: Callable[[], T],
+        *,
+        creates: bool,
+        what: str,
+        deadline: Deadline | None = None,
+    ) -> T:
+        """Run ``fn``, retrying per this policy; the last error is raised as is.
+
+        No retry starts if its wait would end past ``deadline`` (the operation's) or past this
+        policy's own ``deadline_seconds`` from the first attempt, whichever comes first.
+        """
+        if deadline is None:
+            overall = Deadline.after(self.deadline_seconds)
+        else:
+            overall = deadline.sooner(self.deadline_seconds)
         retrying = Retrying(
             retry=_RetryIf(creates),
             wait=_ServerAwareWait(self),
-            stop=stop_after_attempt(self.max_attempts) | stop_before_delay(self.deadline_seconds),
+            stop=_Stop(self.max_attempts, overall),
             sleep=self.sleep,
             reraise=True,
             before_sleep=self._before_sleep(what),
@@ -98,6 +115,19 @@ class RetryPolicy:
             )
 
         return report
+
+
+class _Stop(stop_base):
+    """Out of attempts, or the next wait would end past the deadline."""
+
+    def __init__(self, attempts: int, deadline: Deadline) -> None:
+        self.attempts = attempts
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        if retry_state.attempt_number >= self.attempts:
+            return True
+        return retry_state.upcoming_sleep >= self.deadline.remaining()
 
 
 class _RetryIf:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -226,11 +225,39 @@ def test_destroy_follows_on_delete(stack: Stack, tmp_path: Path, on_delete: str)
     assert app_state(stack, app_id)["environments"]["staging"]["version"] == expected
 
 
+# A 30 s poll interval would hold the run past this test's time limit; the stream's end wakes
+# the waiter instead (tests/unit/test_waiting.py shows the same on a fake clock).
+@pytest.mark.timeout(25)
 def test_outputs_arrive_while_the_service_finishes(stack: Stack, tmp_path: Path) -> None:
     app_id = stack.emulator.create_app("quick-site")
     bundle = write_tree(tmp_path / "dist", site())
     stack.emulator.timing(build_seconds=1.0)
-    start = time.monotonic()
-    run_program(stack.engine, deploy_program(app_id, bundle, poll_interval_seconds=30))
-    # A 30 s poll interval would have held the run; the stream's end woke the waiter.
-    assert time.monotonic() - start < 20
+    result = run_program(stack.engine, deploy_program(app_id, bundle, poll_interval_seconds=30))
+    assert result.outputs["version"] == 1
+    assert stack.emulator.count("GET", f"/v1/apps/{app_id}/deploys/*/logs/stream") == 1
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param({"action": "delay", "delay": 600.0}, id="hangs"),
+        pytest.param({"status": 503, "retry_after": "1"}, id="answers-503-forever"),
+    ],
+)
+@pytest.mark.timeout(45)  # the read timeout and the retry budget alone would take minutes
+def test_timeout_seconds_is_one_deadline_for_every_wait_and_retry(
+    stack: Stack, tmp_path: Path, fault: dict[str, Any]
+) -> None:
+    app_id = stack.emulator.create_app("stuck-site")
+    bundle = write_tree(tmp_path / "dist", site())
+    stack.emulator.fault(method="GET", path=f"/v1/apps/{app_id}/deploys/*", times=10**6, **fault)
+    with pytest.raises(EngineError) as info:
+        run_program(
+            stack.engine,
+            deploy_program(app_id, bundle, timeout_seconds=3, poll_interval_seconds=0.2),
+        )
+    headline = info.value.headline
+    assert headline.startswith("AppDeploy 'site': deploy dep_")
+    assert "did not finish within timeout_seconds=3 (last status unknown)" in headline
+    deploy_id = headline.split("deploy ", 1)[1].split(" ", 1)[0]
+    assert deploy_id in stack.emulator.running.emulator.store.state.deploys

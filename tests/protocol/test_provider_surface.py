@@ -25,7 +25,6 @@ def test_provider_pickles_by_reference_without_config(stack: Stack, tmp_path: Pa
     raw = base64.b64decode(pickled)
     assert b"mixpeek_pulumi.resources.app_deploy" in raw
     assert stack.emulator.api_key.encode() not in raw
-    assert len(raw) < 400  # a class reference, no captured client or bytecode
     assert isinstance(dill.loads(raw), AppDeployProvider)
 
 

@@ -16,12 +16,10 @@ from hypothesis import strategies as st
 
 from mixpeek_pulumi import bundle
 from mixpeek_pulumi.errors import BundleError
-from mixpeek_pulumi.resources.app_deploy import AppDeployInputs, AppDeployProvider
-from mixpeek_pulumi.resources.app_promotion import AppPromotionInputs, AppPromotionProvider
-from mixpeek_pulumi.resources.plugin_deployment import (
-    PluginDeploymentInputs,
-    PluginDeploymentProvider,
-)
+from mixpeek_pulumi.resources.app_deploy import AppDeployProvider
+from mixpeek_pulumi.resources.app_promotion import AppPromotionProvider
+from mixpeek_pulumi.resources.plugin_deployment import PluginDeploymentProvider
+from mixpeek_pulumi.spec import AppDeployInputs, AppPromotionInputs, PluginDeploymentInputs
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 names = st.text(

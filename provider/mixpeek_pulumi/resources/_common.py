@@ -1,4 +1,4 @@
-"""What every Mixpeek dynamic provider shares: config, input validation, diffing, echoing.
+"""What every Mixpeek dynamic provider shares: config, sessions, preview unknowns, errors.
 
 Providers are pickled into state by reference and keep nothing on ``self`` that could be
 pickled: the API key is read in ``configure()``, which runs in the provider process.
@@ -10,85 +10,49 @@ import dataclasses
 import functools
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar, Final, ParamSpec, TypeVar
 
 import pulumi
-from pulumi.dynamic import CheckFailure, ConfigureRequest, ResourceProvider
+from pulumi.dynamic import CheckFailure, ConfigureRequest, DiffResult, ResourceProvider
 from pulumi.output import Unknown
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..client import MixpeekClient
 from ..config import ProviderConfig
+from ..deadline import Deadline
+from ..deploy.common import Diff, Failure, Operation
 from ..errors import DeployError, MixpeekError, ResourceError, redact
+from ..spec import Inputs
 
-M = TypeVar("M", bound=BaseModel)
 P = ParamSpec("P")
 R = TypeVar("R")
-RESERVED: Final = frozenset({"__provider"})
+# A refresh reads a few things; it never waits for a build.
+READ_TIMEOUT: Final = 300.0
 
 
-class Inputs(BaseModel):
-    """Resource inputs: unknown keys are typos and fail ``check``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    resource_name: str = ""
-    base_url: str | None = None
+def split_unknowns(props: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """The known inputs, and the names of those a preview does not know yet."""
+    unknown = {k for k, v in props.items() if _has_unknown(v)}
+    return {k: v for k, v in props.items() if k not in unknown}, unknown
 
 
-def is_unknown(value: Any) -> bool:
-    return isinstance(value, Unknown)
+def _has_unknown(value: Any) -> bool:
+    if isinstance(value, Unknown):
+        return True
+    if isinstance(value, list | tuple):
+        return any(_has_unknown(v) for v in value)
+    return False
 
 
-def user_inputs(props: Mapping[str, Any], model: type[BaseModel]) -> dict[str, Any]:
-    """The props that are inputs of ``model`` (outputs and ``__provider`` left out)."""
-    return {k: v for k, v in props.items() if k in model.model_fields and v is not None}
+def check_failures(failures: Sequence[Failure]) -> list[CheckFailure]:
+    return [CheckFailure(f.field, f.reason) for f in failures]
 
 
-def validate(model: type[M], props: Mapping[str, Any]) -> tuple[M | None, list[CheckFailure]]:
-    """Validate known inputs; problems on fields that are still unknown (preview) are skipped."""
-    values = user_inputs(props, model)
-    unknown = {k for k, v in values.items() if is_unknown(v)}
-    known = {k: v for k, v in values.items() if k not in unknown}
-    try:
-        return model.model_validate(known), []
-    except ValidationError as exc:
-        failures = []
-        for err in exc.errors():
-            loc = err.get("loc") or ()
-            if loc and loc[0] in unknown:
-                continue
-            where = ".".join(str(p) for p in loc) or "inputs"
-            failures.append(CheckFailure(where, err["msg"]))
-        return None, failures
-
-
-def normalized(model: type[BaseModel], props: Mapping[str, Any]) -> dict[str, Any]:
-    """Every input of ``model`` with its default filled in, unknowns kept as they are."""
-    result = {}
-    for name, info in model.model_fields.items():
-        if props.get(name) is not None:
-            result[name] = props[name]
-        elif not info.is_required():
-            result[name] = info.get_default(call_default_factory=True)
-        else:
-            result[name] = None
-    return result
-
-
-def changed_keys(
-    model: type[BaseModel], olds: Mapping[str, Any], news: Mapping[str, Any], keys: Iterable[str]
-) -> list[str]:
-    old, new = normalized(model, olds), normalized(model, news)
-    return [k for k in keys if is_unknown(new.get(k)) or old.get(k) != new.get(k)]
-
-
-def as_int(value: Any) -> int | None:
-    """A whole number from state: the wire carries every number as a double."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return int(value) if float(value).is_integer() else None
+def diff_result(diff: Diff) -> DiffResult:
+    return DiffResult(
+        changes=diff.changed, replaces=list(diff.replaces), delete_before_replace=False
+    )
 
 
 def echo(kind: str, name: str) -> Callable[[str], None]:
@@ -103,21 +67,22 @@ def echo(kind: str, name: str) -> Callable[[str], None]:
 def named_errors(method: Callable[P, R]) -> Callable[P, R]:
     """Head every failure of a provider verb with the resource's kind and name.
 
-    The engine shows the traceback's last line; this makes it say which resource failed.
+    The engine shows the provider's traceback; raising from here keeps it to the frames of the
+    SDK's host and this one, with the sentence on its last line.
     """
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(*args, **kwargs)
-        except DeployError:
-            raise
+        except DeployError as exc:
+            raise exc.with_traceback(None) from None
         except (MixpeekError, OSError) as exc:
             provider = args[0]
             props = next((a for a in reversed(args) if isinstance(a, dict)), {})
             name = str(props.get("resource_name") or (args[1] if len(args) > 1 else ""))
             kind = getattr(provider, "kind", "Mixpeek")
-            raise ResourceError(kind, name, exc) from exc
+            raise ResourceError(kind, name, exc) from None
 
     return wrapper
 
@@ -145,9 +110,19 @@ class MixpeekProvider(ResourceProvider):
             self._config = config
         return config
 
-    def client(self, base_url: str | None, name: str) -> MixpeekClient:
-        cfg = self.config().with_base_url(base_url)
-        return MixpeekClient.from_config(cfg, log=echo(self.kind, name))
+    @contextmanager
+    def session(
+        self, subject: Inputs, *, timeout: float | None = None, name: str = ""
+    ) -> Iterator[tuple[MixpeekClient, Operation]]:
+        """A client and the operation's context for ``subject`` (inputs or state), both bound
+        to one deadline: ``timeout``, else the resource's ``timeout_seconds``."""
+        declared: float = getattr(subject, "timeout_seconds", READ_TIMEOUT)
+        seconds = timeout if timeout is not None else declared
+        who = subject.resource_name or name
+        op = Operation(self.kind, who, echo(self.kind, who), Deadline.after(seconds))
+        cfg = self.config().with_base_url(subject.base_url)
+        with MixpeekClient.from_config(cfg, log=op.say, deadline=op.deadline) as api:
+            yield api, op
 
 
 def resource_props(

@@ -1,0 +1,410 @@
+"""App deploys: check and diff a bundle, then put it live in an environment and wait.
+
+``AppDeployer.deploy`` packages the bundle deterministically, adopts a deploy of the same
+content that an earlier run left (journal or live tag), else uploads through a presigned URL
+and triggers the deploy, recovers a deploy whose answer was lost, follows the build log while
+polling, rolls back a failed smoke test, and returns the new state.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from .. import bundle as bundles
+from .. import gitinfo
+from ..client import MixpeekClient
+from ..errors import (
+    ApiConnectionError,
+    BundleError,
+    DeployFailedError,
+    DeployTimeoutError,
+    MixpeekError,
+    NotFoundError,
+    ResponseValidationError,
+)
+from ..journal import Journal
+from ..logs import LogFollower
+from ..models import DEPLOY_TERMINAL, AppResponse, DeployRequest, DeployStatusResponse
+from ..spec import AppDeployInputs, AppDeployState
+from ..waiting import Poller
+from .common import Diff, Failure, Operation, await_terminal, diff_inputs, upload_fresh
+from .environments import AppEnvironment
+
+DEFAULT_MESSAGE: Final = "Deployed with mixpeek-pulumi"
+MARKER_PREFIX: Final = "mixpeek-pulumi:"
+RELAXED_POLL: Final = 10.0
+BUNDLE_NAME: Final = "bundle.zip"
+
+
+def marker(environment: str, digest: str) -> str:
+    """The tag a deploy message carries so a later run can recognise its own deploy."""
+    return f"[{MARKER_PREFIX}{environment}:{digest[:32]}]"
+
+
+def collect(inputs: AppDeployInputs) -> list[bundles.SourceFile]:
+    return bundles.collect(Path(inputs.bundle), bundles.Excludes(inputs.exclude))
+
+
+def check_bundle(inputs: AppDeployInputs) -> str:
+    """The bundle's content digest, or a ``BundleError`` for what the service would refuse."""
+    files = collect(inputs)
+    if not files:
+        raise BundleError(inputs.bundle, "no files are left after the exclusions")
+    if bundles.entry_prefix(files) is None:
+        raise BundleError(
+            inputs.bundle,
+            "it has no index.html at its root or inside a single top-level folder, "
+            "which the Mixpeek build requires",
+        )
+    return bundles.digest(files).sha256
+
+
+def check(
+    inputs: AppDeployInputs | None, unknown: set[str]
+) -> tuple[dict[str, Any], list[Failure]]:
+    """What ``check`` computes (the content digest) and the bundle's own failures, once the
+    inputs are valid and the bundle is known; nothing is sent anywhere."""
+    if inputs is None or "bundle" in unknown:
+        return {}, []
+    try:
+        return {"bundle_sha256": check_bundle(inputs)}, []
+    except BundleError as exc:
+        return {}, [Failure("bundle", str(exc))]
+    except OSError as exc:
+        return {}, [Failure("bundle", f"The bundle cannot be read: {exc}.")]
+
+
+def diff(olds: AppDeployState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
+    """Settings are compared as declared; the bundle by content digest, so a rebuild of the
+    same bytes is no change; an environment that drifted away is a change too."""
+    content = "bundle" in unknown or news.get("bundle_sha256") != olds.bundle_sha256
+    extra = (["bundle"] if content else []) + (["live"] if olds.live is False else [])
+    return diff_inputs(
+        AppDeployInputs, olds.model_dump(), news, unknown, skip=("bundle",), extra=extra
+    )
+
+
+@dataclass
+class _Deploy:
+    """One deploy attempt: what it ships and where, for messages and the journal."""
+
+    inputs: AppDeployInputs
+    env: AppEnvironment
+    digest: str
+    tag: str
+    key: tuple[str, ...]
+    archive_size: int = 0
+    file_count: int = 0
+    s3_key: str | None = None
+
+
+class AppDeployer:
+    """Puts bundles live in one app environment."""
+
+    def __init__(self, api: MixpeekClient, op: Operation, journal: Journal | None = None) -> None:
+        self.api = api
+        self.op = op
+        self.journal = journal or Journal.default()
+
+    def deploy(
+        self, inputs: AppDeployInputs, *, previous: int | None, first: bool
+    ) -> AppDeployState:
+        """Deploy ``inputs.bundle``; ``previous`` is the version to roll back to on delete
+        (looked up now on a ``first`` deploy). Raises ``DeployFailedError`` or
+        ``DeployTimeoutError`` with the deploy id, the status and the reason."""
+        env = AppEnvironment(self.api, inputs.app_id, inputs.environment)
+        app = env.app()
+        served_before = env.served_version(app)
+        if first:
+            previous = served_before
+        run, deploy_id = self._adopt_or_start(inputs, env, app)
+        final, tail = self._wait(run, deploy_id)
+        self.journal.forget(run.key)
+        if final.known_status == "failed":
+            raise self._failed(run, final, tail)
+        if inputs.require_smoke_test and final.smoke_failed:
+            raise self._smoke_failed(run, final, tail, served_before)
+        return self._state(run, final, previous)
+
+    # ----------------------------------------------------------------------- the steps
+
+    def _adopt_or_start(
+        self, inputs: AppDeployInputs, env: AppEnvironment, app: AppResponse
+    ) -> tuple[_Deploy, str]:
+        """Package the bundle, then adopt or upload and trigger; the archive is gone when
+        this returns, whatever happened."""
+        with self._packed(inputs) as (archive, files):
+            digest = archive.digest.sha256
+            run = _Deploy(
+                inputs,
+                env,
+                digest,
+                marker(inputs.environment, digest),
+                (self.api.base_url, inputs.app_id, inputs.environment, digest),
+                archive.size,
+                archive.digest.file_count,
+            )
+            adopted = self._adoptable(run, app)
+            if adopted is not None:
+                return run, adopted
+            run.s3_key = self._upload(run, archive)
+            request = self._request(run, files)
+        return run, self._trigger(run, request)
+
+    @contextmanager
+    def _packed(
+        self, inputs: AppDeployInputs
+    ) -> Iterator[tuple[bundles.Archive, list[bundles.SourceFile]]]:
+        files = collect(inputs)
+        archive = bundles.write_archive(files)
+        try:
+            yield archive, files
+        finally:
+            archive.path.unlink(missing_ok=True)
+
+    def _adoptable(self, run: _Deploy, app: AppResponse) -> str | None:
+        """A deploy of this very bundle to this environment made by an earlier, failed run:
+        one the journal remembers, else the one the environment serves with this tag."""
+        recorded = self.journal.lookup(run.key)
+        if recorded is not None:
+            try:
+                status: DeployStatusResponse | None = self.api.get_deploy(app.app_id, recorded)
+            except NotFoundError:
+                status = None
+            if status is not None and status.known_status != "failed":
+                self.op.say(
+                    f"re-attaching to deploy {recorded}, started by an earlier run with this bundle"
+                )
+                return recorded
+            self.journal.forget(run.key)
+        served = run.env.serving_tagged(app, run.tag)
+        if served is None:
+            return None
+        if run.inputs.require_smoke_test and self.api.get_deploy(app.app_id, served).smoke_failed:
+            return None  # the live copy failed its smoke test: build it again
+        self.op.say(f"adopting deploy {served}: it already serves this bundle")
+        return served
+
+    def _upload(self, run: _Deploy, archive: bundles.Archive) -> str:
+        def put(slot: Any) -> object:
+            return self.api.put_object(
+                slot.upload_url,
+                archive.path,
+                content_type="application/zip",
+                content_md5=archive.md5_base64,
+            )
+
+        slot, _ = upload_fresh(lambda: self.api.get_upload_url(run.inputs.app_id, BUNDLE_NAME), put)
+        key: str = slot.bundle_s3_key
+        return key
+
+    def _request(self, run: _Deploy, files: list[bundles.SourceFile]) -> DeployRequest:
+        inputs = run.inputs
+        git = gitinfo.detect(Path(inputs.bundle))
+        sha = inputs.git_commit_sha or git.sha
+        subject = inputs.git_commit_message or git.subject
+        base = inputs.message or (f"{subject} ({sha[:7]})" if subject and sha else DEFAULT_MESSAGE)
+        return DeployRequest(
+            message=f"{base} {run.tag}",
+            environment=inputs.environment,
+            source="cli_upload",
+            bundle_s3_key=run.s3_key,
+            source_files=bundles.source_texts(files) if inputs.include_source_files else None,
+            git_commit_sha=sha,
+            git_commit_message=subject,
+            git_author=inputs.git_author or git.author,
+        )
+
+    def _trigger(self, run: _Deploy, request: DeployRequest) -> str:
+        try:
+            deploy_id = self.api.deploy(run.inputs.app_id, request).deploy_id
+        except (ApiConnectionError, ResponseValidationError) as exc:
+            if isinstance(exc, ApiConnectionError) and not exc.sent:
+                raise
+            deploy_id = self._recover(run, exc)
+        self.journal.record(run.key, deploy_id)
+        self.op.say(f"deploy {deploy_id} queued for {run.inputs.environment}")
+        return deploy_id
+
+    def _recover(self, run: _Deploy, lost: ApiConnectionError | ResponseValidationError) -> str:
+        """The deploy request may have been stored though its answer was lost: wait for a
+        deploy of this bundle to go live, until the deadline."""
+        inputs = run.inputs
+        first = str(lost).splitlines()[0].rstrip(".")
+        self.op.say(
+            f"the answer to the deploy request was lost ({first}); waiting for the deploy to show"
+        )
+        poller: Poller[str | None] = Poller(
+            fetch=lambda: run.env.serving_tagged(run.env.app(), run.tag),
+            is_terminal=lambda found: found is not None,
+            deadline=self.op.deadline,
+            interval=inputs.poll_interval_seconds,
+        )
+        found = await_terminal(
+            poller,
+            lambda _last: DeployTimeoutError(
+                f"{self.op.who}: the deploy request to {inputs.environment} of app "
+                f"{inputs.app_id} lost its answer ({first}) and no deploy of this bundle went "
+                f"live within timeout_seconds={inputs.timeout_seconds:g}",
+                resource=self.op.name,
+                deploy_id="unknown",
+                status="unknown",
+                reason=first,
+            ),
+        )
+        assert found is not None
+        return found
+
+    def _wait(self, run: _Deploy, deploy_id: str) -> tuple[DeployStatusResponse, list[str]]:
+        """Poll until terminal while the log stream echoes the build and wakes the poll the
+        moment it says the deploy ended."""
+        inputs = run.inputs
+        wake = threading.Event()
+        follower = LogFollower(self.api, inputs.app_id, deploy_id, sink=self.op.say, wake=wake)
+        follower.start()
+        poller = Poller(
+            fetch=lambda: self.api.get_deploy(inputs.app_id, deploy_id),
+            is_terminal=lambda s: s.known_status in DEPLOY_TERMINAL,
+            deadline=self.op.deadline,
+            interval=inputs.poll_interval_seconds,
+            wake=wake,
+            on_problem=self.op.say,
+            # The stream's end wakes the loop, so while it runs a slow poll only confirms.
+            max_interval=max(RELAXED_POLL, inputs.poll_interval_seconds),
+            relaxed=follower.is_alive,
+        )
+        try:
+            final = await_terminal(poller, lambda last: self._timed_out(run, deploy_id, last))
+            # Status can turn terminal a moment before the stream's last lines arrive.
+            follower.finished.wait(timeout=0.5)
+        except DeployTimeoutError as exc:
+            exc.attach_log_tail(follower.lines())
+            raise
+        finally:
+            follower.stop()
+        if follower.finished.is_set():
+            follower.join(timeout=1)  # the last lines are in; the tail is complete
+        return final, follower.lines()
+
+    def _timed_out(
+        self, run: _Deploy, deploy_id: str, last: DeployStatusResponse | None
+    ) -> DeployTimeoutError:
+        inputs = run.inputs
+        status = last.status if last is not None else "unknown"
+        return DeployTimeoutError(
+            f"{self.op.who}: deploy {deploy_id} to {inputs.environment} of app {inputs.app_id} "
+            f"did not finish within timeout_seconds={inputs.timeout_seconds:g} (last status "
+            f"{status}); the next `pulumi up` re-attaches to it instead of deploying again",
+            resource=self.op.name,
+            deploy_id=deploy_id,
+            status=status,
+            reason="timeout",
+        )
+
+    def _failed(
+        self, run: _Deploy, final: DeployStatusResponse, tail: list[str]
+    ) -> DeployFailedError:
+        reason = final.error or "the service gave no reason"
+        return DeployFailedError(
+            f"{self.op.who}: deploy {final.deploy_id} to {run.inputs.environment} of app "
+            f"{run.inputs.app_id} ended with status {final.status}: {reason}",
+            resource=self.op.name,
+            deploy_id=final.deploy_id,
+            status=final.status,
+            reason=reason,
+            log_tail=tail,
+        )
+
+    def _smoke_failed(
+        self,
+        run: _Deploy,
+        final: DeployStatusResponse,
+        tail: list[str],
+        served_before: int | None,
+    ) -> DeployFailedError:
+        smoke = final.smoke_test
+        errors = "; ".join(smoke.errors) if smoke and smoke.errors else "no details"
+        env = run.inputs.environment
+        outcome = f"{env} still serves it"
+        if served_before is not None:
+            try:
+                run.env.restore(served_before)
+                outcome = f"{env} was restored to version {served_before}"
+            except MixpeekError as exc:
+                outcome = (
+                    f"restoring version {served_before} failed too ({str(exc).splitlines()[0]})"
+                )
+        return DeployFailedError(
+            f"{self.op.who}: deploy {final.deploy_id} to {env} of app {run.inputs.app_id} "
+            f"completed but its smoke test failed ({errors}); {outcome}",
+            resource=self.op.name,
+            deploy_id=final.deploy_id,
+            status="smoke_test_failed",
+            reason=errors,
+            log_tail=tail,
+        )
+
+    def _state(
+        self, run: _Deploy, final: DeployStatusResponse, previous: int | None
+    ) -> AppDeployState:
+        app = run.env.app()
+        deploy_id = final.deploy_id
+        smoke = final.smoke_test
+        return AppDeployState.model_validate(
+            {
+                **run.inputs.model_dump(),
+                "bundle_sha256": run.digest,
+                "deploy_id": deploy_id,
+                "version": run.env.version_of(app, deploy_id, run.tag),
+                "status": final.status,
+                "bundle_s3_key": final.bundle_s3_key or run.s3_key,
+                "bundle_size": run.archive_size,
+                "file_count": run.file_count,
+                "url": run.env.url(app),
+                "smoke_test": smoke.model_dump(mode="json") if smoke else None,
+                "queued_at": final.queued_at,
+                "live": run.env.deploy_id(app) == deploy_id,
+                "deploy_message": final.message,
+                "previous_version": previous,
+            }
+        )
+
+    def update(self, olds: AppDeployState, inputs: AppDeployInputs) -> AppDeployState:
+        """Settings alone are recorded; drift with the same content is repaired by a restore;
+        new content is a new deploy."""
+        settings = inputs.model_dump(exclude={"bundle_sha256"})
+        same_content = olds.bundle_sha256 == inputs.bundle_sha256
+        if same_content and olds.live is not False:
+            return olds.model_copy(update=settings)
+        if same_content:
+            restored = self.restore_declared(olds)
+            if restored is not None:
+                return restored.model_copy(update=settings)
+        return self.deploy(inputs, previous=olds.previous_version, first=False)
+
+    # ------------------------------------------------------------------- drift repair
+
+    def restore_declared(self, state: AppDeployState) -> AppDeployState | None:
+        """Someone repointed the environment by hand: put the declared version back at once,
+        without a rebuild. None when that version no longer exists (deploy again instead)."""
+        if state.version is None:
+            return None
+        env = AppEnvironment(self.api, state.app_id, state.environment)
+        try:
+            restored = env.restore(state.version)
+        except NotFoundError:
+            return None
+        app = env.app()
+        self.op.say(f"restored version {restored.version} to {state.environment}")
+        return state.model_copy(
+            update={
+                "deploy_id": restored.deploy_id,
+                "live": env.deploy_id(app) == restored.deploy_id,
+                "url": env.url(app),
+            }
+        )

@@ -1,0 +1,150 @@
+"""What every deploy orchestration shares: the operation's context, diffing declared inputs,
+waiting until a terminal status or the deadline, and uploading through a fresh URL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+
+from pydantic import ValidationError
+
+from ..deadline import Deadline
+from ..errors import DeployTimeoutError, StorageError, redact
+from ..spec import Inputs, change_of
+from ..waiting import Poller, WaitTimeout
+
+S = TypeVar("S")
+T = TypeVar("T")
+LogSink = Callable[[str], None]
+UPLOAD_URL_ATTEMPTS: Final = 3
+
+
+@dataclass
+class Operation:
+    """One lifecycle call of one resource: who it is, where progress goes, and the one
+    deadline every wait, request and retry inside it shares."""
+
+    kind: str
+    name: str
+    sink: LogSink
+    deadline: Deadline = field(default_factory=Deadline.never)
+
+    @property
+    def who(self) -> str:
+        return f"{self.kind} '{self.name}'"
+
+    def say(self, line: str) -> None:
+        self.sink(redact(line))
+
+
+@dataclass(frozen=True)
+class Diff:
+    """What changed between the state and the new inputs."""
+
+    replaces: tuple[str, ...] = ()
+    changes: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+
+def diff_inputs(
+    model: type[Inputs],
+    olds: Mapping[str, Any],
+    news: Mapping[str, Any],
+    unknown: Iterable[str] = (),
+    *,
+    skip: Iterable[str] = (),
+    extra: Iterable[str] = (),
+) -> Diff:
+    """Compare every declared input, defaults filled in; a still-unknown input counts as
+    changed. ``skip`` leaves fields to the caller (a path whose content is compared by
+    digest); ``extra`` adds changes the caller found (content, drift)."""
+    unknown, skipped = set(unknown), set(skip)
+    old, new = _normalized(model, olds), _normalized(model, news)
+    changes: list[str] = []
+    replaces: list[str] = []
+    for name, info in model.model_fields.items():
+        kind = change_of(info)
+        if name in skipped or kind == "computed":
+            continue
+        if name in unknown or old.get(name) != new.get(name):
+            changes.append(name)
+            if kind == "replace":
+                replaces.append(name)
+    changes.extend(x for x in extra if x not in changes)
+    return Diff(tuple(replaces), tuple(changes))
+
+
+def _normalized(model: type[Inputs], props: Mapping[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if props.get(name) is not None:
+            result[name] = props[name]
+        elif not info.is_required():
+            result[name] = info.get_default(call_default_factory=True)
+    return result
+
+
+def await_terminal(poller: Poller[S], timed_out: Callable[[S | None], DeployTimeoutError]) -> S:
+    """Run ``poller`` to a terminal status; at the deadline raise what ``timed_out`` builds
+    from the last status seen."""
+    try:
+        return poller.run()
+    except WaitTimeout as exc:
+        raise timed_out(exc.last) from None
+
+
+def upload_fresh(mint: Callable[[], S], put: Callable[[S], T]) -> tuple[S, T]:
+    """Mint a presigned URL and PUT to it; a URL that expired before the PUT is replaced by a
+    fresh one (a few times), any other refusal is raised."""
+    last: StorageError | None = None
+    for _ in range(UPLOAD_URL_ATTEMPTS):
+        slot = mint()
+        try:
+            return slot, put(slot)
+        except StorageError as exc:
+            if not exc.expired:
+                raise
+            last = exc
+    assert last is not None
+    raise last
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A problem ``check`` found with one input, before anything is sent."""
+
+    field: str
+    reason: str
+
+
+def validate_inputs(
+    model: type[Inputs], props: Mapping[str, Any], unknown: Iterable[str] = ()
+) -> tuple[Any, list[Failure]]:
+    """The known inputs validated; problems with inputs that are still unknown (a preview) are
+    left for later. Returns the model (None if invalid) and the failures."""
+    unknown = set(unknown)
+    known = {
+        k: v
+        for k, v in props.items()
+        if k in model.model_fields and v is not None and k not in unknown
+    }
+    try:
+        return model.model_validate(known), []
+    except ValidationError as exc:
+        failures = []
+        for err in exc.errors():
+            loc = err.get("loc") or ()
+            if loc and loc[0] in unknown:
+                continue
+            where = ".".join(str(p) for p in loc) or "inputs"
+            failures.append(Failure(where, _reason(err["msg"])))
+        return None, failures
+
+
+def _reason(message: str) -> str:
+    text = message.removeprefix("Value error, ")
+    return text if text.endswith(".") else text + "."

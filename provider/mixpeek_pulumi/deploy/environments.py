@@ -1,0 +1,129 @@
+"""An app environment as both app resources see it: what it serves, its URL, drift, rollback.
+
+Only what the official models define is relied on: an environment entry's ``deploy_id`` and
+``asset_prefix``, and a version record's ``asset_prefix``, ``is_active`` and ``message``. A
+version record has no deploy id, so the version an environment serves is the record that says
+it is active there, else the one with the environment's asset prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeVar
+
+from ..client import MixpeekClient
+from ..errors import NotFoundError
+from ..models import AppResponse, Environment, RestoreVersionResponse, VersionRecord
+from ..spec import AppDeployState, AppPromotionState
+from .common import Operation
+
+St = TypeVar("St", AppDeployState, AppPromotionState)
+
+
+@dataclass
+class AppEnvironment:
+    """One environment (``staging`` or ``production``) of one app."""
+
+    api: MixpeekClient
+    app_id: str
+    name: Environment
+
+    def app(self) -> AppResponse:
+        return self.api.get_app(self.app_id)
+
+    def records(self, app: AppResponse) -> list[VersionRecord]:
+        """The version history: the app's own copy when it sends one, else the versions list."""
+        if app.versions is not None:
+            return [VersionRecord.model_validate(v) for v in app.versions if isinstance(v, dict)]
+        return self.api.list_versions(self.app_id).records()
+
+    def deploy_id(self, app: AppResponse) -> str | None:
+        return app.environment(self.name).deploy_id
+
+    def served(self, app: AppResponse) -> VersionRecord | None:
+        entry = app.environment(self.name)
+        if not entry.deploy_id:
+            return None
+        records = [r for r in self.records(app) if r.version is not None]
+        said = [r for r in records if r.serves(self.name)]
+        if said:
+            return said[0]
+        if entry.asset_prefix:
+            return next((r for r in records if r.asset_prefix == entry.asset_prefix), None)
+        return None
+
+    def served_version(self, app: AppResponse) -> int | None:
+        record = self.served(app)
+        return record.version if record else None
+
+    def serving_tagged(self, app: AppResponse, tag: str) -> str | None:
+        """The deploy the environment serves, if its version's message carries ``tag``."""
+        record = self.served(app)
+        if record is None or not record.message or tag not in record.message:
+            return None
+        return self.deploy_id(app)
+
+    def version_of(self, app: AppResponse, deploy_id: str, tag: str) -> int | None:
+        """The version a deploy produced: the one served if it is that deploy, else the newest
+        in the history whose message carries the deploy's tag."""
+        if self.deploy_id(app) == deploy_id:
+            served = self.served_version(app)
+            if served is not None:
+                return served
+        tagged = [
+            r.version
+            for r in self.records(app)
+            if r.version is not None and r.message and tag in r.message
+        ]
+        return max(tagged) if tagged else None
+
+    def url(self, app: AppResponse) -> str:
+        """The server's URL for the environment when it sends one; otherwise derived from the
+        app's canonical URL: production is it, staging is ``staging-<host>`` (documented)."""
+        given = app.environment(self.name).extra_text("url")
+        if given:
+            return given
+        base = app.url or f"https://{app.slug}.mxp.co"
+        if self.name == "production":
+            return base
+        scheme, _, host = base.partition("://")
+        return f"{scheme}://{self.name}-{host}"
+
+    def restore(self, version: int) -> RestoreVersionResponse:
+        return self.api.restore_version(self.app_id, version, self.name)
+
+
+def refresh(api: MixpeekClient, state: St) -> St | None:
+    """The state as the service has it now: None when the app is gone, ``live`` false when the
+    environment serves another deploy."""
+    env = AppEnvironment(api, state.app_id, state.environment)
+    try:
+        app = env.app()
+    except NotFoundError:
+        return None
+    live = env.deploy_id(app) == state.deploy_id
+    return state.model_copy(update={"live": live, "url": env.url(app)})
+
+
+def roll_back(api: MixpeekClient, op: Operation, state: St, what: str) -> None:
+    """``on_delete="rollback"``: restore the version served before, unless someone else
+    deployed since (their deploy is never clobbered)."""
+    if state.on_delete != "rollback":
+        return
+    env = AppEnvironment(api, state.app_id, state.environment)
+    try:
+        app = env.app()
+    except NotFoundError:
+        return
+    ours, previous = state.deploy_id, state.previous_version
+    if env.deploy_id(app) != ours:
+        op.say(f"{env.name} no longer serves deploy {ours}; nothing to roll back")
+    elif previous is None:
+        op.say(f"{env.name} served nothing before this {what}; deploy {ours} stays live")
+    else:
+        try:
+            env.restore(previous)
+        except NotFoundError:
+            op.say(f"version {previous} no longer exists; deploy {ours} stays live")
+            return
+        op.say(f"rolled {env.name} back to version {previous}")

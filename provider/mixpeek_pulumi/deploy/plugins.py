@@ -1,0 +1,387 @@
+"""Plugin rollouts: check a plugin source, upload and validate it, deploy it and wait.
+
+Plugin versions are immutable on the service, so new code under the same version is refused in
+``check`` and a version bump replaces the resource. The engine creates the replacement first,
+and a create returns only once it is DEPLOYED, so the old version is undeployed only after the
+new route serves. An existing plugin of the same name and version is adopted when its code is
+the same, compared by content.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from .. import bundle as bundles
+from ..client import MixpeekClient
+from ..errors import (
+    ApiStatusError,
+    BadRequestError,
+    BundleError,
+    ConfigError,
+    ConflictError,
+    DeployFailedError,
+    DeployTimeoutError,
+    MethodNotAllowedError,
+    MixpeekError,
+    NotFoundError,
+)
+from ..models import (
+    ConfirmPluginUploadRequest,
+    CreatePluginUploadRequest,
+    PluginPresignedUrlResponse,
+    PluginStatusResponse,
+)
+from ..plugin_scan import check_plugin
+from ..spec import PluginDeploymentInputs, PluginDeploymentState
+from ..waiting import Poller
+from .common import Diff, Failure, Operation, await_terminal, diff_inputs, upload_fresh
+
+PLUGIN_EXCLUDES: Final = ("__pycache__/", "*.pyc", ".pytest_cache/", ".venv/", "*.egg-info/")
+MAX_POLL_INTERVAL: Final = 15.0
+MAX_ARCHIVE_BYTES: Final = 500 * 1024 * 1024  # the API's documented plugin size limit
+TERMINAL: Final = ("DEPLOYED", "FAILED", "NOT_DEPLOYED")
+
+
+def plugin_id_for(name: str, version: str) -> str:
+    """The documented id scheme: ``{name}_{version with . as _}``."""
+    return f"{name}_{version.replace('.', '_')}"
+
+
+def collect(source: str) -> list[bundles.SourceFile]:
+    return bundles.collect(Path(source), bundles.Excludes(PLUGIN_EXCLUDES))
+
+
+def check(
+    inputs: PluginDeploymentInputs | None, unknown: set[str], olds: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[Failure]]:
+    """The code digest and the service's documented checks, run locally; new code under a
+    version that already exists is refused, since versions are immutable."""
+    if inputs is None or "source" in unknown:
+        return {}, []
+    try:
+        files = collect(inputs.source)
+    except BundleError as exc:
+        return {}, [Failure("source", str(exc))]
+    problems = check_plugin(files)
+    if problems:
+        listed = "; ".join(problems)
+        return {}, [
+            Failure(
+                "source",
+                f"The plugin source at {inputs.source} would fail the service's validation: "
+                f"{listed}.",
+            )
+        ]
+    digest = bundles.digest(files).sha256
+    same_version = all(
+        olds.get(k) == getattr(inputs, k) for k in ("namespace_id", "name", "version")
+    )
+    if same_version and olds.get("code_sha256") not in (None, digest):
+        return {}, [
+            Failure(
+                "source",
+                f"Plugin {inputs.name} {inputs.version} already exists with other code and "
+                "plugin versions are immutable, so bump version to deploy the new code.",
+            )
+        ]
+    return {"code_sha256": digest}, []
+
+
+def diff(olds: PluginDeploymentState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
+    """Declared inputs compared; the source by its code digest (which ``check`` guards), and a
+    plugin found undeployed is a change (a redeploy)."""
+    extra = ["deployed"] if olds.deployed is False else []
+    return diff_inputs(
+        PluginDeploymentInputs, olds.model_dump(), news, unknown, skip=("source",), extra=extra
+    )
+
+
+def deployed(status: PluginStatusResponse, deployment_type: str) -> bool:
+    """Batch-only plugins report NOT_DEPLOYED with ``deployed`` true; realtime ones DEPLOYED."""
+    if deployment_type == "batch_only":
+        return bool(status.deployed)
+    return status.known_status == "DEPLOYED"
+
+
+def serving(status: PluginStatusResponse, deployment_type: str) -> bool:
+    if deployment_type == "batch_only":
+        return deployed(status, deployment_type) and status.known_status == "NOT_DEPLOYED"
+    return deployed(status, deployment_type) and bool(status.realtime_enabled)
+
+
+class PluginRollout:
+    """Uploads, deploys, refreshes and removes the plugins of one resource."""
+
+    def __init__(self, api: MixpeekClient, op: Operation) -> None:
+        self.api = api
+        self.op = op
+
+    def create(self, inputs: PluginDeploymentInputs) -> PluginDeploymentState:
+        plugin_id, digest = self._upload(inputs)
+        return self._state(inputs, self._deploy(inputs, plugin_id), digest)
+
+    def update(
+        self, olds: PluginDeploymentState, inputs: PluginDeploymentInputs
+    ) -> PluginDeploymentState:
+        """A new deployment type or a plugin found undeployed is a redeploy; a plugin deleted
+        behind our back is uploaded again; anything else is only recorded."""
+        redeploy = olds.deployment_type != inputs.deployment_type or olds.deployed is False
+        if not redeploy:
+            return olds.model_copy(update=inputs.model_dump(exclude={"code_sha256"}))
+        plugin_id = olds.plugin_id or plugin_id_for(inputs.name, inputs.version)
+        digest = olds.code_sha256 or ""
+        try:
+            status = self._deploy(inputs, plugin_id)
+        except NotFoundError:
+            plugin_id, digest = self._upload(inputs)
+            status = self._deploy(inputs, plugin_id)
+        return self._state(inputs, status, digest)
+
+    def read(self, state: PluginDeploymentState) -> PluginDeploymentState | None:
+        try:
+            status = self.api.get_plugin_status(state.namespace_id, str(state.plugin_id))
+        except NotFoundError:
+            return None
+        return state.model_copy(
+            update={
+                "status": status.status,
+                "deployed": deployed(status, state.deployment_type),
+                "realtime_enabled": status.realtime_enabled,
+                "route_prefix": status.route_prefix,
+                "deployed_at": status.deployed_at,
+            }
+        )
+
+    def remove(self, state: PluginDeploymentState) -> None:
+        """``on_delete``: undeploy and wait, or also delete the plugin, or retain it."""
+        if state.on_delete == "retain":
+            return
+        namespace, plugin_id = state.namespace_id, str(state.plugin_id)
+        try:
+            self.api.undeploy_plugin(namespace, plugin_id)
+            poller = Poller(
+                fetch=lambda: self.api.get_plugin_status(namespace, plugin_id),
+                is_terminal=lambda s: not s.deployed and s.known_status != "DEPLOYED",
+                deadline=self.op.deadline,
+                interval=1.0,
+                max_interval=MAX_POLL_INTERVAL,
+            )
+            await_terminal(
+                poller,
+                lambda _last: DeployTimeoutError(
+                    f"{self.op.who}: plugin {plugin_id} was still deployed "
+                    f"{state.timeout_seconds:g}s after the undeploy request",
+                    resource=self.op.name,
+                    deploy_id=plugin_id,
+                    status="DEPLOYED",
+                    reason="undeploy timeout",
+                ),
+            )
+            self.op.say(f"undeployed {plugin_id}")
+            if state.on_delete == "delete":
+                self.api.delete_plugin(namespace, plugin_id)
+                self.op.say(f"deleted {plugin_id} and its archive")
+        except NotFoundError:
+            return
+
+    # ------------------------------------------------------------------------- upload
+
+    def _upload(self, inputs: PluginDeploymentInputs) -> tuple[str, str]:
+        """Upload and confirm, or adopt an existing plugin with the same code; returns the
+        plugin id and the code digest. The archive is removed as soon as it is uploaded."""
+        archive = bundles.write_archive(collect(inputs.source))
+        try:
+            digest = archive.digest.sha256
+            request = CreatePluginUploadRequest(
+                name=inputs.name,
+                version=inputs.version,
+                description=inputs.description,
+                file_size_bytes=archive.size,
+            )
+            try:
+                slot, stored = upload_fresh(
+                    lambda: self._mint(inputs, request),
+                    lambda s: self.api.put_object(
+                        s.presigned_url, archive.path, content_type="application/zip"
+                    ),
+                )
+            except ConflictError as exc:
+                return self._adopt(inputs, exc, digest, archive.sha256), digest
+        finally:
+            archive.path.unlink(missing_ok=True)
+        confirm = ConfirmPluginUploadRequest(etag=stored.etag, file_size_bytes=archive.size)
+        return self._confirm(inputs, slot, confirm), digest
+
+    def _mint(
+        self, inputs: PluginDeploymentInputs, request: CreatePluginUploadRequest
+    ) -> PluginPresignedUrlResponse:
+        try:
+            return self.api.create_plugin_upload(inputs.namespace_id, request)
+        except (NotFoundError, MethodNotAllowedError) as exc:
+            raise _unsupported(exc, self.api.base_url, inputs.namespace_id) from None
+
+    def _confirm(
+        self,
+        inputs: PluginDeploymentInputs,
+        slot: PluginPresignedUrlResponse,
+        request: ConfirmPluginUploadRequest,
+    ) -> str:
+        label = f"plugin {inputs.name} {inputs.version}"
+        try:
+            confirmed = self.api.confirm_plugin_upload(inputs.namespace_id, slot.upload_id, request)
+        except BadRequestError as exc:
+            raise self._validation_failed(label, exc) from None
+        if confirmed.validation_status == "failed" or not confirmed.plugin_id:
+            errors = "; ".join(confirmed.validation_errors or []) or confirmed.message or ""
+            raise DeployFailedError(
+                f"{self.op.who}: {label} failed validation: {errors or 'no reason given'}",
+                resource=self.op.name,
+                deploy_id=confirmed.plugin_id or slot.upload_id,
+                status="validation_failed",
+                reason=errors,
+            )
+        return confirmed.plugin_id
+
+    def _adopt(
+        self, inputs: PluginDeploymentInputs, conflict: ConflictError, digest: str, archive: str
+    ) -> str:
+        """The same name and version exist: adopt them if the code is ours (by the archive's
+        hash, else by the content of the archive the service keeps), refuse otherwise."""
+        details_id = conflict.details.get("plugin_id")
+        plugin_id = str(details_id) if details_id else plugin_id_for(inputs.name, inputs.version)
+        detail = self.api.get_plugin(inputs.namespace_id, plugin_id, with_download_url=True)
+        url = detail.presigned_download_url
+        same = detail.plugin.code_hash == archive or bool(
+            url and self._remote_digest(url) == digest
+        )
+        if not same:
+            raise DeployFailedError(
+                f"{self.op.who}: plugin {inputs.name} {inputs.version} already exists in "
+                f"namespace {inputs.namespace_id} as {plugin_id} with different code; plugin "
+                "versions are immutable, so bump version to deploy this code",
+                resource=self.op.name,
+                deploy_id=plugin_id,
+                status="conflict",
+                reason="different code under the same version",
+            )
+        self.op.say(f"adopting existing {plugin_id}: same name, version and code")
+        return plugin_id
+
+    def _remote_digest(self, url: str) -> str | None:
+        """The content digest of the archive behind a presigned GET, downloaded with a cap."""
+        with tempfile.TemporaryDirectory(prefix="mixpeek-plugin-") as tmp:
+            target = Path(tmp) / "remote.zip"
+            try:
+                with target.open("wb") as handle:
+                    self.api.download(url, handle, max_bytes=MAX_ARCHIVE_BYTES)
+                return bundles.digest(collect(str(target))).sha256
+            except (MixpeekError, OSError):
+                return None
+
+    def _validation_failed(self, label: str, exc: BadRequestError) -> DeployFailedError:
+        listed = exc.details.get("validation_errors") or []
+        problems = [str(p) for p in listed] if isinstance(listed, list) else []
+        reason = "; ".join(problems) or exc.server_message
+        return DeployFailedError(
+            f"{self.op.who}: {label} was refused by the service's validation: {reason}",
+            resource=self.op.name,
+            deploy_id=str(exc.details.get("plugin_id") or label),
+            status="validation_failed",
+            reason=reason,
+        )
+
+    # ------------------------------------------------------------------------- deploy
+
+    def _deploy(self, inputs: PluginDeploymentInputs, plugin_id: str) -> PluginStatusResponse:
+        namespace = inputs.namespace_id
+        current = self.api.get_plugin_status(namespace, plugin_id)
+        if serving(current, inputs.deployment_type):
+            return current
+        response = self.api.deploy_plugin(namespace, plugin_id, inputs.deployment_type)
+        self.op.say(
+            f"deploy of {plugin_id} requested ({inputs.deployment_type}): {response.status}"
+        )
+        poller = Poller(
+            fetch=lambda: self.api.get_plugin_status(namespace, plugin_id),
+            is_terminal=lambda s: s.known_status in TERMINAL,
+            deadline=self.op.deadline,
+            interval=inputs.poll_interval_seconds,
+            max_interval=max(MAX_POLL_INTERVAL, inputs.poll_interval_seconds),
+            on_status=_on_change(lambda s: self.op.say(f"{plugin_id}: {s.status}")),
+            on_problem=self.op.say,
+        )
+        final = await_terminal(
+            poller,
+            lambda last: DeployTimeoutError(
+                f"{self.op.who}: plugin {plugin_id} in namespace {namespace} was not deployed "
+                f"within timeout_seconds={inputs.timeout_seconds:g} (last status "
+                f"{last.status if last is not None else 'unknown'})",
+                resource=self.op.name,
+                deploy_id=plugin_id,
+                status=last.status if last is not None else "unknown",
+                reason="timeout",
+            ),
+        )
+        status = final.known_status
+        if status == "DEPLOYED" or (
+            status == "NOT_DEPLOYED" and inputs.deployment_type == "batch_only"
+        ):
+            return final
+        reason = final.error or final.message or "the service gave no reason"
+        if status == "NOT_DEPLOYED":
+            reason = f"it reports NOT_DEPLOYED after a realtime deploy request ({reason})"
+        raise DeployFailedError(
+            f"{self.op.who}: plugin {plugin_id} in namespace {namespace} ended with status "
+            f"{final.status}: {reason}",
+            resource=self.op.name,
+            deploy_id=plugin_id,
+            status=final.status,
+            reason=reason,
+        )
+
+    def _state(
+        self, inputs: PluginDeploymentInputs, status: PluginStatusResponse, digest: str
+    ) -> PluginDeploymentState:
+        return PluginDeploymentState.model_validate(
+            {
+                **inputs.model_dump(),
+                "plugin_id": status.plugin_id,
+                "route_prefix": status.route_prefix,
+                "feature_uri": status.feature_uri,
+                "status": status.status,
+                "deployed": deployed(status, inputs.deployment_type),
+                "realtime_enabled": status.realtime_enabled,
+                "validation_status": "passed",
+                "code_sha256": digest,
+                "deployed_at": status.deployed_at,
+            }
+        )
+
+
+def _on_change(
+    report: Callable[[PluginStatusResponse], None],
+) -> Callable[[PluginStatusResponse], None]:
+    """Report a status only when it differs from the last one reported."""
+    last: list[str] = []
+
+    def maybe(status: PluginStatusResponse) -> None:
+        if last != [status.status]:
+            last[:] = [status.status]
+            report(status)
+
+    return maybe
+
+
+def _unsupported(
+    exc: ApiStatusError, base_url: str, namespace: str
+) -> ConfigError | ApiStatusError:
+    if exc.details.get("resource") == "namespace":
+        return exc
+    return ConfigError(
+        f"The Mixpeek host {base_url} has no plugin API (POST {exc.path} answered HTTP "
+        f"{exc.status_code}); plugins run on dedicated Mixpeek hosts, so set `mixpeek:baseUrl` "
+        f"to yours (namespace {namespace})."
+    )

@@ -1,0 +1,183 @@
+"""Promotions: put an exact, already-built app version into an environment, no rebuild.
+
+The smoke-test gate works from documented data only. A version record names no deploy, so the
+deploy that built the version is the one the program hands over (``source_deploy_id``), else
+the deploy an environment serves with that version's assets. When neither is known the gate
+refuses, with the sentence saying how to proceed: it never promotes silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..client import MixpeekClient
+from ..errors import (
+    ApiConnectionError,
+    DeployFailedError,
+    NotFoundError,
+    ResponseValidationError,
+    ServerError,
+)
+from ..models import AppResponse, VersionRecord
+from ..spec import AppPromotionInputs, AppPromotionState
+from .common import Diff, Operation, diff_inputs
+from .environments import AppEnvironment
+
+ENVIRONMENT_NAMES = ("staging", "production")
+
+
+def diff(olds: AppPromotionState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
+    extra = ["live"] if olds.live is False else []
+    return diff_inputs(AppPromotionInputs, olds.model_dump(), news, unknown, extra=extra)
+
+
+class Promoter:
+    """Serves exact versions in one app environment."""
+
+    def __init__(self, api: MixpeekClient, op: Operation) -> None:
+        self.api = api
+        self.op = op
+
+    def update(self, olds: AppPromotionState, inputs: AppPromotionInputs) -> AppPromotionState:
+        if olds.version == inputs.version and olds.live is not False:
+            return olds.model_copy(update=inputs.model_dump())
+        return self.promote(inputs, previous=olds.previous_version, first=False)
+
+    def promote(
+        self, inputs: AppPromotionInputs, *, previous: int | None, first: bool
+    ) -> AppPromotionState:
+        """Restore ``inputs.version`` into the environment and check that it serves it.
+
+        Raises ``DeployFailedError`` for a missing version, a failed gate or an environment
+        that did not switch."""
+        env = AppEnvironment(self.api, inputs.app_id, inputs.environment)
+        app = env.app()
+        if first:
+            previous = env.served_version(app)
+        record = self._version(inputs)
+        if inputs.require_smoke_test:
+            self._gate(inputs, app, record)
+        expected = self._restore(inputs, env)
+        app = env.app()
+        served = env.served_version(app)
+        now = env.deploy_id(app)
+        if served != inputs.version or (expected is not None and now != expected):
+            raise self._refused(
+                inputs,
+                now or "",
+                "not_served",
+                f"after restoring version {inputs.version}, {inputs.environment} of app "
+                f"{inputs.app_id} serves version {served} (deploy {now}) instead",
+                "the environment did not switch",
+            )
+        self.op.say(f"{inputs.environment} now serves version {inputs.version}")
+        return AppPromotionState.model_validate(
+            {
+                **inputs.model_dump(),
+                "deploy_id": now,
+                "asset_prefix": app.environment(inputs.environment).asset_prefix,
+                "previous_version": previous,
+                "url": env.url(app),
+                "live": True,
+            }
+        )
+
+    def _version(self, inputs: AppPromotionInputs) -> VersionRecord:
+        try:
+            return self.api.get_version(inputs.app_id, inputs.version)
+        except NotFoundError:
+            raise self._refused(
+                inputs,
+                "",
+                "missing",
+                f"app {inputs.app_id} has no version {inputs.version} to promote to "
+                f"{inputs.environment} (only completed deploys become versions)",
+                "no such version",
+            ) from None
+
+    def _restore(self, inputs: AppPromotionInputs, env: AppEnvironment) -> str | None:
+        """The restore, and the deploy id the environment should then serve (None when the
+        answer was lost: the check that follows decides by the version served)."""
+        try:
+            return env.restore(inputs.version).deploy_id
+        except (ApiConnectionError, ResponseValidationError, ServerError) as exc:
+            # The restore may have landed though its answer did not: look before failing.
+            if env.served_version(env.app()) != inputs.version:
+                raise exc from None
+            return None
+
+    def _builder(self, app: AppResponse, record: VersionRecord) -> str | None:
+        """The deploy an environment serves with this version's assets, if one does."""
+        for name in ENVIRONMENT_NAMES:
+            entry = app.environment(name)
+            same_assets = record.asset_prefix and entry.asset_prefix == record.asset_prefix
+            if entry.deploy_id and (same_assets or record.serves(name)):
+                return entry.deploy_id
+        return None
+
+    def _gate(self, inputs: AppPromotionInputs, app: AppResponse, record: VersionRecord) -> None:
+        where = f"version {inputs.version} of app {inputs.app_id} is not promoted to "
+        where += inputs.environment
+        deploy_id = inputs.source_deploy_id or self._builder(app, record)
+        if deploy_id is None:
+            raise self._refused(
+                inputs,
+                "",
+                "unverified",
+                f"{where}: nothing tells which deploy built it, so its smoke test cannot be "
+                "checked; pass source_deploy_id (for example staging.deploy_id) or set "
+                "require_smoke_test=False",
+                "the deploy that built the version is unknown",
+            )
+        try:
+            status = self.api.get_deploy(inputs.app_id, deploy_id)
+        except NotFoundError:
+            raise self._refused(
+                inputs,
+                deploy_id,
+                "unverified",
+                f"{where}: the service does not know deploy {deploy_id}, which should have "
+                "built it; check source_deploy_id or set require_smoke_test=False",
+                "unknown deploy",
+            ) from None
+        if (
+            inputs.source_deploy_id
+            and status.message
+            and record.message
+            and status.message != record.message
+        ):
+            raise self._refused(
+                inputs,
+                deploy_id,
+                "mismatch",
+                f"{where}: deploy {deploy_id} did not build it (their messages differ); pass "
+                "the deploy that did as source_deploy_id",
+                "source_deploy_id names another deploy",
+            )
+        if status.known_status != "complete" or status.smoke_failed:
+            smoke = status.smoke_test
+            reason = (
+                status.error
+                or "; ".join((smoke.errors or []) if smoke else [])
+                or ("its smoke test failed" if status.smoke_failed else f"it is {status.status}")
+            )
+            raise self._refused(
+                inputs,
+                deploy_id,
+                status.status,
+                f"{where}: its deploy {deploy_id} did not pass ({reason}); set "
+                "require_smoke_test=False to promote it anyway",
+                reason,
+            )
+
+    def _refused(
+        self, inputs: AppPromotionInputs, deploy_id: str, status: str, text: str, reason: str
+    ) -> DeployFailedError:
+        return DeployFailedError(
+            f"{self.op.who}: {text}",
+            resource=self.op.name,
+            deploy_id=deploy_id,
+            status=status,
+            reason=reason,
+        )

@@ -1,0 +1,319 @@
+"""The inputs and state of each resource: typed, validated, declared once for both front doors.
+
+Each field says what changing it does (``replace``, ``update`` at the service, ``none``: only
+recorded, or ``computed`` by ``check``). The dynamic resources' output keys, their diffs and the
+native provider's schema are all read off these models, so none of them can drift apart.
+State holds the inputs, as in pulumi-command: ``update`` and ``delete`` get everything they need
+from the old state.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Final, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from .config import base_url_problem
+from .models import DeploymentType, Environment
+
+Change = Literal["replace", "update", "none", "computed"]
+RESERVED: Final = frozenset({"__provider"})
+MAX_TIMEOUT_SECONDS: Final = 7 * 24 * 3600.0
+MIN_POLL_SECONDS: Final = 0.05
+MAX_POLL_SECONDS: Final = 3600.0
+
+S = TypeVar("S", bound="State")
+
+
+def _whole(value: Any) -> Any:
+    # The wire carries every number as a double; a bool is never a number here.
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not a boolean")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a number of seconds, not a boolean")
+    if isinstance(value, int | float) and not math.isfinite(value):
+        raise ValueError("must be a finite number of seconds")
+    return value
+
+
+def _ascii_id(value: str) -> str:
+    if value in (".", ".."):
+        raise ValueError("must name an object, not '.' or '..'")
+    return value
+
+
+def _endpoint(value: str | None) -> str | None:
+    problem = None if value is None else base_url_problem(value)
+    if problem is not None:
+        raise ValueError(f"cannot be the Mixpeek endpoint: {problem}")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole)]
+Seconds = Annotated[float, BeforeValidator(_finite)]
+# Ids go into URL paths: ASCII letters, digits, '_', '-' and '.', never a path step.
+Identifier = Annotated[
+    str,
+    Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$"),
+    AfterValidator(_ascii_id),
+]
+Endpoint = Annotated[str | None, AfterValidator(_endpoint)]
+
+
+def setting(default: Any = ..., *, change: Change, **kwargs: Any) -> Any:
+    """A field with what changing it does recorded where the diff and the schema read it."""
+    return Field(default, json_schema_extra={"change": change}, **kwargs)
+
+
+class Inputs(BaseModel):
+    """Resource inputs: unknown keys are typos and fail ``check``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    resource_name: str = setting("", change="none")
+    """The resource's name in the program, for messages (set by the resource class)."""
+    base_url: Endpoint = setting(None, change="replace")
+    """The Mixpeek API endpoint for this resource; defaults to the provider's. Replaces."""
+
+    @classmethod
+    def parse(cls, props: Mapping[str, Any]) -> Any:
+        """These inputs from engine properties (outputs and ``__provider`` left out)."""
+        return cls.model_validate(
+            {k: v for k, v in props.items() if k in cls.model_fields and v is not None}
+        )
+
+    @classmethod
+    def fields_that(cls, *changes: Change) -> tuple[str, ...]:
+        return tuple(name for name, f in cls.model_fields.items() if change_of(f) in changes)
+
+
+def change_of(field: Any) -> Change | None:
+    extra = field.json_schema_extra
+    return extra.get("change") if isinstance(extra, dict) else None
+
+
+STATE_CONFIG: Final = ConfigDict(extra="ignore", frozen=True, use_attribute_docstrings=True)
+
+
+class State(BaseModel):
+    """A resource's state: its inputs plus what the service told us. Each resource's state
+    class derives from its inputs class too; keys that state written by an older version
+    carries, and these models no longer have, are ignored."""
+
+    model_config = STATE_CONFIG
+    inputs_model: ClassVar[type[Inputs]]
+
+    @classmethod
+    def load(cls: type[S], props: Mapping[str, Any]) -> S:
+        return cls.model_validate({k: v for k, v in props.items() if k not in RESERVED})
+
+    @classmethod
+    def output_keys(cls) -> tuple[str, ...]:
+        """What the resource class declares as outputs: everything the inputs do not set."""
+        inputs = cls.inputs_model
+        set_by_user = {n for n, f in inputs.model_fields.items() if change_of(f) != "computed"}
+        return tuple(n for n in cls.model_fields if n not in set_by_user)
+
+    def to_outputs(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def inputs(self) -> Any:
+        return self.inputs_model.model_validate(
+            {k: getattr(self, k) for k in self.inputs_model.model_fields}
+        )
+
+
+# ------------------------------------------------------------------------------- AppDeploy
+
+
+class AppDeployInputs(Inputs):
+    """The inputs of AppDeploy, validated in ``check``."""
+
+    app_id: Identifier = setting(change="replace")
+    """The app to deploy to. Changing it replaces the resource."""
+    bundle: str = setting(change="update", min_length=1)
+    """A build folder or a .zip. Only its content matters: a new digest is an update (a new
+    deploy); a rebuild with the same bytes is no change."""
+    environment: Environment = setting("production", change="replace")
+    """``staging`` or ``production``. Changing it replaces the resource."""
+    message: str | None = setting(None, change="none", max_length=2000)
+    """The deploy message; from git (``subject (sha)``) when unset. A change alone deploys
+    nothing."""
+    git_commit_sha: str | None = setting(None, change="none", max_length=200)
+    """Sent with the deploy; detected from git when unset."""
+    git_commit_message: str | None = setting(None, change="none", max_length=2000)
+    """Sent with the deploy; detected from git when unset."""
+    git_author: str | None = setting(None, change="none", max_length=500)
+    """Sent with the deploy (``name <email>``); detected from git when unset."""
+    exclude: list[str] = setting(default_factory=list, change="none")
+    """Extra glob patterns to leave out; ``!pattern`` re-includes a default exclusion. What it
+    changes in the bundle shows as a content change."""
+    include_source_files: bool = setting(False, change="none", strict=True)
+    """Also send text files as ``source_files`` for the service's version diffs."""
+    timeout_seconds: Seconds = setting(1800, change="none", gt=0, le=MAX_TIMEOUT_SECONDS)
+    """How long create and update wait for the deploy (one deadline for every wait and retry)."""
+    poll_interval_seconds: Seconds = setting(
+        2, change="none", ge=MIN_POLL_SECONDS, le=MAX_POLL_SECONDS
+    )
+    """How often the deploy status is read while no log stream says it ended."""
+    require_smoke_test: bool = setting(True, change="none", strict=True)
+    """A complete deploy whose smoke test failed counts as a failure, and the version served
+    before is restored."""
+    on_delete: Literal["retain", "rollback"] = setting("retain", change="none")
+    """``retain`` leaves the deploy live; ``rollback`` restores the version served before."""
+    bundle_sha256: str | None = setting(None, change="computed")
+    """The content digest of the bundle (computed by ``check``): what the diff compares."""
+
+
+class AppDeployState(AppDeployInputs, State):
+    """AppDeploy's state: the inputs and the deploy the environment serves."""
+
+    model_config = STATE_CONFIG
+    inputs_model = AppDeployInputs
+
+    deploy_id: str | None = None
+    """The deploy this resource put live."""
+    version: int | None = None
+    """The version that deploy produced."""
+    status: str | None = None
+    """The deploy's terminal status, ``complete``."""
+    bundle_s3_key: str | None = None
+    """Where the uploaded bundle is kept."""
+    bundle_size: int | None = None
+    """The size of the uploaded archive in bytes."""
+    file_count: int | None = None
+    """How many files the bundle holds."""
+    url: str | None = None
+    """The environment's URL (the service's, or derived from the app's; see README)."""
+    smoke_test: dict[str, Any] | None = None
+    """The service's smoke-test result for the deploy."""
+    queued_at: str | None = None
+    """When the service queued the deploy."""
+    live: bool | None = None
+    """Whether the environment still serves this deploy (false after drift)."""
+    deploy_message: str | None = None
+    """The message the deploy carries, with its content tag."""
+    previous_version: int | None = None
+    """The version the environment served before this resource first deployed."""
+
+    @property
+    def resource_id(self) -> str:
+        return f"{self.app_id}/{self.environment}"
+
+
+# ---------------------------------------------------------------------------- AppPromotion
+
+
+class AppPromotionInputs(Inputs):
+    """The inputs of AppPromotion."""
+
+    app_id: Identifier = setting(change="replace")
+    """The app. Changing it replaces the resource."""
+    version: WholeNumber = setting(change="update", gt=0)
+    """The version to serve, e.g. ``staging.version``. Changing it is an update (an instant
+    restore, no rebuild)."""
+    environment: Environment = setting("production", change="replace")
+    """Where to serve it. Changing it replaces the resource."""
+    source_deploy_id: Identifier | None = setting(None, change="update")
+    """The deploy that built ``version`` (e.g. ``staging.deploy_id``), for the smoke-test gate."""
+    require_smoke_test: bool = setting(True, change="update", strict=True)
+    """Refuse a version whose deploy failed or whose smoke test failed, or whose deploy cannot
+    be found (see README)."""
+    on_delete: Literal["retain", "rollback"] = setting("retain", change="none")
+    """``retain`` leaves the version live; ``rollback`` restores the one served before."""
+
+
+class AppPromotionState(AppPromotionInputs, State):
+    """AppPromotion's state: the inputs and what the environment serves now."""
+
+    model_config = STATE_CONFIG
+    inputs_model = AppPromotionInputs
+
+    deploy_id: str | None = None
+    """The deploy the environment serves after the restore."""
+    asset_prefix: str | None = None
+    """Where the version's assets live."""
+    previous_version: int | None = None
+    """The version the environment served before this resource first promoted."""
+    url: str | None = None
+    """The environment's URL."""
+    live: bool | None = None
+    """Whether the environment still serves this version (false after drift)."""
+
+    @property
+    def resource_id(self) -> str:
+        return f"{self.app_id}/{self.environment}"
+
+
+# ------------------------------------------------------------------------ PluginDeployment
+
+PLUGIN_NAME: Final = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{2,63}$")
+PLUGIN_VERSION: Final = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
+
+
+class PluginDeploymentInputs(Inputs):
+    """The inputs of PluginDeployment."""
+
+    namespace_id: Identifier = setting(change="replace")
+    """The namespace. Changing it replaces the resource."""
+    name: str = setting(change="replace", pattern=PLUGIN_NAME.pattern)
+    """A letter, then 2 to 63 ASCII letters, digits or underscores. Changing it replaces."""
+    version: str = setting(change="replace", pattern=PLUGIN_VERSION.pattern, max_length=32)
+    """``X.Y.Z`` in ASCII digits. Versions are immutable: new code needs a new version, which
+    replaces the resource (the new one serves before the old one is undeployed)."""
+    source: str = setting(change="update", min_length=1)
+    """A plugin folder or .zip with ``manifest.py`` and ``pipeline.py``; new code under the
+    same version is refused."""
+    description: str | None = setting(None, change="none", max_length=500)
+    """Sent with the upload only."""
+    deployment_type: DeploymentType = setting("realtime", change="update")
+    """``realtime`` or ``batch_only``. Changing it is an update (a redeploy)."""
+    timeout_seconds: Seconds = setting(1800, change="none", gt=0, le=MAX_TIMEOUT_SECONDS)
+    """How long create and update wait for the rollout."""
+    poll_interval_seconds: Seconds = setting(
+        5, change="none", ge=MIN_POLL_SECONDS, le=MAX_POLL_SECONDS
+    )
+    """The first status poll interval; it backs off to 15 s."""
+    on_delete: Literal["undeploy", "delete", "retain"] = setting("undeploy", change="none")
+    """``undeploy`` (and wait), ``delete`` (also the plugin and its archive), or ``retain``."""
+    code_sha256: str | None = setting(None, change="computed")
+    """The digest of the plugin's files (computed by ``check``)."""
+
+
+class PluginDeploymentState(PluginDeploymentInputs, State):
+    """PluginDeployment's state: the inputs and the plugin's deployment."""
+
+    model_config = STATE_CONFIG
+    inputs_model = PluginDeploymentInputs
+
+    plugin_id: str | None = None
+    """The plugin's id, ``{name}_{version with . as _}``."""
+    route_prefix: str | None = None
+    """Where the plugin serves realtime inference."""
+    feature_uri: str | None = None
+    """``mixpeek://name@version``."""
+    status: str | None = None
+    """The deployment status the service reported last."""
+    deployed: bool | None = None
+    """Whether the plugin is deployed (false after drift)."""
+    realtime_enabled: bool | None = None
+    """Whether realtime inference is on."""
+    validation_status: str | None = None
+    """The service's validation result, ``passed``."""
+    deployed_at: str | None = None
+    """When the service deployed it."""
+
+    @property
+    def resource_id(self) -> str:
+        return f"{self.namespace_id}/{self.plugin_id}"
