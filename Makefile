@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Mixpeek's official SDKs, the second reading of the API the conformance tests hold us to. They
+# share the package name `mixpeek`, so each lives in a folder of its own under .venv/sdks/.
+SDK_APPS := 1.3.783
+SDK_PLUGINS := 0.81.1
 
 .PHONY: setup test lint typecheck pytest pulumi demo emulator bench reliability clean
 
@@ -12,6 +16,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/sdks/mixpeek-$(SDK_APPS) mixpeek==$(SDK_APPS)
+	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/sdks/mixpeek-$(SDK_PLUGINS) mixpeek==$(SDK_PLUGINS)
 	touch $(STAMP)
 
 # The real Pulumi CLI: found on PATH or in ~/.cache/mixpeek-pulumi, else Pulumi's installer,

@@ -1,4 +1,5 @@
-"""Shared fixtures: the emulator on loopback, the real provider host and the engine stand-in."""
+"""The fixtures every tier shares: the emulator on loopback, and a stack of it, the real
+provider host and the engine stand-in."""
 
 from __future__ import annotations
 
@@ -13,16 +14,29 @@ import hypothesis  # noqa: F401
 logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
 from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
 from tests.emulator_fixture import EmulatorHandle, start_emulator  # noqa: E402
+from tests.engine import Stack, open_stack  # noqa: E402
 
 
 @pytest.fixture
 def emulator() -> Iterator[EmulatorHandle]:
+    """mixpeek-emulator on a free loopback port, in the official shape, with short builds."""
     handle = start_emulator()
     try:
         yield handle
     finally:
         handle.running.stop()
+
+
+@pytest.fixture
+def stack(emulator: EmulatorHandle, tmp_path: Path) -> Iterator[Stack]:
+    """The emulator, the real provider host and the engine stand-in, wired together."""
+    s = open_stack(emulator, tmp_path)
+    try:
+        yield s
+    finally:
+        s.host.close()

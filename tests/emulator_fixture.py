@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import fnmatch
 import io
+import time
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,47 @@ class EmulatorHandle:
             base_url=self.url, headers={"Authorization": f"Bearer {self.api_key}"}, timeout=30
         )
 
+    def served_version(self, app_id: str, environment: str) -> int | None:
+        """The version an environment serves, from the emulator's own records (the API's
+        environment entries carry only ``deploy_id`` and ``asset_prefix``)."""
+        store = self.running.emulator.store
+        store.settle()
+        with store.lock:
+            entry = store.state.apps[app_id].environments.get(environment)
+            return None if entry is None else int(entry["version"])
+
+    def upload_bundle(self, app_id: str, files: Mapping[str, bytes | str]) -> str:
+        """Upload a bundle through the API's presigned URL; returns its ``bundle_s3_key``."""
+        with self.api() as c:
+            slot = c.post(f"/v1/apps/{app_id}/deploy/upload-url", json={"filename": "a.zip"})
+            slot.raise_for_status()
+            put = httpx.put(
+                slot.json()["upload_url"],
+                content=make_zip(files),
+                headers={"Content-Type": "application/zip"},
+            )
+            put.raise_for_status()
+            return str(slot.json()["bundle_s3_key"])
+
+    def seed_plugin(
+        self, namespace: str, name: str, version: str, files: Mapping[str, bytes | str]
+    ) -> httpx.Response:
+        """Upload and confirm a plugin as another client would; returns the confirm answer."""
+        with self.api() as c:
+            slot = c.post(
+                f"/v1/namespaces/{namespace}/plugins/uploads",
+                json={"name": name, "version": version},
+            )
+            if slot.status_code != 200:
+                return slot
+            body = slot.json()
+            httpx.put(
+                body["presigned_url"],
+                content=make_zip(files),
+                headers={"Content-Type": "application/zip"},
+            ).raise_for_status()
+            return c.post(f"/v1/namespaces/{namespace}/plugins/uploads/{body['upload_id']}/confirm")
+
     def create_app(self, slug: str) -> str:
         with self.api() as c:
             response = c.post("/v1/apps", json={"slug": slug, "meta": {"title": slug}})
@@ -83,3 +125,13 @@ def make_zip(files: Mapping[str, bytes | str]) -> bytes:
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, content.encode() if isinstance(content, str) else content)
     return buffer.getvalue()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` passes: a wait on a condition."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()

@@ -19,7 +19,6 @@ import runpy
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -569,10 +568,18 @@ def _resolve(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
+@dataclass
+class Stack:
+    """A stack: the emulator, the real provider host and the engine stand-in, wired together."""
+
+    emulator: Any
+    host: ProviderHost
+    engine: FakeEngine
+    workdir: Path
+
+
+def open_stack(emulator: Any, tmp_path: Path, **config: str) -> Stack:
+    host = ProviderHost(env={"MIXPEEK_PULUMI_STATE_DIR": str(tmp_path / "inflight")})
+    cfg = {"mixpeek:apiKey": emulator.api_key, "mixpeek:baseUrl": emulator.url, **config}
+    engine = FakeEngine(host, config=cfg, secret_keys={"mixpeek:apiKey"})
+    return Stack(emulator, host, engine, tmp_path)

@@ -7,13 +7,14 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from .app import create_app
 from .server import bind, server_for, url_of
-from .state import Timing
+from .state import EXTENSIONS, Timing
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mixpeek-emulator", description="A local stand-in for the Mixpeek App and Plugin API."
     )
@@ -25,9 +26,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the bearer key clients must send (or MIXPEEK_EMULATOR_API_KEY)",
     )
     parser.add_argument("--data-dir", type=Path, help="keep state and uploads here across restarts")
-    parser.add_argument("--build-seconds", type=float, default=3.0)
-    parser.add_argument("--queue-seconds", type=float, default=0.5)
-    parser.add_argument("--plugin-seconds", type=float, default=3.0)
+    parser.add_argument("--build-seconds", type=_seconds, default=3.0)
+    parser.add_argument("--queue-seconds", type=_seconds, default=0.5)
+    parser.add_argument("--plugin-seconds", type=_seconds, default=3.0)
     parser.add_argument(
         "--app",
         action="append",
@@ -35,30 +36,79 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SLUG",
         help="an app that exists from the start, with app_id app_<slug>",
     )
+    parser.add_argument(
+        "--extension",
+        action="append",
+        default=[],
+        choices=sorted(EXTENSIONS),
+        help="answer with fields the official models do not define (off by default)",
+    )
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    return parser
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 3600:  # also false for NaN
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds from 0 to 3600")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
-    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
     if not args.api_key:
         parser.error("--api-key (or MIXPEEK_EMULATOR_API_KEY) is required")
-    timing = Timing(args.queue_seconds, args.build_seconds, args.plugin_seconds)
-    emulator = create_app(
-        api_key=args.api_key, data_dir=args.data_dir, timing=timing, apps=tuple(args.app)
-    )
-    sock = bind(args.host, args.port)
-    print(url_of(sock, tls), flush=True)  # noqa: T201 - the first line is the contract
-    server = server_for(emulator, sock, tls)
-    # uvicorn re-raises the signal that stopped it once it has shut down; with these as the
-    # handlers it restores, a requested stop ends in a clean exit status instead of a "killed".
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: None)
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+    stop = _StopRequests()
     try:
-        server.run(sockets=[sock])
+        emulator = create_app(
+            api_key=args.api_key,
+            data_dir=args.data_dir,
+            timing=Timing(args.queue_seconds, args.build_seconds, args.plugin_seconds),
+            apps=tuple(args.app),
+            extensions=tuple(args.extension),
+        )
+        sock = bind(args.host, args.port)
+    except (OSError, ValueError) as exc:
+        print(f"mixpeek-emulator cannot start: {_reason(exc)}.", file=sys.stderr)  # noqa: T201
+        return 2
+    print(url_of(sock, tls), flush=True)  # noqa: T201 - the first line is the contract
+    try:
+        server = stop.server = server_for(emulator, sock, tls)
+        if not stop.requested:
+            server.run(sockets=[sock])
     finally:
         emulator.close()
     return 0
+
+
+class _StopRequests:
+    """SIGINT/SIGTERM handlers in place before the URL is printed: a stop that comes before
+    the server runs ends it as soon as it starts, and the scratch folder is removed either way.
+    uvicorn re-raises the signal that stopped it once it has shut down; with these as the
+    handlers it restores, that ends in a clean exit status instead of a "killed"."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.server: Any = None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, *_: object) -> None:
+        self.requested = True
+        if self.server is not None:
+            self.server.should_exit = True
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror.lower()}{where}"
+    return str(exc).rstrip(".")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ A rule matches the next N requests by method and path glob and either answers fo
 (an error status, an HTML page, bad JSON), delays the request, or drops the connection. By
 default the real handler never runs, so nothing is stored; ``after_handler`` runs it first and
 then answers or drops, which models "the server stored it and the response was lost". The log
-records method, path, status and whether the handler ran, never a header. The log records method, path and status only, never a header.
+records method, path, status and whether the handler ran, never a header or a body.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -32,16 +32,16 @@ class FaultRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: str = "*"
-    path: str = "*"
-    times: int = 1
+    method: Literal["*", "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "*"
+    path: str = Field(default="*", min_length=1, max_length=500)
+    times: int = Field(default=1, ge=0, le=10**7)
     action: Literal["respond", "delay", "drop"] = "respond"
-    status: int = 500
-    retry_after: str | None = None
+    status: int = Field(default=500, ge=200, le=599)
+    retry_after: str | None = Field(default=None, max_length=100)
     body: Any = None
     raw: str | None = None
-    content_type: str | None = None
-    delay: float = 0.0
+    content_type: str | None = Field(default=None, max_length=200)
+    delay: float = Field(default=0.0, ge=0, le=3600, allow_inf_nan=False)
     after_handler: bool = False
 
 
@@ -50,13 +50,13 @@ class NextOutcomes(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    deploy_fail_reason: str | None = None
+    deploy_fail_reason: str | None = Field(default=None, min_length=1, max_length=2000)
     smoke_test_fail: bool = False
-    plugin_fail_reason: str | None = None
-    sse_cut_after: int | None = None
+    plugin_fail_reason: str | None = Field(default=None, min_length=1, max_length=2000)
+    sse_cut_after: int | None = Field(default=None, ge=0, le=1000)
     sse_never_done: bool = False
-    expire_upload_urls: int = 0
-    status_flap: list[str] = []
+    expire_upload_urls: int = Field(default=0, ge=0, le=1000)
+    status_flap: list[str] = Field(default=[], max_length=1000)
 
 
 @dataclass

@@ -20,6 +20,7 @@ production = AppPromotion(
     "site-production",
     app_id=app_id,
     version=staging.version,
+    source_deploy_id=staging.deploy_id,  # the smoke-test gate checks the deploy that built it
     environment="production",
 )
 

@@ -22,7 +22,9 @@ staging = AppDeploy(
     message="Demo site",
     poll_interval_seconds=1,
 )
-production = AppPromotion("site-production", app_id=app_id, version=staging.version)
+production = AppPromotion(
+    "site-production", app_id=app_id, version=staging.version, source_deploy_id=staging.deploy_id
+)
 plugin = PluginDeployment(
     "text-embed",
     namespace_id=config.get("namespaceId") or "ns_demo",

@@ -20,6 +20,7 @@ if pulumi.get_stack() == "production":
         "production",
         app_id=app_id,
         version=staging.require_output("version"),
+        source_deploy_id=staging.require_output("deploy_id"),
         environment="production",
     )
     pulumi.export("version", promoted.version)

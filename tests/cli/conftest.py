@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from scripts import pulumi_cli
 from scripts.pulumi_cli import Cli
 from scripts.pulumi_stack import CliStack
-from tests.emulator_fixture import EmulatorHandle, start_emulator
+from tests.emulator_fixture import EmulatorHandle
 from tests.engine import PROJECT_ROOT
 
 PASSPHRASE = "cli-test-passphrase"
@@ -30,15 +29,6 @@ def cli() -> Cli:
             "runs it first); see its output for the reason."
         )
     pytest.skip("There is no Pulumi CLI and no Go to build one (`make pulumi` says why).")
-
-
-@pytest.fixture
-def emu() -> Iterator[EmulatorHandle]:
-    handle = start_emulator()
-    try:
-        yield handle
-    finally:
-        handle.running.stop()
 
 
 IGNORED = shutil.ignore_patterns("Pulumi.*.yaml", "__pycache__")
@@ -68,7 +58,7 @@ def example(name: str, tmp_path: Path) -> Path:
 
 
 def open_stack(
-    cli: Cli, emu: EmulatorHandle, work_dir: Path, tmp_path: Path, stack: str = "dev"
+    cli: Cli, emulator: EmulatorHandle, work_dir: Path, tmp_path: Path, stack: str = "dev"
 ) -> CliStack:
     """A stack on a file backend under ``tmp_path`` with the emulator as its Mixpeek API."""
     s = CliStack(
@@ -79,8 +69,8 @@ def open_stack(
         passphrase=PASSPHRASE,
         env={"MIXPEEK_PULUMI_STATE_DIR": str(tmp_path / "inflight")},
     )
-    s.set_config("mixpeek:baseUrl", emu.url)
-    s.set_config("mixpeek:apiKey", emu.api_key, secret=True)
+    s.set_config("mixpeek:baseUrl", emulator.url)
+    s.set_config("mixpeek:apiKey", emulator.api_key, secret=True)
     return s
 
 

@@ -14,26 +14,26 @@ from tests.emulator_fixture import EmulatorHandle
 pytestmark = pytest.mark.cli
 
 
-def records(emu: EmulatorHandle) -> State:
+def records(emulator: EmulatorHandle) -> State:
     """The emulator's own state (not its API's answers): what the service really holds."""
-    store = emu.running.emulator.store
+    store = emulator.running.emulator.store
     store.settle()
     return store.state
 
 
 def test_app_example_up_preview_update_refresh_destroy(
-    cli: Cli, emu: EmulatorHandle, tmp_path: Path
+    cli: Cli, emulator: EmulatorHandle, tmp_path: Path
 ) -> None:
-    app_id = emu.create_app("demo-site")
+    app_id = emulator.create_app("demo-site")
     project = example("app", tmp_path)
-    stack = open_stack(cli, emu, project, tmp_path)
+    stack = open_stack(cli, emulator, project, tmp_path)
     stack.set_config("appId", app_id)
 
     up = stack.up()
     assert up.ok, up.output
     assert up.summary == {"create": 3}
     out = stack.outputs()
-    state = records(emu)
+    state = records(emulator)
     app = state.apps[app_id]
     deploy = state.deploys[out["deploy_id"]]
     assert (deploy.environment, deploy.version, deploy.settled) == ("staging", out["version"], True)
@@ -52,12 +52,12 @@ def test_app_example_up_preview_update_refresh_destroy(
     changed = stack.up()
     assert changed.ok, changed.output
     assert changed.summary == {"same": 1, "update": 2}
-    assert len(records(emu).deploys) == 2
+    assert len(records(emulator).deploys) == 2
     second = stack.outputs()
     assert second["version"] == 2 and second["production_deploy_id"] == second["deploy_id"]
 
     # Someone puts version 1 back on staging behind the provider's back.
-    with emu.api() as api:
+    with emulator.api() as api:
         api.post(f"/v1/apps/{app_id}/versions/1/restore", json={"environment": "staging"})
     refreshed = stack.refresh()
     assert refreshed.ok, refreshed.output
@@ -69,61 +69,63 @@ def test_app_example_up_preview_update_refresh_destroy(
     preview = stack.preview()
     assert any("AppDeploy site-staging update" in line for line in preview.lines), preview.output
     assert stack.up().ok
-    assert records(emu).apps[app_id].environments["staging"]["deploy_id"] == second["deploy_id"]
-    assert len(records(emu).deploys) == 2  # restored instantly, not rebuilt
+    assert (
+        records(emulator).apps[app_id].environments["staging"]["deploy_id"] == second["deploy_id"]
+    )
+    assert len(records(emulator).deploys) == 2  # restored instantly, not rebuilt
 
     destroyed = stack.destroy()
     assert destroyed.ok, destroyed.output
     assert destroyed.summary == {"delete": 3}
     # on_delete defaults to "retain": both environments keep serving.
-    envs = records(emu).apps[app_id].environments
+    envs = records(emulator).apps[app_id].environments
     assert envs["staging"]["deploy_id"] == envs["production"]["deploy_id"] == second["deploy_id"]
     assert stack.resources() == {}
 
 
-def test_plugin_example(cli: Cli, emu: EmulatorHandle, tmp_path: Path) -> None:
-    stack = open_stack(cli, emu, example("plugin", tmp_path), tmp_path)
+def test_plugin_example(cli: Cli, emulator: EmulatorHandle, tmp_path: Path) -> None:
+    stack = open_stack(cli, emulator, example("plugin", tmp_path), tmp_path)
     stack.set_config("pollSeconds", "0.1")
     up = stack.up()
     assert up.ok, up.output
     out = stack.outputs()
-    plugin = records(emu).plugins["ns_demo"]["text_embed_1_0_0"]
+    plugin = records(emulator).plugins["ns_demo"]["text_embed_1_0_0"]
     assert out == {"route_prefix": plugin.route_prefix, "feature_uri": plugin.feature_uri}
     assert not plugin.undeployed
     assert stack.preview(expect_no_changes=True).ok
     assert stack.destroy().ok
-    assert records(emu).plugins["ns_demo"]["text_embed_1_0_0"].undeployed  # on_delete=undeploy
+    assert records(emulator).plugins["ns_demo"]["text_embed_1_0_0"].undeployed  # on_delete=undeploy
 
 
-def test_promotion_example_two_stacks(cli: Cli, emu: EmulatorHandle, tmp_path: Path) -> None:
-    app_id = emu.create_app("demo-site")
+def test_promotion_example_two_stacks(cli: Cli, emulator: EmulatorHandle, tmp_path: Path) -> None:
+    app_id = emulator.create_app("demo-site")
     project = example("promotion", tmp_path)
-    staging = open_stack(cli, emu, project, tmp_path, stack="staging")
+    staging = open_stack(cli, emulator, project, tmp_path, stack="staging")
     staging.set_config("appId", app_id)
     assert staging.up().ok
-    production = open_stack(cli, emu, project, tmp_path, stack="production")
+    production = open_stack(cli, emulator, project, tmp_path, stack="production")
     production.set_config("appId", app_id)
     promoted = production.up()
     assert promoted.ok, promoted.output
 
     staged, live = staging.outputs(), production.outputs()
-    app = records(emu).apps[app_id]
+    app = records(emulator).apps[app_id]
     assert live["version"] == staged["version"] == 1
     assert app.environments["production"]["deploy_id"] == staged["deploy_id"] == live["deploy_id"]
-    assert len(records(emu).deploys) == 1  # promoted, never rebuilt
+    assert len(records(emulator).deploys) == 1  # promoted, never rebuilt
     assert production.preview(expect_no_changes=True).ok
     assert staging.preview(expect_no_changes=True).ok
 
 
-def test_demo_project_at_the_root(cli: Cli, emu: EmulatorHandle, tmp_path: Path) -> None:
-    app_id = emu.create_app("demo-site")
+def test_demo_project_at_the_root(cli: Cli, emulator: EmulatorHandle, tmp_path: Path) -> None:
+    app_id = emulator.create_app("demo-site")
     project = root_project(tmp_path / "clone")
-    stack = open_stack(cli, emu, project, tmp_path, stack="demo")
+    stack = open_stack(cli, emulator, project, tmp_path, stack="demo")
     stack.set_config("appId", app_id)
     up = stack.up()
     assert up.ok, up.output
     out = stack.outputs()
-    state = records(emu)
+    state = records(emulator)
     assert state.apps[app_id].environments["production"]["deploy_id"] == out["deploy_id"]
     assert out["route_prefix"] == state.plugins["ns_demo"]["text_embed_1_0_0"].route_prefix
     assert stack.preview(expect_no_changes=True).ok

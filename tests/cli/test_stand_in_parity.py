@@ -19,6 +19,7 @@ pytestmark = pytest.mark.cli
 # Values that name one run's objects: ids, times and keys the service mints.
 RUN_SPECIFIC = {
     "deploy_id",
+    "source_deploy_id",
     "queued_at",
     "bundle_s3_key",
     "app_id",
@@ -49,9 +50,9 @@ def app_of(stack: Any) -> str:
     return str(stack.resources()["site-staging"]["outputs"]["app_id"])
 
 
-def repoint_staging(emu: EmulatorHandle, app_id: str) -> None:
+def repoint_staging(emulator: EmulatorHandle, app_id: str) -> None:
     """Someone deploys a second version to staging by hand, behind the provider's back."""
-    store = emu.running.emulator.store
+    store = emulator.running.emulator.store
     with store.lock:
         app = store.state.apps[app_id]
         app.environments["staging"] = {**app.environments["staging"], "deploy_id": "dep_by_hand"}
@@ -70,7 +71,7 @@ def comparable(props: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_stand_in_and_real_engine_agree_on_steps_and_state(
-    cli: Cli, emu: EmulatorHandle, tmp_path: Path
+    cli: Cli, emulator: EmulatorHandle, tmp_path: Path
 ) -> None:
     project = example("app", tmp_path)
     program = project / "__main__.py"
@@ -79,26 +80,26 @@ def test_stand_in_and_real_engine_agree_on_steps_and_state(
     try:
         engine = FakeEngine(
             host,
-            config={"mixpeek:apiKey": emu.api_key, "mixpeek:baseUrl": emu.url},
+            config={"mixpeek:apiKey": emulator.api_key, "mixpeek:baseUrl": emulator.url},
             secret_keys={"mixpeek:apiKey"},
             project="mixpeek-app",
         )
-        config = {"mixpeek-app:appId": emu.create_app("parity-stand-in")}
+        config = {"mixpeek-app:appId": emulator.create_app("parity-stand-in")}
         stand_in_up = sorted(run_program(engine, program, config=config).steps)
         stand_in_again = run_program(engine, program, config=config, preview=True).steps
         stand_in_state = {r.name: r for r in engine.state.values()}
-        repoint_staging(emu, config["mixpeek-app:appId"])
+        repoint_staging(emulator, config["mixpeek-app:appId"])
         engine.refresh()
         stand_in_drift = sorted(run_program(engine, program, config=config, preview=True).steps)
     finally:
         host.close()
 
-    stack = open_stack(cli, emu, project, tmp_path)
-    stack.set_config("appId", emu.create_app("parity-cli"))
+    stack = open_stack(cli, emulator, project, tmp_path)
+    stack.set_config("appId", emulator.create_app("parity-cli"))
     up = stack.up()
     assert up.ok, up.output
     again = stack.preview(expect_no_changes=True)
-    repoint_staging(emu, app_of(stack))
+    repoint_staging(emulator, app_of(stack))
     assert stack.refresh().ok
     real_state = stack.resources()  # compared after the refresh, as the stand-in's is
     drift = stack.preview()

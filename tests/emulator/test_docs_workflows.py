@@ -129,9 +129,14 @@ def test_whole_app_workflow(emulator: EmulatorHandle) -> None:
         assert promoted["deploy_id"] == first
         app = checked(c.get(f"/v1/apps/{app_id}"), "AppResponse")
         assert app["environments"]["production"]["deploy_id"] == first
-        assert app["environments"]["production"]["version"] == 1
-        assert app["versions"][0]["is_active"] == {"staging": False, "production": False}
-        assert app["versions"][1]["is_active"] == {"staging": True, "production": True}
+        # Entries carry only the documented deploy_id and asset_prefix.
+        assert set(app["environments"]["production"]) == {"deploy_id", "asset_prefix"}
+        assert app["environments"]["production"]["asset_prefix"] == restored["asset_prefix"]
+        # Only the version detail says where a version is active (VersionRecord does not).
+        assert "is_active" not in app["versions"][0]
+        for number, active in ((2, False), (1, True)):
+            detail = checked(c.get(f"/v1/apps/{app_id}/versions/{number}"), "VersionDetailResponse")
+            assert detail["is_active"] == {"staging": active, "production": active}
         listed = checked(c.get("/v1/apps", params={"slug": "docs-site"}), "ListAppsResponse")
         assert [a["app_id"] for a in listed["results"]] == [app_id]
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
 import tracemalloc
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.emulator_fixture import EmulatorHandle, make_zip
+from tests.emulator_fixture import EmulatorHandle, make_zip, wait_until
 from tests.schema import assert_matches
 
 NS = "/v1/namespaces/ns_rules/plugins"
@@ -60,18 +59,6 @@ def test_slug_rules(emulator: EmulatorHandle) -> None:
         )
 
 
-def upload_plugin(
-    c: httpx.Client, name: str, version: str, files: dict[str, str]
-) -> httpx.Response:
-    up = c.post(f"{NS}/uploads", json={"name": name, "version": version})
-    assert up.status_code == 200, up.text
-    body = up.json()
-    httpx.put(
-        body["presigned_url"], content=make_zip(files), headers={"Content-Type": "application/zip"}
-    )
-    return c.post(f"{NS}/uploads/{body['upload_id']}/confirm")
-
-
 def test_plugin_name_and_version_rules(emulator: EmulatorHandle) -> None:
     with emulator.api() as c:
         for name, version in (
@@ -89,9 +76,8 @@ def test_plugin_validation_reports_file_and_line(emulator: EmulatorHandle) -> No
         "manifest.py": "name = 'x'\n",
         "pipeline.py": "import os\nimport subprocess\n\ndef run():\n    os.system('ls')\n    return eval('1')\n",
     }
-    with emulator.api() as c:
-        response = upload_plugin(c, "scanned", "1.0.0", files)
-        missing = upload_plugin(c, "partial", "1.0.0", {"manifest.py": "x = 1\n"})
+    response = emulator.seed_plugin("ns_rules", "scanned", "1.0.0", files)
+    missing = emulator.seed_plugin("ns_rules", "partial", "1.0.0", {"manifest.py": "x = 1\n"})
     assert response.status_code == 400
     errors = response.json()["error"]["details"]["validation_errors"]
     assert errors == [
@@ -106,7 +92,7 @@ def test_plugin_validation_reports_file_and_line(emulator: EmulatorHandle) -> No
 def test_batch_only_and_failed_plugin_deployments(emulator: EmulatorHandle) -> None:
     files = {"manifest.py": "x = 1\n", "pipeline.py": "y = 2\n"}
     with emulator.api() as c:
-        assert upload_plugin(c, "batchy", "1.0.0", files).status_code == 200
+        assert emulator.seed_plugin("ns_rules", "batchy", "1.0.0", files).status_code == 200
         batch = c.post(f"{NS}/batchy_1_0_0/deploy", params={"deployment_type": "batch_only"}).json()
         assert batch == {
             "status": "deployed",
@@ -120,12 +106,11 @@ def test_batch_only_and_failed_plugin_deployments(emulator: EmulatorHandle) -> N
             None,
         )
 
-        assert upload_plugin(c, "doomed", "2.0.0", files).status_code == 200
+        assert emulator.seed_plugin("ns_rules", "doomed", "2.0.0", files).status_code == 200
         emulator.next(plugin_fail_reason="GPU quota exhausted")
         c.post(f"{NS}/doomed_2_0_0/deploy")
-        time.sleep(0.5)
+        assert wait_until(lambda: c.get(f"{NS}/doomed_2_0_0/status").json()["status"] == "FAILED")
         status = c.get(f"{NS}/doomed_2_0_0/status").json()
-        assert status["status"] == "FAILED"
         assert status["error"] == "GPU quota exhausted"
 
 
@@ -233,21 +218,10 @@ def test_faults_answer_delay_drop_and_are_logged_without_keys(emulator: Emulator
     assert emulator.api_key not in repr(log)
 
 
-def uploaded_bundle(c: httpx.Client, app_id: str) -> str:
-    """Upload a minimal valid bundle; returns its ``bundle_s3_key``."""
-    up = c.post(f"/v1/apps/{app_id}/deploy/upload-url", json={"filename": "a.zip"}).json()
-    httpx.put(
-        up["upload_url"],
-        content=make_zip({"index.html": "x"}),
-        headers={"Content-Type": "application/zip"},
-    )
-    return str(up["bundle_s3_key"])
-
-
 def test_drop_after_handler_stores_the_deploy(emulator: EmulatorHandle) -> None:
     app_id = emulator.create_app("lost-site")
     with emulator.api() as c:
-        key = uploaded_bundle(c, app_id)
+        key = emulator.upload_bundle(app_id, {"index.html": "x"})
         emulator.fault(
             method="POST", path=f"/v1/apps/{app_id}/deploy", action="drop", after_handler=True
         )
@@ -260,7 +234,7 @@ def test_drop_after_handler_stores_the_deploy(emulator: EmulatorHandle) -> None:
                     "environment": "staging",
                 },
             )
-        time.sleep(0.8)
+        assert wait_until(lambda: c.get(f"/v1/apps/{app_id}/versions").json()["total"] == 1)
         versions = c.get(f"/v1/apps/{app_id}/versions").json()
     assert [v["message"] for v in versions["versions"]] == ["lost"]
 
@@ -268,7 +242,7 @@ def test_drop_after_handler_stores_the_deploy(emulator: EmulatorHandle) -> None:
 def test_sse_cut_and_reset(emulator: EmulatorHandle) -> None:
     app_id = emulator.create_app("cut-site")
     with emulator.api() as c:
-        key = uploaded_bundle(c, app_id)
+        key = emulator.upload_bundle(app_id, {"index.html": "x"})
         deploy_id = c.post(
             f"/v1/apps/{app_id}/deploy", json={"message": "m", "bundle_s3_key": key}
         ).json()["deploy_id"]

@@ -3,47 +3,43 @@ Pulumi CLI and holds the two to the same steps and state)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.emulator_fixture import EmulatorHandle, start_emulator
+from tests.emulator_fixture import EmulatorHandle
 from tests.engine import PROJECT_ROOT, FakeEngine, ProviderHost, run_program
 
 EXAMPLES = PROJECT_ROOT / "examples"
 
 
 @pytest.fixture
-def emu() -> Iterator[EmulatorHandle]:
-    handle = start_emulator()
-    try:
-        handle.create_app("demo-site")
-        yield handle
-    finally:
-        handle.running.stop()
+def demo(emulator: EmulatorHandle) -> EmulatorHandle:
+    """The emulator with the app the examples deploy to."""
+    emulator.create_app("demo-site")
+    return emulator
 
 
 def engine(
-    emu: EmulatorHandle, tmp_path: Path, project: str, stack: str = "dev"
+    emulator: EmulatorHandle, tmp_path: Path, project: str, stack: str = "dev"
 ) -> tuple[ProviderHost, FakeEngine]:
     host = ProviderHost(
         project=project, env={"MIXPEEK_PULUMI_STATE_DIR": str(tmp_path / "inflight")}
     )
-    cfg = {"mixpeek:apiKey": emu.api_key, "mixpeek:baseUrl": emu.url}
+    cfg = {"mixpeek:apiKey": emulator.api_key, "mixpeek:baseUrl": emulator.url}
     return host, FakeEngine(
         host, config=cfg, secret_keys={"mixpeek:apiKey"}, project=project, stack=stack
     )
 
 
-def app_id_of(emu: EmulatorHandle) -> str:
-    with emu.api() as c:
+def app_id_of(emulator: EmulatorHandle) -> str:
+    with emulator.api() as c:
         return str(c.get("/v1/apps", params={"slug": "demo-site"}).json()["results"][0]["app_id"])
 
 
-def test_app_example(emu: EmulatorHandle, tmp_path: Path) -> None:
-    host, eng = engine(emu, tmp_path, "mixpeek-app")
-    config = {"mixpeek-app:appId": app_id_of(emu)}
+def test_app_example(demo: EmulatorHandle, tmp_path: Path) -> None:
+    host, eng = engine(demo, tmp_path, "mixpeek-app")
+    config = {"mixpeek-app:appId": app_id_of(demo)}
     try:
         out = run_program(eng, EXAMPLES / "app" / "__main__.py", config=config).outputs
         assert out["version"] == 1
@@ -56,8 +52,8 @@ def test_app_example(emu: EmulatorHandle, tmp_path: Path) -> None:
         host.close()
 
 
-def test_plugin_example(emu: EmulatorHandle, tmp_path: Path) -> None:
-    host, eng = engine(emu, tmp_path, "mixpeek-plugin")
+def test_plugin_example(demo: EmulatorHandle, tmp_path: Path) -> None:
+    host, eng = engine(demo, tmp_path, "mixpeek-plugin")
     config = {"mixpeek-plugin:pollSeconds": "0.1"}
     try:
         out = run_program(eng, EXAMPLES / "plugin" / "__main__.py", config=config).outputs
@@ -71,15 +67,15 @@ def test_plugin_example(emu: EmulatorHandle, tmp_path: Path) -> None:
         host.close()
 
 
-def test_promotion_example_two_stacks(emu: EmulatorHandle, tmp_path: Path) -> None:
+def test_promotion_example_two_stacks(demo: EmulatorHandle, tmp_path: Path) -> None:
     program = EXAMPLES / "promotion" / "__main__.py"
-    config = {"mixpeek-promotion:appId": app_id_of(emu)}
-    host, staging = engine(emu, tmp_path, "mixpeek-promotion", stack="staging")
+    config = {"mixpeek-promotion:appId": app_id_of(demo)}
+    host, staging = engine(demo, tmp_path, "mixpeek-promotion", stack="staging")
     try:
         staged = run_program(staging, program, config=config).outputs
         production = FakeEngine(
             host,
-            config={"mixpeek:apiKey": emu.api_key, "mixpeek:baseUrl": emu.url},
+            config={"mixpeek:apiKey": demo.api_key, "mixpeek:baseUrl": demo.url},
             secret_keys={"mixpeek:apiKey"},
             project="mixpeek-promotion",
             stack="production",
@@ -89,16 +85,16 @@ def test_promotion_example_two_stacks(emu: EmulatorHandle, tmp_path: Path) -> No
         assert promoted["version"] == staged["version"] == 1
         assert promoted["deploy_id"] == staged["deploy_id"]
         assert promoted["url"] == "https://demo-site.mxp.co"
-        assert emu.count("POST", "/v1/apps/*/deploy") == 1
+        assert demo.count("POST", "/v1/apps/*/deploy") == 1
         again = run_program(production, program, config=config, stack_references=refs)
         assert again.steps == [("same", "production")]
     finally:
         host.close()
 
 
-def test_demo_project_at_the_root(emu: EmulatorHandle, tmp_path: Path) -> None:
-    host, eng = engine(emu, tmp_path, "mixpeek-demo")
-    config = {"mixpeek-demo:appId": app_id_of(emu)}
+def test_demo_project_at_the_root(demo: EmulatorHandle, tmp_path: Path) -> None:
+    host, eng = engine(demo, tmp_path, "mixpeek-demo")
+    config = {"mixpeek-demo:appId": app_id_of(demo)}
     try:
         out = run_program(eng, EXAMPLES / "demo" / "__main__.py", config=config).outputs
         assert out["route_prefix"] == "/inference/custom_plugin_text_embed_1_0_0"

@@ -9,8 +9,7 @@ import pulumi
 import pytest
 
 from mixpeek_pulumi import AppDeploy, AppPromotion
-from tests.engine import EngineError, run_program
-from tests.protocol.conftest import Stack
+from tests.engine import EngineError, Stack, run_program
 from tests.sites import site, write_tree
 
 
@@ -163,11 +162,8 @@ def test_staging_deploy_promoted_to_production_without_rebuild(
 
     result = run_program(stack.engine, program)
     envs = app_state(stack, app_id)["environments"]
-    assert (
-        envs["production"]["version"]
-        == envs["staging"]["version"]
-        == result.outputs["staging_version"]
-    )
+    served = {env: stack.emulator.served_version(app_id, env) for env in envs}
+    assert served == {"staging": result.outputs["staging_version"], "production": 1}
     assert result.outputs["prod_deploy"] == envs["staging"]["deploy_id"]
     assert result.outputs["prod_url"] == "https://promo-site.mxp.co"
     assert stack.emulator.count("POST", "/v1/apps/*/deploy/upload-url") == 1
@@ -176,15 +172,49 @@ def test_staging_deploy_promoted_to_production_without_rebuild(
     assert run_program(stack.engine, program).steps == [("same", "staging"), ("same", "prod")]
 
 
-def test_promotion_refuses_a_version_whose_smoke_test_failed(stack: Stack, tmp_path: Path) -> None:
-    app_id = stack.emulator.create_app("smoke-site")
+def promote(app_id: str, **extra: Any) -> Any:
+    return lambda: AppPromotion("prod", app_id=app_id, version=1, **extra) and None
+
+
+@pytest.mark.parametrize("handed_over", [True, False], ids=["source-deploy-id", "found-served"])
+def test_promotion_refuses_a_version_whose_smoke_test_failed(
+    stack: Stack, tmp_path: Path, handed_over: bool
+) -> None:
+    app_id = stack.emulator.create_app(f"smoke-site-{handed_over}".lower())
     bundle = write_tree(tmp_path / "dist", site())
     stack.emulator.next(smoke_test_fail=True)
-    run_program(stack.engine, deploy_program(app_id, bundle, require_smoke_test=False))
+    built = run_program(stack.engine, deploy_program(app_id, bundle, require_smoke_test=False))
+    source = {"source_deploy_id": built.outputs["deploy_id"]} if handed_over else {}
     with pytest.raises(EngineError) as info:
-        run_program(stack.engine, lambda: AppPromotion("prod", app_id=app_id, version=1) and None)
-    assert "is not promoted to production" in info.value.headline
+        run_program(stack.engine, promote(app_id, **source))
+    assert info.value.headline == (
+        f"AppPromotion 'prod': version 1 of app {app_id} is not promoted to production: its "
+        f"deploy {built.outputs['deploy_id']} did not pass (GET https://staging-"
+        f"smoke-site-{str(handed_over).lower()}.mxp.co/ returned HTTP 500); set "
+        "require_smoke_test=False to promote it anyway."
+    )
     assert "production" not in app_state(stack, app_id)["environments"]
+
+
+def test_promotion_refuses_when_it_cannot_tell_which_deploy_built_the_version(
+    stack: Stack, tmp_path: Path
+) -> None:
+    app_id = stack.emulator.create_app("unknown-origin")
+    run_program(stack.engine, deploy_program(app_id, write_tree(tmp_path / "v1", site("v1"))))
+    run_program(stack.engine, deploy_program(app_id, write_tree(tmp_path / "v1", site("v2"))))
+    # Version 1 is served nowhere now, and the program names no deploy: refuse, never guess.
+    with pytest.raises(EngineError) as info:
+        run_program(stack.engine, promote(app_id))
+    assert "nothing tells which deploy built it" in info.value.headline
+    assert "pass source_deploy_id (for example staging.deploy_id)" in info.value.headline
+    assert "production" not in app_state(stack, app_id)["environments"]
+    second = stack.engine.outputs("site")["deploy_id"]
+    with pytest.raises(EngineError) as info:
+        run_program(stack.engine, promote(app_id, source_deploy_id=second))
+    assert f"deploy {second} did not build it (their messages differ)" in info.value.headline
+    done = run_program(stack.engine, promote(app_id, require_smoke_test=False))
+    assert stack.emulator.served_version(app_id, "production") == 1
+    assert ("create", "prod") in done.steps
 
 
 def test_smoke_failure_fails_the_deploy_and_restores_the_previous_version(
@@ -199,7 +229,7 @@ def test_smoke_failure_fails_the_deploy_and_restores_the_previous_version(
         run_program(stack.engine, deploy_program(app_id, bundle))
     assert "its smoke test failed" in info.value.headline
     assert "staging was restored to version 1" in info.value.headline
-    assert app_state(stack, app_id)["environments"]["staging"]["version"] == 1
+    assert stack.emulator.served_version(app_id, "staging") == 1
 
 
 @pytest.mark.parametrize("on_delete", ["retain", "rollback"])
@@ -222,7 +252,7 @@ def test_destroy_follows_on_delete(stack: Stack, tmp_path: Path, on_delete: str)
     run_program(stack.engine, both)  # "next" now serves v2 over "site"'s v1
     run_program(stack.engine, deploy_program(app_id, bundle))  # drops "next"
     expected = 1 if on_delete == "rollback" else 2
-    assert app_state(stack, app_id)["environments"]["staging"]["version"] == expected
+    assert stack.emulator.served_version(app_id, "staging") == expected
 
 
 # A 30 s poll interval would hold the run past this test's time limit; the stream's end wakes

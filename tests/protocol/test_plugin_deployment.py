@@ -9,9 +9,7 @@ import pulumi
 import pytest
 
 from mixpeek_pulumi import PluginDeployment
-from tests.emulator_fixture import make_zip
-from tests.engine import EngineError, run_program
-from tests.protocol.conftest import Stack
+from tests.engine import EngineError, Stack, run_program
 from tests.sites import plugin, write_tree
 
 NS = "ns_test"
@@ -108,20 +106,7 @@ def test_failed_deployment_carries_the_servers_message(stack: Stack, tmp_path: P
 
 
 def upload_out_of_band(stack: Stack, files: dict[str, str]) -> None:
-    import httpx
-
-    with stack.emulator.api() as c:
-        slot = c.post(
-            f"/v1/namespaces/{NS}/plugins/uploads", json={"name": "text_embed", "version": "1.0.0"}
-        ).json()
-        httpx.put(
-            slot["presigned_url"],
-            content=make_zip(files),
-            headers={"Content-Type": "application/zip"},
-        )
-        c.post(
-            f"/v1/namespaces/{NS}/plugins/uploads/{slot['upload_id']}/confirm"
-        ).raise_for_status()
+    stack.emulator.seed_plugin(NS, "text_embed", "1.0.0", files).raise_for_status()
 
 
 def test_existing_version_with_same_code_is_adopted(stack: Stack, tmp_path: Path) -> None:

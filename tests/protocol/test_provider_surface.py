@@ -10,8 +10,7 @@ import pulumi
 
 from mixpeek_pulumi import AppDeploy
 from mixpeek_pulumi.resources.app_deploy import AppDeployProvider
-from tests.engine import run_program, strip_secrets
-from tests.protocol.conftest import Stack
+from tests.engine import Stack, run_program, strip_secrets
 from tests.sites import site, write_tree
 
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import pulumi
 
 from mixpeek_pulumi import AppDeploy
-from tests.engine import run_program
-from tests.protocol.conftest import Stack
+from tests.engine import Stack, run_program
 from tests.sites import site, write_tree
 
 

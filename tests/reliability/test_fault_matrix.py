@@ -471,23 +471,8 @@ CASES = [
 
 
 def _seed_plugin(emu: EmulatorHandle, scope: str) -> None:
-    import httpx
-
-    from tests.emulator_fixture import make_zip
-
-    with emu.api() as c:
-        slot = c.post(
-            f"/v1/namespaces/{scope}/plugins/uploads",
-            json={"name": "text_embed", "version": "1.0.0"},
-        ).json()
-        httpx.put(
-            slot["presigned_url"],
-            content=make_zip(plugin(body="return {'x': 1}")),
-            headers={"Content-Type": "application/zip"},
-        )
-        c.post(
-            f"/v1/namespaces/{scope}/plugins/uploads/{slot['upload_id']}/confirm"
-        ).raise_for_status()
+    files = plugin(body="return {'x': 1}")
+    emu.seed_plugin(scope, "text_embed", "1.0.0", files).raise_for_status()
 
 
 @dataclass

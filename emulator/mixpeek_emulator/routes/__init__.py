@@ -1,0 +1,1 @@
+"""The emulator's routers: apps, plugins, presigned storage and the control plane."""

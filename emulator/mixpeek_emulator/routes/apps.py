@@ -1,0 +1,389 @@
+"""The App routes: apps, bundle uploads, deploys and their log streams, versions, promotion."""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+
+from ..bundles import inspect_app_bundle
+from ..context import ApiFailure, Context, context, invalid, not_found, official_body
+from ..state import APP_SETTINGS, ENVIRONMENTS, App, Deploy, Version, iso, new_id
+
+router = APIRouter()
+Ctx = Annotated[Context, Depends(context)]
+SLUG: Final = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")
+DEFAULT_MESSAGE: Final = "Deploy via bundle upload"  # DeployRequest.message's official default
+
+
+def app_or_404(ctx: Context, app_id: str) -> App:
+    ctx.store.settle()
+    app = ctx.store.state.apps.get(app_id)
+    if app is None:
+        raise not_found("app", app_id)
+    return app
+
+
+def version_or_404(app: App, number: int) -> Version:
+    found = app.version(number)
+    if found is None:
+        raise not_found("version", f"{app.app_id}/v{number}")
+    return found
+
+
+def deploy_or_404(ctx: Context, app_id: str, deploy_id: str) -> tuple[App, Deploy]:
+    app = app_or_404(ctx, app_id)
+    d = ctx.store.state.deploys.get(deploy_id)
+    if d is None or d.app_id != app_id:
+        raise not_found("deploy", deploy_id)
+    return app, d
+
+
+def environment_of(body: dict[str, Any], field: str = "environment") -> str:
+    """The seeds document ``staging | production``; the SDK types it as any string."""
+    value = body.get(field, "production")
+    if value not in ENVIRONMENTS:
+        raise invalid(
+            [
+                {
+                    "type": "enum",
+                    "location": f"body.{field}",
+                    "message": "Input should be 'staging' or 'production'",
+                }
+            ]
+        )
+    return str(value)
+
+
+@router.post("/apps")
+def create_app(
+    ctx: Ctx, body: Annotated[dict[str, Any], Depends(official_body("CreateAppRequest"))]
+) -> dict[str, Any]:
+    slug = body["slug"]
+    if not SLUG.match(slug):
+        raise invalid(
+            [
+                {
+                    "type": "string_pattern_mismatch",
+                    "location": "body.slug",
+                    "message": "slug must be lowercase letters, digits and '-', starting and "
+                    "ending with a letter or digit",
+                }
+            ]
+        )
+    meta = dict(body["meta"])
+    with ctx.store.lock:
+        if any(a.slug == slug for a in ctx.store.state.apps.values()):
+            raise ApiFailure(409, "AlreadyExistsError", f"Slug {slug} is taken", code="slug_taken")
+        app = App(
+            app_id=new_id("app"),
+            slug=slug,
+            title=meta.pop("title"),
+            created_at=time.time(),
+            meta={k: v for k, v in meta.items() if v is not None},
+            settings={k: body[k] for k in APP_SETTINGS if body.get(k) is not None},
+            is_active=body.get("is_active", True) is not False,
+        )
+        ctx.store.state.apps[app.app_id] = app
+        ctx.store.save()
+        return app.to_json(extensions=ctx.extensions)
+
+
+@router.get("/apps")
+def list_apps(
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    slug: str | None = None,
+    search: str | None = None,
+) -> dict[str, Any]:
+    ctx.store.settle()
+    with ctx.store.lock:
+        apps = list(ctx.store.state.apps.values())
+        if slug:
+            apps = [a for a in apps if a.slug == slug]
+        if search:
+            apps = [a for a in apps if search.lower() in a.title.lower()]
+        page = apps[offset : offset + limit]
+        return {
+            "results": [a.to_json(full=False, extensions=ctx.extensions) for a in page],
+            "total_count": len(apps),
+            "limit": limit,
+            "offset": offset,
+            "max_apps": None,
+        }
+
+
+@router.get("/apps/{app_id}")
+def get_app(ctx: Ctx, app_id: str) -> dict[str, Any]:
+    with ctx.store.lock:
+        return app_or_404(ctx, app_id).to_json(extensions=ctx.extensions)
+
+
+@router.post("/apps/{app_id}/deploy/upload-url")
+def upload_url(
+    ctx: Ctx,
+    app_id: str,
+    body: Annotated[dict[str, Any], Depends(official_body("UploadUrlRequest"))],
+) -> dict[str, Any]:
+    app_or_404(ctx, app_id)
+    name = Path(body["filename"]).name or "bundle.zip"
+    key = f"app-builds/{app_id}/{new_id('up')}/{name}"
+    expires_in = -5 if ctx.faults.take("expire_urls") else 3600  # stale when it is used
+    content_type = body.get("content_type") or "application/zip"
+    url = ctx.objects.presign("PUT", key, expires_in=expires_in, content_type=content_type)
+    return {"upload_url": url, "bundle_s3_key": key, "expires_in": 3600}
+
+
+@router.post("/apps/{app_id}/deploy/verify-upload")
+def verify_upload(
+    ctx: Ctx,
+    app_id: str,
+    body: Annotated[dict[str, Any], Depends(official_body("VerifyUploadRequest"))],
+) -> dict[str, Any]:
+    app_or_404(ctx, app_id)
+    key = body["bundle_s3_key"]
+    if not ctx.objects.exists(key):
+        return {"bundle_s3_key": key, "exists": False}
+    info = ctx.objects.path(key).stat()
+    return {
+        "bundle_s3_key": key,
+        "exists": True,
+        "etag": f'"{ctx.objects.md5(key)}"',
+        "size_bytes": info.st_size,
+        "last_modified": iso(info.st_mtime),
+    }
+
+
+@router.post("/apps/{app_id}/deploy")
+def deploy(
+    ctx: Ctx,
+    app_id: str,
+    body: Annotated[dict[str, Any], Depends(official_body("DeployRequest"))],
+) -> dict[str, Any]:
+    app = app_or_404(ctx, app_id)
+    environment = environment_of(body)
+    key = body.get("bundle_s3_key")
+    if body.get("source", "cli_upload") == "git":
+        raise ApiFailure(
+            400, "BadRequestError", "Git deploys are not available yet (source='git' is Phase 3b)"
+        )
+    if body.get("source", "cli_upload") != "cli_upload":
+        raise invalid(
+            [
+                {
+                    "type": "enum",
+                    "location": "body.source",
+                    "message": "Input should be 'cli_upload' or 'git'",
+                }
+            ]
+        )
+    if not key:
+        raise ApiFailure(
+            400, "BadRequestError", "bundle_s3_key is required for source='cli_upload'"
+        )
+    message = body.get("message") or DEFAULT_MESSAGE
+    inspected = inspect_app_bundle(ctx.objects.path(key) if ctx.objects.exists(key) else None)
+    forced = ctx.faults.take("deploy_fail")
+    with ctx.store.lock:
+        d = Deploy(
+            deploy_id=new_id("dep"),
+            app_id=app.app_id,
+            environment=environment,
+            message=message,
+            bundle_s3_key=key,
+            queued_at=time.time(),
+            queue_seconds=ctx.timing.queue_seconds,
+            build_seconds=ctx.timing.build_seconds,
+            outcome="complete" if inspected.ok and not forced else "failed",
+            reason=forced or (None if inspected.ok else inspected.reason),
+            smoke_passed=not ctx.faults.take("smoke_fail"),
+            git_commit_sha=body.get("git_commit_sha"),
+            git_commit_message=body.get("git_commit_message"),
+            git_author=body.get("git_author"),
+            source_files=body.get("source_files"),
+            files=inspected.files,
+            file_count=len(inspected.files),
+        )
+        ctx.store.state.deploys[d.deploy_id] = d
+        ctx.store.save()
+    return {
+        "app_id": app.app_id,
+        "deploy_id": d.deploy_id,
+        "status": "queued",
+        "environment": d.environment,
+        "message": d.message,
+    }
+
+
+@router.get("/apps/{app_id}/deploys/{deploy_id}")
+def deploy_status(ctx: Ctx, app_id: str, deploy_id: str) -> dict[str, Any]:
+    app, d = deploy_or_404(ctx, app_id, deploy_id)
+    body = d.status_json(app, time.time())
+    flap = ctx.faults.take("status_flap")
+    if flap:
+        body["status"] = flap
+    return body
+
+
+@router.get("/apps/{app_id}/deploys/{deploy_id}/logs/stream")
+def deploy_logs(ctx: Ctx, app_id: str, deploy_id: str) -> StreamingResponse:
+    _, d = deploy_or_404(ctx, app_id, deploy_id)
+    cut_after = ctx.faults.take("sse_cut")
+    never_done = bool(ctx.faults.take("sse_never_done"))
+    return StreamingResponse(
+        _log_events(ctx, d, cut_after, never_done),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _log_events(
+    ctx: Context, d: Deploy, cut_after: int | None, never_done: bool
+) -> AsyncIterator[bytes]:
+    """Cached lines first, then each line when the build reaches it; ``done`` at the end."""
+    for sent, (at, line) in enumerate(d.log_schedule()):
+        delay = at - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if cut_after is not None and sent >= cut_after:
+            return
+        yield f"data: {json.dumps({'ts': at, 'line': line})}\n\n".encode()
+    ctx.store.settle()
+    while never_done:  # holds the stream open, as a stuck pub/sub would
+        await asyncio.sleep(1)
+        yield b": keep-alive\n\n"
+    yield b"event: done\ndata: {}\n\n"
+
+
+@router.get("/apps/{app_id}/versions")
+def list_versions(ctx: Ctx, app_id: str) -> dict[str, Any]:
+    with ctx.store.lock:
+        app = app_or_404(ctx, app_id)
+        shown = [v.to_json(app, extensions=ctx.extensions) for v in reversed(app.versions)]
+        return {"versions": shown, "total": len(app.versions)}
+
+
+@router.get("/apps/{app_id}/versions/{version}")
+def get_version(ctx: Ctx, app_id: str, version: int) -> dict[str, Any]:
+    with ctx.store.lock:
+        app = app_or_404(ctx, app_id)
+        return version_or_404(app, version).to_json(app, detail=True, extensions=ctx.extensions)
+
+
+@router.get("/apps/{app_id}/versions/{version}/download")
+def download_version(ctx: Ctx, app_id: str, version: int) -> dict[str, Any]:
+    with ctx.store.lock:
+        v = version_or_404(app_or_404(ctx, app_id), version)
+    url = ctx.objects.presign("GET", v.bundle_s3_key or "", expires_in=3600)
+    return {
+        "download_url": url,
+        "version": v.version,
+        "asset_prefix": v.asset_prefix,
+        "expires_in": 3600,
+    }
+
+
+@router.get("/apps/{app_id}/versions/{from_version}/diff/{to_version}")
+def diff_versions(ctx: Ctx, app_id: str, from_version: int, to_version: int) -> dict[str, Any]:
+    with ctx.store.lock:
+        app = app_or_404(ctx, app_id)
+        old, new = version_or_404(app, from_version), version_or_404(app, to_version)
+    files = [
+        _file_diff(path, old.files.get(path), new.files.get(path))
+        for path in sorted(set(old.files) | set(new.files))
+    ]
+    summary = dict.fromkeys(("added", "removed", "modified", "unchanged"), 0)
+    for item in files:
+        summary[item["status"]] += 1
+    return {
+        "app_id": app_id,
+        "from_version": from_version,
+        "to_version": to_version,
+        "files": files,
+        "summary": summary,
+        "source_diff": _source_diff(old, new),
+    }
+
+
+def _file_diff(path: str, a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any]:
+    if a is None:
+        status = "added"
+    elif b is None:
+        status = "removed"
+    else:
+        status = "modified" if a["hash"] != b["hash"] else "unchanged"
+    old_size, new_size = (a or {}).get("size"), (b or {}).get("size")
+    return {
+        "path": path,
+        "status": status,
+        "old_hash": (a or {}).get("hash"),
+        "new_hash": (b or {}).get("hash"),
+        "old_size": old_size,
+        "new_size": new_size,
+        "size_delta": (new_size or 0) - (old_size or 0),
+    }
+
+
+def _source_diff(old: Version, new: Version) -> dict[str, str] | None:
+    """Unified diffs, only when both versions were deployed with ``source_files``."""
+    if old.source_files is None or new.source_files is None:
+        return None
+    diffs = {}
+    for path in sorted(set(old.source_files) | set(new.source_files)):
+        before = old.source_files.get(path, "").splitlines(keepends=True)
+        after = new.source_files.get(path, "").splitlines(keepends=True)
+        if before != after:
+            diffs[path] = "".join(difflib.unified_diff(before, after, f"a/{path}", f"b/{path}"))
+    return diffs
+
+
+@router.post("/apps/{app_id}/versions/{version}/restore")
+def restore_version(
+    ctx: Ctx,
+    app_id: str,
+    version: int,
+    body: Annotated[dict[str, Any], Depends(official_body("RestoreVersionRequest", optional=True))],
+) -> dict[str, Any]:
+    environment = environment_of(body)
+    with ctx.store.lock:
+        app = app_or_404(ctx, app_id)
+        v = version_or_404(app, version)
+        app.point(environment, v)
+        ctx.store.save()
+    return {
+        "app_id": app_id,
+        "version": v.version,
+        "deploy_id": v.deploy_id,
+        "environment": environment,
+        "asset_prefix": v.asset_prefix,
+    }
+
+
+@router.post("/apps/{app_id}/promote")
+def promote(ctx: Ctx, app_id: str) -> dict[str, Any]:
+    """Copies staging's ``deploy_id`` and ``asset_prefix`` to production (documented)."""
+    with ctx.store.lock:
+        app = app_or_404(ctx, app_id)
+        staging = app.environments.get("staging")
+        if not staging:
+            raise ApiFailure(
+                400, "BadRequestError", f"App {app_id} has nothing deployed to staging to promote"
+            )
+        app.environments["production"] = {**staging, "deployed_at": iso(time.time())}
+        ctx.store.save()
+    return {
+        "app_id": app_id,
+        "version": staging.get("version"),
+        "deploy_id": staging["deploy_id"],
+        "environment": "production",
+        "asset_prefix": staging["asset_prefix"],
+    }

@@ -1,0 +1,60 @@
+"""The control plane under ``/_emulator`` (no auth, never part of the API): faults, outcomes
+of the next deploys, timing, the request log, reset and health. Every input is validated."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..context import Context, context
+from ..faults import FaultRule, NextOutcomes
+
+router = APIRouter(prefix="/_emulator")
+Ctx = Annotated[Context, Depends(context)]
+StageSeconds = Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)]
+
+
+class TimingBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queue_seconds: StageSeconds | None = None
+    build_seconds: StageSeconds | None = None
+    plugin_seconds: StageSeconds | None = None
+
+
+@router.post("/faults")
+def add_fault(ctx: Ctx, rule: FaultRule) -> dict[str, Any]:
+    ctx.faults.add_rule(rule)
+    return {"ok": True}
+
+
+@router.post("/next")
+def add_next(ctx: Ctx, nxt: NextOutcomes) -> dict[str, Any]:
+    ctx.faults.add_next(nxt)
+    return {"ok": True}
+
+
+@router.post("/timing")
+def set_timing(ctx: Ctx, body: TimingBody) -> dict[str, Any]:
+    for name, value in body.model_dump(exclude_none=True).items():
+        setattr(ctx.timing, name, value)
+    return dict(ctx.timing.__dict__)
+
+
+@router.get("/requests")
+def requests_log(ctx: Ctx) -> list[dict[str, Any]]:
+    with ctx.faults.lock:
+        return [dict(r.__dict__) for r in ctx.faults.log]
+
+
+@router.post("/reset")
+def reset(ctx: Ctx) -> dict[str, Any]:
+    ctx.faults.reset()
+    return {"ok": True}
+
+
+@router.get("/health")
+def health() -> dict[str, Any]:
+    return {"ok": True}

@@ -1,5 +1,0 @@
-"""The stack fixture, shared with the protocol tests."""
-
-from tests.protocol.conftest import stack
-
-__all__ = ["stack"]
