@@ -7,9 +7,11 @@ from pathlib import Path
 
 import dill
 import pulumi
+import pytest
 
-from mixpeek_pulumi import AppDeploy
+from mixpeek_pulumi import AppDeploy, AppPromotion, PluginDeployment
 from mixpeek_pulumi.resources.app_deploy import AppDeployProvider
+from mixpeek_pulumi.spec import AppDeployState, AppPromotionState, PluginDeploymentState
 from tests.engine import Stack, run_program, strip_secrets
 from tests.sites import site, write_tree
 
@@ -39,3 +41,19 @@ def test_preview_of_a_new_resource_makes_no_request(stack: Stack, tmp_path: Path
     result = run_program(stack.engine, program, preview=True)
     assert result.steps == [("create", "site")]
     assert len(stack.emulator.requests()) == before
+
+
+@pytest.mark.parametrize(
+    ("resource", "state"),
+    [
+        (AppDeploy, AppDeployState),
+        (AppPromotion, AppPromotionState),
+        (PluginDeployment, PluginDeploymentState),
+    ],
+)
+def test_declared_outputs_are_the_state_models(resource: type, state: type) -> None:
+    """Output keys come from the state model; the class annotations name each one (and only
+    state fields), so what the program sees cannot drift from what the provider returns."""
+    annotated = set(resource.__annotations__)
+    assert set(state.output_keys()) <= annotated, set(state.output_keys()) - annotated
+    assert annotated <= set(state.model_fields), annotated - set(state.model_fields)
