@@ -578,8 +578,10 @@ class Stack:
     workdir: Path
 
 
-def open_stack(emulator: Any, tmp_path: Path, **config: str) -> Stack:
-    host = ProviderHost(env={"MIXPEEK_PULUMI_STATE_DIR": str(tmp_path / "inflight")})
+def open_stack(
+    emulator: Any, tmp_path: Path, *, env: Mapping[str, str] | None = None, **config: str
+) -> Stack:
+    host = ProviderHost(env={"MIXPEEK_PULUMI_STATE_DIR": str(tmp_path / "inflight"), **(env or {})})
     cfg = {"mixpeek:apiKey": emulator.api_key, "mixpeek:baseUrl": emulator.url, **config}
     engine = FakeEngine(host, config=cfg, secret_keys={"mixpeek:apiKey"})
     return Stack(emulator, host, engine, tmp_path)

@@ -13,7 +13,6 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any, Final, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -325,26 +324,27 @@ class MixpeekClient:
     def put_object(
         self,
         url: str,
-        file: Path,
+        body: IO[bytes],
         *,
+        size: int,
         content_type: str,
         content_md5: str | None = None,
     ) -> StoredObject:
-        """PUT ``file`` to a presigned storage URL, streamed, without the API key.
+        """PUT ``size`` bytes of ``body`` (from its start) to a presigned storage URL, streamed,
+        without the API key.
 
         Raises ``StorageError`` (``expired`` tells whether a fresh URL would help); a redirect
         is a refusal too, since a presigned PUT is never redirected to where it should go.
         """
-        size = file.stat().st_size
         shown = _storage_path(url)
         headers = {"Content-Type": content_type, "Content-Length": str(size)}
         if content_md5:
             headers["Content-MD5"] = content_md5
 
         def chunks() -> Iterator[bytes]:
-            with file.open("rb") as handle:
-                while block := handle.read(UPLOAD_CHUNK):
-                    yield block
+            body.seek(0)
+            while block := body.read(UPLOAD_CHUNK):
+                yield block
 
         def attempt() -> StoredObject:
             with _mapped("PUT", shown):

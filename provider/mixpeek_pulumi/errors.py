@@ -4,6 +4,7 @@ The tree::
 
     MixpeekError
     ├── ConfigError                 missing API key or bad endpoint; names where each is read from
+    ├── InputError                  an input the program set is invalid (checked before anything)
     ├── BundleError                 a bundle or plugin source that cannot be packaged (names it)
     ├── ApiError                    a call to the API failed (method, path, request id)
     │   ├── ApiConnectionError      the transport failed; ``sent`` says whether the request left
@@ -40,14 +41,21 @@ from typing import Any
 _SECRETS: set[str] = set()
 _SECRETS_LOCK = threading.Lock()
 
-# Shapes that look like credentials even when we were never told the value.
-_SECRET_PATTERNS = (
-    re.compile(r"(?i)(bearer\s+)[^\s\"',;]+"),
-    re.compile(r"\bsk_[A-Za-z0-9_\-]{6,}"),
-    re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)[^\s\"',;]+"),
-    re.compile(r"(?i)((?:api[_-]?key|token|secret|password)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+"),
-)
 REDACTED = "[REDACTED]"
+# Shapes that look like credentials even when we were never told the value; the first group
+# (where there is one) is what stays.
+_SECRET_PATTERNS = (
+    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/\s@]+@"), rf"\1{REDACTED}@"),  # URL userinfo
+    (re.compile(r"(?i)(bearer\s+)[^\s\"',;]+"), rf"\1{REDACTED}"),
+    (re.compile(r"\bsk_[A-Za-z0-9_\-]{6,}"), REDACTED),
+    (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)[^\s\"',;]+"), rf"\1{REDACTED}"),
+    (
+        re.compile(
+            r"(?i)((?:api[_-]?key|token|secret|password)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+"
+        ),
+        rf"\1{REDACTED}",
+    ),
+)
 
 
 def register_secret(value: str | None) -> None:
@@ -63,11 +71,8 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
         secrets = sorted({*_SECRETS, *(s for s in extra if s)}, key=len, reverse=True)
     for secret in secrets:
         text = text.replace(secret, REDACTED)
-    for pattern in _SECRET_PATTERNS:
-        if pattern.groups:
-            text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
-        else:
-            text = pattern.sub(REDACTED, text)
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
     return text
 
 
@@ -96,13 +101,27 @@ class ConfigError(MixpeekError):
     """The provider is not configured well enough to call the API."""
 
 
+class InputError(MixpeekError):
+    """A resource's input is invalid: the resource, the field and why, one per line."""
+
+    def __init__(self, kind: str, name: str, problems: Iterable[tuple[str, str]]) -> None:
+        listed = list(problems)
+        self.problems = listed
+        super().__init__("\n".join(f"{kind} '{name}': {where}: {why}" for where, why in listed))
+
+
 class BundleError(MixpeekError):
     """A bundle or plugin source cannot be packaged."""
 
-    def __init__(self, path: str, reason: str) -> None:
+    def __init__(self, path: str, reason: str, noun: str = "bundle") -> None:
         self.path = path
         self.reason = reason
-        super().__init__(_sentence(f"The bundle at {path} cannot be used: {reason}"))
+        self.noun = noun
+        super().__init__(_sentence(f"The {noun} at {path} cannot be used: {reason}"))
+
+    def called(self, noun: str) -> BundleError:
+        """The same refusal, naming what the user called the thing (a plugin source)."""
+        return BundleError(self.path, self.reason, noun)
 
 
 class ApiError(MixpeekError):

@@ -32,6 +32,8 @@ def _whole(value: Any) -> Any:
     # The wire carries every number as a double; a bool is never a number here.
     if isinstance(value, bool):
         raise ValueError("must be a whole number, not a boolean")
+    if isinstance(value, str):
+        raise ValueError("must be a whole number, not text (convert it with int())")
     if isinstance(value, float):
         if not value.is_integer():
             raise ValueError("must be a whole number")

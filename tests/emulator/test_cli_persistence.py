@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -103,3 +104,80 @@ def test_a_kill_mid_write_leaves_the_previous_state(
     reloaded = Store(tmp_path, Timing())
     assert set(reloaded.state.apps) == {"app_a"}
     assert not list(tmp_path.glob("state.json.*.tmp"))
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mixpeek_emulator", "--api-key", KEY, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_a_port_in_use_is_one_sentence_and_exit_code_2() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        done = run_cli("--host", "127.0.0.1", "--port", str(taken.getsockname()[1]))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.strip() == "mixpeek-emulator cannot start: address already in use."
+
+
+def test_a_data_dir_that_is_a_file_is_one_sentence_and_exit_code_2(tmp_path: Path) -> None:
+    (tmp_path / "state").write_text("not a folder")
+    done = run_cli("--port", "0", "--data-dir", str(tmp_path / "state"))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mixpeek-emulator cannot start: file exists")
+
+
+def test_a_stop_right_after_the_url_is_clean_and_leaves_no_scratch(tmp_path: Path) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mixpeek_emulator", "--api-key", KEY, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith("http://127.0.0.1:")
+    proc.send_signal(signal.SIGTERM)  # at once, before the server has even started
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/_emulator/timing", {"build_seconds": "NaN"}),
+        ("/_emulator/timing", {"plugin_seconds": -1}),
+        ("/_emulator/faults", {"status": 99}),
+        ("/_emulator/faults", {"status": 1000}),
+        ("/_emulator/faults", {"action": "delay", "delay": "Infinity"}),
+        ("/_emulator/next", {"sse_cut_after": -3}),
+    ],
+)
+def test_control_plane_input_is_validated(path: str, body: dict[str, object]) -> None:
+    with cli() as (_, url):
+        refused = httpx.post(f"{url}{path}", content=json.dumps(body))
+        assert refused.status_code == 422
+        assert refused.json()["error"]["type"] == "ValidationError"
+        # The emulator still answers deploy status after a refused timing change.
+        assert httpx.get(f"{url}/_emulator/health").json() == {"ok": True}
+
+
+def test_unknown_routes_answer_in_the_api_envelope() -> None:
+    with cli() as (_, url):
+        response = httpx.get(f"{url}/v1/nope", headers={"Authorization": f"Bearer {KEY}"})
+        other = httpx.delete(f"{url}/_emulator/health")
+    assert response.status_code == 404
+    assert response.json()["error"]["type"] == "NotFoundError"
+    assert response.json()["status"] == 404 and response.json()["success"] is False
+    assert other.status_code == 405
+    assert other.json()["error"]["type"] == "MethodNotAllowedError"

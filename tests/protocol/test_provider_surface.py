@@ -11,7 +11,7 @@ import pytest
 
 from mixpeek_pulumi import AppDeploy, AppPromotion, PluginDeployment
 from mixpeek_pulumi.resources.app_deploy import AppDeployProvider
-from mixpeek_pulumi.spec import AppDeployState, AppPromotionState, PluginDeploymentState
+from mixpeek_pulumi.spec import AppDeployState, AppPromotionState, PluginDeploymentState, State
 from tests.engine import Stack, run_program, strip_secrets
 from tests.sites import site, write_tree
 
@@ -51,7 +51,7 @@ def test_preview_of_a_new_resource_makes_no_request(stack: Stack, tmp_path: Path
         (PluginDeployment, PluginDeploymentState),
     ],
 )
-def test_declared_outputs_are_the_state_models(resource: type, state: type) -> None:
+def test_declared_outputs_are_the_state_models(resource: type, state: type[State]) -> None:
     """Output keys come from the state model; the class annotations name each one (and only
     state fields), so what the program sees cannot drift from what the provider returns."""
     annotated = set(resource.__annotations__)

@@ -12,8 +12,14 @@ from pathlib import Path
 import pytest
 
 from mixpeek_pulumi import bundle
+from mixpeek_pulumi.archive import Archive, write_archive
 from mixpeek_pulumi.errors import BundleError
 from tests.sites import site, write_tree
+
+
+def content(archive: Archive) -> bytes:
+    archive.file.seek(0)
+    return archive.file.read()
 
 
 def files_of(root: Path, *patterns: str) -> list[str]:
@@ -38,14 +44,14 @@ def test_digest_ignores_mtimes_modes_and_zip_order(tmp_path: Path) -> None:
 def test_archive_is_deterministic_and_matches_the_digest(tmp_path: Path) -> None:
     root = write_tree(tmp_path / "s", site(), mtime=5)
     files = bundle.collect(root, bundle.Excludes())
-    first = bundle.write_archive(files, directory=str(tmp_path))
-    os.utime(root / "index.html", (77, 77))
-    second = bundle.write_archive(bundle.collect(root, bundle.Excludes()), directory=str(tmp_path))
-    assert first.path.read_bytes() == second.path.read_bytes()
-    assert first.digest == bundle.digest(files)
-    with zipfile.ZipFile(first.path) as zf:
-        assert zf.namelist() == sorted(site())
-        assert zf.testzip() is None
+    with write_archive(files) as first:
+        os.utime(root / "index.html", (77, 77))
+        with write_archive(bundle.collect(root, bundle.Excludes())) as second:
+            assert content(first) == content(second)
+        assert first.digest == bundle.digest(files)
+        with zipfile.ZipFile(first.file) as zf:
+            assert zf.namelist() == sorted(site())
+            assert zf.testzip() is None
 
 
 def test_secrets_are_left_out_unless_reincluded(tmp_path: Path) -> None:
@@ -116,8 +122,10 @@ def test_compressed_formats_are_stored_and_text_deflated(tmp_path: Path) -> None
             "blob.bin": os.urandom(300_000),
         },
     )
-    archive = bundle.write_archive(bundle.collect(root, bundle.Excludes()), directory=str(tmp_path))
-    with zipfile.ZipFile(archive.path) as zf:
+    with (
+        write_archive(bundle.collect(root, bundle.Excludes())) as archive,
+        zipfile.ZipFile(archive.file) as zf,
+    ):
         kinds = {i.filename: i.compress_type for i in zf.infolist()}
     assert kinds == {
         "blob.bin": zipfile.ZIP_STORED,
@@ -130,23 +138,23 @@ def test_large_files_stream_and_the_archive_reads_back(tmp_path: Path) -> None:
     text = ("const answer = 42;\n" * 400_000).encode()  # ~7.6 MB: streamed, deflated
     noise = os.urandom(6 * 1024 * 1024)  # streamed, stored after sampling
     root = write_tree(tmp_path / "s", {"index.html": "x", "bundle.js": text, "blob.bin": noise})
-    archive = bundle.write_archive(bundle.collect(root, bundle.Excludes()), directory=str(tmp_path))
-    with zipfile.ZipFile(archive.path) as zf:
-        assert zf.testzip() is None
-        assert zf.read("bundle.js") == text
-        assert zf.read("blob.bin") == noise
-        assert zf.getinfo("bundle.js").compress_type == zipfile.ZIP_DEFLATED
-        assert zf.getinfo("blob.bin").compress_type == zipfile.ZIP_STORED
+    with write_archive(bundle.collect(root, bundle.Excludes())) as archive:
+        with zipfile.ZipFile(archive.file) as zf:
+            assert zf.testzip() is None
+            assert zf.read("bundle.js") == text
+            assert zf.read("blob.bin") == noise
+            assert zf.getinfo("bundle.js").compress_type == zipfile.ZIP_DEFLATED
+            assert zf.getinfo("blob.bin").compress_type == zipfile.ZIP_STORED
+        packed = content(archive)
     if shutil.which("unzip"):
-        assert (
-            subprocess.run(["unzip", "-tq", str(archive.path)], capture_output=True).returncode == 0
-        )
+        (tmp_path / "out.zip").write_bytes(packed)
+        checked = subprocess.run(["unzip", "-tq", str(tmp_path / "out.zip")], capture_output=True)
+        assert checked.returncode == 0
 
 
 def test_more_entries_than_a_plain_zip_holds_use_zip64(tmp_path: Path) -> None:
     files = [bundle.SourceFile(f"f{i:05d}.txt", 1, lambda: io.BytesIO(b"x")) for i in range(70_000)]
-    archive = bundle.write_archive(files, directory=str(tmp_path))
-    with zipfile.ZipFile(archive.path) as zf:
+    with write_archive(files) as archive, zipfile.ZipFile(archive.file) as zf:
         names = zf.namelist()
         assert len(names) == 70_000
         assert zf.read("f69999.txt") == b"x"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import email.utils
+import io
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -242,12 +242,14 @@ def test_unknown_status_values_parse(server, client) -> None:
     assert status.status == "warming_up" and status.known_status is None
 
 
-def test_storage_put_streams_without_the_key(server, client, tmp_path: Path) -> None:
-    bundle = tmp_path / "b.zip"
-    bundle.write_bytes(b"x" * 3_000_000)
+def test_storage_put_streams_without_the_key(server, client) -> None:
     server.add("PUT", "/bucket/key.zip", Reply(200, raw=b"", headers={"ETag": '"abc123"'}))
+    body = io.BytesIO(b"x" * 3_000_000)
     stored = client.put_object(
-        f"{server.url}/bucket/key.zip?X-Sig=s3cr3t", bundle, content_type="application/zip"
+        f"{server.url}/bucket/key.zip?X-Sig=s3cr3t",
+        body,
+        size=3_000_000,
+        content_type="application/zip",
     )
     assert stored.etag == "abc123"
     seen = server.seen[-1]
@@ -256,14 +258,15 @@ def test_storage_put_streams_without_the_key(server, client, tmp_path: Path) -> 
     assert len(seen.body) == 3_000_000
 
 
-def test_expired_presigned_url_is_recognised(server, client, tmp_path: Path) -> None:
-    bundle = tmp_path / "b.zip"
-    bundle.write_bytes(b"zip")
+def test_expired_presigned_url_is_recognised(server, client) -> None:
     xml = b"<?xml version='1.0'?><Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
     server.add("PUT", "/bucket/k", Reply(403, raw=xml, headers={"Content-Type": "application/xml"}))
     with pytest.raises(StorageError) as info:
         client.put_object(
-            f"{server.url}/bucket/k?X-Amz-Signature=abc", bundle, content_type="application/zip"
+            f"{server.url}/bucket/k?X-Amz-Signature=abc",
+            io.BytesIO(b"zip"),
+            size=3,
+            content_type="application/zip",
         )
     assert info.value.expired
     assert "X-Amz-Signature" not in str(info.value)
@@ -305,3 +308,21 @@ def test_request_bodies_carry_only_declared_keys(server, client) -> None:
     assert set(sent) == {"message", "environment", "source", "bundle_s3_key"}
     with pytest.raises(ValueError, match="Extra inputs"):
         DeployRequest.model_validate({"message": "m", "colour": "red"})
+
+
+def test_downloads_stop_at_their_cap(server, client) -> None:
+    server.add("GET", "/bucket/big.zip", Reply(200, raw=b"z" * 5000))
+    target = io.BytesIO()
+    with pytest.raises(ResponseValidationError, match="larger than 4096 bytes"):
+        client.download(f"{server.url}/bucket/big.zip?X-Sig=s", target, max_bytes=4096)
+    assert len(target.getvalue()) <= 4096
+    server.add("GET", "/bucket/ok.zip", Reply(200, raw=b"z" * 100))
+    assert client.download(f"{server.url}/bucket/ok.zip?X-Sig=s", target, max_bytes=4096) == 100
+
+
+def test_a_redirect_from_storage_is_a_refusal(server, client) -> None:
+    server.add("PUT", "/bucket/k", Reply(301, raw=b"", headers={"Location": "http://elsewhere/k"}))
+    with pytest.raises(StorageError, match="HTTP 301"):
+        client.put_object(
+            f"{server.url}/bucket/k?X-Sig=s", io.BytesIO(b"x"), size=1, content_type="a/b"
+        )

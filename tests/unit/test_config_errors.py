@@ -61,3 +61,39 @@ def test_deploy_failure_headline_then_redacted_tail() -> None:
     assert lines[0] == "AppDeploy 'site': deploy dep_1 ended failed: no index.html."
     assert "sk_tail_secret_999" not in str(err)
     assert lines[-1].strip().startswith("|")
+
+
+def test_a_key_that_cannot_be_a_header_is_refused_without_showing_it() -> None:
+    cfg = ProviderConfig.resolve({"mixpeek:apiKey": "sk_live_ключ_123456"}.get, env={})
+    with pytest.raises(ConfigError) as info:
+        cfg.require_key()
+    assert "ключ" not in str(info.value) and "sk_live" not in str(info.value)
+    assert "outside ASCII" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://admin:hunter2@api.example", "put the API key in `mixpeek:apiKey`"),
+        ("ftp://api.example", "not an http(s) URL"),
+        ("https://api.example?key=1", "query string"),
+    ],
+)
+def test_base_urls_are_refused_in_one_sentence_without_credentials(url: str, says: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        ProviderConfig.resolve({"mixpeek:baseUrl": url}.get, env={})
+    assert says in str(info.value)
+    assert "hunter2" not in str(info.value)
+    assert len(str(info.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-5", "lots", "99999"])
+def test_the_read_timeout_setting_is_checked(value: str) -> None:
+    with pytest.raises(ConfigError, match="MIXPEEK_HTTP_READ_TIMEOUT must be a number of seconds"):
+        ProviderConfig.resolve(None, env={"MIXPEEK_HTTP_READ_TIMEOUT": value})
+
+
+def test_url_credentials_are_redacted_whatever_the_key_looks_like() -> None:
+    register_secret("plain-looking-key-without-prefix")
+    text = redact("http://bob:pw@h/x and plain-looking-key-without-prefix")
+    assert "pw" not in text and "plain-looking-key" not in text

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from .. import archive as archives
 from .. import bundle as bundles
 from .. import gitinfo
 from ..client import MixpeekClient
@@ -159,13 +160,10 @@ class AppDeployer:
     @contextmanager
     def _packed(
         self, inputs: AppDeployInputs
-    ) -> Iterator[tuple[bundles.Archive, list[bundles.SourceFile]]]:
+    ) -> Iterator[tuple[archives.Archive, list[bundles.SourceFile]]]:
         files = collect(inputs)
-        archive = bundles.write_archive(files)
-        try:
+        with archives.write_archive(files) as archive:
             yield archive, files
-        finally:
-            archive.path.unlink(missing_ok=True)
 
     def _adoptable(self, run: _Deploy, app: AppResponse) -> str | None:
         """A deploy of this very bundle to this environment made by an earlier, failed run:
@@ -190,11 +188,12 @@ class AppDeployer:
         self.op.say(f"adopting deploy {served}: it already serves this bundle")
         return served
 
-    def _upload(self, run: _Deploy, archive: bundles.Archive) -> str:
+    def _upload(self, run: _Deploy, archive: archives.Archive) -> str:
         def put(slot: Any) -> object:
             return self.api.put_object(
                 slot.upload_url,
-                archive.path,
+                archive.file,
+                size=archive.size,
                 content_type="application/zip",
                 content_md5=archive.md5_base64,
             )

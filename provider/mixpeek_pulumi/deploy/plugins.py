@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from .. import archive as archives
 from .. import bundle as bundles
 from ..client import MixpeekClient
 from ..errors import (
@@ -41,7 +42,7 @@ from .common import Diff, Failure, Operation, await_terminal, diff_inputs, uploa
 
 PLUGIN_EXCLUDES: Final = ("__pycache__/", "*.pyc", ".pytest_cache/", ".venv/", "*.egg-info/")
 MAX_POLL_INTERVAL: Final = 15.0
-MAX_ARCHIVE_BYTES: Final = 500 * 1024 * 1024  # the API's documented plugin size limit
+MAX_ARCHIVE_BYTES: Final = bundles.PLUGIN_LIMITS.max_bytes  # the API's documented limit
 TERMINAL: Final = ("DEPLOYED", "FAILED", "NOT_DEPLOYED")
 
 
@@ -51,7 +52,7 @@ def plugin_id_for(name: str, version: str) -> str:
 
 
 def collect(source: str) -> list[bundles.SourceFile]:
-    return bundles.collect(Path(source), bundles.Excludes(PLUGIN_EXCLUDES))
+    return bundles.collect(Path(source), bundles.Excludes(PLUGIN_EXCLUDES), bundles.PLUGIN_LIMITS)
 
 
 def check(
@@ -63,9 +64,10 @@ def check(
         return {}, []
     try:
         files = collect(inputs.source)
+        problems = check_plugin(files)
+        digest = None if problems else bundles.digest(files).sha256
     except BundleError as exc:
         return {}, [Failure("source", str(exc))]
-    problems = check_plugin(files)
     if problems:
         listed = "; ".join(problems)
         return {}, [
@@ -75,7 +77,6 @@ def check(
                 f"{listed}.",
             )
         ]
-    digest = bundles.digest(files).sha256
     same_version = all(
         olds.get(k) == getattr(inputs, k) for k in ("namespace_id", "name", "version")
     )
@@ -192,8 +193,7 @@ class PluginRollout:
     def _upload(self, inputs: PluginDeploymentInputs) -> tuple[str, str]:
         """Upload and confirm, or adopt an existing plugin with the same code; returns the
         plugin id and the code digest. The archive is removed as soon as it is uploaded."""
-        archive = bundles.write_archive(collect(inputs.source))
-        try:
+        with archives.write_archive(collect(inputs.source), max_bytes=MAX_ARCHIVE_BYTES) as archive:
             digest = archive.digest.sha256
             request = CreatePluginUploadRequest(
                 name=inputs.name,
@@ -205,13 +205,14 @@ class PluginRollout:
                 slot, stored = upload_fresh(
                     lambda: self._mint(inputs, request),
                     lambda s: self.api.put_object(
-                        s.presigned_url, archive.path, content_type="application/zip"
+                        s.presigned_url,
+                        archive.file,
+                        size=archive.size,
+                        content_type="application/zip",
                     ),
                 )
             except ConflictError as exc:
                 return self._adopt(inputs, exc, digest, archive.sha256), digest
-        finally:
-            archive.path.unlink(missing_ok=True)
         confirm = ConfirmPluginUploadRequest(etag=stored.etag, file_size_bytes=archive.size)
         return self._confirm(inputs, slot, confirm), digest
 
@@ -271,13 +272,18 @@ class PluginRollout:
         return plugin_id
 
     def _remote_digest(self, url: str) -> str | None:
-        """The content digest of the archive behind a presigned GET, downloaded with a cap."""
-        with tempfile.TemporaryDirectory(prefix="mixpeek-plugin-") as tmp:
-            target = Path(tmp) / "remote.zip"
+        """The content digest of the archive behind a presigned GET, downloaded with a cap into
+        an unnamed temporary file and read with the same rules as a local source."""
+        with tempfile.TemporaryFile(prefix="mixpeek-plugin-") as handle:
             try:
-                with target.open("wb") as handle:
-                    self.api.download(url, handle, max_bytes=MAX_ARCHIVE_BYTES)
-                return bundles.digest(collect(str(target))).sha256
+                self.api.download(url, handle, max_bytes=MAX_ARCHIVE_BYTES)
+                files = bundles.collect_archive(
+                    handle,
+                    "the service's copy",
+                    bundles.Excludes(PLUGIN_EXCLUDES),
+                    bundles.PLUGIN_LIMITS,
+                )
+                return bundles.digest(files).sha256
             except (MixpeekError, OSError):
                 return None
 

@@ -10,7 +10,7 @@ import dataclasses
 import functools
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar, Final, ParamSpec, TypeVar
 
@@ -21,9 +21,9 @@ from pulumi.output import Unknown
 from ..client import MixpeekClient
 from ..config import ProviderConfig
 from ..deadline import Deadline
-from ..deploy.common import Diff, Failure, Operation
-from ..errors import DeployError, MixpeekError, ResourceError, redact
-from ..spec import Inputs
+from ..deploy.common import Diff, Failure, Operation, validate_inputs
+from ..errors import DeployError, InputError, MixpeekError, ResourceError, redact
+from ..spec import Inputs, State
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -126,22 +126,46 @@ class MixpeekProvider(ResourceProvider):
 
 
 def resource_props(
-    args: Any, outputs: Iterable[str], resource_name: str, *, paths: Iterable[str] = ()
+    kind: str,
+    state: type[State],
+    args: Any,
+    resource_name: str,
+    *,
+    paths: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The registration payload: every output declared as None, the set args (shallow: ``asdict``
-    would deep-copy Outputs), paths made absolute where the user wrote them, and the name."""
-    props: dict[str, Any] = dict.fromkeys(outputs)
-    props.update(
-        {
-            f.name: getattr(args, f.name)
-            for f in dataclasses.fields(args)
-            if getattr(args, f.name) is not None
-        }
-    )
+    would deep-copy Outputs), paths made absolute where the user wrote them, and the name.
+
+    Raises ``InputError`` for a plain value the inputs model refuses (an infinite timeout, a
+    boolean version), in the program, before it reaches the engine.
+    """
+    given = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(args)
+        if getattr(args, f.name) is not None
+    }
+    plain = {k: v for k, v in given.items() if not _eventual(v)}
+    model = state.inputs_model
+    _, failures = validate_inputs(model, plain, set(model.model_fields) - set(plain))
+    if failures:
+        raise InputError(kind, resource_name, [(f.field, f.reason) for f in failures])
+    props: dict[str, Any] = dict.fromkeys(state.output_keys())
+    props.update(given)
     for key in paths:
         props[key] = absolute(props[key])
     props["resource_name"] = resource_name
     return props
+
+
+def _eventual(value: Any) -> bool:
+    """An Output or awaitable, or a container holding one: known only once the engine runs."""
+    if isinstance(value, pulumi.Output | Awaitable):
+        return True
+    if isinstance(value, list | tuple):
+        return any(_eventual(v) for v in value)
+    if isinstance(value, dict):
+        return any(_eventual(v) for v in value.values())
+    return False
 
 
 def absolute(path: pulumi.Input[str]) -> pulumi.Input[str]:

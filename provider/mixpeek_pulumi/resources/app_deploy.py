@@ -124,5 +124,5 @@ class AppDeploy(Resource, module="mixpeek", name="AppDeploy"):
         **kwargs: Any,
     ) -> None:
         args = args or AppDeployArgs(**kwargs)
-        props = resource_props(args, AppDeployState.output_keys(), resource_name, paths=("bundle",))
+        props = resource_props("AppDeploy", AppDeployState, args, resource_name, paths=("bundle",))
         super().__init__(AppDeployProvider(), resource_name, props, opts)

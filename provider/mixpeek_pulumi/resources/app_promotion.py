@@ -108,5 +108,5 @@ class AppPromotion(Resource, module="mixpeek", name="AppPromotion"):
         **kwargs: Any,
     ) -> None:
         args = args or AppPromotionArgs(**kwargs)
-        props = resource_props(args, AppPromotionState.output_keys(), resource_name)
+        props = resource_props("AppPromotion", AppPromotionState, args, resource_name)
         super().__init__(AppPromotionProvider(), resource_name, props, opts)

@@ -114,6 +114,6 @@ class PluginDeployment(Resource, module="mixpeek", name="PluginDeployment"):
     ) -> None:
         args = args or PluginDeploymentArgs(**kwargs)
         props = resource_props(
-            args, PluginDeploymentState.output_keys(), resource_name, paths=("source",)
+            "PluginDeployment", PluginDeploymentState, args, resource_name, paths=("source",)
         )
         super().__init__(PluginDeploymentProvider(), resource_name, props, opts)
