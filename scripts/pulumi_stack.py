@@ -57,9 +57,11 @@ class CliStack:
         self.cli = cli
         self.work_dir = work_dir
         self.stack = stack
-        self.program = program or _main_of(work_dir)
         self.echo = echo
-        self.inline = not cli.has("pulumi-language-python")
+        python = _manifest_value(work_dir, "runtime") in ("python", "")
+        self.program = program or (_main_of(work_dir) if python else work_dir / "Pulumi.yaml")
+        # Only Python programs need the language host the Go proxy does not serve.
+        self.inline = python and not cli.has("pulumi-language-python")
         backend.mkdir(parents=True, exist_ok=True)
         self.env = {
             **os.environ,
@@ -77,9 +79,12 @@ class CliStack:
 
     # ------------------------------------------------------------------------- plain CLI
 
-    def run(self, *args: str, stdin: str | None = None, check: bool = True) -> CliResult:
+    def run(
+        self, *args: str, stdin: str | None = None, check: bool = True, stack: bool = True
+    ) -> CliResult:
         """``pulumi <args> --stack <stack>`` in the project folder, its lines streamed."""
-        command = [str(self.cli.pulumi), *args, "--stack", self.stack, "--non-interactive"]
+        scope = ["--stack", self.stack] if stack else []
+        command = [str(self.cli.pulumi), *args, *scope, "--non-interactive"]
         result = CliResult(args[0], ok=False)
         with subprocess.Popen(
             command,
@@ -110,6 +115,11 @@ class CliStack:
     def set_config(self, key: str, value: str, *, secret: bool = False) -> None:
         """``pulumi config set [--secret] key``, the value on stdin (never on a command line)."""
         self.run("config", "set", key, *(["--secret"] if secret else ["--plaintext"]), stdin=value)
+
+    def install_plugin(self, kind: str, name: str, version: str, path: Path) -> None:
+        """``pulumi plugin install <kind> <name> <version> --file <path>`` into this stack's
+        PULUMI_HOME, as the README tells users to install the native provider."""
+        self.run("plugin", "install", kind, name, version, "--file", str(path), stack=False)
 
     def refresh(self) -> CliResult:
         result = self.run("refresh", "--yes", "--skip-preview", check=False)
@@ -146,24 +156,29 @@ class CliStack:
 
     # ------------------------------------------------------------------ running the program
 
-    def up(self) -> CliResult:
-        return self._program("up")
+    def up(self, *, parallel: int | None = None) -> CliResult:
+        """``pulumi up``; ``parallel`` is the engine's ``--parallel`` (default 4 per CPU)."""
+        return self._program("up", parallel=parallel)
 
     def preview(self, *, expect_no_changes: bool = False) -> CliResult:
         return self._program("preview", expect_no_changes=expect_no_changes)
 
-    def _program(self, verb: str, *, expect_no_changes: bool = False) -> CliResult:
+    def _program(
+        self, verb: str, *, expect_no_changes: bool = False, parallel: int | None = None
+    ) -> CliResult:
         if not self.inline:
             flags = ["--yes", "--skip-preview"] if verb == "up" else []
             if expect_no_changes:
                 flags.append("--expect-no-changes")
+            if parallel:
+                flags += ["--parallel", str(parallel)]
             result = self.run(verb, *flags, check=False)
             if result.ok and verb == "up":
                 result.summary = self.last_changes()
             return result
-        return self._inline(verb, expect_no_changes=expect_no_changes)
+        return self._inline(verb, expect_no_changes=expect_no_changes, parallel=parallel)
 
-    def _inline(self, verb: str, *, expect_no_changes: bool) -> CliResult:
+    def _inline(self, verb: str, *, expect_no_changes: bool, parallel: int | None) -> CliResult:
         """The program served by a child Python process through the Automation API, as the
         language host would serve it from its own process; its CLI output is streamed back."""
         result = CliResult(verb, ok=False)
@@ -171,6 +186,8 @@ class CliStack:
         command += [self.stack, str(self.program), str(self.cli.root)]
         if expect_no_changes:
             command.append("--expect-no-changes")
+        if parallel:
+            command.append(f"--parallel={parallel}")
         env = {**self.env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), _pythonpath()]))}
         with subprocess.Popen(
             command,
@@ -193,11 +210,20 @@ class CliStack:
 
 def _main_of(work_dir: Path) -> Path:
     """The program file: Pulumi.yaml's ``main:`` folder (or the project folder) + __main__.py."""
-    main = ""
-    for line in (work_dir / "Pulumi.yaml").read_text().splitlines():
-        if line.startswith("main:"):
-            main = line.split(":", 1)[1].strip()
-    return (work_dir / main / "__main__.py").resolve()
+    return (work_dir / _manifest_value(work_dir, "main") / "__main__.py").resolve()
+
+
+def _manifest_value(work_dir: Path, key: str) -> str:
+    """A top-level key of Pulumi.yaml: ``key: value``, or a block's ``name:`` (``runtime:``)."""
+    lines = (work_dir / "Pulumi.yaml").read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(f"{key}:"):
+            value = line.split(":", 1)[1].strip()
+            following = lines[i + 1].strip() if i + 1 < len(lines) else ""
+            if not value and following.startswith("name:"):
+                value = following.split(":", 1)[1].strip()
+            return value
+    return ""
 
 
 def _pythonpath() -> str:
@@ -209,10 +235,7 @@ def serve_inline(argv: list[str]) -> int:
     from pulumi import automation as auto
 
     verb, work_dir, stack_name, program, cli_root = argv[:5]
-    project = ""
-    for line in (Path(work_dir) / "Pulumi.yaml").read_text().splitlines():
-        if line.startswith("name:"):
-            project = line.split(":", 1)[1].strip()
+    project = _manifest_value(Path(work_dir), "name")
 
     def body() -> None:
         runpy.run_path(program, run_name="__main__")
@@ -231,6 +254,9 @@ def serve_inline(argv: list[str]) -> int:
     options: dict[str, Any] = {"on_output": echo, "on_error": echo, "color": "never"}
     if "--expect-no-changes" in argv:
         options["expect_no_changes"] = True
+    for flag in argv:
+        if flag.startswith("--parallel="):
+            options["parallel"] = int(flag.split("=", 1)[1])
     try:
         if verb == "up":
             changes = stack.up(show_secrets=False, **options).summary.resource_changes or {}

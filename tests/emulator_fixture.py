@@ -15,7 +15,7 @@ import httpx
 
 from mixpeek_emulator.app import create_app
 from mixpeek_emulator.server import RunningEmulator, start_in_thread
-from mixpeek_emulator.state import Timing
+from mixpeek_emulator.state import State, Timing
 
 TEST_KEY = "sk_test_EMULATOR_KEY_5c1f0a9e77"
 
@@ -58,6 +58,12 @@ class EmulatorHandle:
         return httpx.Client(
             base_url=self.url, headers={"Authorization": f"Bearer {self.api_key}"}, timeout=30
         )
+
+    def records(self) -> State:
+        """The emulator's own state (not its API's answers): what the service really holds."""
+        store = self.running.emulator.store
+        store.settle()
+        return store.state
 
     def served_version(self, app_id: str, environment: str) -> int | None:
         """The version an environment serves, from the emulator's own records (the API's

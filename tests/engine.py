@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 PROVIDER_KEY = "__provider"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+REGISTRATIONS = ThreadPoolExecutor(max_workers=4 * 4 * (os.cpu_count() or 1))
 
 
 def _proto() -> Any:
@@ -512,6 +514,7 @@ def run_program(
     """
     from pulumi.runtime import mocks, settings
     from pulumi.runtime.config import set_all_config
+    from pulumi.runtime.sync_await import _ensure_event_loop
 
     from tests.monitor import EngineBackedMonitor
 
@@ -525,6 +528,9 @@ def run_program(
     )
     root = settings.get_root_resource()
     old_cwd = os.getcwd()
+    # As the language host does: registrations wait on the engine in threads, parallel * 4 of
+    # them (the engine's default parallel is 4 per CPU).
+    _ensure_event_loop().set_default_executor(REGISTRATIONS)  # type: ignore[no-untyped-call]
 
     def body() -> None:
         if isinstance(program, Path):

@@ -22,6 +22,7 @@ mtimes, permissions, zip order) never shows as a change.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import os
 import posixpath
@@ -31,10 +32,11 @@ import unicodedata
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Final, TypeVar
 
 from .errors import BundleError
 
@@ -93,11 +95,13 @@ PLUGIN_LIMITS: Final = Limits(max_files=1_000, max_bytes=500 * 1024 * 1024, noun
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One file of a bundle: its POSIX path inside the bundle and how to read it."""
+    """One file of a bundle: its POSIX path inside the bundle and how to read it (``path`` is
+    where a file of a folder lives, for reads that skip the opener; None inside a .zip)."""
 
     rel: str
     size: int
     open: Callable[[], IO[bytes]] = field(compare=False, repr=False)
+    path: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,8 @@ class Digest:
 
 def folded(name: str) -> str:
     """How names are compared: compatibility-normalized and case-folded."""
+    if name.isascii():
+        return name.lower()  # the same answer, without the normalization's cost
     return unicodedata.normalize("NFKC", name).casefold()
 
 
@@ -126,28 +132,34 @@ class Excludes:
         self.rules = [(exclude, *_compile(folded(pattern))) for exclude, pattern in raw]
         # Without "!" rules the order cannot matter: one alternation per kind answers at once,
         # which is what a preview of thousands of files needs.
-        self._fast = None
+        self._fast: tuple[re.Pattern[str] | None, ...] | None = None
         if all(exclude for exclude, _, _ in self.rules):
-            self._fast = {
-                kind: re.compile("|".join(r.pattern for _, k, r in self.rules if k == kind))
-                for kind in ("dir", "path", "name")
+            self._fast = tuple(
+                re.compile("|".join(r.pattern for _, k, r in self.rules if k == kind))
                 if any(k == kind for _, k, _ in self.rules)
-            }
+                else None
+                for kind in ("dir", "path", "name")
+            )
 
     def excluded(self, rel: str, *, folder: bool = False) -> bool:
         """Whether ``rel`` (a file, or with ``folder`` a folder) is left out."""
         path = folded(rel)
         where, _, name = path.rpartition("/")
-        subjects = {"dir": path if folder else where, "path": path, "name": "" if folder else name}
+        subjects = (path if folder else where, path, "" if folder else name)
         if self._fast is not None:
             return any(
-                subjects[kind] and regex.match(subjects[kind]) for kind, regex in self._fast.items()
+                regex is not None and subject and regex.match(subject)
+                for regex, subject in zip(self._fast, subjects, strict=True)
             )
         verdict = False
         for exclude, kind, regex in self.rules:
-            if subjects[kind] and regex.match(subjects[kind]):
+            subject = subjects[_KINDS[kind]]
+            if subject and regex.match(subject):
                 verdict = exclude
         return verdict
+
+
+_KINDS: Final = {"dir": 0, "path": 1, "name": 2}
 
 
 def _compile(pattern: str) -> tuple[str, re.Pattern[str]]:
@@ -227,7 +239,9 @@ def _size(n: int) -> str:
 
 
 class _Walk:
-    """A folder, walked with symlinks judged and folders followed safely."""
+    """A folder, walked with symlinks judged and folders followed safely. Plain entries take
+    the fast path (what ``scandir`` already knows, one ``stat`` per file for its size); only
+    links are resolved."""
 
     def __init__(self, root: Path, excludes: Excludes, limits: Limits) -> None:
         self.root = root
@@ -237,22 +251,34 @@ class _Walk:
 
     def run(self) -> list[SourceFile]:
         files: list[SourceFile] = []
-        root_id = _identity(self.real_root)
-        stack: list[tuple[Path, str, frozenset[tuple[int, int]]]] = [
-            (self.root, "", frozenset({root_id}))
+        stack: list[tuple[str, str, frozenset[tuple[int, int]]]] = [
+            (str(self.root), "", frozenset({_identity(self.real_root)}))
         ]
         while stack:
             folder, prefix, ancestors = stack.pop()
             for entry in self._entries(folder, prefix):
-                rel = _utf8(prefix + entry.name, self.root)
-                found = self._visit(entry, rel, ancestors)
+                rel = prefix + entry.name
+                if not rel.isascii():
+                    _utf8(rel, self.root)
+                if entry.is_symlink():
+                    found = self._visit(Path(self._link_target(entry.path, rel)), rel, ancestors)
+                elif entry.is_dir(follow_symlinks=False):
+                    found = self._folder(
+                        entry.path, entry.stat(follow_symlinks=False), rel, ancestors
+                    )
+                elif entry.is_file(follow_symlinks=False):
+                    found = self._file(entry.path, entry.stat(follow_symlinks=False).st_size, rel)
+                else:
+                    raise BundleError(
+                        str(self.root), f"{rel} is a special file (not a regular file)"
+                    )
                 if isinstance(found, SourceFile):
                     files.append(found)
                 elif found is not None:
                     stack.append(found)
         return files
 
-    def _entries(self, folder: Path, prefix: str) -> list[os.DirEntry[str]]:
+    def _entries(self, folder: str, prefix: str) -> list[os.DirEntry[str]]:
         try:
             with os.scandir(folder) as listing:
                 return sorted(listing, key=lambda e: e.name)
@@ -263,36 +289,42 @@ class _Walk:
             ) from None
 
     def _visit(
-        self, entry: os.DirEntry[str], rel: str, ancestors: frozenset[tuple[int, int]]
-    ) -> SourceFile | tuple[Path, str, frozenset[tuple[int, int]]] | None:
-        path = Path(entry.path)
-        if entry.is_symlink():
-            path = self._link_target(path, rel)
+        self, path: Path, rel: str, ancestors: frozenset[tuple[int, int]]
+    ) -> SourceFile | tuple[str, str, frozenset[tuple[int, int]]] | None:
+        """Where a followed link leads: a folder to walk or a file to take."""
         try:
             info = path.stat()
         except OSError as exc:
             raise BundleError(str(self.root), f"{rel} cannot be read ({_os_reason(exc)})") from None
         if stat.S_ISDIR(info.st_mode):
-            if self.excludes.excluded(rel, folder=True):
-                return None
-            identity = (info.st_dev, info.st_ino)
-            if identity in ancestors:
-                raise BundleError(
-                    str(self.root), f"the symlink {rel} loops back to a folder that contains it"
-                )
-            return path, rel + "/", ancestors | {identity}
+            return self._folder(str(path), info, rel, ancestors)
         if not stat.S_ISREG(info.st_mode):
             raise BundleError(str(self.root), f"{rel} is a special file (not a regular file)")
+        return self._file(str(path), info.st_size, rel)
+
+    def _folder(
+        self, path: str, info: os.stat_result, rel: str, ancestors: frozenset[tuple[int, int]]
+    ) -> tuple[str, str, frozenset[tuple[int, int]]] | None:
+        if self.excludes.excluded(rel, folder=True):
+            return None
+        identity = (info.st_dev, info.st_ino)
+        if identity in ancestors:
+            raise BundleError(
+                str(self.root), f"the symlink {rel} loops back to a folder that contains it"
+            )
+        return path, rel + "/", ancestors | {identity}
+
+    def _file(self, path: str, size: int, rel: str) -> SourceFile | None:
         if self.excludes.excluded(rel):
             return None
-        self.tally.add(rel, info.st_size)
-        return SourceFile(rel, info.st_size, _opener(path, rel))
+        self.tally.add(rel, size)
+        return SourceFile(rel, size, functools.partial(_open_file, path, rel), path)  # type: ignore[arg-type]
 
-    def _link_target(self, link: Path, rel: str) -> Path:
+    def _link_target(self, link: str, rel: str) -> Path:
         """Where a symlink leads, if it may be followed: inside the bundle, resolvable, and
         not to anything the exclusions leave out."""
         try:
-            target = link.resolve(strict=True)
+            target = Path(link).resolve(strict=True)
         except (OSError, RuntimeError):
             raise BundleError(str(self.root), f"the symlink {rel} is broken or loops") from None
         if not target.is_relative_to(self.real_root):
@@ -321,17 +353,14 @@ def _utf8(rel: str, root: Path | str) -> str:
     return rel
 
 
-def _opener(path: Path, rel: str) -> Callable[[], IO[bytes]]:
-    @contextmanager
-    def opened() -> Iterator[IO[bytes]]:
-        try:
-            handle = path.open("rb")
-        except OSError as exc:
-            raise BundleError(rel, f"it cannot be read ({_os_reason(exc)})") from None
-        with handle:
-            yield handle
-
-    return opened  # type: ignore[return-value]
+@contextmanager
+def _open_file(path: str, rel: str) -> Iterator[IO[bytes]]:
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise BundleError(rel, f"it cannot be read ({_os_reason(exc)})") from None
+    with handle:
+        yield handle
 
 
 # ---------------------------------------------------------------------------------- archives
@@ -459,18 +488,58 @@ def entry_prefix(files: Sequence[SourceFile], entry: str = "index.html") -> str 
 
 def digest(files: Sequence[SourceFile]) -> Digest:
     """sha256 over each sorted path, its size and its bytes' sha256: independent of mtimes and
-    modes."""
+    modes. Files are hashed on every core (hashlib and reads release the GIL), in runs of
+    neighbours so the pool's own cost stays small."""
+    hashes = parallel(files, hash_file)
     h = hashlib.sha256()
-    for f in files:
-        h.update(entry_line(f, hash_file(f)))
+    for f, file_hash in zip(files, hashes, strict=True):
+        h.update(entry_line(f, file_hash))
     return Digest(h.hexdigest(), len(files), sum(f.size for f in files))
+
+
+T = TypeVar("T")
+WORKERS: Final = max(1, min(4, os.cpu_count() or 1))
+
+
+def parallel(files: Sequence[SourceFile], work: Callable[[SourceFile], T]) -> list[T]:
+    """``work`` over ``files`` on ``WORKERS`` threads, results in order."""
+    if WORKERS == 1 or len(files) < 64:
+        return [work(f) for f in files]
+    runs = [files[i :: WORKERS * 4] for i in range(WORKERS * 4)]
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix="mixpeek-hash") as pool:
+        done = list(pool.map(lambda run: [work(f) for f in run], runs))
+    results: list[T] = [None] * len(files)  # type: ignore[list-item]
+    for i, found in enumerate(done):
+        results[i :: WORKERS * 4] = found
+    return results
 
 
 def entry_line(f: SourceFile, file_hash: bytes) -> bytes:
     return f.rel.encode() + b"\0" + str(f.size).encode() + b"\0" + file_hash
 
 
+def read_whole(f: SourceFile) -> bytes:
+    """A small file's bytes in one read straight into one buffer: per-file Python work is what
+    thousands of small files spend their time on."""
+    if f.path is None:
+        with f.open() as handle:
+            data = handle.read()
+    else:
+        try:
+            fd = os.open(f.path, os.O_RDONLY)
+            try:
+                data = os.read(fd, f.size + 1)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise BundleError(f.rel, f"it cannot be read ({_os_reason(exc)})") from None
+    same_size(f, len(data))
+    return data
+
+
 def hash_file(f: SourceFile) -> bytes:
+    if f.size <= CHUNK:
+        return hashlib.sha256(read_whole(f)).digest()
     h = hashlib.sha256()
     read = 0
     with f.open() as handle:

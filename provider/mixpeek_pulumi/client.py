@@ -41,6 +41,7 @@ from .models import (
     DeployRequest,
     DeployResponse,
     DeployStatusResponse,
+    DownloadUrlResponse,
     Environment,
     ErrorResponse,
     PluginDeleteResponse,
@@ -267,6 +268,10 @@ class MixpeekClient:
     def get_version(self, app_id: str, version: int) -> VersionDetailResponse:
         path = f"/v1/apps/{_seg(app_id)}/versions/{int(version)}"
         return self._call("GET", path, VersionDetailResponse)
+
+    def download_version(self, app_id: str, version: int) -> DownloadUrlResponse:
+        path = f"/v1/apps/{_seg(app_id)}/versions/{int(version)}/download"
+        return self._call("GET", path, DownloadUrlResponse)
 
     def restore_version(
         self, app_id: str, version: int, environment: Environment

@@ -35,20 +35,30 @@ SYSTEM_CLOCK = SystemClock()
 
 @dataclass(frozen=True)
 class Deadline:
-    """A point on a clock by which an operation must end; ``math.inf`` seconds means none."""
+    """A point on a clock by which an operation must end; ``math.inf`` seconds means none. A
+    set ``cancel`` event (the engine asked to stop) ends it at once."""
 
     at: float
     clock: Clock = field(default=SYSTEM_CLOCK, compare=False, repr=False)
+    cancel: threading.Event | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def after(cls, seconds: float, clock: Clock = SYSTEM_CLOCK) -> Deadline:
-        return cls(clock.monotonic() + seconds, clock)
+    def after(
+        cls, seconds: float, clock: Clock = SYSTEM_CLOCK, cancel: threading.Event | None = None
+    ) -> Deadline:
+        return cls(clock.monotonic() + seconds, clock, cancel)
 
     @classmethod
     def never(cls) -> Deadline:
         return cls(math.inf)
 
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
     def remaining(self) -> float:
+        if self.cancelled:
+            return 0.0
         return max(0.0, self.at - self.clock.monotonic())
 
     @property
@@ -64,4 +74,4 @@ class Deadline:
         if seconds is None:
             return self
         other = self.clock.monotonic() + seconds
-        return self if self.at <= other else Deadline(other, self.clock)
+        return self if self.at <= other else Deadline(other, self.clock, self.cancel)

@@ -306,6 +306,8 @@ class DeployError(MixpeekError):
         self.reason = reason
         self.headline = _sentence(headline)
         self.log_tail = [redact(line) for line in log_tail]
+        self.partial: Any = None
+        """What exists at the service so far (a state), for a front door that can keep it."""
         super().__init__(self._compose())
 
     def _compose(self) -> str:

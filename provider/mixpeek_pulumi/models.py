@@ -211,6 +211,13 @@ class VersionDetailResponse(VersionRecord):
     asset_manifest: dict[str, Any] | None = None
 
 
+class DownloadUrlResponse(Response):
+    download_url: str
+    version: int
+    asset_prefix: str
+    expires_in: int | None = 3600
+
+
 class RestoreVersionRequest(Request):
     environment: Environment = "production"
 

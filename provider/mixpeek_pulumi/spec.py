@@ -130,6 +130,11 @@ class State(BaseModel):
     def to_outputs(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
+    @property
+    def resource_id(self) -> str:
+        """The id the engine records for the resource."""
+        raise NotImplementedError
+
     def inputs(self) -> Any:
         return self.inputs_model.model_validate(
             {k: getattr(self, k) for k in self.inputs_model.model_fields}
@@ -164,7 +169,8 @@ class AppDeployInputs(Inputs):
     include_source_files: bool = setting(False, change="none", strict=True)
     """Also send text files as ``source_files`` for the service's version diffs."""
     timeout_seconds: Seconds = setting(1800, change="none", gt=0, le=MAX_TIMEOUT_SECONDS)
-    """How long create and update wait for the deploy (one deadline for every wait and retry)."""
+    """How long create and update wait for the deploy (one deadline for every wait and retry);
+    the native provider's ``customTimeouts``, where set, take its place."""
     poll_interval_seconds: Seconds = setting(
         2, change="none", ge=MIN_POLL_SECONDS, le=MAX_POLL_SECONDS
     )
@@ -184,6 +190,9 @@ class AppDeployState(AppDeployInputs, State):
     model_config = STATE_CONFIG
     inputs_model = AppDeployInputs
 
+    bundle: str = ""
+    """The build folder or .zip deployed; empty for an imported resource until the program
+    names one."""
     deploy_id: str | None = None
     """The deploy this resource put live."""
     version: int | None = None
@@ -282,7 +291,8 @@ class PluginDeploymentInputs(Inputs):
     deployment_type: DeploymentType = setting("realtime", change="update")
     """``realtime`` or ``batch_only``. Changing it is an update (a redeploy)."""
     timeout_seconds: Seconds = setting(1800, change="none", gt=0, le=MAX_TIMEOUT_SECONDS)
-    """How long create and update wait for the rollout."""
+    """How long create and update wait for the rollout; the native provider's
+    ``customTimeouts``, where set, take its place."""
     poll_interval_seconds: Seconds = setting(
         5, change="none", ge=MIN_POLL_SECONDS, le=MAX_POLL_SECONDS
     )
@@ -298,6 +308,10 @@ class PluginDeploymentState(PluginDeploymentInputs, State):
 
     model_config = STATE_CONFIG
     inputs_model = PluginDeploymentInputs
+
+    source: str = ""
+    """The plugin folder or .zip deployed; empty for an imported resource until the program
+    names one."""
 
     plugin_id: str | None = None
     """The plugin's id, ``{name}_{version with . as _}``."""

@@ -56,7 +56,8 @@ class Poller(Generic[S]):
             try:
                 last = self.fetch()
             except TRANSIENT as exc:
-                if self.on_problem:
+                # At the deadline the refusal is only the deadline itself, which the timeout says.
+                if self.on_problem and not self.deadline.expired:
                     self.on_problem(str(exc).splitlines()[0])
             else:
                 if self.on_status:

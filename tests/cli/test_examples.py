@@ -6,19 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from mixpeek_emulator.state import State
 from scripts.pulumi_cli import Cli
 from tests.cli.conftest import example, open_stack, root_project
 from tests.emulator_fixture import EmulatorHandle
 
 pytestmark = pytest.mark.cli
-
-
-def records(emulator: EmulatorHandle) -> State:
-    """The emulator's own state (not its API's answers): what the service really holds."""
-    store = emulator.running.emulator.store
-    store.settle()
-    return store.state
 
 
 def test_app_example_up_preview_update_refresh_destroy(
@@ -33,7 +25,7 @@ def test_app_example_up_preview_update_refresh_destroy(
     assert up.ok, up.output
     assert up.summary == {"create": 3}
     out = stack.outputs()
-    state = records(emulator)
+    state = emulator.records()
     app = state.apps[app_id]
     deploy = state.deploys[out["deploy_id"]]
     assert (deploy.environment, deploy.version, deploy.settled) == ("staging", out["version"], True)
@@ -52,7 +44,7 @@ def test_app_example_up_preview_update_refresh_destroy(
     changed = stack.up()
     assert changed.ok, changed.output
     assert changed.summary == {"same": 1, "update": 2}
-    assert len(records(emulator).deploys) == 2
+    assert len(emulator.records().deploys) == 2
     second = stack.outputs()
     assert second["version"] == 2 and second["production_deploy_id"] == second["deploy_id"]
 
@@ -70,15 +62,15 @@ def test_app_example_up_preview_update_refresh_destroy(
     assert any("AppDeploy site-staging update" in line for line in preview.lines), preview.output
     assert stack.up().ok
     assert (
-        records(emulator).apps[app_id].environments["staging"]["deploy_id"] == second["deploy_id"]
+        emulator.records().apps[app_id].environments["staging"]["deploy_id"] == second["deploy_id"]
     )
-    assert len(records(emulator).deploys) == 2  # restored instantly, not rebuilt
+    assert len(emulator.records().deploys) == 2  # restored instantly, not rebuilt
 
     destroyed = stack.destroy()
     assert destroyed.ok, destroyed.output
     assert destroyed.summary == {"delete": 3}
     # on_delete defaults to "retain": both environments keep serving.
-    envs = records(emulator).apps[app_id].environments
+    envs = emulator.records().apps[app_id].environments
     assert envs["staging"]["deploy_id"] == envs["production"]["deploy_id"] == second["deploy_id"]
     assert stack.resources() == {}
 
@@ -89,12 +81,14 @@ def test_plugin_example(cli: Cli, emulator: EmulatorHandle, tmp_path: Path) -> N
     up = stack.up()
     assert up.ok, up.output
     out = stack.outputs()
-    plugin = records(emulator).plugins["ns_demo"]["text_embed_1_0_0"]
+    plugin = emulator.records().plugins["ns_demo"]["text_embed_1_0_0"]
     assert out == {"route_prefix": plugin.route_prefix, "feature_uri": plugin.feature_uri}
     assert not plugin.undeployed
     assert stack.preview(expect_no_changes=True).ok
     assert stack.destroy().ok
-    assert records(emulator).plugins["ns_demo"]["text_embed_1_0_0"].undeployed  # on_delete=undeploy
+    assert (
+        emulator.records().plugins["ns_demo"]["text_embed_1_0_0"].undeployed
+    )  # on_delete=undeploy
 
 
 def test_promotion_example_two_stacks(cli: Cli, emulator: EmulatorHandle, tmp_path: Path) -> None:
@@ -109,10 +103,10 @@ def test_promotion_example_two_stacks(cli: Cli, emulator: EmulatorHandle, tmp_pa
     assert promoted.ok, promoted.output
 
     staged, live = staging.outputs(), production.outputs()
-    app = records(emulator).apps[app_id]
+    app = emulator.records().apps[app_id]
     assert live["version"] == staged["version"] == 1
     assert app.environments["production"]["deploy_id"] == staged["deploy_id"] == live["deploy_id"]
-    assert len(records(emulator).deploys) == 1  # promoted, never rebuilt
+    assert len(emulator.records().deploys) == 1  # promoted, never rebuilt
     assert production.preview(expect_no_changes=True).ok
     assert staging.preview(expect_no_changes=True).ok
 
@@ -125,7 +119,7 @@ def test_demo_project_at_the_root(cli: Cli, emulator: EmulatorHandle, tmp_path: 
     up = stack.up()
     assert up.ok, up.output
     out = stack.outputs()
-    state = records(emulator)
+    state = emulator.records()
     assert state.apps[app_id].environments["production"]["deploy_id"] == out["deploy_id"]
     assert out["route_prefix"] == state.plugins["ns_demo"]["text_embed_1_0_0"].route_prefix
     assert stack.preview(expect_no_changes=True).ok

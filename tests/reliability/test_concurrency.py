@@ -34,3 +34,22 @@ def test_twenty_app_deploys(stack: Stack, tmp_path: Path) -> None:
     assert stack.emulator.count("POST", "/v1/apps/*/deploy") == 20
     again = run_program(stack.engine, program).steps
     assert sorted(again) == [("same", f"site{i:02d}") for i in range(20)]
+
+
+def test_deploys_wait_side_by_side_not_four_at_a_time(stack: Stack, tmp_path: Path) -> None:
+    """The SDK's provider host serves 4 calls at once; ours widens it, so the service sees
+    more than 4 of one program's builds running together (read from its own records)."""
+    stack.emulator.timing(build_seconds=3.0)
+    apps = [stack.emulator.create_app(f"wide-{i:02d}") for i in range(12)]
+    bundle = write_tree(tmp_path / "dist", site())
+
+    def program() -> None:
+        for i, app_id in enumerate(apps):
+            AppDeploy(f"w{i:02d}", app_id=app_id, bundle=str(bundle), poll_interval_seconds=0.5)
+
+    run_program(stack.engine, program)
+    deploys = list(stack.emulator.running.emulator.store.state.deploys.values())
+    spans = [(d.queued_at, d.done_at) for d in deploys]
+    overlap = max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
+    assert len(deploys) == 12
+    assert overlap > 4, f"at most {overlap} builds ran at once"

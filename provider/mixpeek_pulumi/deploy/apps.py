@@ -8,6 +8,7 @@ polling, rolls back a failed smoke test, and returns the new state.
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -34,12 +35,13 @@ from ..models import DEPLOY_TERMINAL, AppResponse, DeployRequest, DeployStatusRe
 from ..spec import AppDeployInputs, AppDeployState
 from ..waiting import Poller
 from .common import Diff, Failure, Operation, await_terminal, diff_inputs, upload_fresh
-from .environments import AppEnvironment
+from .environments import AppEnvironment, import_id
 
 DEFAULT_MESSAGE: Final = "Deployed with mixpeek-pulumi"
 MARKER_PREFIX: Final = "mixpeek-pulumi:"
 RELAXED_POLL: Final = 10.0
 BUNDLE_NAME: Final = "bundle.zip"
+UNDER_WAY: Final = ("queued", "building", "unknown")
 
 
 def marker(environment: str, digest: str) -> str:
@@ -124,13 +126,104 @@ class AppDeployer:
         if first:
             previous = served_before
         run, deploy_id = self._adopt_or_start(inputs, env, app)
-        final, tail = self._wait(run, deploy_id)
+        return self._finish(run, deploy_id, previous, served_before)
+
+    def _finish(
+        self, run: _Deploy, deploy_id: str, previous: int | None, served_before: int | None
+    ) -> AppDeployState:
+        """Wait for the deploy and judge it; at the deadline the error carries what exists."""
+        try:
+            final, tail = self._wait(run, deploy_id)
+        except DeployTimeoutError as exc:
+            exc.partial = self._partial(run, deploy_id, previous, exc.status)
+            raise
         self.journal.forget(run.key)
         if final.known_status == "failed":
             raise self._failed(run, final, tail)
-        if inputs.require_smoke_test and final.smoke_failed:
+        if run.inputs.require_smoke_test and final.smoke_failed:
             raise self._smoke_failed(run, final, tail, served_before)
         return self._state(run, final, previous)
+
+    def _partial(
+        self, run: _Deploy, deploy_id: str, previous: int | None, status: str
+    ) -> AppDeployState:
+        """The state of a deploy still under way: enough for a later run to re-attach."""
+        return AppDeployState.model_validate(
+            {
+                **run.inputs.model_dump(),
+                "bundle_sha256": run.digest,
+                "deploy_id": deploy_id,
+                "status": status,
+                "bundle_s3_key": run.s3_key,
+                "bundle_size": run.archive_size or None,
+                "file_count": run.file_count or None,
+                "previous_version": previous,
+            }
+        )
+
+    def resume(self, olds: AppDeployState, inputs: AppDeployInputs) -> AppDeployState:
+        """Re-attach to the deploy a create left under way (kept in state by the engine as a
+        partial failure), from any machine: wait for it instead of deploying again."""
+        assert olds.deploy_id is not None
+        env = AppEnvironment(self.api, inputs.app_id, inputs.environment)
+        digest = inputs.bundle_sha256 or olds.bundle_sha256 or ""
+        run = _Deploy(
+            inputs,
+            env,
+            digest,
+            marker(inputs.environment, digest),
+            (self.api.base_url, inputs.app_id, inputs.environment, digest),
+            olds.bundle_size or 0,
+            olds.file_count or 0,
+            olds.bundle_s3_key,
+        )
+        self.op.say(f"re-attaching to deploy {olds.deploy_id}, started by an earlier run")
+        return self._finish(run, olds.deploy_id, olds.previous_version, olds.previous_version)
+
+    def adopt(self, resource_id: str) -> AppDeployState | None:
+        """What ``pulumi import <app_id>/<environment>`` reads: the deploy the environment
+        serves, with the digest of its bundle so an unchanged build shows no change. None
+        when the environment serves nothing."""
+        app_id, environment = import_id(resource_id)
+        env = AppEnvironment(self.api, app_id, environment)
+        try:
+            app = env.app()
+        except NotFoundError:
+            return None
+        deploy_id = env.deploy_id(app)
+        record = env.served(app)
+        if deploy_id is None or record is None or record.version is None:
+            return None
+        status = self.api.get_deploy(app_id, deploy_id)
+        # No bundle: its path is the one input an import cannot know.
+        return AppDeployState(
+            app_id=app_id,
+            environment=env.name,
+            bundle_sha256=self._served_digest(app_id, record.version),
+            deploy_id=deploy_id,
+            version=record.version,
+            status=status.status,
+            bundle_s3_key=status.bundle_s3_key,
+            url=env.url(app),
+            smoke_test=status.smoke_test.model_dump(mode="json") if status.smoke_test else None,
+            queued_at=status.queued_at,
+            live=True,
+            deploy_message=status.message,
+            previous_version=None,
+        )
+
+    def _served_digest(self, app_id: str, version: int) -> str | None:
+        """The content digest of a version's bundle, from the copy the service keeps."""
+        link = self.api.download_version(app_id, version)
+        with tempfile.TemporaryFile(prefix="mixpeek-import-") as handle:
+            try:
+                self.api.download(link.download_url, handle, max_bytes=bundles.APP_LIMITS.max_bytes)
+                files = bundles.collect_archive(
+                    handle, "the service's copy", bundles.Excludes(), bundles.APP_LIMITS
+                )
+                return bundles.digest(files).sha256
+            except (MixpeekError, OSError):
+                return None
 
     # ----------------------------------------------------------------------- the steps
 
@@ -249,7 +342,7 @@ class AppDeployer:
             lambda _last: DeployTimeoutError(
                 f"{self.op.who}: the deploy request to {inputs.environment} of app "
                 f"{inputs.app_id} lost its answer ({first}) and no deploy of this bundle went "
-                f"live within timeout_seconds={inputs.timeout_seconds:g}",
+                f"live within {self.op.timeout_name}",
                 resource=self.op.name,
                 deploy_id="unknown",
                 status="unknown",
@@ -297,8 +390,8 @@ class AppDeployer:
         status = last.status if last is not None else "unknown"
         return DeployTimeoutError(
             f"{self.op.who}: deploy {deploy_id} to {inputs.environment} of app {inputs.app_id} "
-            f"did not finish within timeout_seconds={inputs.timeout_seconds:g} (last status "
-            f"{status}); the next `pulumi up` re-attaches to it instead of deploying again",
+            f"{self.op.why_stopped()} (last status {status}); the next `pulumi up` re-attaches to it instead of "
+            "deploying again",
             resource=self.op.name,
             deploy_id=deploy_id,
             status=status,
@@ -374,10 +467,12 @@ class AppDeployer:
         )
 
     def update(self, olds: AppDeployState, inputs: AppDeployInputs) -> AppDeployState:
-        """Settings alone are recorded; drift with the same content is repaired by a restore;
-        new content is a new deploy."""
+        """A deploy a create left under way is re-attached; settings alone are recorded; drift
+        with the same content is repaired by a restore; new content is a new deploy."""
         settings = inputs.model_dump(exclude={"bundle_sha256"})
         same_content = olds.bundle_sha256 == inputs.bundle_sha256
+        if same_content and olds.deploy_id and olds.status in UNDER_WAY:
+            return self.resume(olds, inputs)
         if same_content and olds.live is not False:
             return olds.model_copy(update=settings)
         if same_content:

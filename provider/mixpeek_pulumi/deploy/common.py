@@ -29,6 +29,8 @@ class Operation:
     name: str
     sink: LogSink
     deadline: Deadline = field(default_factory=Deadline.never)
+    timeout_name: str = "the timeout"
+    """How the deadline is named in messages: ``timeout_seconds=1800`` or the engine's own."""
 
     @property
     def who(self) -> str:
@@ -36,6 +38,12 @@ class Operation:
 
     def say(self, line: str) -> None:
         self.sink(redact(line))
+
+    def why_stopped(self) -> str:
+        """How a wait that ended early ended: the engine interrupted it, or the deadline passed."""
+        if self.deadline.cancelled:
+            return "was interrupted before it finished"
+        return f"did not finish within {self.timeout_name}"
 
 
 @dataclass(frozen=True)
@@ -148,3 +156,18 @@ def validate_inputs(
 def _reason(message: str) -> str:
     text = message.removeprefix("Value error, ")
     return text if text.endswith(".") else text + "."
+
+
+def split_unknowns(
+    props: Mapping[str, Any], is_unknown: Callable[[Any], bool]
+) -> tuple[dict[str, Any], set[str]]:
+    """The known inputs, and the names of those a preview does not know yet (a value, or an
+    item of a list, that ``is_unknown``: each front door has its own stand-in for them)."""
+
+    def unknown(value: Any) -> bool:
+        if isinstance(value, list | tuple):
+            return any(unknown(v) for v in value)
+        return is_unknown(value)
+
+    names = {k for k, v in props.items() if unknown(v)}
+    return {k: v for k, v in props.items() if k not in names}, names

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ..client import MixpeekClient
-from ..errors import NotFoundError
-from ..models import AppResponse, Environment, RestoreVersionResponse, VersionRecord
+from ..errors import MixpeekError, NotFoundError
+from ..models import ENVIRONMENTS, AppResponse, Environment, RestoreVersionResponse, VersionRecord
 from ..spec import AppDeployState, AppPromotionState
 from .common import Operation
 
@@ -91,6 +91,18 @@ class AppEnvironment:
 
     def restore(self, version: int) -> RestoreVersionResponse:
         return self.api.restore_version(self.app_id, version, self.name)
+
+
+def import_id(resource_id: str) -> tuple[str, Environment]:
+    """The app and environment an import names as ``<app_id>/<environment>``."""
+    app_id, _, environment = resource_id.partition("/")
+    for name in ENVIRONMENTS:
+        if app_id and environment == name:
+            return app_id, name
+    raise MixpeekError(
+        f"The import id {resource_id!r} names no app environment: use <app_id>/staging or "
+        "<app_id>/production."
+    )
 
 
 def refresh(api: MixpeekClient, state: St) -> St | None:

@@ -32,6 +32,7 @@ from ..errors import (
 from ..models import (
     ConfirmPluginUploadRequest,
     CreatePluginUploadRequest,
+    DeploymentType,
     PluginPresignedUrlResponse,
     PluginStatusResponse,
 )
@@ -44,6 +45,7 @@ PLUGIN_EXCLUDES: Final = ("__pycache__/", "*.pyc", ".pytest_cache/", ".venv/", "
 MAX_POLL_INTERVAL: Final = 15.0
 MAX_ARCHIVE_BYTES: Final = bundles.PLUGIN_LIMITS.max_bytes  # the API's documented limit
 TERMINAL: Final = ("DEPLOYED", "FAILED", "NOT_DEPLOYED")
+ROLLING: Final = ("QUEUED", "PENDING", "IN_PROGRESS")
 
 
 def plugin_id_for(name: str, version: str) -> str:
@@ -122,14 +124,27 @@ class PluginRollout:
 
     def create(self, inputs: PluginDeploymentInputs) -> PluginDeploymentState:
         plugin_id, digest = self._upload(inputs)
-        return self._state(inputs, self._deploy(inputs, plugin_id), digest)
+        try:
+            status = self._deploy(inputs, plugin_id)
+        except DeployTimeoutError as exc:
+            # What exists: a validated plugin whose rollout is under way, for a later re-attach.
+            exc.partial = PluginDeploymentState.model_validate(
+                {**inputs.model_dump(), "code_sha256": digest, "plugin_id": plugin_id}
+                | {"status": exc.status, "validation_status": "passed"}
+            )
+            raise
+        return self._state(inputs, status, digest)
 
     def update(
         self, olds: PluginDeploymentState, inputs: PluginDeploymentInputs
     ) -> PluginDeploymentState:
         """A new deployment type or a plugin found undeployed is a redeploy; a plugin deleted
         behind our back is uploaded again; anything else is only recorded."""
-        redeploy = olds.deployment_type != inputs.deployment_type or olds.deployed is False
+        redeploy = (
+            olds.deployment_type != inputs.deployment_type
+            or olds.deployed is False
+            or (olds.status or "").upper() in ROLLING
+        )
         if not redeploy:
             return olds.model_copy(update=inputs.model_dump(exclude={"code_sha256"}))
         plugin_id = olds.plugin_id or plugin_id_for(inputs.name, inputs.version)
@@ -156,6 +171,41 @@ class PluginRollout:
             }
         )
 
+    def adopt(self, resource_id: str) -> PluginDeploymentState | None:
+        """What ``pulumi import <namespace_id>/<plugin_id>`` reads: the plugin as it is, with the
+        digest of its code so an unchanged source shows no change."""
+        namespace, _, plugin_id = resource_id.partition("/")
+        if not namespace or not plugin_id:
+            raise MixpeekError(
+                f"The import id {resource_id!r} names no plugin: use <namespace_id>/<plugin_id>."
+            )
+        try:
+            detail = self.api.get_plugin(namespace, plugin_id, with_download_url=True)
+            status = self.api.get_plugin_status(namespace, plugin_id)
+        except NotFoundError:
+            return None
+        kind: DeploymentType = (
+            "realtime" if status.realtime_enabled or status.route_prefix else "batch_only"
+        )
+        url = detail.presigned_download_url
+        # No source: its path is the one input an import cannot know.
+        return PluginDeploymentState(
+            namespace_id=namespace,
+            name=detail.plugin.name,
+            version=detail.plugin.version,
+            description=detail.plugin.description,
+            deployment_type=kind,
+            code_sha256=self._remote_digest(url) if url else None,
+            plugin_id=plugin_id,
+            route_prefix=status.route_prefix,
+            feature_uri=status.feature_uri,
+            status=status.status,
+            deployed=deployed(status, kind),
+            realtime_enabled=status.realtime_enabled,
+            validation_status=detail.plugin.validation_status,
+            deployed_at=status.deployed_at,
+        )
+
     def remove(self, state: PluginDeploymentState) -> None:
         """``on_delete``: undeploy and wait, or also delete the plugin, or retain it."""
         if state.on_delete == "retain":
@@ -173,8 +223,8 @@ class PluginRollout:
             await_terminal(
                 poller,
                 lambda _last: DeployTimeoutError(
-                    f"{self.op.who}: plugin {plugin_id} was still deployed "
-                    f"{state.timeout_seconds:g}s after the undeploy request",
+                    f"{self.op.who}: plugin {plugin_id} was still deployed, as the wait after "
+                    f"the undeploy request {self.op.why_stopped()}",
                     resource=self.op.name,
                     deploy_id=plugin_id,
                     status="DEPLOYED",
@@ -322,8 +372,8 @@ class PluginRollout:
         final = await_terminal(
             poller,
             lambda last: DeployTimeoutError(
-                f"{self.op.who}: plugin {plugin_id} in namespace {namespace} was not deployed "
-                f"within timeout_seconds={inputs.timeout_seconds:g} (last status "
+                f"{self.op.who}: the rollout of plugin {plugin_id} in namespace {namespace} "
+                f"{self.op.why_stopped()} (last status "
                 f"{last.status if last is not None else 'unknown'})",
                 resource=self.op.name,
                 deploy_id=plugin_id,

@@ -19,12 +19,10 @@ from ..errors import (
     ResponseValidationError,
     ServerError,
 )
-from ..models import AppResponse, VersionRecord
+from ..models import ENVIRONMENTS, AppResponse, VersionRecord
 from ..spec import AppPromotionInputs, AppPromotionState
 from .common import Diff, Operation, diff_inputs
-from .environments import AppEnvironment
-
-ENVIRONMENT_NAMES = ("staging", "production")
+from .environments import AppEnvironment, import_id
 
 
 def diff(olds: AppPromotionState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
@@ -83,6 +81,27 @@ class Promoter:
             }
         )
 
+    def adopt(self, resource_id: str) -> AppPromotionState | None:
+        """What ``pulumi import <app_id>/<environment>`` reads: the version served there."""
+        app_id, environment = import_id(resource_id)
+        env = AppEnvironment(self.api, app_id, environment)
+        try:
+            app = env.app()
+        except NotFoundError:
+            return None
+        record = env.served(app)
+        if record is None or record.version is None:
+            return None
+        return AppPromotionState(
+            app_id=app_id,
+            version=record.version,
+            environment=env.name,
+            deploy_id=env.deploy_id(app),
+            asset_prefix=app.environment(environment).asset_prefix,
+            url=env.url(app),
+            live=True,
+        )
+
     def _version(self, inputs: AppPromotionInputs) -> VersionRecord:
         try:
             return self.api.get_version(inputs.app_id, inputs.version)
@@ -109,7 +128,7 @@ class Promoter:
 
     def _builder(self, app: AppResponse, record: VersionRecord) -> str | None:
         """The deploy an environment serves with this version's assets, if one does."""
-        for name in ENVIRONMENT_NAMES:
+        for name in ENVIRONMENTS:
             entry = app.environment(name)
             same_assets = record.asset_prefix and entry.asset_prefix == record.asset_prefix
             if entry.deploy_id and (same_assets or record.serves(name)):

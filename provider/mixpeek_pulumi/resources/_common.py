@@ -10,39 +10,77 @@ import dataclasses
 import functools
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, ClassVar, Final, ParamSpec, TypeVar
 
 import pulumi
-from pulumi.dynamic import CheckFailure, ConfigureRequest, DiffResult, ResourceProvider
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    ConfigureRequest,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
 from pulumi.output import Unknown
 
 from ..client import MixpeekClient
 from ..config import ProviderConfig
-from ..deadline import Deadline
-from ..deploy.common import Diff, Failure, Operation, validate_inputs
+from ..deploy.common import Diff, Failure, Operation, split_unknowns, validate_inputs
+from ..deploy.kinds import KINDS, REFRESH_SECONDS, Kind
 from ..errors import DeployError, InputError, MixpeekError, ResourceError, redact
 from ..spec import Inputs, State
 
 P = ParamSpec("P")
 R = TypeVar("R")
 # A refresh reads a few things; it never waits for a build.
-READ_TIMEOUT: Final = 300.0
+# How many create/update/read/delete calls the provider host serves at once (the SDK's own
+# host serves 4, and each create holds its call until the deploy is done).
+HOST_WORKERS: Final = 64
+HOST_VERBS: Final = ("Create", "Update", "Read", "Delete")
 
 
-def split_unknowns(props: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:
-    """The known inputs, and the names of those a preview does not know yet."""
-    unknown = {k for k, v in props.items() if _has_unknown(v)}
-    return {k: v for k, v in props.items() if k not in unknown}, unknown
+def widen_provider_host() -> bool:
+    """In the SDK's dynamic-provider host (``python -m pulumi.dynamic``), serve the long calls
+    on a pool of ``HOST_WORKERS`` threads instead of the host's 4, so that deploys wait on the
+    service side by side; the engine's ``--parallel`` is then the only bound.
+
+    It uses gRPC's per-method ``experimental_thread_pool`` on the host's servicer methods. When
+    the host or gRPC is not shaped as expected, it changes nothing and says so in one line."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is None or spec.name != "pulumi.dynamic.__main__":
+        return False  # the program's own process, or a test harness: nothing to widen
+    servicer = getattr(main, "DynamicResourceProviderServicer", None)
+    verbs = [getattr(servicer, verb, None) for verb in HOST_VERBS]
+    try:
+        from grpc import _server
+    except ImportError:
+        _server = None
+    if (
+        servicer is None
+        or not all(callable(v) for v in verbs)
+        or not hasattr(_server, "_select_thread_pool_for_behavior")
+    ):
+        print(  # noqa: T201 - the CLI shows the host's stderr under the stack
+            "mixpeek-pulumi: this Pulumi SDK's provider host is not the one expected, so it "
+            "keeps serving 4 deploys at a time",
+            file=sys.stderr,
+            flush=True,
+        )
+        return False
+    if getattr(verbs[0], "experimental_thread_pool", None) is None:
+        pool = ThreadPoolExecutor(HOST_WORKERS, thread_name_prefix="mixpeek-host")
+        for verb in verbs:
+            verb.experimental_thread_pool = pool  # type: ignore[union-attr]
+    return True
 
 
-def _has_unknown(value: Any) -> bool:
-    if isinstance(value, Unknown):
-        return True
-    if isinstance(value, list | tuple):
-        return any(_has_unknown(v) for v in value)
-    return False
+widen_provider_host()
 
 
 def check_failures(failures: Sequence[Failure]) -> list[CheckFailure]:
@@ -88,7 +126,9 @@ def named_errors(method: Callable[P, R]) -> Callable[P, R]:
 
 
 class MixpeekProvider(ResourceProvider):
-    """The base of the Mixpeek providers; pickles to its class and nothing else."""
+    """The base of the Mixpeek providers; pickles to its class and nothing else. Each verb
+    parses typed inputs or state, makes one call into the deploy layer's table of steps for
+    its kind, and returns the typed state as outputs."""
 
     kind: ClassVar[str] = "Mixpeek"
     # Nothing secret is captured (see __getstate__), so the pickle need not be encrypted.
@@ -110,19 +150,59 @@ class MixpeekProvider(ResourceProvider):
             self._config = config
         return config
 
+    @property
+    def steps(self) -> Kind:
+        return KINDS[self.kind]
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        known, unknown = split_unknowns(news, lambda v: isinstance(v, Unknown))
+        computed, failures = self.steps.check(olds, known, unknown)
+        checked = {k: v for k, v in news.items() if k not in computed} | computed
+        for key in self.steps.state.output_keys():
+            if key in self.steps.inputs.model_fields and key not in computed:
+                checked.pop(key, None)  # a value only check may compute
+        return CheckResult(checked, check_failures(failures))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        known, unknown = split_unknowns(news, lambda v: isinstance(v, Unknown))
+        return diff_result(self.steps.diff(self.steps.state.load(olds), known, unknown))
+
+    @named_errors
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        inputs = self.steps.inputs.parse(props)
+        with self.session(inputs) as (api, op):
+            state = self.steps.create(api, op, inputs)
+        return CreateResult(state.resource_id, state.to_outputs())
+
+    @named_errors
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        inputs = self.steps.inputs.parse(news)
+        with self.session(inputs) as (api, op):
+            state = self.steps.update(api, op, self.steps.state.load(olds), inputs)
+        return UpdateResult(state.to_outputs())
+
+    @named_errors
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        state = self.steps.state.load(props)
+        with self.session(state, seconds=REFRESH_SECONDS, name=id_) as (api, op):
+            now = self.steps.read(api, op, state)
+        return ReadResult(None, {}) if now is None else ReadResult(id_, now.to_outputs())
+
+    @named_errors
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        state = self.steps.state.load(props)
+        with self.session(state, name=id_) as (api, op):
+            self.steps.delete(api, op, state)
+
     @contextmanager
     def session(
-        self, subject: Inputs, *, timeout: float | None = None, name: str = ""
+        self, subject: Inputs | State, *, seconds: float | None = None, name: str = ""
     ) -> Iterator[tuple[MixpeekClient, Operation]]:
-        """A client and the operation's context for ``subject`` (inputs or state), both bound
-        to one deadline: ``timeout``, else the resource's ``timeout_seconds``."""
-        declared: float = getattr(subject, "timeout_seconds", READ_TIMEOUT)
-        seconds = timeout if timeout is not None else declared
-        who = subject.resource_name or name
-        op = Operation(self.kind, who, echo(self.kind, who), Deadline.after(seconds))
-        cfg = self.config().with_base_url(subject.base_url)
-        with MixpeekClient.from_config(cfg, log=op.say, deadline=op.deadline) as api:
-            yield api, op
+        who = getattr(subject, "resource_name", "") or name
+        with self.steps.session(
+            self.config(), subject, echo(self.kind, who), seconds=seconds, name=name
+        ) as session:
+            yield session
 
 
 def resource_props(

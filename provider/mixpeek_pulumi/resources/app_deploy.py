@@ -10,71 +10,20 @@ from typing import Any
 
 import pulumi
 from pulumi.dynamic import (
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    ReadResult,
     Resource,
-    UpdateResult,
 )
 
-from ..deploy import apps
-from ..deploy.common import validate_inputs
-from ..deploy.environments import refresh, roll_back
-from ..spec import AppDeployInputs, AppDeployState
+from ..spec import AppDeployState
 from ._common import (
-    READ_TIMEOUT,
     MixpeekProvider,
-    check_failures,
-    diff_result,
-    named_errors,
     resource_props,
-    split_unknowns,
 )
 
 
 class AppDeployProvider(MixpeekProvider):
-    """Creates, updates, refreshes and deletes AppDeploy resources."""
+    """Creates, updates, refreshes and deletes AppDeploy resources (``deploy.kinds``)."""
 
     kind = "AppDeploy"
-
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        known, unknown = split_unknowns(news)
-        inputs, failures = validate_inputs(AppDeployInputs, known, unknown)
-        computed, more = apps.check(inputs, unknown)
-        checked = {k: v for k, v in news.items() if k != "bundle_sha256"} | computed
-        return CheckResult(checked, check_failures(failures + more))
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        known, unknown = split_unknowns(news)
-        return diff_result(apps.diff(AppDeployState.load(olds), known, unknown))
-
-    @named_errors
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        inputs = AppDeployInputs.parse(props)
-        with self.session(inputs) as (api, op):
-            state = apps.AppDeployer(api, op).deploy(inputs, previous=None, first=True)
-        return CreateResult(state.resource_id, state.to_outputs())
-
-    @named_errors
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        inputs = AppDeployInputs.parse(news)
-        with self.session(inputs) as (api, op):
-            state = apps.AppDeployer(api, op).update(AppDeployState.load(olds), inputs)
-        return UpdateResult(state.to_outputs())
-
-    @named_errors
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        state = AppDeployState.load(props)
-        with self.session(state, timeout=READ_TIMEOUT, name=id_) as (api, _):
-            now = refresh(api, state)
-        return ReadResult(None, {}) if now is None else ReadResult(id_, now.to_outputs())
-
-    @named_errors
-    def delete(self, id_: str, props: dict[str, Any]) -> None:
-        state = AppDeployState.load(props)
-        with self.session(state, name=id_) as (api, op):
-            roll_back(api, op, state, "deploy")
 
 
 @dataclass(frozen=True, kw_only=True)

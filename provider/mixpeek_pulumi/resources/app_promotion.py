@@ -10,69 +10,20 @@ from typing import Any
 
 import pulumi
 from pulumi.dynamic import (
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    ReadResult,
     Resource,
-    UpdateResult,
 )
 
-from ..deploy import promotions
-from ..deploy.common import validate_inputs
-from ..deploy.environments import refresh, roll_back
-from ..spec import AppPromotionInputs, AppPromotionState
+from ..spec import AppPromotionState
 from ._common import (
-    READ_TIMEOUT,
     MixpeekProvider,
-    check_failures,
-    diff_result,
-    named_errors,
     resource_props,
-    split_unknowns,
 )
 
 
 class AppPromotionProvider(MixpeekProvider):
-    """Creates, updates, refreshes and deletes AppPromotion resources."""
+    """Creates, updates, refreshes and deletes AppPromotion resources (``deploy.kinds``)."""
 
     kind = "AppPromotion"
-
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        known, unknown = split_unknowns(news)
-        _, failures = validate_inputs(AppPromotionInputs, known, unknown)
-        return CheckResult(news, check_failures(failures))
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        known, unknown = split_unknowns(news)
-        return diff_result(promotions.diff(AppPromotionState.load(olds), known, unknown))
-
-    @named_errors
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        inputs = AppPromotionInputs.parse(props)
-        with self.session(inputs) as (api, op):
-            state = promotions.Promoter(api, op).promote(inputs, previous=None, first=True)
-        return CreateResult(state.resource_id, state.to_outputs())
-
-    @named_errors
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        inputs = AppPromotionInputs.parse(news)
-        with self.session(inputs) as (api, op):
-            state = promotions.Promoter(api, op).update(AppPromotionState.load(olds), inputs)
-        return UpdateResult(state.to_outputs())
-
-    @named_errors
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        state = AppPromotionState.load(props)
-        with self.session(state, timeout=READ_TIMEOUT, name=id_) as (api, _):
-            now = refresh(api, state)
-        return ReadResult(None, {}) if now is None else ReadResult(id_, now.to_outputs())
-
-    @named_errors
-    def delete(self, id_: str, props: dict[str, Any]) -> None:
-        state = AppPromotionState.load(props)
-        with self.session(state, name=id_) as (api, op):
-            roll_back(api, op, state, "promotion")
 
 
 @dataclass(frozen=True, kw_only=True)

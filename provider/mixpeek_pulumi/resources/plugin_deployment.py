@@ -10,70 +10,20 @@ from typing import Any
 
 import pulumi
 from pulumi.dynamic import (
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    ReadResult,
     Resource,
-    UpdateResult,
 )
 
-from ..deploy import plugins
-from ..deploy.common import validate_inputs
-from ..spec import PluginDeploymentInputs, PluginDeploymentState
+from ..spec import PluginDeploymentState
 from ._common import (
-    READ_TIMEOUT,
     MixpeekProvider,
-    check_failures,
-    diff_result,
-    named_errors,
     resource_props,
-    split_unknowns,
 )
 
 
 class PluginDeploymentProvider(MixpeekProvider):
-    """Creates, updates, refreshes and deletes PluginDeployment resources."""
+    """Creates, updates, refreshes and deletes PluginDeployment resources (``deploy.kinds``)."""
 
     kind = "PluginDeployment"
-
-    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        known, unknown = split_unknowns(news)
-        inputs, failures = validate_inputs(PluginDeploymentInputs, known, unknown)
-        computed, more = plugins.check(inputs, unknown, olds)
-        checked = {k: v for k, v in news.items() if k != "code_sha256"} | computed
-        return CheckResult(checked, check_failures(failures + more))
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        known, unknown = split_unknowns(news)
-        return diff_result(plugins.diff(PluginDeploymentState.load(olds), known, unknown))
-
-    @named_errors
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        inputs = PluginDeploymentInputs.parse(props)
-        with self.session(inputs) as (api, op):
-            state = plugins.PluginRollout(api, op).create(inputs)
-        return CreateResult(state.resource_id, state.to_outputs())
-
-    @named_errors
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        inputs = PluginDeploymentInputs.parse(news)
-        with self.session(inputs) as (api, op):
-            state = plugins.PluginRollout(api, op).update(PluginDeploymentState.load(olds), inputs)
-        return UpdateResult(state.to_outputs())
-
-    @named_errors
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        state = PluginDeploymentState.load(props)
-        with self.session(state, timeout=READ_TIMEOUT, name=id_) as (api, op):
-            now = plugins.PluginRollout(api, op).read(state)
-        return ReadResult(None, {}) if now is None else ReadResult(id_, now.to_outputs())
-
-    @named_errors
-    def delete(self, id_: str, props: dict[str, Any]) -> None:
-        state = PluginDeploymentState.load(props)
-        with self.session(state, name=id_) as (api, op):
-            plugins.PluginRollout(api, op).remove(state)
 
 
 @dataclass(frozen=True, kw_only=True)
