@@ -8,14 +8,16 @@ STAMP := $(VENV)/.installed
 SDK_APPS := 1.3.783
 SDK_PLUGINS := 0.81.1
 
-.PHONY: setup test lint typecheck pytest pulumi demo emulator bench reliability clean
+.PHONY: setup test lint typecheck pytest pulumi node sdks demo emulator bench reliability clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sdk/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The native provider's generated Python SDK (pulumi_mixpeek), as its users install it.
+	$(BIN)/python -m pip install --quiet -e ./sdk/python
 	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/sdks/mixpeek-$(SDK_APPS) mixpeek==$(SDK_APPS)
 	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/sdks/mixpeek-$(SDK_PLUGINS) mixpeek==$(SDK_PLUGINS)
 	touch $(STAMP)
@@ -25,6 +27,11 @@ $(STAMP): pyproject.toml
 pulumi:
 	$(PYTHON) scripts/pulumi_cli.py
 
+# The native provider's schema (from the typed models) and its generated Python and Node.js
+# SDKs under sdk/, through tools/pulumi-gen-sdk (Pulumi's SDK generators, built with Go).
+sdks: $(STAMP)
+	$(BIN)/python -m scripts.gen_sdk
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -32,7 +39,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) pulumi
+# @pulumi/pulumi and TypeScript from the npm registry into .venv/node (tools/nodejs's lock), for
+# the native provider's TypeScript example; says why not where Node.js is missing.
+node: $(STAMP)
+	$(BIN)/python -m scripts.node_toolchain
+
+pytest: $(STAMP) pulumi node
 	$(BIN)/pytest
 
 test: lint typecheck pytest

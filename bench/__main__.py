@@ -615,7 +615,10 @@ def scale(tmp: Path) -> None:
     say()
     say("One AppDeploy alone, then 20 in one program (2 s builds), in this run. Goal: 20 within")
     say("1.5x the time of one. The SDK's provider host serves 4 calls at once, and each create")
-    say("holds its call until the deploy is done, so without widening 20 take 5 rounds.")
+    say("holds its call until the deploy is done, so without widening 20 take 5 rounds. The")
+    say(
+        "native provider (a Pulumi YAML program of 20 `mixpeek:index:AppDeploy`) has no such bound."
+    )
     say()
     say("| through | one deploy | 20 deploys | 20 / one |")
     say("| --- | --- | --- | --- |")
@@ -626,12 +629,18 @@ def scale(tmp: Path) -> None:
                 continue
             one, twenty = host_run(emu, tmp, python)
             say(f"| {label} | {one:.2f} s | {twenty:.2f} s | **{twenty / one:.2f}** |")
-        cli = cli_run(emu, tmp)
-        if cli is not None:
+        for label, native in (("dynamic resources", False), ("native provider", True)):
+            through = f"the real Pulumi CLI, {label} (`--parallel 32`)"
+            try:
+                cli = cli_run(emu, tmp, native=native)
+            except RuntimeError as exc:
+                say(f"| {through} | failed: {exc} | | |")
+                continue
+            if cli is None:
+                say(f"| {through} | no CLI here (`make pulumi` says why) | | |")
+                continue
             one, twenty = cli
-            say(
-                f"| the real Pulumi CLI (`--parallel 32`) | {one:.2f} s | {twenty:.2f} s | **{twenty / one:.2f}** |"
-            )
+            say(f"| {through} | {one:.2f} s | {twenty:.2f} s | **{twenty / one:.2f}** |")
     say()
 
 
@@ -706,36 +715,50 @@ for i, app_id in enumerate(config.require("apps").split(",")):
 """
 
 
-def cli_run(emu: Emulator, tmp: Path) -> tuple[float, float] | None:
+def native_program(count: int, apps: list[str], bundle: Path) -> str:
+    """A Pulumi YAML program of ``count`` native AppDeploys (YAML has no loops: written out)."""
+    lines = [f"name: native{count}", "runtime: yaml", "resources:"]
+    for i, app_id in enumerate(apps):
+        lines += [f"  s{i}:", "    type: mixpeek:index:AppDeploy", "    properties:"]
+        lines += [f"      appId: {app_id}", f"      bundle: {bundle}"]
+    return "\n".join(lines) + "\n"
+
+
+def cli_run(emu: Emulator, tmp: Path, *, native: bool) -> tuple[float, float] | None:
+    from mixpeek_pulumi import __version__
     from scripts.pulumi_cli import locate
     from scripts.pulumi_stack import CliStack
 
     cli = locate()
     if cli is None:
-        say("| the real Pulumi CLI | not available here (`make pulumi` says why) | | |")
         return None
-    folder = site(tmp / "scale-cli-site")
+    kind = "native" if native else "dynamic"
+    folder = site(tmp / f"scale-{kind}-site")
     times = []
     for count in (1, 20):
-        project = tmp / f"scale-cli-{count}"
+        project = tmp / f"scale-{kind}-{count}"
         project.mkdir()
-        (project / "Pulumi.yaml").write_text(
-            f"name: scale{count}\nruntime:\n  name: python\n  options:\n    virtualenv: {sys.prefix}\n"
-        )
-        (project / "__main__.py").write_text(SCALE_PROGRAM)
-        stack = CliStack(cli, project, "bench", backend=tmp / "cli-backend", passphrase="bench")
+        apps = [emu.app(f"{kind}-{count}-{i}") for i in range(count)]
+        if native:
+            (project / "Pulumi.yaml").write_text(native_program(count, apps, folder))
+        else:
+            (project / "Pulumi.yaml").write_text(
+                f"name: scale{count}\nruntime:\n  name: python\n  options:\n    virtualenv: {sys.prefix}\n"
+            )
+            (project / "__main__.py").write_text(SCALE_PROGRAM)
+        stack = CliStack(cli, project, "bench", backend=tmp / f"{kind}-backend", passphrase="bench")
+        if native:
+            plugin = Path(sys.executable).parent / "pulumi-resource-mixpeek"
+            stack.install_plugin("resource", "mixpeek", __version__, plugin)
         stack.set_config("mixpeek:baseUrl", emu.url)
         stack.set_config("mixpeek:apiKey", KEY, secret=True)
-        stack.set_config("apps", ",".join(emu.app(f"cli-{count}-{i}") for i in range(count)))
+        stack.set_config("apps", ",".join(apps))
         stack.set_config("bundle", str(folder))
         start = time.perf_counter()
         up = stack.up(parallel=32)
         times.append(time.perf_counter() - start)
         if not up.ok:
-            say(
-                f"| the real Pulumi CLI | failed: {up.lines[-1] if up.lines else 'no output'} | | |"
-            )
-            return None
+            raise RuntimeError(up.lines[-1] if up.lines else "no output")
     return times[0], times[1]
 
 

@@ -1,10 +1,11 @@
 """One Pulumi stack driven through the real CLI: the runner `make demo` and the CLI tests share.
 
 `up` and `preview` run the program the way the CLI can here: as `pulumi up` of the project folder
-when the Python language host sits beside the CLI, and otherwise as an inline program served
-from this process through the Automation API (which needs no language host). Everything else
-(`config set`, `refresh`, `destroy`, `stack export`, `stack output`) is the plain `pulumi`
-command run in the project folder, as a user types it. State lives in a local file backend.
+when its language host sits beside the CLI (always so for Pulumi YAML), and otherwise, for Python
+and Node.js programs, as an inline program served from a child process through the Automation API
+(which needs no language host). Everything else (`config set`, `refresh`, `destroy`, `import`,
+`stack export`, `stack output`, `plugin install`) is the plain `pulumi` command run in the project
+folder, as a user types it. State lives in a local file backend.
 """
 
 from __future__ import annotations
@@ -58,10 +59,11 @@ class CliStack:
         self.work_dir = work_dir
         self.stack = stack
         self.echo = echo
-        python = _manifest_value(work_dir, "runtime") in ("python", "")
-        self.program = program or (_main_of(work_dir) if python else work_dir / "Pulumi.yaml")
-        # Only Python programs need the language host the Go proxy does not serve.
-        self.inline = python and not cli.has("pulumi-language-python")
+        self.runtime = _manifest_value(work_dir, "runtime") or "python"
+        self.program = program or _program_of(work_dir, self.runtime)
+        # Python and Node.js programs need a language host the Go proxy does not serve; YAML's
+        # is built with the CLI.
+        self.inline = self.runtime in INLINE and not cli.has(f"pulumi-language-{self.runtime}")
         backend.mkdir(parents=True, exist_ok=True)
         self.env = {
             **os.environ,
@@ -182,7 +184,7 @@ class CliStack:
         """The program served by a child Python process through the Automation API, as the
         language host would serve it from its own process; its CLI output is streamed back."""
         result = CliResult(verb, ok=False)
-        command = [sys.executable, "-m", "scripts.pulumi_stack", verb, str(self.work_dir)]
+        command = [*INLINE[self.runtime], verb, str(self.work_dir)]
         command += [self.stack, str(self.program), str(self.cli.root)]
         if expect_no_changes:
             command.append("--expect-no-changes")
@@ -208,9 +210,22 @@ class CliStack:
         return result
 
 
-def _main_of(work_dir: Path) -> Path:
-    """The program file: Pulumi.yaml's ``main:`` folder (or the project folder) + __main__.py."""
-    return (work_dir / _manifest_value(work_dir, "main") / "__main__.py").resolve()
+INLINE = {
+    "python": [sys.executable, "-m", "scripts.pulumi_stack"],
+    "nodejs": ["node", str(ROOT / "scripts" / "pulumi_inline.js")],
+}
+"""How each runtime's program is served inline: this module's ``serve_inline``, or its Node.js
+twin (which finds ``@pulumi/pulumi`` through NODE_PATH)."""
+
+
+def _program_of(work_dir: Path, runtime: str) -> Path:
+    """The program file: for Python, Pulumi.yaml's ``main:`` folder (or the project folder) +
+    __main__.py; for Node.js, the compiled ``bin/index.js``; else Pulumi.yaml itself."""
+    if runtime == "python":
+        return (work_dir / _manifest_value(work_dir, "main") / "__main__.py").resolve()
+    if runtime == "nodejs":
+        return (work_dir / "bin" / "index.js").resolve()
+    return work_dir / "Pulumi.yaml"
 
 
 def _manifest_value(work_dir: Path, key: str) -> str:

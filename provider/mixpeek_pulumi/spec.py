@@ -115,6 +115,9 @@ class State(BaseModel):
 
     model_config = STATE_CONFIG
     inputs_model: ClassVar[type[Inputs]]
+    guaranteed: ClassVar[tuple[str, ...]] = ()
+    """Outputs every successful create and update sets (typed as never absent in the SDKs);
+    the rest may be null (a batch-only plugin has no route, an import knows no bundle path)."""
 
     @classmethod
     def load(cls: type[S], props: Mapping[str, Any]) -> S:
@@ -189,6 +192,7 @@ class AppDeployState(AppDeployInputs, State):
 
     model_config = STATE_CONFIG
     inputs_model = AppDeployInputs
+    guaranteed = ("bundle_sha256", "deploy_id", "version", "status", "url", "live")
 
     bundle: str = ""
     """The build folder or .zip deployed; empty for an imported resource until the program
@@ -250,6 +254,7 @@ class AppPromotionState(AppPromotionInputs, State):
 
     model_config = STATE_CONFIG
     inputs_model = AppPromotionInputs
+    guaranteed = ("deploy_id", "url", "live")
 
     deploy_id: str | None = None
     """The deploy the environment serves after the restore."""
@@ -308,6 +313,7 @@ class PluginDeploymentState(PluginDeploymentInputs, State):
 
     model_config = STATE_CONFIG
     inputs_model = PluginDeploymentInputs
+    guaranteed = ("code_sha256", "plugin_id", "feature_uri", "status", "deployed")
 
     source: str = ""
     """The plugin folder or .zip deployed; empty for an imported resource until the program

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import pulumi_cli
+from mixpeek_pulumi import __version__
+from scripts import node_toolchain, pulumi_cli
 from scripts.pulumi_cli import Cli
 from scripts.pulumi_stack import CliStack
 from tests.emulator_fixture import EmulatorHandle
@@ -31,7 +32,18 @@ def cli() -> Cli:
     pytest.skip("There is no Pulumi CLI and no Go to build one (`make pulumi` says why).")
 
 
-IGNORED = shutil.ignore_patterns("Pulumi.*.yaml", "__pycache__")
+@pytest.fixture(scope="session")
+def node_modules() -> Path:
+    """@pulumi/pulumi and TypeScript from npm (`make node`), for the TypeScript example."""
+    found, why = node_toolchain.ensure()
+    if found is not None:
+        return found
+    if shutil.which("npm") is not None:
+        pytest.fail(f"npm is installed but {why}")
+    pytest.skip(why)
+
+
+IGNORED = shutil.ignore_patterns("Pulumi.*.yaml", "__pycache__", "node_modules", "bin")
 
 
 def point_virtualenv(manifest: Path) -> None:
@@ -71,6 +83,19 @@ def open_stack(
     )
     s.set_config("mixpeek:baseUrl", emulator.url)
     s.set_config("mixpeek:apiKey", emulator.api_key, secret=True)
+    return s
+
+
+NATIVE_PLUGIN = Path(sys.executable).parent / "pulumi-resource-mixpeek"
+
+
+def open_native_stack(
+    cli: Cli, emulator: EmulatorHandle, work_dir: Path, tmp_path: Path, stack: str = "dev"
+) -> CliStack:
+    """``open_stack`` with the native provider installed the way the README says, from the
+    console script this checkout's virtualenv has."""
+    s = open_stack(cli, emulator, work_dir, tmp_path, stack)
+    s.install_plugin("resource", "mixpeek", __version__, NATIVE_PLUGIN)
     return s
 
 

@@ -13,7 +13,7 @@ from mixpeek_pulumi import AppDeploy, AppPromotion, PluginDeployment
 from mixpeek_pulumi.resources.app_deploy import AppDeployProvider
 from mixpeek_pulumi.spec import AppDeployState, AppPromotionState, PluginDeploymentState, State
 from tests.engine import Stack, run_program, strip_secrets
-from tests.sites import site, write_tree
+from tests.sites import plugin, site, write_tree
 
 
 def test_provider_pickles_by_reference_without_config(stack: Stack, tmp_path: Path) -> None:
@@ -57,3 +57,31 @@ def test_declared_outputs_are_the_state_models(resource: type, state: type[State
     annotated = set(resource.__annotations__)
     assert set(state.output_keys()) <= annotated, set(state.output_keys()) - annotated
     assert annotated <= set(state.model_fields), annotated - set(state.model_fields)
+
+
+def test_every_guaranteed_output_is_set_after_create(stack: Stack, tmp_path: Path) -> None:
+    """What the schema types as never absent (``State.guaranteed``) is set by a real create of
+    each resource, so `staging.version` can feed a promotion in a typed SDK."""
+    app_id = stack.emulator.create_app("guaranteed-site")
+    bundle = write_tree(tmp_path / "dist", site())
+    source = write_tree(tmp_path / "plugin", plugin())
+
+    def program() -> None:
+        staging = AppDeploy("site", app_id=app_id, bundle=str(bundle), environment="staging")
+        promoted = AppPromotion(
+            "prod", app_id=app_id, version=staging.version, source_deploy_id=staging.deploy_id
+        )
+        embed = PluginDeployment(
+            "embed", namespace_id="ns_g", name="text_embed", version="1.0.0", source=str(source)
+        )
+        for name, resource, state in (
+            ("site", staging, AppDeployState),
+            ("prod", promoted, AppPromotionState),
+            ("embed", embed, PluginDeploymentState),
+        ):
+            for key in state.guaranteed:
+                pulumi.export(f"{name}.{key}", getattr(resource, key))
+
+    outputs = run_program(stack.engine, program).outputs
+    assert len(outputs) == 14
+    assert {k: v for k, v in outputs.items() if v is None} == {}

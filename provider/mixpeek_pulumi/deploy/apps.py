@@ -35,7 +35,7 @@ from ..models import DEPLOY_TERMINAL, AppResponse, DeployRequest, DeployStatusRe
 from ..spec import AppDeployInputs, AppDeployState
 from ..waiting import Poller
 from .common import Diff, Failure, Operation, await_terminal, diff_inputs, upload_fresh
-from .environments import AppEnvironment, import_id
+from .environments import AppEnvironment, imported
 
 DEFAULT_MESSAGE: Final = "Deployed with mixpeek-pulumi"
 MARKER_PREFIX: Final = "mixpeek-pulumi:"
@@ -167,29 +167,36 @@ class AppDeployer:
         assert olds.deploy_id is not None
         env = AppEnvironment(self.api, inputs.app_id, inputs.environment)
         digest = inputs.bundle_sha256 or olds.bundle_sha256 or ""
-        run = _Deploy(
-            inputs,
-            env,
-            digest,
-            marker(inputs.environment, digest),
-            (self.api.base_url, inputs.app_id, inputs.environment, digest),
-            olds.bundle_size or 0,
-            olds.file_count or 0,
-            olds.bundle_s3_key,
+        run = self._attempt(
+            inputs, env, digest, olds.bundle_size or 0, olds.file_count or 0, olds.bundle_s3_key
         )
         self.op.say(f"re-attaching to deploy {olds.deploy_id}, started by an earlier run")
         return self._finish(run, olds.deploy_id, olds.previous_version, olds.previous_version)
+
+    def _attempt(
+        self,
+        inputs: AppDeployInputs,
+        env: AppEnvironment,
+        digest: str,
+        size: int,
+        count: int,
+        s3_key: str | None = None,
+    ) -> _Deploy:
+        """One deploy of ``digest``: its tag for the deploy message and its journal key."""
+        key = (self.api.base_url, inputs.app_id, inputs.environment, digest)
+        return _Deploy(
+            inputs, env, digest, marker(inputs.environment, digest), key, size, count, s3_key
+        )
 
     def adopt(self, resource_id: str) -> AppDeployState | None:
         """What ``pulumi import <app_id>/<environment>`` reads: the deploy the environment
         serves, with the digest of its bundle so an unchanged build shows no change. None
         when the environment serves nothing."""
-        app_id, environment = import_id(resource_id)
-        env = AppEnvironment(self.api, app_id, environment)
-        try:
-            app = env.app()
-        except NotFoundError:
+        found = imported(self.api, resource_id)
+        if found is None:
             return None
+        env, app = found
+        app_id = env.app_id
         deploy_id = env.deploy_id(app)
         record = env.served(app)
         if deploy_id is None or record is None or record.version is None:
@@ -234,15 +241,7 @@ class AppDeployer:
         this returns, whatever happened."""
         with self._packed(inputs) as (archive, files):
             digest = archive.digest.sha256
-            run = _Deploy(
-                inputs,
-                env,
-                digest,
-                marker(inputs.environment, digest),
-                (self.api.base_url, inputs.app_id, inputs.environment, digest),
-                archive.size,
-                archive.digest.file_count,
-            )
+            run = self._attempt(inputs, env, digest, archive.size, archive.digest.file_count)
             adopted = self._adoptable(run, app)
             if adopted is not None:
                 return run, adopted

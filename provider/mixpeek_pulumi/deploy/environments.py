@@ -105,6 +105,16 @@ def import_id(resource_id: str) -> tuple[str, Environment]:
     )
 
 
+def imported(api: MixpeekClient, resource_id: str) -> tuple[AppEnvironment, AppResponse] | None:
+    """The environment an import id names, with its app; None when there is no such app."""
+    app_id, environment = import_id(resource_id)
+    env = AppEnvironment(api, app_id, environment)
+    try:
+        return env, env.app()
+    except NotFoundError:
+        return None
+
+
 def refresh(api: MixpeekClient, state: St) -> St | None:
     """The state as the service has it now: None when the app is gone, ``live`` false when the
     environment serves another deploy."""

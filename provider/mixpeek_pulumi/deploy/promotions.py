@@ -22,7 +22,7 @@ from ..errors import (
 from ..models import ENVIRONMENTS, AppResponse, VersionRecord
 from ..spec import AppPromotionInputs, AppPromotionState
 from .common import Diff, Operation, diff_inputs
-from .environments import AppEnvironment, import_id
+from .environments import AppEnvironment, imported
 
 
 def diff(olds: AppPromotionState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
@@ -83,21 +83,19 @@ class Promoter:
 
     def adopt(self, resource_id: str) -> AppPromotionState | None:
         """What ``pulumi import <app_id>/<environment>`` reads: the version served there."""
-        app_id, environment = import_id(resource_id)
-        env = AppEnvironment(self.api, app_id, environment)
-        try:
-            app = env.app()
-        except NotFoundError:
+        found = imported(self.api, resource_id)
+        if found is None:
             return None
+        env, app = found
         record = env.served(app)
         if record is None or record.version is None:
             return None
         return AppPromotionState(
-            app_id=app_id,
+            app_id=env.app_id,
             version=record.version,
             environment=env.name,
             deploy_id=env.deploy_id(app),
-            asset_prefix=app.environment(environment).asset_prefix,
+            asset_prefix=app.environment(env.name).asset_prefix,
             url=env.url(app),
             live=True,
         )

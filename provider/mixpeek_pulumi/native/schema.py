@@ -1,0 +1,193 @@
+"""The native provider's Pulumi package schema, read off the typed input and state models.
+
+The schema's property names are the models' field names in camelCase (the generated Python SDK
+turns them back into the snake_case the dynamic resources use); its types, required inputs,
+secrets and descriptions all come from ``spec``, so the two front doors cannot drift apart.
+``sdk/schema.json`` is this module's output, committed for ``pulumi package gen-sdk``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import types
+from collections.abc import Iterable
+from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
+
+from pydantic.fields import FieldInfo
+
+from .._version import __version__
+from ..deploy.kinds import KINDS, Kind
+from ..spec import change_of
+
+PACKAGE: Final = "mixpeek"
+INTERNAL: Final = frozenset({"resource_name"})
+"""Fields the front door fills itself (the resource's name comes from its URN)."""
+CONFIG: Final[dict[str, dict[str, Any]]] = {
+    "apiKey": {
+        "type": "string",
+        "secret": True,
+        "description": "The Mixpeek API key; falls back to the `MIXPEEK_API_KEY` environment "
+        "variable, which keeps it out of the stack's state altogether.",
+    },
+    "baseUrl": {
+        "type": "string",
+        "description": "The Mixpeek API endpoint; falls back to `MIXPEEK_BASE_URL`, then "
+        "https://api.mixpeek.com.",
+    },
+}
+
+
+def token(kind: Kind) -> str:
+    return f"{PACKAGE}:index:{kind.name}"
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def schema() -> dict[str, Any]:
+    """The whole package schema, as ``pulumi package gen-sdk`` and ``GetSchema`` take it."""
+    return {
+        "name": PACKAGE,
+        "displayName": "Mixpeek",
+        "version": __version__,
+        "description": "Deploy Mixpeek Apps and Plugins from any Pulumi language.",
+        "keywords": ["pulumi", "mixpeek", "category/cloud", "kind/native"],
+        "homepage": "https://mixpeek.com",
+        "license": "Apache-2.0",
+        "publisher": "mixpeek-pulumi",
+        "config": {"variables": CONFIG},
+        "provider": {
+            "description": "The Mixpeek provider: where the API is and the key it takes.",
+            "inputProperties": CONFIG,
+            "properties": {"baseUrl": CONFIG["baseUrl"]},
+        },
+        "resources": {token(kind): resource(kind) for kind in KINDS.values()},
+        "language": {
+            "python": {
+                "packageName": "pulumi_mixpeek",
+                "requires": {"pulumi": ">=3.139.0,<4.0.0"},
+                "respectSchemaVersion": True,
+                "pyproject": {"enabled": True},
+            },
+            "nodejs": {
+                "packageName": "@mixpeek/pulumi",
+                "dependencies": {"@pulumi/pulumi": "^3.139.0"},
+                "respectSchemaVersion": True,
+            },
+        },
+    }
+
+
+def schema_json() -> str:
+    """The schema as committed: stable key order, two-space indent, one trailing newline."""
+    return json.dumps(schema(), indent=2, sort_keys=True) + "\n"
+
+
+def resource(kind: Kind) -> dict[str, Any]:
+    inputs = input_fields(kind)
+    state = {name: f for name, f in kind.state.model_fields.items() if name not in INTERNAL}
+    return {
+        "description": kind.summary,
+        "inputProperties": {camel(n): prop(f) for n, f in inputs.items()},
+        "requiredInputs": sorted(camel(n) for n, f in inputs.items() if f.is_required()),
+        "properties": {camel(n): prop(f) for n, f in state.items()},
+        # The local path is the one input an imported resource does not have.
+        "required": sorted(
+            camel(n)
+            for n, f in state.items()
+            if (always_set(f) and n != kind.path) or n in kind.state.guaranteed
+        ),
+    }
+
+
+def input_fields(kind: Kind) -> dict[str, FieldInfo]:
+    """What a program sets: every input but the internal ones and those ``check`` computes."""
+    return {
+        name: f
+        for name, f in kind.inputs.model_fields.items()
+        if name not in INTERNAL and change_of(f) != "computed"
+    }
+
+
+def always_set(field: FieldInfo) -> bool:
+    """An output every state has: a required input, or one whose default is not null."""
+    return field.is_required() or (
+        not _optional(field.annotation) and field.get_default(call_default_factory=True) is not None
+    )
+
+
+def prop(field: FieldInfo) -> dict[str, Any]:
+    spec = _type(_strip_optional(field.annotation))
+    spec["description"] = _describe(field)
+    return spec
+
+
+def _describe(field: FieldInfo) -> str:
+    text = " ".join((field.description or "").split())
+    text = re.sub(r"``([^`]+)``", lambda m: f"`{_camel_words(m.group(1))}`", text)
+    allowed = _choices(_strip_optional(field.annotation))
+    if allowed and not all(f"`{v}`" in text for v in allowed):
+        text += " One of " + ", ".join(f"`{v}`" for v in allowed) + "."
+    if not field.is_required():
+        default = field.get_default(call_default_factory=True)
+        if default not in (None, [], {}):
+            text += f" Default: `{json.dumps(default)}`."
+    return text
+
+
+def _camel_words(text: str) -> str:
+    """Our field names quoted in a docstring, as the schema names them (the API's own field
+    names stay as the API spells them)."""
+    ours = {name for kind in KINDS.values() for name in kind.state.model_fields}
+    return re.sub(
+        r"\b[a-z]+(?:_[a-z0-9]+)+\b",
+        lambda m: camel(m.group(0)) if m.group(0) in ours else m.group(0),
+        text,
+    )
+
+
+def _type(annotation: Any) -> dict[str, Any]:
+    if annotation is bool:
+        return {"type": "boolean"}
+    if annotation is int:
+        return {"type": "integer"}
+    if annotation is float:
+        return {"type": "number"}
+    if annotation is str or get_origin(annotation) is Literal:
+        return {"type": "string"}
+    if get_origin(annotation) is list:
+        return {"type": "array", "items": _type(get_args(annotation)[0])}
+    if get_origin(annotation) is dict:
+        return {"type": "object", "additionalProperties": {"$ref": "pulumi.json#/Any"}}
+    raise TypeError(f"no schema type for {annotation!r}: add it to native.schema._type")
+
+
+def _choices(annotation: Any) -> Iterable[Any]:
+    return get_args(annotation) if get_origin(annotation) is Literal else ()
+
+
+def _bare(annotation: Any) -> Any:
+    """The type under ``Annotated`` constraints."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    return annotation
+
+
+def _optional(annotation: Any) -> bool:
+    annotation = _bare(annotation)
+    return get_origin(annotation) in (Union, types.UnionType) and type(None) in get_args(annotation)
+
+
+def _strip_optional(annotation: Any) -> Any:
+    annotation = _bare(annotation)
+    if not _optional(annotation):
+        return annotation
+    rest = [_bare(a) for a in get_args(annotation) if a is not type(None)]
+    return rest[0] if len(rest) == 1 else Union[tuple(rest)]  # noqa: UP007

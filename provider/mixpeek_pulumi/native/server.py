@@ -1,0 +1,367 @@
+"""``pulumi-resource-mixpeek``: the provider protocol served on an asyncio gRPC server.
+
+Each verb decodes the wire properties into the typed models, runs the deploy layer's step for
+the resource's kind in a worker thread (the steps block on HTTP and waits), and encodes the typed
+state back. Calls are bounded only by the engine's ``--parallel``. What the dynamic host cannot
+do is done here: the engine's ``customTimeouts`` become the operation's deadline, ``Cancel``
+ends every wait at once, a deploy left under way is returned as a partial failure
+(``ErrorResourceInitFailed``) so the stack's own state keeps its id, ``Read`` of an id alone is
+an import, and progress goes to the engine's log under the resource's URN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from typing import Any, Final, NoReturn, TypeVar
+
+import grpc
+from google.protobuf import any_pb2, empty_pb2
+from google.rpc import status_pb2
+from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, plugin_pb2, provider_pb2
+from pulumi.runtime.proto import provider_pb2_grpc as rpc
+
+from .._version import __version__
+from ..client import MixpeekClient
+from ..config import ProviderConfig, base_url_problem
+from ..deploy.common import Failure, Operation, split_unknowns
+from ..deploy.kinds import KINDS, REFRESH_SECONDS, Kind
+from ..errors import DeployError, MixpeekError, ResourceError, redact
+from ..spec import Inputs, State
+from . import wire
+from .schema import PACKAGE, input_fields, schema_json
+
+T = TypeVar("T")
+MAX_WORKERS: Final = 256
+"""Threads for blocking steps; the engine's ``--parallel`` is the real bound."""
+
+
+class EngineLog:
+    """The engine's log service: lines shown by the CLI under a resource."""
+
+    def __init__(self, address: str | None) -> None:
+        self._stub = engine_pb2_grpc.EngineStub(grpc.insecure_channel(address)) if address else None
+
+    def sink(self, urn: str) -> Callable[[str], None]:
+        def write(line: str) -> None:
+            if self._stub is None:
+                print(line, file=sys.stderr, flush=True)  # noqa: T201
+                return
+            request = engine_pb2.LogRequest(severity=engine_pb2.INFO, message=redact(line), urn=urn)
+            with suppress(grpc.RpcError):  # the engine is going away; the deploy goes on
+                self._stub.Log(request, timeout=10)
+
+        return write
+
+
+class Call:
+    """One request's resource: its kind, name and URN, from what the engine sent."""
+
+    def __init__(self, urn: str, type_: str = "", name: str = "") -> None:
+        parts = urn.split("::")
+        self.urn = urn
+        self.token = type_ or (parts[2].split("$")[-1] if len(parts) > 3 else "")
+        self.name = name or parts[-1]
+        kind = KINDS.get(self.token.removeprefix(f"{PACKAGE}:index:"))
+        if kind is None or not self.token.startswith(f"{PACKAGE}:index:"):
+            raise LookupError(f"The Mixpeek provider has no resource type {self.token!r}.")
+        self.kind: Kind = kind
+        self.codec = wire.Codec(kind)
+
+    def inputs(self, props: Mapping[str, Any]) -> Any:
+        return self.kind.inputs.parse({**self.codec.model(props), "resource_name": self.name})
+
+    def state(self, props: Mapping[str, Any]) -> Any:
+        return self.kind.state.load({**self.codec.model(props), "resource_name": self.name})
+
+    def outputs(self, state: State) -> Any:
+        return wire.dump(self.codec.wire(state.to_outputs()))
+
+
+class MixpeekProvider(rpc.ResourceProviderServicer):
+    """The provider protocol over the deploy layer's table of steps (``deploy.kinds``)."""
+
+    def __init__(self, engine: EngineLog) -> None:
+        self.engine = engine
+        self.config = ProviderConfig.resolve(None)
+        self.cancelled = threading.Event()
+        self.pool = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="mixpeek")
+
+    # ------------------------------------------------------------------- the provider
+
+    async def GetPluginInfo(self, request: Any, context: Any) -> Any:
+        return plugin_pb2.PluginInfo(version=__version__)
+
+    async def GetSchema(self, request: Any, context: Any) -> Any:
+        return provider_pb2.GetSchemaResponse(schema=schema_json())
+
+    async def CheckConfig(self, request: Any, context: Any) -> Any:
+        news = wire.load(request.news)
+        url = news.get("baseUrl")
+        problem = base_url_problem(url) if isinstance(url, str) and url != wire.UNKNOWN else None
+        failures = (
+            [provider_pb2.CheckFailure(property="baseUrl", reason=problem)] if problem else []
+        )
+        return provider_pb2.CheckResponse(inputs=request.news, failures=failures)
+
+    async def DiffConfig(self, request: Any, context: Any) -> Any:
+        # A new endpoint or key applies to the next operation; nothing is replaced for it.
+        olds, news = wire.load(request.olds), wire.load(request.news)
+        changed = sorted(k for k in set(olds) | set(news) if olds.get(k) != news.get(k))
+        return provider_pb2.DiffResponse(
+            changes=provider_pb2.DiffResponse.DIFF_SOME
+            if changed
+            else provider_pb2.DiffResponse.DIFF_NONE,
+            diffs=changed,
+        )
+
+    async def Configure(self, request: Any, context: Any) -> Any:
+        args = {k: wire.reveal(v) for k, v in wire.load(request.args).items()}
+        self.config = ProviderConfig.resolve(lambda key: args.get(key.partition(":")[2]))
+        return provider_pb2.ConfigureResponse(acceptSecrets=False, supportsPreview=False)
+
+    async def Cancel(self, request: Any, context: Any) -> Any:
+        self.cancelled.set()  # every wait ends now; deploys under way are kept as partial state
+        return empty_pb2.Empty()
+
+    # ------------------------------------------------------------------ the resources
+
+    async def Check(self, request: Any, context: Any) -> Any:
+        call = await self._call(context, request.urn, request.type, request.name)
+        olds, news = wire.load(request.olds), wire.load(request.news)
+        return await self._run(context, call, lambda: self._check(call, olds, news))
+
+    def _check(self, call: Call, olds: dict[str, Any], news: dict[str, Any]) -> Any:
+        known, unknown = split_unknowns(call.codec.model(news), wire.is_unknown)
+        if _imported(call, olds, news):
+            unknown.add(call.kind.path)  # an import knows no local path; the program will
+        known["resource_name"] = call.name
+        computed, failures = call.kind.check(call.codec.model(olds), known, unknown)
+        inputs = input_fields(call.kind)
+        for key in sorted(k for k in news if call.codec.to_model.get(k) not in inputs):
+            failures.append(Failure(key, f"{key} is not an input of {call.kind.name}."))
+        checked = {k: v for k, v in news.items() if call.codec.to_model.get(k) not in computed}
+        return provider_pb2.CheckResponse(
+            inputs=wire.dump(checked | call.codec.wire(computed)),
+            failures=[
+                provider_pb2.CheckFailure(property=call.codec.name(f.field), reason=f.reason)
+                for f in failures
+            ],
+        )
+
+    async def Diff(self, request: Any, context: Any) -> Any:
+        call = await self._call(context, request.urn, request.type, request.name)
+        olds, news = wire.load(request.olds), wire.load(request.news)
+        known, unknown = split_unknowns(call.codec.model(news), wire.is_unknown)
+        known["resource_name"] = call.name
+        diff = await self._run(
+            context, call, lambda: call.kind.diff(call.state(olds), known, unknown)
+        )
+        return provider_pb2.DiffResponse(
+            changes=provider_pb2.DiffResponse.DIFF_SOME
+            if diff.changed
+            else provider_pb2.DiffResponse.DIFF_NONE,
+            replaces=call.codec.names(diff.replaces),
+            diffs=call.codec.names(diff.changes),
+            deleteBeforeReplace=False,  # a new deploy or plugin serves before the old one goes
+        )
+
+    async def Create(self, request: Any, context: Any) -> Any:
+        call = await self._call(context, request.urn, request.type, request.name)
+        props = wire.load(request.properties)
+
+        def create() -> Any:
+            inputs = call.inputs(props)
+            with self._session(call, inputs, request.timeout, "create") as (api, op):
+                state = call.kind.create(api, op, inputs)
+            return provider_pb2.CreateResponse(id=state.resource_id, properties=call.outputs(state))
+
+        return await self._run(context, call, create, inputs=request.properties)
+
+    async def Update(self, request: Any, context: Any) -> Any:
+        call = await self._call(context, request.urn, request.type, request.name)
+        olds, news = wire.load(request.olds), wire.load(request.news)
+
+        def update() -> Any:
+            inputs = call.inputs(news)
+            with self._session(call, inputs, request.timeout, "update") as (api, op):
+                state = call.kind.update(api, op, call.state(olds), inputs)
+            return provider_pb2.UpdateResponse(properties=call.outputs(state))
+
+        return await self._run(context, call, update, inputs=request.news)
+
+    async def Read(self, request: Any, context: Any) -> Any:
+        call = await self._call(context, request.urn, request.type, request.name)
+        props, inputs = wire.load(request.properties), wire.load(request.inputs)
+        return await self._run(context, call, lambda: self._read(call, request.id, props, inputs))
+
+    def _read(self, call: Call, id_: str, props: dict[str, Any], inputs: dict[str, Any]) -> Any:
+        if not props:  # `pulumi import`: only the id is known
+            with self._session(call, None, REFRESH_SECONDS, "read") as (api, op):
+                found = call.kind.adopt(api, op, id_)
+            if found is None:
+                return provider_pb2.ReadResponse()
+            return provider_pb2.ReadResponse(
+                id=id_,
+                properties=call.outputs(found),
+                inputs=wire.dump(_import_inputs(call, found)),
+            )
+        state = call.state(props)
+        with self._session(call, state, REFRESH_SECONDS, "read") as (api, op):
+            now = call.kind.read(api, op, state)
+        if now is None:
+            return provider_pb2.ReadResponse()  # gone at the service: the engine drops it
+        return provider_pb2.ReadResponse(
+            id=id_,
+            properties=call.outputs(now),
+            inputs=wire.dump(inputs or _import_inputs(call, now)),
+        )
+
+    async def Delete(self, request: Any, context: Any) -> Any:
+        call = await self._call(context, request.urn, request.type, request.name)
+        props = wire.load(request.properties)
+
+        def delete() -> Any:
+            state = call.state(props)
+            with self._session(call, state, request.timeout, "delete") as (api, op):
+                call.kind.delete(api, op, state)
+            return empty_pb2.Empty()
+
+        return await self._run(context, call, delete)
+
+    # ------------------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def _session(
+        self, call: Call, subject: Inputs | State | None, seconds: float, verb: str
+    ) -> Iterator[tuple[MixpeekClient, Operation]]:
+        """The step's client and operation: the engine's timeout for this verb when it sent one
+        (``customTimeouts``), else the resource's ``timeout_seconds``; cancelled with the run."""
+        limit = seconds if seconds and seconds > 0 else None
+        named = f"customTimeouts.{verb}={seconds:g}s" if limit and verb != "read" else ""
+        with call.kind.session(
+            self.config,
+            subject if subject is not None else Inputs(resource_name=call.name),
+            self.engine.sink(call.urn),
+            seconds=limit,
+            timeout_name=named,
+            name=call.name,
+            cancel=self.cancelled,
+        ) as session:
+            yield session
+
+    async def _call(self, context: Any, urn: str, type_: str, name: str) -> Call:
+        try:
+            return Call(urn, type_, name)
+        except LookupError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise  # abort raises; this line is for type checkers
+
+    async def _run(
+        self, context: Any, call: Call, work: Callable[[], T], *, inputs: Any = None
+    ) -> T:
+        """``work`` in a worker thread; a failure becomes one gRPC error headed by the
+        resource, and a deploy left under way becomes a partial failure with its state."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.pool, work)
+        except DeployError as exc:
+            await _abort(context, str(exc), call, exc.partial, inputs)
+        except (MixpeekError, OSError) as exc:
+            await _abort(context, str(ResourceError(call.kind.name, call.name, exc)), call)
+        except Exception as exc:  # noqa: BLE001 - a bug still reaches the user as one message
+            detail = redact("".join(traceback.format_exception(exc)))
+            await _abort(context, f"{call.kind.name} '{call.name}': internal error\n{detail}", call)
+        raise AssertionError("unreachable")
+
+
+async def _abort(
+    context: Any, message: str, call: Call, partial: State | None = None, inputs: Any = None
+) -> NoReturn:
+    """End the call with ``message``; with ``partial``, as ``ErrorResourceInitFailed``, which
+    makes the engine keep the resource (its id and state) in the stack and retry it next run."""
+    message = redact(message)
+    if partial is None:
+        await context.abort(grpc.StatusCode.UNKNOWN, message)
+        raise AssertionError("unreachable")
+    detail = any_pb2.Any()
+    detail.Pack(
+        provider_pb2.ErrorResourceInitFailed(
+            id=partial.resource_id,
+            properties=call.outputs(partial),
+            inputs=inputs,
+            reasons=[message],
+        )
+    )
+    status = status_pb2.Status(
+        code=grpc.StatusCode.UNKNOWN.value[0], message=message, details=[detail]
+    )
+    await context.abort(
+        grpc.StatusCode.UNKNOWN,
+        message,
+        trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+    )
+    raise AssertionError("unreachable")
+
+
+def _imported(call: Call, olds: Mapping[str, Any], news: Mapping[str, Any]) -> bool:
+    """The engine's check of what an import read: the same inputs twice, without the path."""
+    path = call.codec.name(call.kind.path) if call.kind.path else ""
+    return bool(olds) and olds == news and bool(path) and path not in news
+
+
+def _import_inputs(call: Call, state: State) -> dict[str, Any]:
+    """What an imported resource's program must say: the identity and what differs from the
+    defaults (not the local path, which only the program knows)."""
+    model = call.kind.inputs
+    values = state.model_dump(mode="json")
+    chosen = {
+        name: values[name]
+        for name, field in model.model_fields.items()
+        if name in values
+        and name != call.kind.path
+        and values[name] is not None
+        and (field.is_required() or values[name] != field.get_default(call_default_factory=True))
+    }
+    return call.codec.wire({k: v for k, v in chosen.items() if k in call.codec.to_wire})
+
+
+def engine_address(argv: list[str]) -> str | None:
+    """The engine's address: the one argument that is not a flag (``-v=9``, ``--logtostderr``,
+    ``--tracing <endpoint>``)."""
+    rest = iter(argv)
+    for arg in rest:
+        if arg == "--tracing":
+            next(rest, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+async def serve(argv: list[str]) -> None:
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 256 * 1024 * 1024)])
+    rpc.add_ResourceProviderServicer_to_server(
+        MixpeekProvider(EngineLog(engine_address(argv))), server
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    # The engine reads the port from the first line on stdout; nothing else is printed there.
+    sys.stdout.write(f"{port}\n")
+    sys.stdout.flush()
+    await server.wait_for_termination()
+
+
+def main() -> None:
+    if sys.argv[1:2] in (["--version"], ["version"]):
+        print(__version__)  # noqa: T201
+        return
+    if sys.argv[1:2] == ["--schema"]:
+        sys.stdout.write(schema_json())
+        return
+    with suppress(KeyboardInterrupt):
+        asyncio.run(serve(sys.argv[1:]))

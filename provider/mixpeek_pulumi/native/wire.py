@@ -1,0 +1,65 @@
+"""Properties between the provider protocol and the typed models: protobuf ``Struct``s with
+camelCase keys on the wire, plain dicts with the models' snake_case names inside."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from google.protobuf import json_format, struct_pb2
+
+from ..deploy.kinds import Kind
+from .schema import INTERNAL, camel, snake
+
+UNKNOWN: Final = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+"""The engine's stand-in for a value a preview does not know yet."""
+SIG: Final = "4dabf18193072939515e22adb298388d"
+SECRET_SIG: Final = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - a marker, not a secret
+"""How the engine marks a secret value, ``{SIG: SECRET_SIG, "value": ...}``, where it sends one
+before the provider said it does not accept them (``Configure``'s own arguments)."""
+
+
+def load(struct: struct_pb2.Struct) -> dict[str, Any]:
+    return json_format.MessageToDict(struct) if struct is not None else {}
+
+
+def reveal(value: Any) -> Any:
+    """A secret-wrapped value's plain value; any other value as it is."""
+    if isinstance(value, dict) and value.get(SIG) == SECRET_SIG:
+        return value.get("value")
+    return value
+
+
+def dump(props: Mapping[str, Any]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update(dict(props))
+    return struct
+
+
+class Codec:
+    """One resource kind's names: the wire's camelCase and the models' snake_case."""
+
+    def __init__(self, kind: Kind) -> None:
+        fields = set(kind.state.model_fields) | set(kind.inputs.model_fields)
+        self.to_model = {camel(name): name for name in fields if name not in INTERNAL}
+        self.to_wire = {name: wire for wire, name in self.to_model.items()}
+
+    def model(self, props: Mapping[str, Any]) -> dict[str, Any]:
+        """Wire properties under the models' names; an unknown key keeps a snake_case form of
+        itself so the model's check can name it as a typo."""
+        return {self.to_model.get(k, snake(k)): v for k, v in props.items()}
+
+    def wire(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {self.name(k): v for k, v in values.items() if k not in INTERNAL}
+
+    def name(self, field: str) -> str:
+        """A model field (or a check failure's field path) as the program spells it."""
+        head, dot, rest = field.partition(".")
+        return self.to_wire.get(head, camel(head)) + dot + rest
+
+    def names(self, fields: Iterable[str]) -> list[str]:
+        return [self.name(f) for f in fields]
+
+
+def is_unknown(value: Any) -> bool:
+    return isinstance(value, str) and value == UNKNOWN
