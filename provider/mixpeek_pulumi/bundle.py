@@ -28,6 +28,7 @@ import os
 import posixpath
 import re
 import stat
+import threading
 import unicodedata
 import zipfile
 import zlib
@@ -133,6 +134,7 @@ class Excludes:
         # Without "!" rules the order cannot matter: one alternation per kind answers at once,
         # which is what a preview of thousands of files needs.
         self._fast: tuple[re.Pattern[str] | None, ...] | None = None
+        self._folders: dict[str, bool] = {}
         if all(exclude for exclude, _, _ in self.rules):
             self._fast = tuple(
                 re.compile("|".join(r.pattern for _, k, r in self.rules if k == kind))
@@ -144,18 +146,34 @@ class Excludes:
     def excluded(self, rel: str, *, folder: bool = False) -> bool:
         """Whether ``rel`` (a file, or with ``folder`` a folder) is left out."""
         path = folded(rel)
+        if self._fast is not None:
+            return self._excluded_fast(path, folder)
         where, _, name = path.rpartition("/")
         subjects = (path if folder else where, path, "" if folder else name)
-        if self._fast is not None:
-            return any(
-                regex is not None and subject and regex.match(subject)
-                for regex, subject in zip(self._fast, subjects, strict=True)
-            )
         verdict = False
         for exclude, kind, regex in self.rules:
             subject = subjects[_KINDS[kind]]
             if subject and regex.match(subject):
                 verdict = exclude
+        return verdict
+
+    def _excluded_fast(self, path: str, folder: bool) -> bool:
+        assert self._fast is not None
+        dirs, paths, names = self._fast
+        if paths is not None and paths.match(path):
+            return True
+        if folder:
+            return dirs is not None and dirs.match(path) is not None
+        where, _, name = path.rpartition("/")
+        if names is not None and names.match(name):
+            return True
+        return bool(where) and dirs is not None and self._folder_excluded(dirs, where)
+
+    def _folder_excluded(self, dirs: re.Pattern[str], where: str) -> bool:
+        # The files of one folder share its answer: asked once per folder, not once per file.
+        verdict = self._folders.get(where)
+        if verdict is None:
+            verdict = self._folders[where] = dirs.match(where) is not None
         return verdict
 
 
@@ -400,10 +418,11 @@ def _zip_entries(
     tally = _Tally(label, limits)
     compressed = 0
     try:
-        with zipfile.ZipFile(source) as archive:
-            infos = [i for i in archive.infolist() if not i.is_dir()]
+        with zipfile.ZipFile(source) as listing:
+            infos = [i for i in listing.infolist() if not i.is_dir()]
     except (*UNREADABLE, ValueError) as exc:
         raise BundleError(label, f"it is not a readable zip archive ({exc})") from None
+    archive = _Archive(source)
     for info in infos:
         name = _zip_name(info.filename, label)
         if folded(name) in seen:
@@ -419,7 +438,7 @@ def _zip_entries(
                 f"{compressed:,}), which is a zip bomb, not a build",
             )
         if not excludes.excluded(name):
-            opener = _zip_opener(source, info.filename, name, label)
+            opener = _zip_opener(archive, info.filename, name, label)
             files.append(SourceFile(name, info.file_size, opener))
     return files
 
@@ -447,10 +466,28 @@ def _usable(info: zipfile.ZipInfo, name: str, source: str) -> None:
         )
 
 
-def _zip_opener(source: ZipSource, member: str, name: str, label: str) -> Callable[[], IO[bytes]]:
+class _Archive:
+    """One open zip shared by every entry of one collection: opening a zip reads its whole
+    central directory, so an open per entry made hashing a bundle of n entries cost n².
+    ``ZipFile`` serialises its members' reads of the one file, so the pool's threads may share
+    it; it closes when the collection's files are dropped."""
+
+    def __init__(self, source: ZipSource) -> None:
+        self.source = source
+        self._zip: zipfile.ZipFile | None = None
+        self._lock = threading.Lock()
+
+    def open(self, member: str) -> IO[bytes]:
+        with self._lock:
+            if self._zip is None:
+                self._zip = zipfile.ZipFile(self.source)
+        return self._zip.open(member)
+
+
+def _zip_opener(archive: _Archive, member: str, name: str, label: str) -> Callable[[], IO[bytes]]:
     @contextmanager
     def opened() -> Iterator[IO[bytes]]:
-        with zipfile.ZipFile(source) as archive, archive.open(member) as handle:
+        with archive.open(member) as handle:
             yield _Guarded(handle, name, label)  # type: ignore[misc]
 
     return opened  # type: ignore[return-value]

@@ -158,3 +158,18 @@ def test_more_entries_than_a_plain_zip_holds_use_zip64(tmp_path: Path) -> None:
         names = zf.namelist()
         assert len(names) == 70_000
         assert zf.read("f69999.txt") == b"x"
+
+
+def test_a_large_zip_hashes_on_the_pool_to_its_folders_digest(tmp_path: Path) -> None:
+    """Enough entries for the hashing pool, which shares one open archive among its threads:
+    a .zip and the folder it was made from are the same bundle, whichever order it lists."""
+    tree = {f"d{i % 3}/f{i}.js": f"console.log({i})" * (i % 5) for i in range(700)}
+    tree |= {".env": "SECRET=1", ".git/config": "x", "index.html": "<h1>x</h1>"}
+    root = write_tree(tmp_path / "dist", tree)
+    packed = tmp_path / "dist.zip"
+    with zipfile.ZipFile(packed, "w") as z:
+        for rel, text in sorted(tree.items(), reverse=True):
+            z.writestr(rel, text)
+    from_folder = bundle.digest(bundle.collect(root, bundle.Excludes()))
+    assert bundle.digest(bundle.collect(packed, bundle.Excludes())) == from_folder
+    assert from_folder.file_count == 701  # the .env and .git/ are left out
