@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 from .deadline import Deadline
 from .errors import ApiConnectionError, RateLimitError, ResponseValidationError, ServerError
@@ -21,6 +21,10 @@ S = TypeVar("S")
 
 # Failures that waiting longer can fix; anything else ends the wait at once.
 TRANSIENT = (ApiConnectionError, RateLimitError, ServerError, ResponseValidationError)
+
+
+FINAL_READ: Final = 1.0
+"""Seconds kept before the deadline for a last status read."""
 
 
 class WaitTimeout(Exception, Generic[S]):
@@ -66,8 +70,17 @@ class Poller(Generic[S]):
                     return last
             if self.deadline.expired:
                 raise WaitTimeout(last)
-            clock.wait(self.wake, self.deadline.cap(interval))
+            clock.wait(self.wake, self._pause(interval))
             interval = self._next(interval)
+
+    def _pause(self, interval: float) -> float:
+        # A backed-off wait would leave the last status a whole interval old when the deadline
+        # comes ("last status queued" of a deploy long since building): the wait that would
+        # pass the deadline ends FINAL_READ before it instead, for one fresh read in time.
+        remaining = self.deadline.remaining()
+        if remaining > FINAL_READ and interval > remaining - FINAL_READ:
+            return remaining - FINAL_READ
+        return min(interval, remaining)
 
     def _next(self, interval: float) -> float:
         if self.relaxed is not None and not self.relaxed():

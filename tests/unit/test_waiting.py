@@ -106,3 +106,21 @@ def test_a_deadline_reached_while_failing_reports_no_status() -> None:
     with pytest.raises(WaitTimeout) as info:
         poller(clock, answers(flaky), deadline=Deadline.after(3, clock)).run()
     assert info.value.last is None
+
+
+def test_a_timeout_reports_the_status_read_just_before_the_deadline() -> None:
+    """With backed-off polls the last read could be a whole interval old at the deadline; the
+    read that reaches the deadline is cut by it (as a real request is), so one fresh read lands
+    just before it and the timeout names what the deploy is doing now."""
+    clock = FakeClock()
+    deadline = Deadline.after(15, clock)
+
+    def fetch() -> object:
+        if deadline.expired:
+            raise ApiTimeoutError(method="GET", path="/s", reason="deadline", sent=False)
+        return "queued" if clock.now < 1012 else "building"
+
+    with pytest.raises(WaitTimeout) as info:
+        poller(clock, fetch, interval=10.0, deadline=deadline).run()
+    assert info.value.last == "building"
+    assert clock.waits == [10.0, 4.0, 1.0]
