@@ -148,6 +148,27 @@ def test_refresh_sees_an_undeploy_and_up_redeploys(stack: Stack, tmp_path: Path)
     assert status(stack, "text_embed_1_0_0")["status"] == "DEPLOYED"
 
 
+def test_timeout_then_next_up_waits_for_the_same_rollout(stack: Stack, tmp_path: Path) -> None:
+    """A rollout cut short by the deadline is still under way at the service; the next run
+    adopts the uploaded plugin and waits for that rollout instead of requesting another."""
+    source = write_tree(tmp_path / "src", plugin())
+    stack.emulator.timing(plugin_seconds=2.0)
+    with pytest.raises(EngineError) as info:
+        run_program(stack.engine, program(source, timeout_seconds=0.3))
+    assert (
+        "the rollout of plugin text_embed_1_0_0 in namespace ns_test did not finish within "
+        "timeout_seconds=0.3" in info.value.headline
+    )
+    assert stack.engine.state == {}
+
+    again = run_program(stack.engine, program(source))
+
+    assert again.outputs["route_prefix"] == "/inference/custom_plugin_text_embed_1_0_0"
+    deploys = f"/v1/namespaces/{NS}/plugins/text_embed_1_0_0/deploy"
+    assert stack.emulator.count("POST", deploys) == 1
+    assert "re-attaching to the rollout of text_embed_1_0_0 under way" in stack.host.output()
+
+
 def test_batch_only(stack: Stack, tmp_path: Path) -> None:
     source = write_tree(tmp_path / "src", plugin())
     result = run_program(stack.engine, program(source, deployment_type="batch_only"))

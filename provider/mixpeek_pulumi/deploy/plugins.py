@@ -354,12 +354,24 @@ class PluginRollout:
     def _deploy(self, inputs: PluginDeploymentInputs, plugin_id: str) -> PluginStatusResponse:
         namespace = inputs.namespace_id
         current = self.api.get_plugin_status(namespace, plugin_id)
+        if current.known_status in ROLLING:
+            # A rollout already under way (ours, cut short by a timeout or Ctrl-C, perhaps on
+            # another machine) is waited for, not requested a second time.
+            self.op.say(f"re-attaching to the rollout of {plugin_id} under way ({current.status})")
+            current = self._wait(inputs, plugin_id)
+            if current.known_status == "FAILED":
+                return self._outcome(inputs, plugin_id, current)  # raises that rollout's reason
         if serving(current, inputs.deployment_type):
             return current
         response = self.api.deploy_plugin(namespace, plugin_id, inputs.deployment_type)
         self.op.say(
             f"deploy of {plugin_id} requested ({inputs.deployment_type}): {response.status}"
         )
+        return self._outcome(inputs, plugin_id, self._wait(inputs, plugin_id))
+
+    def _wait(self, inputs: PluginDeploymentInputs, plugin_id: str) -> PluginStatusResponse:
+        """The plugin's status once terminal, or a timeout naming the last one read."""
+        namespace = inputs.namespace_id
         poller = Poller(
             fetch=lambda: self.api.get_plugin_status(namespace, plugin_id),
             is_terminal=lambda s: s.known_status in TERMINAL,
@@ -369,7 +381,7 @@ class PluginRollout:
             on_status=_on_change(lambda s: self.op.say(f"{plugin_id}: {s.status}")),
             on_problem=self.op.say,
         )
-        final = await_terminal(
+        return await_terminal(
             poller,
             lambda last: DeployTimeoutError(
                 f"{self.op.who}: the rollout of plugin {plugin_id} in namespace {namespace} "
@@ -381,6 +393,11 @@ class PluginRollout:
                 reason="timeout",
             ),
         )
+
+    def _outcome(
+        self, inputs: PluginDeploymentInputs, plugin_id: str, final: PluginStatusResponse
+    ) -> PluginStatusResponse:
+        """A terminal status that serves as asked, or the one-sentence failure it is."""
         status = final.known_status
         if status == "DEPLOYED" or (
             status == "NOT_DEPLOYED" and inputs.deployment_type == "batch_only"
@@ -390,8 +407,8 @@ class PluginRollout:
         if status == "NOT_DEPLOYED":
             reason = f"it reports NOT_DEPLOYED after a realtime deploy request ({reason})"
         raise DeployFailedError(
-            f"{self.op.who}: plugin {plugin_id} in namespace {namespace} ended with status "
-            f"{final.status}: {reason}",
+            f"{self.op.who}: plugin {plugin_id} in namespace {inputs.namespace_id} ended with "
+            f"status {final.status}: {reason}",
             resource=self.op.name,
             deploy_id=plugin_id,
             status=final.status,
