@@ -44,8 +44,10 @@ typecheck: $(STAMP)
 node: $(STAMP)
 	$(BIN)/python -m scripts.node_toolchain
 
+# Tests wait mostly on processes (the CLI, the engine, provider hosts), so they run on every core,
+# at most 4; each test has its own emulator, port and state folders.
 pytest: $(STAMP) pulumi node
-	$(BIN)/pytest
+	$(BIN)/pytest --numprocesses=auto --maxprocesses=4
 
 test: lint typecheck pytest
 
