@@ -95,10 +95,6 @@ class Inputs(BaseModel):
             {k: v for k, v in props.items() if k in cls.model_fields and v is not None}
         )
 
-    @classmethod
-    def fields_that(cls, *changes: Change) -> tuple[str, ...]:
-        return tuple(name for name, f in cls.model_fields.items() if change_of(f) in changes)
-
 
 def change_of(field: Any) -> Change | None:
     extra = field.json_schema_extra

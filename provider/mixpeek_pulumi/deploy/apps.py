@@ -8,7 +8,6 @@ polling, rolls back a failed smoke test, and returns the new state.
 
 from __future__ import annotations
 
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -34,7 +33,15 @@ from ..logs import LogFollower
 from ..models import DEPLOY_TERMINAL, AppResponse, DeployRequest, DeployStatusResponse
 from ..spec import AppDeployInputs, AppDeployState
 from ..waiting import Poller
-from .common import Diff, Failure, Operation, await_terminal, diff_inputs, upload_fresh
+from .common import (
+    Diff,
+    Failure,
+    Operation,
+    await_terminal,
+    diff_inputs,
+    remote_digest,
+    upload_fresh,
+)
 from .environments import AppEnvironment, imported
 
 DEFAULT_MESSAGE: Final = "Deployed with mixpeek-pulumi"
@@ -206,7 +213,12 @@ class AppDeployer:
         return AppDeployState(
             app_id=app_id,
             environment=env.name,
-            bundle_sha256=self._served_digest(app_id, record.version),
+            bundle_sha256=remote_digest(
+                self.api,
+                self.api.download_version(app_id, record.version).download_url,
+                bundles.Excludes(),
+                bundles.APP_LIMITS,
+            ),
             deploy_id=deploy_id,
             version=record.version,
             status=status.status,
@@ -218,19 +230,6 @@ class AppDeployer:
             deploy_message=status.message,
             previous_version=None,
         )
-
-    def _served_digest(self, app_id: str, version: int) -> str | None:
-        """The content digest of a version's bundle, from the copy the service keeps."""
-        link = self.api.download_version(app_id, version)
-        with tempfile.TemporaryFile(prefix="mixpeek-import-") as handle:
-            try:
-                self.api.download(link.download_url, handle, max_bytes=bundles.APP_LIMITS.max_bytes)
-                files = bundles.collect_archive(
-                    handle, "the service's copy", bundles.Excludes(), bundles.APP_LIMITS
-                )
-                return bundles.digest(files).sha256
-            except (MixpeekError, OSError):
-                return None
 
     # ----------------------------------------------------------------------- the steps
 

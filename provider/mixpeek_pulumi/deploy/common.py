@@ -3,14 +3,17 @@ waiting until a terminal status or the deadline, and uploading through a fresh U
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from pydantic import ValidationError
 
+from .. import bundle as bundles
+from ..client import MixpeekClient
 from ..deadline import Deadline
-from ..errors import DeployTimeoutError, StorageError, redact
+from ..errors import DeployTimeoutError, MixpeekError, StorageError, redact
 from ..spec import Inputs, change_of
 from ..waiting import Poller, WaitTimeout
 
@@ -119,6 +122,21 @@ def upload_fresh(mint: Callable[[], S], put: Callable[[S], T]) -> tuple[S, T]:
             last = exc
     assert last is not None
     raise last
+
+
+def remote_digest(
+    api: MixpeekClient, url: str, excludes: bundles.Excludes, limits: bundles.Limits
+) -> str | None:
+    """The content digest of the archive the service keeps behind a presigned GET, downloaded
+    with the size cap into an unnamed temporary file and read with the rules of a local
+    source; None when it cannot be had."""
+    with tempfile.TemporaryFile(prefix="mixpeek-remote-") as handle:
+        try:
+            api.download(url, handle, max_bytes=limits.max_bytes)
+            files = bundles.collect_archive(handle, "the service's copy", excludes, limits)
+            return bundles.digest(files).sha256
+        except (MixpeekError, OSError):
+            return None
 
 
 @dataclass(frozen=True)

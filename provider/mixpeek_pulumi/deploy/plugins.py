@@ -9,7 +9,6 @@ the same, compared by content.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -39,7 +38,15 @@ from ..models import (
 from ..plugin_scan import check_plugin
 from ..spec import PluginDeploymentInputs, PluginDeploymentState
 from ..waiting import Poller
-from .common import Diff, Failure, Operation, await_terminal, diff_inputs, upload_fresh
+from .common import (
+    Diff,
+    Failure,
+    Operation,
+    await_terminal,
+    diff_inputs,
+    remote_digest,
+    upload_fresh,
+)
 
 PLUGIN_EXCLUDES: Final = ("__pycache__/", "*.pyc", ".pytest_cache/", ".venv/", "*.egg-info/")
 MAX_POLL_INTERVAL: Final = 15.0
@@ -322,20 +329,9 @@ class PluginRollout:
         return plugin_id
 
     def _remote_digest(self, url: str) -> str | None:
-        """The content digest of the archive behind a presigned GET, downloaded with a cap into
-        an unnamed temporary file and read with the same rules as a local source."""
-        with tempfile.TemporaryFile(prefix="mixpeek-plugin-") as handle:
-            try:
-                self.api.download(url, handle, max_bytes=MAX_ARCHIVE_BYTES)
-                files = bundles.collect_archive(
-                    handle,
-                    "the service's copy",
-                    bundles.Excludes(PLUGIN_EXCLUDES),
-                    bundles.PLUGIN_LIMITS,
-                )
-                return bundles.digest(files).sha256
-            except (MixpeekError, OSError):
-                return None
+        return remote_digest(
+            self.api, url, bundles.Excludes(PLUGIN_EXCLUDES), bundles.PLUGIN_LIMITS
+        )
 
     def _validation_failed(self, label: str, exc: BadRequestError) -> DeployFailedError:
         listed = exc.details.get("validation_errors") or []

@@ -113,12 +113,7 @@ class MixpeekProvider(rpc.ResourceProviderServicer):
         # A new endpoint or key applies to the next operation; nothing is replaced for it.
         olds, news = wire.load(request.olds), wire.load(request.news)
         changed = sorted(k for k in set(olds) | set(news) if olds.get(k) != news.get(k))
-        return provider_pb2.DiffResponse(
-            changes=provider_pb2.DiffResponse.DIFF_SOME
-            if changed
-            else provider_pb2.DiffResponse.DIFF_NONE,
-            diffs=changed,
-        )
+        return _diff_response(changed)
 
     async def Configure(self, request: Any, context: Any) -> Any:
         args = {k: wire.reveal(v) for k, v in wire.load(request.args).items()}
@@ -162,14 +157,7 @@ class MixpeekProvider(rpc.ResourceProviderServicer):
         diff = await self._run(
             context, call, lambda: call.kind.diff(call.state(olds), known, unknown)
         )
-        return provider_pb2.DiffResponse(
-            changes=provider_pb2.DiffResponse.DIFF_SOME
-            if diff.changed
-            else provider_pb2.DiffResponse.DIFF_NONE,
-            replaces=call.codec.names(diff.replaces),
-            diffs=call.codec.names(diff.changes),
-            deleteBeforeReplace=False,  # a new deploy or plugin serves before the old one goes
-        )
+        return _diff_response(call.codec.names(diff.changes), call.codec.names(diff.replaces))
 
     async def Create(self, request: Any, context: Any) -> Any:
         call = await self._call(context, request.urn, request.type, request.name)
@@ -307,6 +295,17 @@ async def _abort(
         trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
     )
     raise AssertionError("unreachable")
+
+
+def _diff_response(changed: list[str], replaces: list[str] | None = None) -> Any:
+    return provider_pb2.DiffResponse(
+        changes=provider_pb2.DiffResponse.DIFF_SOME
+        if changed
+        else provider_pb2.DiffResponse.DIFF_NONE,
+        diffs=changed,
+        replaces=replaces or [],
+        deleteBeforeReplace=False,  # a new deploy or plugin serves before the old one goes
+    )
 
 
 def _imported(call: Call, olds: Mapping[str, Any], news: Mapping[str, Any]) -> bool:
