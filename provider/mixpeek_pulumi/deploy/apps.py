@@ -21,14 +21,16 @@ from .. import gitinfo
 from ..client import MixpeekClient
 from ..errors import (
     ApiConnectionError,
+    ApiStatusError,
+    AuthenticationError,
     BundleError,
     DeployFailedError,
     DeployTimeoutError,
     MixpeekError,
     NotFoundError,
+    PermissionDeniedError,
     ResponseValidationError,
 )
-from ..journal import Journal
 from ..logs import LogFollower
 from ..models import DEPLOY_TERMINAL, AppResponse, DeployRequest, DeployStatusResponse
 from ..spec import AppDeployInputs, AppDeployState
@@ -42,18 +44,12 @@ from .common import (
     remote_digest,
     upload_fresh,
 )
-from .environments import AppEnvironment, imported
+from .environments import AppEnvironment, imported, marker
 
 DEFAULT_MESSAGE: Final = "Deployed with mixpeek-pulumi"
-MARKER_PREFIX: Final = "mixpeek-pulumi:"
 RELAXED_POLL: Final = 10.0
 BUNDLE_NAME: Final = "bundle.zip"
-UNDER_WAY: Final = ("queued", "building", "unknown")
-
-
-def marker(environment: str, digest: str) -> str:
-    """The tag a deploy message carries so a later run can recognise its own deploy."""
-    return f"[{MARKER_PREFIX}{environment}:{digest[:32]}]"
+IN_FLIGHT: Final = ("queued", "building")
 
 
 def collect(inputs: AppDeployInputs) -> list[bundles.SourceFile]:
@@ -113,43 +109,59 @@ class _Deploy:
     s3_key: str | None = None
 
 
+@dataclass(frozen=True)
+class Hint:
+    """A deploy id remembered from an earlier run: only a hint until the service confirms it."""
+
+    deploy_id: str
+    source: str
+    """Where it was remembered, for the log: the stack state or the journal's file."""
+
+
 class AppDeployer:
     """Puts bundles live in one app environment."""
 
-    def __init__(self, api: MixpeekClient, op: Operation, journal: Journal | None = None) -> None:
+    def __init__(self, api: MixpeekClient, op: Operation) -> None:
         self.api = api
         self.op = op
-        self.journal = journal or Journal.default()
 
     def deploy(
-        self, inputs: AppDeployInputs, *, previous: int | None, first: bool
+        self,
+        inputs: AppDeployInputs,
+        *,
+        previous: int | None,
+        first: bool,
+        hints: tuple[Hint, ...] = (),
     ) -> AppDeployState:
-        """Deploy ``inputs.bundle``; ``previous`` is the version to roll back to on delete
-        (looked up now on a ``first`` deploy). Raises ``DeployFailedError`` or
+        """Make the environment serve ``inputs.bundle``: adopt what the service already serves
+        or builds of it, else upload and deploy; ``previous`` is the version to roll back to
+        on delete (looked up now on a ``first`` deploy). Raises ``DeployFailedError`` or
         ``DeployTimeoutError`` with the deploy id, the status and the reason."""
         env = AppEnvironment(self.api, inputs.app_id, inputs.environment)
         app = env.app()
         served_before = env.served_version(app)
         if first:
             previous = served_before
-        run, deploy_id = self._adopt_or_start(inputs, env, app)
+        run, deploy_id = self._adopt_or_start(inputs, env, app, hints)
         return self._finish(run, deploy_id, previous, served_before)
 
     def _finish(
         self, run: _Deploy, deploy_id: str, previous: int | None, served_before: int | None
     ) -> AppDeployState:
-        """Wait for the deploy and judge it; at the deadline the error carries what exists."""
+        """Wait for the deploy and judge it; at the deadline the error carries what exists.
+        A complete deploy counts only once the environment is seen serving it."""
         try:
             final, tail = self._wait(run, deploy_id)
         except DeployTimeoutError as exc:
             exc.partial = self._partial(run, deploy_id, previous, exc.status)
             raise
-        self.journal.forget(run.key)
+        self._forget(run)
         if final.known_status == "failed":
             raise self._failed(run, final, tail)
         if run.inputs.require_smoke_test and final.smoke_failed:
             raise self._smoke_failed(run, final, tail, served_before)
-        return self._state(run, final, previous)
+        app, served_id = self._served_after(run, final)
+        return self._state(run, final, previous, app, served_id)
 
     def _partial(
         self, run: _Deploy, deploy_id: str, previous: int | None, status: str
@@ -167,18 +179,6 @@ class AppDeployer:
                 "previous_version": previous,
             }
         )
-
-    def resume(self, olds: AppDeployState, inputs: AppDeployInputs) -> AppDeployState:
-        """Re-attach to the deploy a create left under way (kept in state by the engine as a
-        partial failure), from any machine: wait for it instead of deploying again."""
-        assert olds.deploy_id is not None
-        env = AppEnvironment(self.api, inputs.app_id, inputs.environment)
-        digest = inputs.bundle_sha256 or olds.bundle_sha256 or ""
-        run = self._attempt(
-            inputs, env, digest, olds.bundle_size or 0, olds.file_count or 0, olds.bundle_s3_key
-        )
-        self.op.say(f"re-attaching to deploy {olds.deploy_id}, started by an earlier run")
-        return self._finish(run, olds.deploy_id, olds.previous_version, olds.previous_version)
 
     def _attempt(
         self,
@@ -234,14 +234,18 @@ class AppDeployer:
     # ----------------------------------------------------------------------- the steps
 
     def _adopt_or_start(
-        self, inputs: AppDeployInputs, env: AppEnvironment, app: AppResponse
+        self,
+        inputs: AppDeployInputs,
+        env: AppEnvironment,
+        app: AppResponse,
+        hints: tuple[Hint, ...],
     ) -> tuple[_Deploy, str]:
-        """Package the bundle, then adopt or upload and trigger; the archive is gone when
-        this returns, whatever happened."""
+        """Package the bundle, then adopt what the service has of it, or upload and trigger;
+        the archive is gone when this returns, whatever happened."""
         with self._packed(inputs) as (archive, files):
             digest = archive.digest.sha256
             run = self._attempt(inputs, env, digest, archive.size, archive.digest.file_count)
-            adopted = self._adoptable(run, app)
+            adopted = self._reconcile(run, app, hints)
             if adopted is not None:
                 return run, adopted
             run.s3_key = self._upload(run, archive)
@@ -256,21 +260,22 @@ class AppDeployer:
         with archives.write_archive(files) as archive:
             yield archive, files
 
-    def _adoptable(self, run: _Deploy, app: AppResponse) -> str | None:
-        """A deploy of this very bundle to this environment made by an earlier, failed run:
-        one the journal remembers, else the one the environment serves with this tag."""
-        recorded = self.journal.lookup(run.key)
-        if recorded is not None:
-            try:
-                status: DeployStatusResponse | None = self.api.get_deploy(app.app_id, recorded)
-            except NotFoundError:
-                status = None
-            if status is not None and status.known_status != "failed":
-                self.op.say(
-                    f"re-attaching to deploy {recorded}, started by an earlier run with this bundle"
-                )
-                return recorded
-            self.journal.forget(run.key)
+    # ------------------------------------------------------------------ reconciling
+
+    def _reconcile(self, run: _Deploy, app: AppResponse, hints: tuple[Hint, ...]) -> str | None:
+        """The deploy of this bundle to wait for instead of deploying again, decided by the
+        service: the one the environment serves now, else a remembered one the service says
+        is still building (or completed, whose version is then restored). None: deploy anew."""
+        served = self._served_copy(run, app)
+        if served is not None:
+            return served
+        for hint in (*hints, *self._journaled(run)):
+            found = self._use_hint(run, app, hint)
+            if found is not None:
+                return found
+        return None
+
+    def _served_copy(self, run: _Deploy, app: AppResponse) -> str | None:
         served = run.env.serving_tagged(app, run.tag)
         if served is None:
             return None
@@ -278,6 +283,80 @@ class AppDeployer:
             return None  # the live copy failed its smoke test: build it again
         self.op.say(f"adopting deploy {served}: it already serves this bundle")
         return served
+
+    def _journaled(self, run: _Deploy) -> tuple[Hint, ...]:
+        journal = self.op.journal
+        entry = journal.lookup(run.key) if journal is not None else None
+        return () if entry is None else (Hint(entry.deploy_id, f"the journal ({entry.path})"),)
+
+    def _use_hint(self, run: _Deploy, app: AppResponse, hint: Hint) -> str | None:
+        """Act on ``hint`` only as far as the service confirms it; otherwise drop it, in one
+        log line."""
+        status = self._hint_status(run, hint)
+        if status is None:
+            return None
+        if status.known_status in IN_FLIGHT:
+            self.op.say(
+                f"re-attaching to deploy {hint.deploy_id} ({status.status}), started by an "
+                "earlier run with this bundle"
+            )
+            return hint.deploy_id
+        if status.known_status == "complete" and not (
+            run.inputs.require_smoke_test and status.smoke_failed
+        ):
+            return self._restore_hinted(run, app, hint)
+        why = f"it ended with status {status.status}"
+        self._drop(run, hint, f"{why} ({status.error})" if status.error else why)
+        return None
+
+    def _hint_status(self, run: _Deploy, hint: Hint) -> DeployStatusResponse | None:
+        """What the service says of the hinted deploy, if it is a deploy of this bundle to this
+        environment; None (the hint dropped) when it is gone, unreadable or someone else's."""
+        try:
+            status = self.api.get_deploy(run.inputs.app_id, hint.deploy_id)
+        except (AuthenticationError, PermissionDeniedError):
+            raise  # every other request would fail the same way
+        except (ApiStatusError, ResponseValidationError) as exc:
+            self._drop(run, hint, f"reading it failed ({str(exc).splitlines()[0].rstrip('.')})")
+            return None
+        if status.environment not in (None, run.inputs.environment):
+            self._drop(run, hint, f"it is a deploy to {status.environment}")
+            return None
+        if status.message is not None and run.tag not in status.message:
+            self._drop(run, hint, "it is a deploy of other content")
+            return None
+        return status
+
+    def _restore_hinted(self, run: _Deploy, app: AppResponse, hint: Hint) -> str | None:
+        """A completed deploy of this bundle that the environment no longer serves: serve its
+        version again, with no rebuild."""
+        env = run.env
+        if env.deploy_id(app) == hint.deploy_id:
+            return hint.deploy_id
+        version = env.version_of(app, hint.deploy_id, run.tag)
+        if version is None:
+            self._drop(run, hint, "it completed, but its version is not in the app's history")
+            return None
+        try:
+            restored = env.restore(version)
+        except NotFoundError:
+            self._drop(run, hint, f"it completed, but its version {version} no longer exists")
+            return None
+        self.op.say(
+            f"deploy {hint.deploy_id} of this bundle completed in an earlier run, but "
+            f"{env.name} serves another version now: restored its version {version} "
+            "instead of building again"
+        )
+        return restored.deploy_id
+
+    def _drop(self, run: _Deploy, hint: Hint, why: str) -> None:
+        self.op.say(f"not using deploy {hint.deploy_id} from {hint.source}: {why}")
+        if hint.source.startswith("the journal"):
+            self._forget(run)
+
+    def _forget(self, run: _Deploy) -> None:
+        if self.op.journal is not None:
+            self.op.journal.forget(run.key)
 
     def _upload(self, run: _Deploy, archive: archives.Archive) -> str:
         def put(slot: Any) -> object:
@@ -317,7 +396,8 @@ class AppDeployer:
             if isinstance(exc, ApiConnectionError) and not exc.sent:
                 raise
             deploy_id = self._recover(run, exc)
-        self.journal.record(run.key, deploy_id)
+        if self.op.journal is not None:
+            self.op.journal.record(run.key, deploy_id)
         self.op.say(f"deploy {deploy_id} queued for {run.inputs.environment}")
         return deploy_id
 
@@ -439,11 +519,44 @@ class AppDeployer:
             log_tail=tail,
         )
 
+    def _served_after(self, run: _Deploy, final: DeployStatusResponse) -> tuple[AppResponse, str]:
+        """The app once the environment is seen serving the complete deploy, and the deploy
+        it serves. A deploy the environment does not serve (someone deployed in between) has
+        its version restored, since the program declares this bundle; if even that does not
+        stick, the deploy fails rather than report content that is not live."""
+        env, deploy_id = run.env, final.deploy_id
+        app = env.app()
+        if env.deploy_id(app) == deploy_id:
+            return app, deploy_id
+        other = env.deploy_id(app) or "nothing"
+        version = env.version_of(app, deploy_id, run.tag)
+        restored = env.restore(version) if version is not None else None
+        if restored is not None:
+            app = env.app()
+            if env.deploy_id(app) == restored.deploy_id:
+                self.op.say(
+                    f"deploy {deploy_id} completed while {env.name} served {other}: restored "
+                    f"its version {version}"
+                )
+                return app, restored.deploy_id
+        raise DeployFailedError(
+            f"{self.op.who}: deploy {deploy_id} to {env.name} of app {env.app_id} completed, "
+            f"but {env.name} serves {env.deploy_id(app) or 'nothing'} instead and restoring "
+            "its version did not take; run `pulumi up` again, or check who else deploys there",
+            resource=self.op.name,
+            deploy_id=deploy_id,
+            status="not_served",
+            reason=f"{env.name} serves {env.deploy_id(app) or 'nothing'}",
+        )
+
     def _state(
-        self, run: _Deploy, final: DeployStatusResponse, previous: int | None
+        self,
+        run: _Deploy,
+        final: DeployStatusResponse,
+        previous: int | None,
+        app: AppResponse,
+        deploy_id: str,
     ) -> AppDeployState:
-        app = run.env.app()
-        deploy_id = final.deploy_id
         smoke = final.smoke_test
         return AppDeployState.model_validate(
             {
@@ -458,32 +571,43 @@ class AppDeployer:
                 "url": run.env.url(app),
                 "smoke_test": smoke.model_dump(mode="json") if smoke else None,
                 "queued_at": final.queued_at,
-                "live": run.env.deploy_id(app) == deploy_id,
+                "live": True,
                 "deploy_message": final.message,
                 "previous_version": previous,
             }
         )
 
     def update(self, olds: AppDeployState, inputs: AppDeployInputs) -> AppDeployState:
-        """A deploy a create left under way is re-attached; settings alone are recorded; drift
-        with the same content is repaired by a restore; new content is a new deploy."""
+        """Settings alone are recorded, once the service confirms the environment serves the
+        recorded deploy (drift with the same content is repaired by a restore); anything else,
+        a deploy a create left under way included, is reconciled by ``deploy`` with the
+        recorded deploy as a hint."""
         settings = inputs.model_dump(exclude={"bundle_sha256"})
         same_content = olds.bundle_sha256 == inputs.bundle_sha256
-        if same_content and olds.deploy_id and olds.status in UNDER_WAY:
-            return self.resume(olds, inputs)
-        if same_content and olds.live is not False:
-            return olds.model_copy(update=settings)
-        if same_content:
-            restored = self.restore_declared(olds)
-            if restored is not None:
-                return restored.model_copy(update=settings)
-        return self.deploy(inputs, previous=olds.previous_version, first=False)
+        if same_content and olds.status == "complete":
+            kept = self._still_served(olds)
+            if kept is not None:
+                return kept.model_copy(update=settings)
+        hints = (
+            (Hint(olds.deploy_id, "the stack state"),) if same_content and olds.deploy_id else ()
+        )
+        return self.deploy(inputs, previous=olds.previous_version, first=False, hints=hints)
 
     # ------------------------------------------------------------------- drift repair
 
+    def _still_served(self, state: AppDeployState) -> AppDeployState | None:
+        """``state`` as it is, if the environment still serves its deploy; else with its
+        version restored. None when neither holds."""
+        env = AppEnvironment(self.api, state.app_id, state.environment)
+        app = env.app()
+        if state.deploy_id is not None and env.deploy_id(app) == state.deploy_id:
+            return state.model_copy(update={"live": True, "url": env.url(app)})
+        return self.restore_declared(state)
+
     def restore_declared(self, state: AppDeployState) -> AppDeployState | None:
         """Someone repointed the environment by hand: put the declared version back at once,
-        without a rebuild. None when that version no longer exists (deploy again instead)."""
+        without a rebuild. None when that version no longer exists, or the restore did not
+        take (deploy again instead)."""
         if state.version is None:
             return None
         env = AppEnvironment(self.api, state.app_id, state.environment)
@@ -492,11 +616,9 @@ class AppDeployer:
         except NotFoundError:
             return None
         app = env.app()
+        if env.deploy_id(app) != restored.deploy_id:
+            return None
         self.op.say(f"restored version {restored.version} to {state.environment}")
         return state.model_copy(
-            update={
-                "deploy_id": restored.deploy_id,
-                "live": env.deploy_id(app) == restored.deploy_id,
-                "url": env.url(app),
-            }
+            update={"deploy_id": restored.deploy_id, "live": True, "url": env.url(app)}
         )

@@ -14,6 +14,7 @@ from .. import bundle as bundles
 from ..client import MixpeekClient
 from ..deadline import Deadline
 from ..errors import DeployTimeoutError, MixpeekError, StorageError, redact
+from ..journal import Journal
 from ..spec import Inputs, change_of
 from ..waiting import Poller, WaitTimeout
 
@@ -34,6 +35,9 @@ class Operation:
     deadline: Deadline = field(default_factory=Deadline.never)
     timeout_name: str = "the timeout"
     """How the deadline is named in messages: ``timeout_seconds=1800`` or the engine's own."""
+    journal: Journal | None = None
+    """Where deploys in flight are remembered between runs: the dynamic resources' only memory
+    of a create cut short. None for the native provider, whose stack state keeps it."""
 
     @property
     def who(self) -> str:

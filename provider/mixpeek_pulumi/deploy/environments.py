@@ -8,8 +8,9 @@ it is active there, else the one with the environment's asset prefix.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from ..client import MixpeekClient
 from ..errors import MixpeekError, NotFoundError
@@ -18,6 +19,12 @@ from ..spec import AppDeployState, AppPromotionState
 from .common import Operation
 
 St = TypeVar("St", AppDeployState, AppPromotionState)
+MARKER_PREFIX: Final = "mixpeek-pulumi:"
+
+
+def marker(environment: str, digest: str) -> str:
+    """The tag a deploy message carries so a later run can recognise its own deploy."""
+    return f"[{MARKER_PREFIX}{environment}:{digest[:32]}]"
 
 
 @dataclass
@@ -120,11 +127,39 @@ def refresh(api: MixpeekClient, state: St) -> St | None:
     environment serves another deploy."""
     env = AppEnvironment(api, state.app_id, state.environment)
     try:
+        return _seen(env, env.app(), state)
+    except NotFoundError:
+        return None
+
+
+def _seen(env: AppEnvironment, app: AppResponse, state: St) -> St:
+    live = env.deploy_id(app) == state.deploy_id
+    return state.model_copy(update={"live": live, "url": env.url(app)})
+
+
+def refresh_deploy(api: MixpeekClient, state: AppDeployState) -> AppDeployState | None:
+    """An app deploy's state as the service has it now, so that whatever was recorded (a
+    deploy cut short, one that failed since, drift) converges: ``live``, then the deploy the
+    environment serves if it serves this bundle through another deploy, and that deploy's
+    ``status`` and ``version``."""
+    env = AppEnvironment(api, state.app_id, state.environment)
+    try:
         app = env.app()
     except NotFoundError:
         return None
-    live = env.deploy_id(app) == state.deploy_id
-    return state.model_copy(update={"live": live, "url": env.url(app)})
+    refreshed = _seen(env, app, state)
+    if not state.bundle_sha256:
+        return refreshed
+    update: dict[str, object] = {}
+    tagged = env.serving_tagged(app, marker(state.environment, state.bundle_sha256))
+    if tagged is not None:
+        update = {"deploy_id": tagged, "live": True, "version": env.served_version(app)}
+    deploy_id = tagged or state.deploy_id
+    if deploy_id is not None:
+        # A record that is gone leaves the status as it was: a version it built may still serve.
+        with contextlib.suppress(NotFoundError):
+            update["status"] = api.get_deploy(state.app_id, deploy_id).status
+    return refreshed.model_copy(update=update)
 
 
 def roll_back(api: MixpeekClient, op: Operation, state: St, what: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any, Final
 from ..client import MixpeekClient
 from ..config import ProviderConfig
 from ..deadline import Deadline
+from ..journal import Journal
 from ..spec import (
     AppDeployInputs,
     AppDeployState,
@@ -69,6 +70,7 @@ class Kind:
         timeout_name: str = "",
         name: str = "",
         cancel: threading.Event | None = None,
+        journal: Journal | None = None,
     ) -> Iterator[tuple[MixpeekClient, Operation]]:
         """A client and the operation's context for ``subject`` (inputs or state), both bound
         to one deadline: ``seconds`` (the engine's timeout, a read's cap), else the resource's
@@ -82,6 +84,7 @@ class Kind:
             sink,
             Deadline.after(limit, cancel=cancel),
             timeout_name=timeout_name or f"timeout_seconds={limit:g}",
+            journal=journal,
         )
         cfg = config.with_base_url(getattr(subject, "base_url", None))
         with MixpeekClient.from_config(cfg, log=op.say, deadline=op.deadline) as api:
@@ -105,7 +108,7 @@ KINDS: Final[dict[str, Kind]] = {
             inputs, previous=None, first=True
         ),
         update=lambda api, op, olds, inputs: apps.AppDeployer(api, op).update(olds, inputs),
-        read=lambda api, _op, state: environments.refresh(api, state),
+        read=lambda api, _op, state: environments.refresh_deploy(api, state),
         delete=lambda api, op, state: environments.roll_back(api, op, state, "deploy"),
         adopt=lambda api, op, id_: apps.AppDeployer(api, op).adopt(id_),
     ),

@@ -33,6 +33,7 @@ from ..config import ProviderConfig
 from ..deploy.common import Diff, Failure, Operation, split_unknowns, validate_inputs
 from ..deploy.kinds import KINDS, REFRESH_SECONDS, Kind
 from ..errors import DeployError, InputError, MixpeekError, ResourceError, redact
+from ..journal import Journal
 from ..spec import Inputs, State
 
 P = ParamSpec("P")
@@ -200,7 +201,12 @@ class MixpeekProvider(ResourceProvider):
     ) -> Iterator[tuple[MixpeekClient, Operation]]:
         who = getattr(subject, "resource_name", "") or name
         with self.steps.session(
-            self.config(), subject, echo(self.kind, who), seconds=seconds, name=name
+            self.config(),
+            subject,
+            echo(self.kind, who),
+            seconds=seconds,
+            name=name,
+            journal=Journal.default(),
         ) as session:
             yield session
 

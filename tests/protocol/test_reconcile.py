@@ -1,0 +1,138 @@
+"""Runs that follow a create cut short: what an earlier run remembered is a hint the service
+must confirm, so no sequence of runs ends in a success while other content is served, and none
+gets stuck on a deploy that failed or is gone. Through the real provider host and the engine
+stand-in, against the emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mixpeek_pulumi import bundle as bundles
+from mixpeek_pulumi.journal import Journal
+from tests.emulator_fixture import wait_until
+from tests.engine import EngineError, Stack, run_program
+from tests.protocol.test_app_deploy import app_state, deploy_program
+from tests.sites import site, write_tree
+
+
+def served_deploy(stack: Stack, app_id: str) -> str | None:
+    entry: dict[str, Any] = app_state(stack, app_id)["environments"].get("staging") or {}
+    return entry.get("deploy_id")
+
+
+def deploy_status(stack: Stack, app_id: str, deploy_id: str) -> str:
+    with stack.emulator.api() as c:
+        status: str = c.get(f"/v1/apps/{app_id}/deploys/{deploy_id}").json()["status"]
+        return status
+
+
+def cut_short(stack: Stack, app_id: str, bundle: Path) -> str:
+    """A create whose deadline passes while its deploy builds; returns that deploy's id."""
+    with pytest.raises(EngineError) as info:
+        run_program(
+            stack.engine,
+            deploy_program(app_id, bundle, timeout_seconds=0.3, poll_interval_seconds=0.1),
+        )
+    assert stack.engine.state == {}
+    return info.value.headline.split("deploy ", 1)[1].split(" ", 1)[0]
+
+
+def test_going_back_to_a_bundle_restores_its_deploy_instead_of_reporting_a_stale_one(
+    stack: Stack, tmp_path: Path
+) -> None:
+    app_id = stack.emulator.create_app("back-site")
+    bundle_a = write_tree(tmp_path / "a", site("A"))
+    bundle_b = write_tree(tmp_path / "b", site("B"))
+    stack.emulator.timing(build_seconds=1.0)
+    deploy_a = cut_short(stack, app_id, bundle_a)
+    assert wait_until(lambda: served_deploy(stack, app_id) == deploy_a)
+
+    stack.emulator.timing(build_seconds=0.1)
+    with_b = run_program(stack.engine, deploy_program(app_id, bundle_b))
+    assert served_deploy(stack, app_id) == with_b.outputs["deploy_id"] != deploy_a
+
+    back = run_program(stack.engine, deploy_program(app_id, bundle_a))
+    assert back.steps == [("update", "site")]
+    # The service, not the journal, decided: A's version serves again, and says so.
+    assert served_deploy(stack, app_id) == back.outputs["deploy_id"] == deploy_a
+    assert stack.engine.outputs("site")["live"] is True
+    assert stack.emulator.served_version(app_id, "staging") == back.outputs["version"] == 1
+    assert stack.emulator.count("POST", f"/v1/apps/{app_id}/deploy") == 2  # no rebuild
+    assert "restored its version 1 instead of building again" in stack.host.output()
+    again = run_program(stack.engine, deploy_program(app_id, bundle_a), preview=True)
+    assert again.steps == [("same", "site")]
+
+
+def test_a_remembered_deploy_that_failed_since_is_dropped_and_deployed_anew(
+    stack: Stack, tmp_path: Path
+) -> None:
+    app_id = stack.emulator.create_app("failed-hint-site")
+    bundle = write_tree(tmp_path / "dist", site())
+    stack.emulator.timing(build_seconds=1.0)
+    stack.emulator.next(deploy_fail_reason="the build ran out of disk")
+    failed = cut_short(stack, app_id, bundle)
+    assert wait_until(lambda: deploy_status(stack, app_id, failed) == "failed")
+
+    stack.emulator.timing(build_seconds=0.1)
+    again = run_program(stack.engine, deploy_program(app_id, bundle))
+    assert again.steps == [("create", "site")]
+    assert again.outputs["deploy_id"] != failed
+    assert served_deploy(stack, app_id) == again.outputs["deploy_id"]
+    assert stack.emulator.count("POST", f"/v1/apps/{app_id}/deploy") == 2
+    output = stack.host.output()
+    assert f"not using deploy {failed} from the journal" in output
+    assert "it ended with status failed (the build ran out of disk)" in output
+    assert run_program(stack.engine, deploy_program(app_id, bundle)).steps == [("same", "site")]
+
+
+@pytest.mark.parametrize("answer", [410, 400, 200])
+def test_a_remembered_deploy_the_service_cannot_confirm_never_blocks_a_deploy(
+    stack: Stack, tmp_path: Path, answer: int
+) -> None:
+    """A 410 for an expired record, a refusal, or a 200 that is not a deploy: the hint is
+    dropped in one line and the deploy goes on, on this run and every later one."""
+    app_id = stack.emulator.create_app(f"gone-hint-{answer}")
+    bundle = write_tree(tmp_path / "dist", site())
+    stack.emulator.timing(build_seconds=60.0)
+    stuck = cut_short(stack, app_id, bundle)
+    body = {"unexpected": True} if answer == 200 else None
+    stack.emulator.fault(
+        method="GET",
+        path=f"/v1/apps/{app_id}/deploys/{stuck}",
+        status=answer,
+        times=1000,
+        body=body,
+    )
+
+    stack.emulator.timing(build_seconds=0.1)
+    again = run_program(stack.engine, deploy_program(app_id, bundle))
+    assert again.outputs["deploy_id"] != stuck
+    assert served_deploy(stack, app_id) == again.outputs["deploy_id"]
+    assert f"not using deploy {stuck} from the journal" in stack.host.output()
+    assert stack.emulator.count("POST", f"/v1/apps/{app_id}/deploy") == 2
+
+
+def test_a_remembered_deploy_of_other_content_is_never_adopted(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """A journal entry that names a deploy of other content (edited, or copied from another
+    machine) is refused by that deploy's own tag, however it got there."""
+    app_id = stack.emulator.create_app("foreign-hint-site")
+    bundle_a = write_tree(tmp_path / "a", site("A"))
+    bundle_b = write_tree(tmp_path / "b", site("B"))
+    stack.emulator.timing(build_seconds=60.0)
+    building_a = cut_short(stack, app_id, bundle_a)
+    journal = Journal(tmp_path / "inflight")
+    digest_b = bundles.digest(bundles.collect(bundle_b, bundles.Excludes())).sha256
+    journal.record((stack.emulator.url, app_id, "staging", digest_b), building_a)
+
+    stack.emulator.timing(build_seconds=0.1)
+    with_b = run_program(stack.engine, deploy_program(app_id, bundle_b))
+    assert with_b.outputs["deploy_id"] != building_a
+    assert served_deploy(stack, app_id) == with_b.outputs["deploy_id"]
+    output = stack.host.output()
+    assert f"not using deploy {building_a} from the journal" in output
+    assert "it is a deploy of other content" in output
