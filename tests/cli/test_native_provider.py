@@ -154,7 +154,11 @@ def assert_reattached_from_another_machine(
     second = stack.up()
 
     assert second.ok, second.output
-    assert f"re-attaching to deploy {deploy_id}, started by an earlier run" in second.output
+    # Still building, or already live by the time the second run looks: adopted either way.
+    assert (
+        f"re-attaching to deploy {deploy_id} (" in second.output
+        or f"adopting deploy {deploy_id}: it already serves this bundle" in second.output
+    ), second.output
     assert stack.outputs()["deployId"] == deploy_id
     assert emulator.count("POST", DEPLOYS) == 1
     state = emulator.records()
@@ -198,6 +202,43 @@ def test_create_interrupted_by_ctrl_c_is_kept_and_reattached(
     assert up.returncode != 0
     assert "was interrupted before it finished" in printed, printed
     assert_reattached_from_another_machine(stack, emulator, tmp_path)
+
+
+def test_create_cut_short_whose_build_then_failed_deploys_anew(
+    cli: Cli, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    """The stack state keeps a deploy that was building; the service fails it afterwards.
+    A refresh shows the failure, the next `up` deploys anew instead of resuming it, and the
+    one after that has nothing to do."""
+    stack = interruptible(cli, emulator, tmp_path, "1s")
+    emulator.timing(build_seconds=3)
+    emulator.next(deploy_fail_reason="the build ran out of disk")
+    assert not stack.up().ok
+    kept = stack.resources()["site"]["outputs"]
+    failed, app_id = kept["deployId"], kept["appId"]
+    assert kept["status"] in ("queued", "building")
+
+    def status() -> str:
+        with emulator.api() as api:
+            return str(api.get(f"/v1/apps/{app_id}/deploys/{failed}").json()["status"])
+
+    assert wait_until(lambda: status() == "failed", timeout=30)
+    emulator.timing(build_seconds=0.2)
+    assert stack.refresh().ok
+    assert stack.resources()["site"]["outputs"]["status"] == "failed"
+
+    second = stack.up()
+
+    assert second.ok, second.output
+    assert f"not using deploy {failed} from the stack state: it ended with status failed" in (
+        second.output
+    )
+    fresh = stack.outputs()["deployId"]
+    assert fresh != failed
+    assert emulator.records().apps[app_id].environments["staging"]["deploy_id"] == fresh
+    assert emulator.count("POST", DEPLOYS) == 2
+    assert not stack.resources()["site"].get("initErrors")
+    assert stack.preview(expect_no_changes=True).ok
 
 
 IMPORTED = SITE + (
