@@ -2,6 +2,7 @@
 
 Plain data, no I/O. The key lives only in memory of the provider process: it is read in
 ``configure()`` (which runs there) and never stored on anything that gets pickled into state.
+Values are checked where they are used, never at start.
 """
 
 from __future__ import annotations
@@ -28,11 +29,19 @@ READ_TIMEOUT_RANGE: Final = (1.0, 3600.0)
 
 @dataclass(frozen=True)
 class ProviderConfig:
-    """The endpoint and key one provider process uses; ``repr`` never shows the key."""
+    """The endpoint and key one provider process uses; ``repr`` never shows the key.
 
-    base_url: str = DEFAULT_BASE_URL
+    Settings are kept as given and checked when they are used, so a stray value in the
+    environment never stops the provider from starting, and never matters when stack config
+    sets that setting: a bad value fails the operation that needs it, in a sentence naming
+    the setting it came from."""
+
+    endpoint: str = DEFAULT_BASE_URL
+    endpoint_source: str = "the default endpoint"
+    """Where ``endpoint`` was set, as messages name it."""
     api_key: str | None = field(default=None, repr=False)
-    read_timeout: float = DEFAULT_READ_TIMEOUT
+    read_timeout_setting: str | None = None
+    """``MIXPEEK_HTTP_READ_TIMEOUT`` as the environment had it."""
 
     @classmethod
     def resolve(
@@ -40,21 +49,36 @@ class ProviderConfig:
         get: Callable[[str], Any] | None = None,
         env: Mapping[str, str] | None = None,
     ) -> ProviderConfig:
-        """Read ``mixpeek:apiKey``/``mixpeek:baseUrl`` via ``get``, else the environment."""
+        """Read ``mixpeek:apiKey``/``mixpeek:baseUrl`` via ``get``, else the environment;
+        nothing is checked yet, so this never fails."""
         env = os.environ if env is None else env
         lookup = get or (lambda _key: None)
         api_key = _text(lookup(CONFIG_API_KEY)) or _text(env.get(ENV_API_KEY))
-        base_url = (
-            _text(lookup(CONFIG_BASE_URL)) or _text(env.get(ENV_BASE_URL)) or DEFAULT_BASE_URL
-        )
         register_secret(api_key)
-        return cls(normalize_base_url(base_url), api_key, _read_timeout(env.get(ENV_READ_TIMEOUT)))
+        endpoint, source = DEFAULT_BASE_URL, "the default endpoint"
+        if _text(lookup(CONFIG_BASE_URL)):
+            endpoint, source = str(lookup(CONFIG_BASE_URL)), f"`{CONFIG_BASE_URL}`"
+        elif _text(env.get(ENV_BASE_URL)):
+            endpoint, source = str(env.get(ENV_BASE_URL)), f"the {ENV_BASE_URL} variable"
+        return cls(endpoint, source, api_key, env.get(ENV_READ_TIMEOUT))
+
+    @property
+    def base_url(self) -> str:
+        """The endpoint, checked and normalized; ``ConfigError`` naming where it was set."""
+        return normalize_base_url(self.endpoint, self.endpoint_source)
+
+    @property
+    def read_timeout(self) -> float:
+        """Seconds each read may take; ``ConfigError`` naming the variable when it is bad."""
+        return _read_timeout(self.read_timeout_setting)
 
     def with_base_url(self, base_url: str | None) -> ProviderConfig:
         """This config with a per-resource endpoint override applied."""
         if not base_url:
             return self
-        return dataclasses.replace(self, base_url=normalize_base_url(base_url))
+        return dataclasses.replace(
+            self, endpoint=base_url, endpoint_source="the resource's `base_url`"
+        )
 
     def require_key(self) -> str:
         """The API key, or a one-sentence error naming both places to set it."""
@@ -91,18 +115,19 @@ def base_url_problem(url: str) -> str | None:
     return None
 
 
-def normalize_base_url(url: str) -> str:
+def normalize_base_url(url: str, source: str = "") -> str:
     """Strip a trailing ``/v1``: paths carry it, and dedicated hosts are documented with it.
 
     Raises ``ConfigError`` (without the URL's credentials, if it had any) for anything that is
-    not a plain http(s) endpoint.
+    not a plain http(s) endpoint, naming ``source``, the setting it came from.
     """
     problem = base_url_problem(url)
     if problem is not None:
         shown = "" if "@" in url else f" {url.strip()[:200]!r}"
+        where = f" from {source}" if source else ""
         raise ConfigError(
-            f"The Mixpeek base URL{shown} cannot be used: {problem} (set `mixpeek:baseUrl` "
-            f"or {ENV_BASE_URL} to something like {DEFAULT_BASE_URL})."
+            f"The Mixpeek base URL{shown}{where} cannot be used: {problem} (set "
+            f"`{CONFIG_BASE_URL}` or {ENV_BASE_URL} to something like {DEFAULT_BASE_URL})."
         )
     url = url.strip().rstrip("/")
     if url.endswith("/v1"):
@@ -121,7 +146,7 @@ def _read_timeout(raw: str | None) -> float:
     if not math.isfinite(value) or not low <= value <= high:
         raise ConfigError(
             f"{ENV_READ_TIMEOUT} must be a number of seconds from {low:g} to {high:g}, "
-            f"not {raw.strip()[:20]!r}."
+            f"not {raw.strip()[:20]!r}; fix or unset it in the environment of `pulumi`."
         )
     return value
 

@@ -5,6 +5,7 @@ The tree::
     MixpeekError
     ├── ConfigError                 missing API key or bad endpoint; names where each is read from
     ├── InputError                  an input the program set is invalid (checked before anything)
+    ├── StateError                  the stack state of a resource does not load (names the fields)
     ├── BundleError                 a bundle or plugin source that cannot be packaged (names it)
     ├── ApiError                    a call to the API failed (method, path, request id)
     │   ├── ApiConnectionError      the transport failed; ``sent`` says whether the request left
@@ -108,6 +109,10 @@ class InputError(MixpeekError):
         listed = list(problems)
         self.problems = listed
         super().__init__("\n".join(f"{kind} '{name}': {where}: {why}" for where, why in listed))
+
+
+class StateError(MixpeekError):
+    """A resource's stored state does not load: names the fields and how to repair it."""
 
 
 class BundleError(MixpeekError):

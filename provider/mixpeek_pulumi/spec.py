@@ -14,9 +14,18 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Final, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
 
 from .config import base_url_problem
+from .errors import StateError
 from .models import DeploymentType, Environment
 
 Change = Literal["replace", "update", "none", "computed"]
@@ -71,6 +80,17 @@ Identifier = Annotated[
     AfterValidator(_ascii_id),
 ]
 Endpoint = Annotated[str | None, AfterValidator(_endpoint)]
+IDENTIFIER_RULE: Final = "ASCII letters, digits, '_', '-' and '.', at most 128, never '.' or '..'"
+_IDENTIFIER: Final = TypeAdapter(Identifier)
+
+
+def identifier_problem(value: str) -> str | None:
+    """Why ``value`` cannot be an id in a URL path (the rule every id input follows)."""
+    try:
+        _IDENTIFIER.validate_python(value)
+    except ValidationError:
+        return f"{value[:80]!r} is not an id ({IDENTIFIER_RULE})"
+    return None
 
 
 def setting(default: Any = ..., *, change: Change, **kwargs: Any) -> Any:
@@ -96,6 +116,12 @@ class Inputs(BaseModel):
         )
 
 
+def _said(err: Any) -> str:
+    if err.get("type") == "missing":
+        return "is missing"
+    return f"is {str(err.get('input'))[:40]!r}: {str(err.get('msg', 'invalid')).lower()}"
+
+
 def change_of(field: Any) -> Change | None:
     extra = field.json_schema_extra
     return extra.get("change") if isinstance(extra, dict) else None
@@ -117,7 +143,21 @@ class State(BaseModel):
 
     @classmethod
     def load(cls: type[S], props: Mapping[str, Any]) -> S:
-        return cls.model_validate({k: v for k, v in props.items() if k not in RESERVED})
+        """The state the engine keeps; ``StateError`` naming each field that does not load
+        (hand-edited, or written by a version that knew other fields)."""
+        try:
+            return cls.model_validate({k: v for k, v in props.items() if k not in RESERVED})
+        except ValidationError as exc:
+            problems = [
+                f"`{'.'.join(str(p) for p in err['loc']) or 'state'}` {_said(err)}"
+                for err in exc.errors()[:3]
+            ]
+            raise StateError(
+                f"its stack state cannot be read ({'; '.join(problems)}), as if edited by hand "
+                "or written by another version; correct it with `pulumi stack export` and "
+                "`pulumi stack import`, or drop it with `pulumi state delete` and bring it "
+                "back with `pulumi import`"
+            ) from None
 
     @classmethod
     def output_keys(cls) -> tuple[str, ...]:

@@ -3,9 +3,11 @@ process and the emulator: what reaches the program's author when a call goes wro
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +23,23 @@ from tests.sites import site, write_tree
 
 PLUGIN = Path(sys.executable).parent / "pulumi-resource-mixpeek"
 URN = "urn:pulumi:dev::proj::mixpeek:index:AppDeploy::web"
+PLUGIN_URN = "urn:pulumi:dev::proj::mixpeek:index:PluginDeployment::embed"
 
 
 def struct(values: dict[str, Any]) -> struct_pb2.Struct:
     return wire.dump(values)
 
 
-@pytest.fixture
-def provider(emulator: EmulatorHandle, tmp_path: Path) -> Iterator[Any]:
+@contextmanager
+def serving(emulator: EmulatorHandle, tmp_path: Path, env: dict[str, str] | None = None) -> Any:
     """The plugin process, configured as the engine does it: the key wrapped as a secret."""
     proc = subprocess.Popen(
-        [str(PLUGIN)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=tmp_path, text=True
+        [str(PLUGIN)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        text=True,
+        env={**os.environ, **(env or {})},
     )
     try:
         assert proc.stdout is not None
@@ -50,6 +58,12 @@ def provider(emulator: EmulatorHandle, tmp_path: Path) -> Iterator[Any]:
         proc.wait()
         assert proc.stdout is not None
         proc.stdout.close()
+
+
+@pytest.fixture
+def provider(emulator: EmulatorHandle, tmp_path: Path) -> Iterator[Any]:
+    with serving(emulator, tmp_path) as stub:
+        yield stub
 
 
 def test_plugin_info_is_the_package_version(provider: Any) -> None:
@@ -106,3 +120,77 @@ def test_import_id_in_the_wrong_shape_says_what_it_should_be(provider: Any) -> N
         "AppDeploy 'web': The import id 'app_1' names no app environment: use "
         "<app_id>/staging or <app_id>/production."
     )
+
+
+def create_site(stub: Any, emulator: EmulatorHandle, tmp_path: Path, slug: str) -> Any:
+    bundle = write_tree(tmp_path / slug, site())
+    props = {"appId": emulator.create_app(slug), "bundle": str(bundle), "environment": "staging"}
+    checked = stub.Check(
+        provider_pb2.CheckRequest(urn=URN, olds=struct({}), news=struct(props))
+    ).inputs
+    return stub.Create(provider_pb2.CreateRequest(urn=URN, properties=checked))
+
+
+def test_stray_environment_settings_never_stop_the_plugin_and_stack_config_wins(
+    emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    """``MIXPEEK_BASE_URL=api.mixpeek.com`` is never used while stack config sets the
+    endpoint; a bad ``MIXPEEK_HTTP_READ_TIMEOUT`` fails the call that needs it, in one
+    sentence naming it, and the plugin goes on serving."""
+    with serving(emulator, tmp_path, {"MIXPEEK_BASE_URL": "api.mixpeek.com"}) as stub:
+        assert stub.GetPluginInfo(empty_pb2.Empty()).version == __version__
+        created = create_site(stub, emulator, tmp_path, "env-url-site")
+        assert wire.load(created.properties)["live"] is True
+    with serving(emulator, tmp_path, {"MIXPEEK_HTTP_READ_TIMEOUT": "90s"}) as stub:
+        with pytest.raises(grpc.RpcError) as caught:
+            create_site(stub, emulator, tmp_path, "env-timeout-site")
+        assert caught.value.details().splitlines()[0] == (
+            "AppDeploy 'web': MIXPEEK_HTTP_READ_TIMEOUT must be a number of seconds from 1 to "
+            "3600, not '90s'; fix or unset it in the environment of `pulumi`."
+        )
+        assert stub.GetPluginInfo(empty_pb2.Empty()).version == __version__
+
+
+@pytest.mark.parametrize(
+    ("urn", "id_", "says"),
+    [
+        (URN, "../staging", "'..' is not an id"),
+        (URN, "app\n1/staging", "is not an id"),
+        (URN, "äpp/production", "is not an id"),
+        (PLUGIN_URN, "ns/..", "'..' is not an id"),
+        (PLUGIN_URN, "../plugins", "'..' is not an id"),
+        (PLUGIN_URN, "ns_1/", "'' is not an id"),
+    ],
+)
+def test_import_ids_follow_the_input_id_rules_and_reach_no_other_path(
+    provider: Any, emulator: EmulatorHandle, urn: str, id_: str, says: str
+) -> None:
+    before = len(emulator.requests())
+    with pytest.raises(grpc.RpcError) as caught:
+        provider.Read(provider_pb2.ReadRequest(id=id_, urn=urn))
+    assert says in caught.value.details()
+    assert "use <" in caught.value.details()
+    assert len(caught.value.details().splitlines()) == 1
+    assert len(emulator.requests()) == before  # refused before any request
+
+
+def test_state_that_does_not_load_is_one_sentence_and_a_delete_without_an_id_sends_nothing(
+    provider: Any, emulator: EmulatorHandle
+) -> None:
+    broken = {"appId": "app_1", "environment": "staging", "version": "seven"}
+    with pytest.raises(grpc.RpcError) as caught:
+        provider.Delete(provider_pb2.DeleteRequest(id="x", urn=URN, properties=struct(broken)))
+    first = caught.value.details().splitlines()[0]
+    assert first.startswith("AppDeploy 'web': its stack state cannot be read (`version` is ")
+    assert "`pulumi state delete`" in first
+    assert "Traceback" not in caught.value.details()
+    with pytest.raises(grpc.RpcError) as caught:
+        provider.Diff(provider_pb2.DiffRequest(id="x", urn=URN, olds=struct({}), news=struct({})))
+    assert "`app_id` is missing" in caught.value.details()
+
+    before = len(emulator.requests())
+    no_id = {"namespaceId": "ns_1", "name": "text_embed", "version": "1.0.0"}
+    provider.Delete(provider_pb2.DeleteRequest(id="x", urn=PLUGIN_URN, properties=struct(no_id)))
+    rollback = {"appId": "app_1", "environment": "staging", "onDelete": "rollback"}
+    provider.Delete(provider_pb2.DeleteRequest(id="x", urn=URN, properties=struct(rollback)))
+    assert len(emulator.requests()) == before  # nothing was sent for either

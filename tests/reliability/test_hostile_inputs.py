@@ -38,6 +38,8 @@ class Hostile:
     build: Callable[[Path, str], tuple[Callable[[], None], dict[str, str]]]
     expect: Outcome
     says: str
+    step: str = "check"
+    """Where a refusal happens: settings are read when first used, at create."""
 
     @property
     def id(self) -> str:
@@ -225,8 +227,8 @@ def _method(data: bytes, method: int) -> bytes:
     return bytes(out)
 
 
-def hostile(kind: str, case: str, expect: Outcome, says: str) -> Hostile:
-    return Hostile(kind, case, program_for(case), expect, says)
+def hostile(kind: str, case: str, expect: Outcome, says: str, step: str = "check") -> Hostile:
+    return Hostile(kind, case, program_for(case), expect, says, step)
 
 
 CASES = [
@@ -283,6 +285,7 @@ CASES = [
         "MIXPEEK_HTTP_READ_TIMEOUT=nan",
         "refused",
         "MIXPEEK_HTTP_READ_TIMEOUT must be a number of seconds from 1 to 3600, not 'nan'",
+        step="create",
     ),
 ]
 ROWS: dict[str, tuple[str, str]] = {}
@@ -309,7 +312,7 @@ def test_hostile_input(case: Hostile, emulator: EmulatorHandle, tmp_path: Path) 
     sent = emulator.requests()[before:]
     assert os.listdir(scratch) == []
     if case.expect == "refused":
-        assert step == "check", f"{step}: {outcome}"
+        assert step == case.step, f"{step}: {outcome}"
         assert case.says in outcome, outcome
         assert outcome.endswith(".") and "\n" not in outcome
         assert "s3cretpass" not in outcome

@@ -33,9 +33,23 @@ def test_missing_key_names_both_places() -> None:
     assert len(text.splitlines()) == 1
 
 
-def test_bad_base_url_is_a_sentence() -> None:
-    with pytest.raises(ConfigError, match="is not an http"):
-        ProviderConfig.resolve({"mixpeek:baseUrl": "api.mixpeek.com"}.get, env={})
+def test_bad_base_url_is_a_sentence_naming_where_it_was_set() -> None:
+    cfg = ProviderConfig.resolve({"mixpeek:baseUrl": "api.mixpeek.com"}.get, env={})
+    with pytest.raises(ConfigError, match="from `mixpeek:baseUrl` cannot be used: it is not an"):
+        _ = cfg.base_url
+    cfg = ProviderConfig.resolve(None, env={"MIXPEEK_BASE_URL": "api.mixpeek.com"})
+    with pytest.raises(ConfigError, match="from the MIXPEEK_BASE_URL variable cannot be used"):
+        _ = cfg.base_url
+
+
+def test_a_bad_environment_setting_never_matters_when_stack_config_sets_it() -> None:
+    cfg = ProviderConfig.resolve(
+        {"mixpeek:baseUrl": "https://ded.example"}.get,
+        env={"MIXPEEK_BASE_URL": "api.mixpeek.com", "MIXPEEK_HTTP_READ_TIMEOUT": "90s"},
+    )
+    assert cfg.base_url == "https://ded.example"
+    with pytest.raises(ConfigError, match="MIXPEEK_HTTP_READ_TIMEOUT must be a number"):
+        _ = cfg.read_timeout
 
 
 def test_registered_secrets_and_credential_shapes_are_redacted() -> None:
@@ -81,7 +95,7 @@ def test_a_key_that_cannot_be_a_header_is_refused_without_showing_it() -> None:
 )
 def test_base_urls_are_refused_in_one_sentence_without_credentials(url: str, says: str) -> None:
     with pytest.raises(ConfigError) as info:
-        ProviderConfig.resolve({"mixpeek:baseUrl": url}.get, env={})
+        _ = ProviderConfig.resolve({"mixpeek:baseUrl": url}.get, env={}).base_url
     assert says in str(info.value)
     assert "hunter2" not in str(info.value)
     assert len(str(info.value).splitlines()) == 1
@@ -90,7 +104,7 @@ def test_base_urls_are_refused_in_one_sentence_without_credentials(url: str, say
 @pytest.mark.parametrize("value", ["nan", "inf", "0", "-5", "lots", "99999"])
 def test_the_read_timeout_setting_is_checked(value: str) -> None:
     with pytest.raises(ConfigError, match="MIXPEEK_HTTP_READ_TIMEOUT must be a number of seconds"):
-        ProviderConfig.resolve(None, env={"MIXPEEK_HTTP_READ_TIMEOUT": value})
+        _ = ProviderConfig.resolve(None, env={"MIXPEEK_HTTP_READ_TIMEOUT": value}).read_timeout
 
 
 def test_url_credentials_are_redacted_whatever_the_key_looks_like() -> None:

@@ -15,7 +15,7 @@ from typing import Final, TypeVar
 from ..client import MixpeekClient
 from ..errors import MixpeekError, NotFoundError
 from ..models import ENVIRONMENTS, AppResponse, Environment, RestoreVersionResponse, VersionRecord
-from ..spec import AppDeployState, AppPromotionState
+from ..spec import AppDeployState, AppPromotionState, identifier_problem
 from .common import Operation
 
 St = TypeVar("St", AppDeployState, AppPromotionState)
@@ -101,14 +101,17 @@ class AppEnvironment:
 
 
 def import_id(resource_id: str) -> tuple[str, Environment]:
-    """The app and environment an import names as ``<app_id>/<environment>``."""
+    """The app and environment an import names as ``<app_id>/<environment>``; the app id
+    follows the rule of the ``app_id`` input, so no id can step to another path."""
     app_id, _, environment = resource_id.partition("/")
+    problem = identifier_problem(app_id)
     for name in ENVIRONMENTS:
-        if app_id and environment == name:
+        if problem is None and environment == name:
             return app_id, name
+    reason = f" {problem};" if problem is not None and environment in ENVIRONMENTS else ""
     raise MixpeekError(
-        f"The import id {resource_id!r} names no app environment: use <app_id>/staging or "
-        "<app_id>/production."
+        f"The import id {resource_id[:200]!r} names no app environment:{reason} use "
+        "<app_id>/staging or <app_id>/production."
     )
 
 
@@ -166,6 +169,9 @@ def roll_back(api: MixpeekClient, op: Operation, state: St, what: str) -> None:
     """``on_delete="rollback"``: restore the version served before, unless someone else
     deployed since (their deploy is never clobbered)."""
     if state.on_delete != "rollback":
+        return
+    if state.deploy_id is None:
+        op.say("its state names no deploy, so nothing was rolled back at the service")
         return
     env = AppEnvironment(api, state.app_id, state.environment)
     try:

@@ -36,7 +36,7 @@ from ..models import (
     PluginStatusResponse,
 )
 from ..plugin_scan import check_plugin
-from ..spec import PluginDeploymentInputs, PluginDeploymentState
+from ..spec import PluginDeploymentInputs, PluginDeploymentState, identifier_problem
 from ..waiting import Poller
 from .common import (
     Diff,
@@ -182,9 +182,11 @@ class PluginRollout:
         """What ``pulumi import <namespace_id>/<plugin_id>`` reads: the plugin as it is, with the
         digest of its code so an unchanged source shows no change."""
         namespace, _, plugin_id = resource_id.partition("/")
-        if not namespace or not plugin_id:
+        problem = identifier_problem(namespace) or identifier_problem(plugin_id)
+        if problem is not None:
             raise MixpeekError(
-                f"The import id {resource_id!r} names no plugin: use <namespace_id>/<plugin_id>."
+                f"The import id {resource_id[:200]!r} names no plugin: {problem}; use "
+                "<namespace_id>/<plugin_id>."
             )
         try:
             detail = self.api.get_plugin(namespace, plugin_id, with_download_url=True)
@@ -217,7 +219,10 @@ class PluginRollout:
         """``on_delete``: undeploy and wait, or also delete the plugin, or retain it."""
         if state.on_delete == "retain":
             return
-        namespace, plugin_id = state.namespace_id, str(state.plugin_id)
+        if state.plugin_id is None:
+            self.op.say("its state names no plugin, so nothing was removed at the service")
+            return
+        namespace, plugin_id = state.namespace_id, state.plugin_id
         try:
             self.api.undeploy_plugin(namespace, plugin_id)
             poller = Poller(

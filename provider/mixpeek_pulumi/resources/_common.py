@@ -164,6 +164,7 @@ class MixpeekProvider(ResourceProvider):
                 checked.pop(key, None)  # a value only check may compute
         return CheckResult(checked, check_failures(failures))
 
+    @named_errors
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         known, unknown = split_unknowns(news, lambda v: isinstance(v, Unknown))
         return diff_result(self.steps.diff(self.steps.state.load(olds), known, unknown))
