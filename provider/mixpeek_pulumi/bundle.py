@@ -557,7 +557,8 @@ def entry_line(f: SourceFile, file_hash: bytes) -> bytes:
 
 def read_whole(f: SourceFile) -> bytes:
     """A small file's bytes in one read straight into one buffer: per-file Python work is what
-    thousands of small files spend their time on."""
+    thousands of small files spend their time on. The caller compares the length with
+    ``f.size``: a file that changed since it was listed is refused in the caller's words."""
     if f.path is None:
         with f.open() as handle:
             data = handle.read()
@@ -570,13 +571,14 @@ def read_whole(f: SourceFile) -> bytes:
                 os.close(fd)
         except OSError as exc:
             raise BundleError(f.rel, f"it cannot be read ({_os_reason(exc)})") from None
-    same_size(f, len(data))
     return data
 
 
 def hash_file(f: SourceFile) -> bytes:
     if f.size <= CHUNK:
-        return hashlib.sha256(read_whole(f)).digest()
+        data = read_whole(f)
+        same_size(f, len(data))
+        return hashlib.sha256(data).digest()
     h = hashlib.sha256()
     read = 0
     with f.open() as handle:

@@ -1,4 +1,5 @@
-"""Bundles: digest by content only, secrets left out, unsafe inputs refused by name."""
+"""Bundles: digest by content only, secrets left out, unsafe inputs refused by name, and what
+ships is what was hashed."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from mixpeek_pulumi import archive as archive_module
 from mixpeek_pulumi import bundle
 from mixpeek_pulumi.archive import Archive, write_archive
 from mixpeek_pulumi.errors import BundleError
@@ -173,3 +175,104 @@ def test_a_large_zip_hashes_on_the_pool_to_its_folders_digest(tmp_path: Path) ->
     from_folder = bundle.digest(bundle.collect(root, bundle.Excludes()))
     assert bundle.digest(bundle.collect(packed, bundle.Excludes())) == from_folder
     assert from_folder.file_count == 701  # the .env and .git/ are left out
+
+
+# ------------------------------------------------------- what ships is what was hashed
+
+
+def read_back(archive: Archive, limits: bundle.Limits = bundle.APP_LIMITS) -> bundle.Digest:
+    """The digest of what was shipped, read back with the provider's own reader."""
+    archive.file.seek(0)
+    return bundle.digest(
+        bundle.collect_archive(archive.file, "the archive", bundle.Excludes(), limits)
+    )
+
+
+def rewrite_after_first_piece(monkeypatch: pytest.MonkeyPatch, path: Path, new: bytes) -> list[int]:
+    """Rewrite ``path`` in place, same size, right after its first piece was read: a build step
+    writing the file while it is packed, at a known moment instead of a race."""
+    reads: list[int] = []
+    real = archive_module.read_at
+
+    def read_at(where: str, start: int, length: int) -> bytes:
+        data = real(where, start, length)
+        if where == str(path):
+            reads.append(start)
+            if len(reads) == 1:
+                with path.open("r+b") as handle:
+                    handle.write(new)
+        return data
+
+    monkeypatch.setattr(archive_module, "read_at", read_at)
+    return reads
+
+
+TEXT = ("const answer = 42;\n" * 200_000).encode()[: 3 * 1024 * 1024]  # deflated in pieces
+NOISE = os.urandom(3 * 1024 * 1024)  # stored in pieces
+
+
+@pytest.mark.parametrize(("name", "old"), [("bundle.js", TEXT), ("media.bin", NOISE)])
+def test_a_file_rewritten_while_it_is_packed_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, old: bytes
+) -> None:
+    root = write_tree(tmp_path / "dist", {"index.html": "x", name: old}, mtime=1)
+    files = bundle.collect(root, bundle.Excludes())
+    reads = rewrite_after_first_piece(monkeypatch, root / name, old.swapcase()[::-1])
+    with pytest.raises(BundleError) as caught:
+        write_archive(files, source=str(root))
+    assert str(caught.value) == (
+        f"The bundle at {root} cannot be used: {name} changed while it was being packed; "
+        "run the build again."
+    )
+    assert reads  # the rewrite happened between the file's reads, not before them
+
+
+def test_a_rewrite_the_clock_cannot_show_is_still_caught_or_shipped_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Timestamps can be too coarse to show a write: then a deflated piece primed with bytes the
+    archive does not hold is refused, and stored pieces ship exactly what was hashed."""
+    monkeypatch.setattr(archive_module, "_stamp", lambda f: (f.size, 0, 0, 0, 0))
+    monkeypatch.setattr(archive_module, "WORKERS", 1)  # pieces read in order, one at a time
+    root = write_tree(tmp_path / "dist", {"index.html": "x", "bundle.js": TEXT})
+    files = bundle.collect(root, bundle.Excludes())
+    rewrite_after_first_piece(monkeypatch, root / "bundle.js", TEXT.upper())
+    with pytest.raises(BundleError, match=r"bundle\.js changed while it was being packed"):
+        write_archive(files, source=str(root))
+
+    root = write_tree(tmp_path / "media", {"index.html": "x", "media.bin": NOISE})
+    files = bundle.collect(root, bundle.Excludes())
+    new = bytes(b ^ 0xFF for b in NOISE[:4096]) * (len(NOISE) // 4096)
+    rewrite_after_first_piece(monkeypatch, root / "media.bin", new)
+    with write_archive(files, source=str(root)) as packed:
+        with zipfile.ZipFile(packed.file) as zf:
+            assert zf.testzip() is None
+            shipped = zf.read("media.bin")
+        assert shipped == NOISE[: archive_module.PIECE] + new[archive_module.PIECE :]
+        assert read_back(packed) == packed.digest
+
+
+def test_a_file_that_changed_size_since_it_was_listed_is_refused(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "dist", {"index.html": "x", "app.js": "a", "big.bin": NOISE})
+    files = bundle.collect(root, bundle.Excludes())
+    with (root / "app.js").open("ab") as handle:
+        handle.write(b"more")
+    with pytest.raises(BundleError, match=r"app\.js changed while it was being packed"):
+        write_archive(files, source=str(root))
+    (root / "app.js").write_text("a")
+    with (root / "big.bin").open("ab") as handle:
+        handle.write(b"more")
+    with pytest.raises(BundleError, match=r"big\.bin changed while it was being packed"):
+        write_archive(files, source=str(root))
+
+
+def test_large_files_ship_what_was_hashed(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "dist", {"index.html": "x", "bundle.js": TEXT, "m.bin": NOISE})
+    with write_archive(bundle.collect(root, bundle.Excludes()), source=str(root)) as packed:
+        with zipfile.ZipFile(packed.file) as zf:
+            assert zf.testzip() is None
+        assert (
+            read_back(packed)
+            == packed.digest
+            == bundle.digest(bundle.collect(root, bundle.Excludes()))
+        )
