@@ -13,7 +13,12 @@ Treat every tree and archive as hostile:
 - **Caps**, checked while reading and so already in ``check``: a number of files and a total
   size (the documented 1,000 files and 500 MB for plugins), and for a .zip a compression ratio,
   per entry and in total, past which it is refused as a zip bomb. Damaged, encrypted or exotic
-  archives, duplicate or escaping names, special files and unreadable files are refused by name.
+  archives, escaping names, special files and unreadable files are refused by name.
+- **One rule for names** (``Names``), wherever a bundle is read (a folder, a .zip, ``check``,
+  an import): two names that differ only in case or Unicode form are refused, since a host on
+  case-insensitive storage would serve one of them for both, and so are backslashes and drive
+  letters, which unzip tools on Windows misread. So every archive the provider writes, it can
+  read back.
 
 The digest covers sorted paths, sizes and bytes only, so rebuilding identical content (new
 mtimes, permissions, zip order) never shows as a change.
@@ -117,6 +122,42 @@ def folded(name: str) -> str:
     if name.isascii():
         return name.lower()  # the same answer, without the normalization's cost
     return unicodedata.normalize("NFKC", name).casefold()
+
+
+_DRIVE: Final = re.compile(r"[A-Za-z]:")
+
+
+class Names:
+    """The one rule for the names of a bundle, applied alike to a folder's files, a .zip's
+    entries, ``check`` and an import, so that every archive the provider writes it can read
+    back. Refused: two names that fold to the same (``folded``), since a host on
+    case-insensitive storage would serve one file for both; and a name with a backslash or a
+    leading drive letter, which unzip tools on Windows take for a folder or a drive."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.seen: dict[str, str] = {}
+
+    def claim(self, name: str) -> None:
+        if "\\" in name or _DRIVE.match(name):
+            raise BundleError(
+                self.source,
+                f"the name {name!r} has a backslash or begins with a drive letter, which unzip "
+                "tools on Windows take for a folder or a drive; rename it",
+            )
+        key = folded(name)
+        other = self.seen.get(key)
+        if other is None:
+            self.seen[key] = name
+            return
+        if other == name:
+            raise BundleError(self.source, f"the entry {name!r} appears more than once")
+        first, second = sorted((other, name))
+        raise BundleError(
+            self.source,
+            f"{first!r} and {second!r} differ only in letter case or Unicode form, and a host "
+            "that ignores case would serve one of them for both; rename or remove one of them",
+        )
 
 
 class Excludes:
@@ -266,6 +307,7 @@ class _Walk:
         self.real_root = root.resolve(strict=True)
         self.excludes = excludes
         self.tally = _Tally(str(root), limits)
+        self.names = Names(str(root))
 
     def run(self) -> list[SourceFile]:
         files: list[SourceFile] = []
@@ -335,6 +377,7 @@ class _Walk:
     def _file(self, path: str, size: int, rel: str) -> SourceFile | None:
         if self.excludes.excluded(rel):
             return None
+        self.names.claim(rel)
         self.tally.add(rel, size)
         return SourceFile(rel, size, functools.partial(_open_file, path, rel), path)  # type: ignore[arg-type]
 
@@ -401,8 +444,9 @@ ZipSource = Path | IO[bytes]
 
 
 def _zip_name(name: str, source: str) -> str:
-    """The entry's path as the service would place it, or a refusal for one that escapes."""
-    if "\\" in name or "\0" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+    """The entry's path as the service would place it, or a refusal for one that escapes
+    (backslashes and drive letters are ``Names``' to refuse, as in a folder)."""
+    if "\0" in name or name.startswith("/"):
         raise BundleError(source, f"the entry {name!r} escapes the archive root")
     clean = posixpath.normpath(name)
     if clean == ".." or clean.startswith("../") or clean in (".", ""):
@@ -414,7 +458,7 @@ def _zip_entries(
     source: ZipSource, label: str, excludes: Excludes, limits: Limits
 ) -> list[SourceFile]:
     files: list[SourceFile] = []
-    seen: set[str] = set()
+    names = Names(label)
     tally = _Tally(label, limits)
     compressed = 0
     try:
@@ -425,9 +469,6 @@ def _zip_entries(
     archive = _Archive(source)
     for info in infos:
         name = _zip_name(info.filename, label)
-        if folded(name) in seen:
-            raise BundleError(label, f"the entry {name!r} appears more than once")
-        seen.add(folded(name))
         _usable(info, name, label)
         tally.add(name, info.file_size)
         compressed += info.compress_size
@@ -438,6 +479,7 @@ def _zip_entries(
                 f"{compressed:,}), which is a zip bomb, not a build",
             )
         if not excludes.excluded(name):
+            names.claim(name)
             opener = _zip_opener(archive, info.filename, name, label)
             files.append(SourceFile(name, info.file_size, opener))
     return files

@@ -1,5 +1,5 @@
-"""Bundles: digest by content only, secrets left out, unsafe inputs refused by name, and what
-ships is what was hashed."""
+"""Bundles: digest by content only, secrets left out, unsafe inputs refused by name, one rule
+for names, and what ships is what was hashed."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from mixpeek_pulumi import archive as archive_module
 from mixpeek_pulumi import bundle
 from mixpeek_pulumi.archive import Archive, write_archive
 from mixpeek_pulumi.errors import BundleError
+from mixpeek_pulumi.resources.app_deploy import AppDeployProvider
 from tests.sites import site, write_tree
 
 
@@ -276,3 +277,69 @@ def test_large_files_ship_what_was_hashed(tmp_path: Path) -> None:
             == packed.digest
             == bundle.digest(bundle.collect(root, bundle.Excludes()))
         )
+
+
+# ------------------------------------------------------------- one rule for names
+
+
+def test_names_that_differ_only_in_case_are_refused_by_every_reader(tmp_path: Path) -> None:
+    said = (
+        "'Logo.png' and 'logo.png' differ only in letter case or Unicode form, and a host that "
+        "ignores case would serve one of them for both; rename or remove one of them."
+    )
+    root = write_tree(tmp_path / "dist", {**site(), "Logo.png": b"a", "logo.png": b"b"})
+    with pytest.raises(BundleError) as caught:
+        bundle.collect(root, bundle.Excludes())
+    assert str(caught.value) == f"The bundle at {root} cannot be used: {said}"
+    failures = AppDeployProvider().check({}, {"app_id": "a", "bundle": str(root)}).failures
+    assert [f.reason for f in failures] == [f"The bundle at {root} cannot be used: {said}"]
+
+    packed = tmp_path / "site.zip"
+    with zipfile.ZipFile(packed, "w") as zf:
+        for name, data in {**site(), "logo.png": "b", "Logo.png": "a"}.items():
+            zf.writestr(name, data)
+    failures = AppDeployProvider().check({}, {"app_id": "a", "bundle": str(packed)}).failures
+    assert [f.reason for f in failures] == [f"The bundle at {packed} cannot be used: {said}"]
+    with packed.open("rb") as handle, pytest.raises(BundleError) as caught:
+        bundle.collect_archive(handle, "the service's copy", bundle.Excludes(), bundle.APP_LIMITS)
+    assert str(caught.value) == f"The bundle at the service's copy cannot be used: {said}"
+
+
+def test_every_archive_the_provider_writes_it_reads_back(tmp_path: Path) -> None:
+    """Names that look alike but fold apart (folders differing in case, accents) ship and read
+    back to the same digest; what the writer takes, the reader takes."""
+    tree = {
+        **site(),
+        "A/x.css": "x",
+        "a/y.css": "y",
+        "café.txt": "nfc",
+        "ﬁle.txt": "ligature",  # folds to file.txt
+        "Ünïcode/ß.txt": "s",
+        ".ENV": "SECRET=1",
+    }
+    root = write_tree(tmp_path / "dist", tree)
+    files = bundle.collect(root, bundle.Excludes())
+    assert ".ENV" not in [f.rel for f in files]
+    with write_archive(files, source=str(root)) as packed:
+        assert read_back(packed) == packed.digest == bundle.digest(files)
+    write_tree(root, {"file.TXT": "clash"})
+    with pytest.raises(BundleError, match=r"'file\.TXT' and 'ﬁle\.txt' differ only in letter case"):
+        bundle.collect(root, bundle.Excludes())
+
+
+@pytest.mark.parametrize("name", ["a\\b.css", "C:notes.txt"])
+def test_a_name_windows_tools_misread_is_refused_in_a_folder_as_in_a_zip(
+    tmp_path: Path, name: str
+) -> None:
+    said = (
+        f"the name {name!r} has a backslash or begins with a drive letter, which unzip tools on "
+        "Windows take for a folder or a drive; rename it."
+    )
+    root = write_tree(tmp_path / "dist", {**site(), name: "x"})
+    packed = tmp_path / "site.zip"
+    with zipfile.ZipFile(packed, "w") as zf:
+        for rel, text in {**site(), name: "x"}.items():
+            zf.writestr(rel, text)
+    for source in (root, packed):
+        failures = AppDeployProvider().check({}, {"app_id": "a", "bundle": str(source)}).failures
+        assert [f.reason for f in failures] == [f"The bundle at {source} cannot be used: {said}"]

@@ -159,6 +159,11 @@ def test_any_folder_gives_a_sentence_or_an_archive_without_secrets(
                 shipped = zf.namelist()
                 assert archive.digest.sha256 == result.inputs["bundle_sha256"]
                 assert all(b"hunter2" not in zf.read(n) for n in shipped)
+                # What the provider writes, its own reader (an import) takes, to the same digest.
+                archive.file.seek(0)
+                limits = bundle.APP_LIMITS
+                back = bundle.collect_archive(archive.file, "it", bundle.Excludes(), limits)
+                assert bundle.digest(back) == archive.digest
             assert shipped == [f.rel for f in collected]
 
 
