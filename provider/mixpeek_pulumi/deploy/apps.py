@@ -258,7 +258,7 @@ class AppDeployer:
         self, inputs: AppDeployInputs
     ) -> Iterator[tuple[archives.Archive, list[bundles.SourceFile]]]:
         files = collect(inputs)
-        with archives.write_archive(files) as archive:
+        with archives.write_archive(files, source=inputs.bundle) as archive:
             yield archive, files
 
     # ------------------------------------------------------------------ reconciling

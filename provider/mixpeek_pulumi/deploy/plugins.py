@@ -256,7 +256,12 @@ class PluginRollout:
     def _upload(self, inputs: PluginDeploymentInputs) -> tuple[str, str]:
         """Upload and confirm, or adopt an existing plugin with the same code; returns the
         plugin id and the code digest. The archive is removed as soon as it is uploaded."""
-        with archives.write_archive(collect(inputs.source), max_bytes=MAX_ARCHIVE_BYTES) as archive:
+        with archives.write_archive(
+            collect(inputs.source),
+            max_bytes=MAX_ARCHIVE_BYTES,
+            source=inputs.source,
+            noun=bundles.PLUGIN_LIMITS.noun,
+        ) as archive:
             digest = archive.digest.sha256
             request = CreatePluginUploadRequest(
                 name=inputs.name,
