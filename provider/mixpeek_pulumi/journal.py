@@ -16,11 +16,12 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 ENV_STATE_DIR: Final = "MIXPEEK_PULUMI_STATE_DIR"
 TTL_SECONDS: Final = 7 * 24 * 3600.0
@@ -35,12 +36,17 @@ def default_dir() -> Path:
     return Path(base) / "mixpeek-pulumi" / "inflight"
 
 
+MAX_ENTRY_BYTES: Final = 4096
+"""An entry is a few hundred bytes; anything larger (or not a regular file) is no entry."""
+
+
 @dataclass(frozen=True)
 class Entry:
-    """A deploy id the journal holds, and the file that holds it (for messages)."""
+    """A deploy id the journal holds, its key, and the file that holds it (for messages)."""
 
     deploy_id: str
     path: Path
+    key: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,10 @@ class Journal:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
             with os.fdopen(fd, "w") as handle:
-                json.dump({"deploy_id": deploy_id, "recorded_at": time.time()}, handle)
+                json.dump(
+                    {"deploy_id": deploy_id, "recorded_at": time.time(), "key": list(key)},
+                    handle,
+                )
             os.replace(tmp, target)
             tmp = None
         except OSError:
@@ -77,19 +86,30 @@ class Journal:
 
     def lookup(self, key: tuple[str, ...]) -> Entry | None:
         """The deploy id recorded for ``key``, unless it is unreadable or expired."""
-        path = self._path(key)
-        try:
-            data: Any = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
+        return self._read(self._path(key))
+
+    def siblings(self, key: tuple[str, ...]) -> list[Entry]:
+        """Entries of the same endpoint, app and environment as ``key`` but other content:
+        deploys an earlier run left that could still land in that environment."""
+        found: list[Entry] = []
+        with contextlib.suppress(OSError), os.scandir(self.directory) as items:
+            for item in items:
+                entry = self._read(Path(item.path)) if item.name.endswith(".json") else None
+                if entry is not None and entry.key[:-1] == key[:-1] and entry.key != key:
+                    found.append(entry)
+        return found
+
+    def _read(self, path: Path) -> Entry | None:
+        data = _small_json(path)
         if not isinstance(data, dict):
             return None
-        value, when = data.get("deploy_id"), data.get("recorded_at")
+        value, when, key = data.get("deploy_id"), data.get("recorded_at"), data.get("key")
         if not isinstance(value, str) or not value or not isinstance(when, int | float):
             return None
         if time.time() - when > self.ttl:
             return None
-        return Entry(value, path)
+        parts = tuple(str(k) for k in key) if isinstance(key, list) else ()
+        return Entry(value, path, parts)
 
     def forget(self, key: tuple[str, ...]) -> None:
         with contextlib.suppress(OSError):
@@ -105,3 +125,26 @@ class Journal:
                 with contextlib.suppress(OSError):
                     if item.stat().st_mtime < cutoff:
                         os.unlink(item.path)
+
+
+def _small_json(path: Path) -> object:
+    """The JSON of a small regular file, or None: a FIFO, a device or a link to one, or a
+    file larger than an entry can be, is never read (it could block or fill memory)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            raw = handle.read(MAX_ENTRY_BYTES + 1)
+        except OSError:
+            return None
+    if len(raw) > MAX_ENTRY_BYTES:
+        return None
+    try:
+        result: object = json.loads(raw)
+    except ValueError:
+        return None
+    return result

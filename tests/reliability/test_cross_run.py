@@ -27,6 +27,12 @@ SEQUENCES = {
     "hint answers 400": "create cut short; the service answers 400 for that deploy",
     "hint answers 200": "create cut short; the service answers 200 with a body that is no deploy",
     "other content": "the journal names a deploy of other content",
+    "other content still building": "create of A cut short while A builds; the program "
+    "declares B at once",
+    "tag in the user's message": "A deployed with a message quoting B's tag, then B declared",
+    "hint without message": "the service answers the hint without its message or environment",
+    "unknown status": "the service answers the hint with a status this release does not know",
+    "record expired": "the deploy's record answers 410 on refresh and on the next up",
 }
 
 
@@ -46,15 +52,25 @@ def deploy_status(stack: Stack, app_id: str, deploy_id: str) -> str:
         return status
 
 
-def cut_short(stack: Stack, app_id: str, bundle: Path) -> str:
+CUT_AFTER = 1.5
+"""The cut-short create's deadline: long enough for packing and upload on a loaded machine,
+so the deploy is always triggered first; every cut-short build outlasts it."""
+
+
+def cut_short(stack: Stack, app_id: str, bundle: Path, build_seconds: float) -> str:
     """A create whose deadline passes while its deploy builds; returns that deploy's id."""
+    assert build_seconds > CUT_AFTER + 0.5
+    stack.emulator.timing(build_seconds=build_seconds)
     with pytest.raises(EngineError) as info:
         run_program(
             stack.engine,
-            deploy_program(app_id, bundle, timeout_seconds=0.3, poll_interval_seconds=0.1),
+            deploy_program(app_id, bundle, timeout_seconds=CUT_AFTER, poll_interval_seconds=0.1),
         )
     assert stack.engine.state == {}
-    return info.value.headline.split("deploy ", 1)[1].split(" ", 1)[0]
+    headline = info.value.headline
+    assert "did not finish within" in headline and "deploy dep_" in headline, headline
+    stack.emulator.timing(build_seconds=0.1)
+    return headline.split("deploy ", 1)[1].split(" ", 1)[0]
 
 
 def test_going_back_to_a_bundle_restores_its_deploy_instead_of_reporting_a_stale_one(
@@ -63,11 +79,9 @@ def test_going_back_to_a_bundle_restores_its_deploy_instead_of_reporting_a_stale
     app_id = stack.emulator.create_app("back-site")
     bundle_a = write_tree(tmp_path / "a", site("A"))
     bundle_b = write_tree(tmp_path / "b", site("B"))
-    stack.emulator.timing(build_seconds=1.0)
-    deploy_a = cut_short(stack, app_id, bundle_a)
+    deploy_a = cut_short(stack, app_id, bundle_a, 2.5)
     assert wait_until(lambda: served_deploy(stack, app_id) == deploy_a)
 
-    stack.emulator.timing(build_seconds=0.1)
     with_b = run_program(stack.engine, deploy_program(app_id, bundle_b))
     assert served_deploy(stack, app_id) == with_b.outputs["deploy_id"] != deploy_a
 
@@ -91,12 +105,10 @@ def test_a_remembered_deploy_that_failed_since_is_dropped_and_deployed_anew(
 ) -> None:
     app_id = stack.emulator.create_app("failed-hint-site")
     bundle = write_tree(tmp_path / "dist", site())
-    stack.emulator.timing(build_seconds=1.0)
     stack.emulator.next(deploy_fail_reason="the build ran out of disk")
-    failed = cut_short(stack, app_id, bundle)
+    failed = cut_short(stack, app_id, bundle, 2.5)
     assert wait_until(lambda: deploy_status(stack, app_id, failed) == "failed")
 
-    stack.emulator.timing(build_seconds=0.1)
     again = run_program(stack.engine, deploy_program(app_id, bundle))
     assert again.steps == [("create", "site")]
     assert again.outputs["deploy_id"] != failed
@@ -117,8 +129,7 @@ def test_a_remembered_deploy_the_service_cannot_confirm_never_blocks_a_deploy(
     dropped in one line and the deploy goes on, on this run and every later one."""
     app_id = stack.emulator.create_app(f"gone-hint-{answer}")
     bundle = write_tree(tmp_path / "dist", site())
-    stack.emulator.timing(build_seconds=60.0)
-    stuck = cut_short(stack, app_id, bundle)
+    stuck = cut_short(stack, app_id, bundle, 60.0)
     body = {"unexpected": True} if answer == 200 else None
     stack.emulator.fault(
         method="GET",
@@ -128,7 +139,6 @@ def test_a_remembered_deploy_the_service_cannot_confirm_never_blocks_a_deploy(
         body=body,
     )
 
-    stack.emulator.timing(build_seconds=0.1)
     again = run_program(stack.engine, deploy_program(app_id, bundle))
     assert again.outputs["deploy_id"] != stuck
     assert served_deploy(stack, app_id) == again.outputs["deploy_id"]
@@ -147,13 +157,11 @@ def test_a_remembered_deploy_of_other_content_is_never_adopted(
     app_id = stack.emulator.create_app("foreign-hint-site")
     bundle_a = write_tree(tmp_path / "a", site("A"))
     bundle_b = write_tree(tmp_path / "b", site("B"))
-    stack.emulator.timing(build_seconds=60.0)
-    building_a = cut_short(stack, app_id, bundle_a)
+    building_a = cut_short(stack, app_id, bundle_a, 60.0)
     journal = Journal(tmp_path / "inflight")
     digest_b = bundles.digest(bundles.collect(bundle_b, bundles.Excludes())).sha256
     journal.record((stack.emulator.url, app_id, "staging", digest_b), building_a)
 
-    stack.emulator.timing(build_seconds=0.1)
     with_b = run_program(stack.engine, deploy_program(app_id, bundle_b))
     assert with_b.outputs["deploy_id"] != building_a
     assert served_deploy(stack, app_id) == with_b.outputs["deploy_id"]
@@ -164,6 +172,111 @@ def test_a_remembered_deploy_of_other_content_is_never_adopted(
     record(
         "other content", "refused by the deploy's own tag; a new deploy goes live", stack, app_id
     )
+
+
+def test_a_cut_short_deploy_of_other_content_ends_before_the_next_one_is_reported_live(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """A's deploy was left building; B is declared at once. B must not be reported live while
+    A could still complete after it and take the environment."""
+    app_id = stack.emulator.create_app("settle-site")
+    bundle_a = write_tree(tmp_path / "a", site("A"))
+    bundle_b = write_tree(tmp_path / "b", site("B"))
+    building_a = cut_short(stack, app_id, bundle_a, 2.5)
+
+    with_b = run_program(stack.engine, deploy_program(app_id, bundle_b))
+
+    assert f"waiting for deploy {building_a} (" in stack.host.output()
+    assert deploy_status(stack, app_id, building_a) == "complete"  # ended before B's deploy
+    assert served_deploy(stack, app_id) == with_b.outputs["deploy_id"]
+    again = run_program(stack.engine, deploy_program(app_id, bundle_b))
+    assert again.steps == [("same", "site")]
+    assert served_deploy(stack, app_id) == with_b.outputs["deploy_id"]
+    record(
+        "other content still building",
+        "A ends first; B is deployed and stays served",
+        stack,
+        app_id,
+    )
+
+
+def test_a_tag_quoted_in_the_users_message_never_counts(stack: Stack, tmp_path: Path) -> None:
+    app_id = stack.emulator.create_app("quote-site")
+    bundle_a = write_tree(tmp_path / "a", site("A"))
+    bundle_b = write_tree(tmp_path / "b", site("B"))
+    run_program(stack.engine, deploy_program(app_id, bundle_b))
+    first_b_message = stack.engine.outputs("site")["deploy_message"]
+    tag_b = first_b_message[first_b_message.index("[mixpeek-pulumi:") :]
+    quoted = run_program(stack.engine, deploy_program(app_id, bundle_a, message=f"see {tag_b}"))
+    assert quoted.steps == [("update", "site")]
+    assert stack.engine.outputs("site")["deploy_message"].count("[mixpeek-pulumi:") == 1
+
+    back = run_program(stack.engine, deploy_program(app_id, bundle_b, message=f"see {tag_b}"))
+
+    # A's deploy, whose message quoted B's tag, was not taken for B: B was deployed.
+    assert back.outputs["deploy_id"] != quoted.outputs["deploy_id"]
+    assert served_deploy(stack, app_id) == back.outputs["deploy_id"]
+    assert stack.emulator.count("POST", f"/v1/apps/{app_id}/deploy") == 3
+    outcome = "the quote is not taken for B's tag; B is deployed"
+    record("tag in the user's message", outcome, stack, app_id)
+
+
+def test_a_hint_answered_without_its_message_is_not_trusted(stack: Stack, tmp_path: Path) -> None:
+    app_id = stack.emulator.create_app("bare-hint-site")
+    bundle_a = write_tree(tmp_path / "a", site("A"))
+    building = cut_short(stack, app_id, bundle_a, 60.0)
+    bare = {"deploy_id": building, "status": "building"}
+    stack.emulator.fault(
+        method="GET", path=f"/v1/apps/{app_id}/deploys/{building}", status=200, body=bare
+    )
+
+    again = run_program(stack.engine, deploy_program(app_id, bundle_a))
+
+    assert again.outputs["deploy_id"] != building
+    assert served_deploy(stack, app_id) == again.outputs["deploy_id"]
+    assert "it is a deploy of other content" in stack.host.output()
+    record(
+        "hint without message",
+        "the hint is dropped in one line; a new deploy goes live",
+        stack,
+        app_id,
+    )
+
+
+def test_a_hint_in_a_status_this_release_does_not_know_is_waited_for(
+    stack: Stack, tmp_path: Path
+) -> None:
+    app_id = stack.emulator.create_app("odd-status-site")
+    bundle = write_tree(tmp_path / "dist", site())
+    building = cut_short(stack, app_id, bundle, 2.5)
+    stack.emulator.next(status_flap=["deploying"])
+
+    again = run_program(stack.engine, deploy_program(app_id, bundle))
+
+    assert again.outputs["deploy_id"] == building
+    assert stack.emulator.count("POST", f"/v1/apps/{app_id}/deploy") == 1
+    assert f"re-attaching to deploy {building} (" in stack.host.output()
+    record("unknown status", "re-attached: one deploy", stack, app_id)
+
+
+def test_an_expired_deploy_record_never_blocks_a_refresh_or_an_up(
+    stack: Stack, tmp_path: Path
+) -> None:
+    app_id = stack.emulator.create_app("expired-site")
+    bundle = write_tree(tmp_path / "dist", site())
+    first = run_program(stack.engine, deploy_program(app_id, bundle))
+    deploy_id = first.outputs["deploy_id"]
+    stack.emulator.fault(
+        method="GET", path=f"/v1/apps/{app_id}/deploys/{deploy_id}", status=410, times=1000
+    )
+
+    stack.engine.refresh()
+
+    assert stack.engine.outputs("site")["live"] is True
+    assert stack.engine.outputs("site")["status"] == "complete"
+    assert run_program(stack.engine, deploy_program(app_id, bundle)).steps == [("same", "site")]
+    assert stack.emulator.count("POST", f"/v1/apps/{app_id}/deploy") == 1
+    record("record expired", "refresh keeps the last status; nothing to do", stack, app_id)
 
 
 def test_the_committed_table_lists_every_sequence() -> None:

@@ -45,7 +45,15 @@ from .common import (
     remote_digest,
     upload_fresh,
 )
-from .environments import SERVED_NOW, AppEnvironment, Previous, imported, marker
+from .environments import (
+    SERVED_NOW,
+    AppEnvironment,
+    Previous,
+    carries,
+    imported,
+    marker,
+    untagged,
+)
 from .lifecycle import Checked, Lifecycle, Session
 
 DEFAULT_MESSAGE: Final = "Deployed with mixpeek-pulumi"
@@ -133,17 +141,19 @@ class AppDeployer:
         *,
         previous: Previous,
         hints: tuple[Hint, ...] = (),
+        others: tuple[Hint, ...] = (),
     ) -> AppDeployState:
         """Make the environment serve ``inputs.bundle``: adopt what the service already serves
         or builds of it, else upload and deploy; ``previous`` is the version to roll back to
-        on delete (what is served now, on a first deploy). Raises ``DeployFailedError`` or
+        on delete (what is served now, on a first deploy); ``hints`` are deploys of this
+        bundle and ``others`` deploys of other content that earlier runs left. Raises ``DeployFailedError`` or
         ``DeployTimeoutError`` with the deploy id, the status and the reason."""
         env = AppEnvironment(self.api, inputs.app_id, inputs.environment)
         app = env.app()
         served_before = env.served_version(app)
         if previous == SERVED_NOW:
             previous = served_before
-        run, deploy_id = self._adopt_or_start(inputs, env, app, hints)
+        run, deploy_id = self._adopt_or_start(inputs, env, app, hints, others)
         return self._finish(run, deploy_id, previous, served_before)
 
     def _finish(
@@ -156,12 +166,15 @@ class AppDeployer:
         except DeployTimeoutError as exc:
             exc.partial = self._partial(run, deploy_id, previous, exc.status)
             raise
-        self._forget(run)
         if final.known_status == "failed":
+            self._forget(run)
             raise self._failed(run, final, tail)
         if run.inputs.require_smoke_test and final.smoke_failed:
+            self._forget(run)
             raise self._smoke_failed(run, final, tail, served_before)
+        # Remembered until seen served: a complete deploy that is not is restored next time.
         app, served_id = self._served_after(run, final)
+        self._forget(run)
         return self._state(run, final, previous, app, served_id)
 
     def _partial(
@@ -240,12 +253,15 @@ class AppDeployer:
         env: AppEnvironment,
         app: AppResponse,
         hints: tuple[Hint, ...],
+        others: tuple[Hint, ...],
     ) -> tuple[_Deploy, str]:
-        """Package the bundle, then adopt what the service has of it, or upload and trigger;
-        the archive is gone when this returns, whatever happened."""
+        """Package the bundle, let what earlier runs left building end, then adopt what the
+        service has of this bundle, or upload and trigger; the archive is gone when this
+        returns, whatever happened."""
         with self._packed(inputs) as (archive, files):
             digest = archive.digest.sha256
             run = self._attempt(inputs, env, digest, archive.size, archive.digest.file_count)
+            self._settle_others(run, others)
             adopted = self._reconcile(run, app, hints)
             if adopted is not None:
                 return run, adopted
@@ -280,10 +296,77 @@ class AppDeployer:
         served = run.env.serving_tagged(app, run.tag)
         if served is None:
             return None
-        if run.inputs.require_smoke_test and self.api.get_deploy(app.app_id, served).smoke_failed:
+        if run.inputs.require_smoke_test and self._smoke_failed_at(app.app_id, served):
             return None  # the live copy failed its smoke test: build it again
         self.op.say(f"adopting deploy {served}: it already serves this bundle")
         return served
+
+    def _smoke_failed_at(self, app_id: str, deploy_id: str) -> bool:
+        """Whether the service says that deploy failed its smoke test; a record it no longer
+        keeps (410, 404) says nothing against a copy that serves."""
+        try:
+            return self.api.get_deploy(app_id, deploy_id).smoke_failed
+        except (AuthenticationError, PermissionDeniedError):
+            raise
+        except (ApiStatusError, ResponseValidationError) as exc:
+            self.op.say(
+                f"deploy {deploy_id} serves this bundle; its record cannot be read ({_first(exc)})"
+            )
+            return False
+
+    def _settle_others(self, run: _Deploy, others: tuple[Hint, ...]) -> None:
+        """Deploys of other content to this environment that an earlier run left building
+        could complete after this one and take the environment from it: each is waited for
+        first, so that what this run reports stays served. Journal entries of those that
+        failed or are gone are pruned; a completed one stays, to be restored if the program
+        goes back to its content."""
+        journal = self.op.journal
+        siblings = journal.siblings(run.key) if journal is not None else []
+        for hint in others:
+            self._let_end(run, hint)
+        for entry in siblings:
+            hint = Hint(entry.deploy_id, f"the journal ({entry.path})")
+            if not self._let_end(run, hint) and journal is not None:
+                journal.forget(entry.key)
+
+    def _let_end(self, run: _Deploy, hint: Hint) -> bool:
+        """Wait until the hinted deploy ends; whether it completed (False: failed or gone)."""
+        try:
+            status = self.api.get_deploy(run.inputs.app_id, hint.deploy_id)
+        except (AuthenticationError, PermissionDeniedError):
+            raise
+        except (ApiStatusError, ResponseValidationError):
+            return False  # gone or unreadable: nothing the service will finish
+        if status.environment not in (None, run.inputs.environment):
+            return False
+        if status.known_status in DEPLOY_TERMINAL:
+            return status.known_status == "complete"
+        self.op.say(
+            f"waiting for deploy {hint.deploy_id} ({status.status}) of other content, left "
+            f"building by an earlier run ({hint.source}), to end first, so that it cannot "
+            "take the environment from this deploy afterwards"
+        )
+        poller = Poller(
+            fetch=lambda: self.api.get_deploy(run.inputs.app_id, hint.deploy_id),
+            is_terminal=lambda s: s.known_status in DEPLOY_TERMINAL,
+            deadline=self.op.deadline,
+            interval=run.inputs.poll_interval_seconds,
+            max_interval=max(RELAXED_POLL, run.inputs.poll_interval_seconds),
+        )
+        final = await_terminal(
+            poller,
+            lambda last: DeployTimeoutError(
+                f"{self.op.who}: deploy {hint.deploy_id} of other content, left building by an "
+                f"earlier run, {self.op.why_stopped()} (last status "
+                f"{last.status if last else 'unknown'}); it must end before this deploy to "
+                f"{run.inputs.environment} starts, so the next `pulumi up` waits for it again",
+                resource=self.op.name,
+                deploy_id=hint.deploy_id,
+                status=last.status if last else "unknown",
+                reason="an earlier deploy of other content is still building",
+            ),
+        )
+        return final.known_status == "complete"
 
     def _journaled(self, run: _Deploy) -> tuple[Hint, ...]:
         journal = self.op.journal
@@ -296,7 +379,8 @@ class AppDeployer:
         status = self._hint_status(run, hint)
         if status is None:
             return None
-        if status.known_status in IN_FLIGHT:
+        if status.known_status in IN_FLIGHT or status.known_status is None:
+            # A status this release does not know is one the build has not left yet.
             self.op.say(
                 f"re-attaching to deploy {hint.deploy_id} ({status.status}), started by an "
                 "earlier run with this bundle"
@@ -318,12 +402,12 @@ class AppDeployer:
         except (AuthenticationError, PermissionDeniedError):
             raise  # every other request would fail the same way
         except (ApiStatusError, ResponseValidationError) as exc:
-            self._drop(run, hint, f"reading it failed ({str(exc).splitlines()[0].rstrip('.')})")
+            self._drop(run, hint, f"reading it failed ({_first(exc)})")
             return None
         if status.environment not in (None, run.inputs.environment):
             self._drop(run, hint, f"it is a deploy to {status.environment}")
             return None
-        if status.message is not None and run.tag not in status.message:
+        if not carries(status.message, run.tag):
             self._drop(run, hint, "it is a deploy of other content")
             return None
         return status
@@ -343,12 +427,28 @@ class AppDeployer:
         except NotFoundError:
             self._drop(run, hint, f"it completed, but its version {version} no longer exists")
             return None
+        except (ApiStatusError, ApiConnectionError, ResponseValidationError) as exc:
+            raise self._restore_failed(run, hint.deploy_id, version, exc) from None
         self.op.say(
             f"deploy {hint.deploy_id} of this bundle completed in an earlier run, but "
             f"{env.name} serves another version now: restored its version {version} "
             "instead of building again"
         )
         return restored.deploy_id
+
+    def _restore_failed(
+        self, run: _Deploy, deploy_id: str, version: int, exc: MixpeekError
+    ) -> DeployFailedError:
+        env = run.inputs.environment
+        return DeployFailedError(
+            f"{self.op.who}: deploy {deploy_id} of this bundle completed, but restoring its "
+            f"version {version} to {env} of app {run.inputs.app_id} failed ({_first(exc)}); "
+            "the next `pulumi up` restores it again, with no rebuild",
+            resource=self.op.name,
+            deploy_id=deploy_id,
+            status="restore_failed",
+            reason=_first(exc),
+        )
 
     def _drop(self, run: _Deploy, hint: Hint, why: str) -> None:
         self.op.say(f"not using deploy {hint.deploy_id} from {hint.source}: {why}")
@@ -379,6 +479,8 @@ class AppDeployer:
         sha = inputs.git_commit_sha or git.sha
         subject = inputs.git_commit_message or git.subject
         base = inputs.message or (f"{subject} ({sha[:7]})" if subject and sha else DEFAULT_MESSAGE)
+        # The tag ends the message, and only ours: one inside the user's text never counts.
+        base = untagged(base) or DEFAULT_MESSAGE
         return DeployRequest(
             message=f"{base} {run.tag}",
             environment=inputs.environment,
@@ -531,8 +633,11 @@ class AppDeployer:
             return app, deploy_id
         other = env.deploy_id(app) or "nothing"
         version = env.version_of(app, deploy_id, run.tag)
-        restored = env.restore(version) if version is not None else None
-        if restored is not None:
+        if version is not None:
+            try:
+                restored = env.restore(version)
+            except (ApiStatusError, ApiConnectionError, ResponseValidationError) as exc:
+                raise self._restore_failed(run, deploy_id, version, exc) from None
             app = env.app()
             if env.deploy_id(app) == restored.deploy_id:
                 self.op.say(
@@ -540,10 +645,11 @@ class AppDeployer:
                     f"its version {version}"
                 )
                 return app, restored.deploy_id
+        tried = "restoring its version did not take" if version else "its version is unknown"
         raise DeployFailedError(
             f"{self.op.who}: deploy {deploy_id} to {env.name} of app {env.app_id} completed, "
-            f"but {env.name} serves {env.deploy_id(app) or 'nothing'} instead and restoring "
-            "its version did not take; run `pulumi up` again, or check who else deploys there",
+            f"but {env.name} serves {env.deploy_id(app) or 'nothing'} instead and {tried}; "
+            "run `pulumi up` again, or check who else deploys there",
             resource=self.op.name,
             deploy_id=deploy_id,
             status="not_served",
@@ -589,10 +695,9 @@ class AppDeployer:
             kept = self._still_served(olds)
             if kept is not None:
                 return kept.model_copy(update=settings)
-        hints = (
-            (Hint(olds.deploy_id, "the stack state"),) if same_content and olds.deploy_id else ()
-        )
-        return self.deploy(inputs, previous=olds.previous_version, hints=hints)
+        recorded = (Hint(olds.deploy_id, "the stack state"),) if olds.deploy_id else ()
+        hints, others = (recorded, ()) if same_content else ((), recorded)
+        return self.deploy(inputs, previous=olds.previous_version, hints=hints, others=others)
 
     # ------------------------------------------------------------------- drift repair
 
@@ -616,6 +721,16 @@ class AppDeployer:
             restored = env.restore(state.version)
         except NotFoundError:
             return None
+        except (ApiStatusError, ApiConnectionError, ResponseValidationError) as exc:
+            raise DeployFailedError(
+                f"{self.op.who}: {state.environment} of app {state.app_id} no longer serves "
+                f"deploy {state.deploy_id}, and restoring its version {state.version} failed "
+                f"({_first(exc)}); the next `pulumi up` tries again",
+                resource=self.op.name,
+                deploy_id=state.deploy_id or "unknown",
+                status="restore_failed",
+                reason=_first(exc),
+            ) from None
         app = env.app()
         if env.deploy_id(app) != restored.deploy_id:
             return None
@@ -656,3 +771,8 @@ class AppDeployLifecycle(Lifecycle[AppDeployInputs, AppDeployState]):
 
     def import_(self, s: Session, resource_id: str) -> AppDeployState | None:
         return AppDeployer(s.api, s.op).adopt(resource_id)
+
+
+def _first(exc: BaseException) -> str:
+    """An error's first line without its full stop, to quote inside another sentence."""
+    return str(exc).splitlines()[0].rstrip(".") if str(exc) else type(exc).__name__

@@ -8,13 +8,27 @@ it is active there, else the one with the environment's asset prefix.
 
 from __future__ import annotations
 
-import contextlib
+import re
 from dataclasses import dataclass
 from typing import Final, Literal, TypeVar
 
 from ..client import MixpeekClient
-from ..errors import MixpeekError, NotFoundError
-from ..models import ENVIRONMENTS, AppResponse, Environment, RestoreVersionResponse, VersionRecord
+from ..errors import (
+    ApiStatusError,
+    AuthenticationError,
+    MixpeekError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResponseValidationError,
+)
+from ..models import (
+    ENVIRONMENTS,
+    AppResponse,
+    DeployStatusResponse,
+    Environment,
+    RestoreVersionResponse,
+    VersionRecord,
+)
 from ..spec import AppDeployState, AppPromotionState, identifier_problem
 from .common import Operation
 
@@ -26,9 +40,23 @@ Previous = int | None | Literal["served now"]
 deploy or promotion) whatever the environment serves when the operation starts."""
 
 
+_TAGS: Final = re.compile(r"\s*\[" + re.escape(MARKER_PREFIX) + r"[^\]]*\]")
+
+
 def marker(environment: str, digest: str) -> str:
     """The tag a deploy message carries so a later run can recognise its own deploy."""
     return f"[{MARKER_PREFIX}{environment}:{digest[:32]}]"
+
+
+def carries(message: str | None, tag: str) -> bool:
+    """Whether a deploy or version message ends with ``tag``: where this provider puts it,
+    after the user's text, which can never place one there (``untagged``)."""
+    return message is not None and message.rstrip().endswith(tag)
+
+
+def untagged(text: str) -> str:
+    """``text`` without anything that looks like our tag."""
+    return _TAGS.sub("", text).strip()
 
 
 @dataclass
@@ -70,7 +98,7 @@ class AppEnvironment:
     def serving_tagged(self, app: AppResponse, tag: str) -> str | None:
         """The deploy the environment serves, if its version's message carries ``tag``."""
         record = self.served(app)
-        if record is None or not record.message or tag not in record.message:
+        if record is None or not carries(record.message, tag):
             return None
         return self.deploy_id(app)
 
@@ -84,7 +112,7 @@ class AppEnvironment:
         tagged = [
             r.version
             for r in self.records(app)
-            if r.version is not None and r.message and tag in r.message
+            if r.version is not None and carries(r.message, tag)
         ]
         return max(tagged) if tagged else None
 
@@ -162,11 +190,23 @@ def refresh_deploy(api: MixpeekClient, state: AppDeployState) -> AppDeployState 
     if tagged is not None:
         update = {"deploy_id": tagged, "live": True, "version": env.served_version(app)}
     deploy_id = tagged or state.deploy_id
-    if deploy_id is not None:
-        # A record that is gone leaves the status as it was: a version it built may still serve.
-        with contextlib.suppress(NotFoundError):
-            update["status"] = api.get_deploy(state.app_id, deploy_id).status
+    status = _status_of(api, state.app_id, deploy_id) if deploy_id else None
+    if status is not None:
+        update["status"] = status.status
+        if state.require_smoke_test and status.smoke_failed:
+            update["live"] = False  # served, but not as the program asked: the next up acts
     return refreshed.model_copy(update=update)
+
+
+def _status_of(api: MixpeekClient, app_id: str, deploy_id: str) -> DeployStatusResponse | None:
+    """The deploy's record, or None when the service no longer keeps it or cannot say: the
+    status stays as it was, since a version the deploy built may still serve."""
+    try:
+        return api.get_deploy(app_id, deploy_id)
+    except (AuthenticationError, PermissionDeniedError):
+        raise
+    except (ApiStatusError, ResponseValidationError):
+        return None
 
 
 def roll_back(api: MixpeekClient, op: Operation, state: St, what: str) -> None:
