@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,7 @@ from pulumi.runtime.proto import provider_pb2_grpc as rpc
 from .._version import __version__
 from ..client import MixpeekClient
 from ..config import ProviderConfig, base_url_problem
+from ..deadline import Cancellation
 from ..deploy.common import Failure, Operation, split_unknowns
 from ..deploy.kinds import KINDS, REFRESH_SECONDS, Kind
 from ..errors import DeployError, MixpeekError, ResourceError, redact
@@ -89,7 +89,7 @@ class MixpeekProvider(rpc.ResourceProviderServicer):
     def __init__(self, engine: EngineLog) -> None:
         self.engine = engine
         self.config = ProviderConfig.resolve(None)
-        self.cancelled = threading.Event()
+        self.cancelled = Cancellation()  # shared by every operation: one Cancel reaches all
         self.pool = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="mixpeek")
 
     # ------------------------------------------------------------------- the provider
