@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,9 +20,11 @@ PLUGIN = Path(sys.executable).parent / "pulumi-resource-mixpeek"
 
 
 @contextmanager
-def native_provider(base_url: str, api_key: str, state_dir: Path) -> Iterator[Any]:
-    """A configured stub of a fresh plugin process; ``state_dir`` keeps its journal apart."""
-    env = {**os.environ, "MIXPEEK_PULUMI_STATE_DIR": str(state_dir)}
+def native_provider(
+    base_url: str, api_key: str, state_dir: Path, env: Mapping[str, str] | None = None
+) -> Iterator[Any]:
+    """A configured stub of a fresh plugin process; ``state_dir`` holds its journal."""
+    env = {**os.environ, **(env or {}), "MIXPEEK_PULUMI_STATE_DIR": str(state_dir)}
     proc = subprocess.Popen(
         [str(PLUGIN)],
         stdout=subprocess.PIPE,
