@@ -27,6 +27,7 @@ from .config import ProviderConfig
 from .deadline import Deadline
 from .errors import (
     ApiStatusError,
+    MixpeekError,
     ResponseValidationError,
     StorageError,
     redact,
@@ -109,6 +110,7 @@ class MixpeekClient:
         self._local = threading.local()
         self._lanes: list[Lane] = []
         self._lanes_lock = threading.Lock()
+        self._closed = False
         # A bad base URL is refused here, not at the first request.
         self._base = str(self._lane().http.base_url).rstrip("/")
 
@@ -147,7 +149,7 @@ class MixpeekClient:
 
     def close(self) -> None:
         with self._lanes_lock:
-            lanes, self._lanes = self._lanes, []
+            lanes, self._lanes, self._closed = self._lanes, [], True
         for lane in lanes:
             lane.http.close()
 
@@ -158,6 +160,9 @@ class MixpeekClient:
     # ------------------------------------------------------------------------------ transport
 
     def _lane(self) -> Lane:
+        if self._closed:
+            # A thread that outlived its operation (a log follower) must not open a new pool.
+            raise MixpeekError("The Mixpeek API client was closed: its operation has ended.")
         lane: Lane | None = getattr(self._local, "lane", None)
         if lane is None:
             lane = Lane(

@@ -30,6 +30,7 @@ from mixpeek_pulumi.deploy.common import Operation
 from mixpeek_pulumi.errors import (
     ApiInterruptedError,
     ApiTimeoutError,
+    MixpeekError,
     ResponseTooLargeError,
     ServerError,
 )
@@ -218,6 +219,14 @@ def test_cancel_ends_a_long_poll_interval() -> None:
     assert isinstance(error, WaitTimeout)
     assert error.last == "building"
     assert op.why_stopped() == "was interrupted before it finished"
+
+
+def test_a_closed_client_opens_no_new_connections(server: ScriptedServer) -> None:
+    api = client(server)
+    api.close()
+    with pytest.raises(MixpeekError, match="client was closed"):
+        api.get_deploy("app_1", "dep_1")
+    assert server.count("GET", STATUS) == 0
 
 
 def test_a_listener_added_after_the_cancel_is_called_at_once() -> None:
