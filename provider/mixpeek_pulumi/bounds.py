@@ -162,11 +162,9 @@ class Exchange:
             raise self.timed_out(sent=True)
 
     def timed_out(self, *, sent: bool) -> ApiTimeoutError:
-        cause = (
-            "all the time left before the operation's deadline"
-            if self.by_deadline
-            else ("the read timeout")
-        )
+        cause = "the read timeout"
+        if self.by_deadline:
+            cause = "all the time left before the operation's deadline"
         return ApiTimeoutError(
             method=self.method,
             path=self.shown,
@@ -326,6 +324,8 @@ def _inflated(raw: Iterator[bytes], encoding: str, ex: Exchange, status: int) ->
             data = inflate.unconsumed_tail
             if out:
                 yield out
+    while out := inflate.decompress(b"", INFLATE_CHUNK):  # what zlib still holds back
+        yield out
 
 
 # ----------------------------------------------------------------------------- the log stream

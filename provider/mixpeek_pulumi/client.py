@@ -256,7 +256,8 @@ class MixpeekClient:
 
     @contextmanager
     def deploy_log_events(self, app_id: str, deploy_id: str) -> Iterator[Iterator[ServerSentEvent]]:
-        """Open the deploy's SSE log stream; transport errors surface as ``ApiError``."""
+        """Open the deploy's SSE log stream, each line cut at ``MAX_SSE_LINE``, until the
+        deadline; transport errors surface as ``ApiError``."""
         path = f"/v1/apps/{_seg(app_id)}/deploys/{_seg(deploy_id)}/logs/stream"
         headers = {**self._auth(), "Accept": "text/event-stream", "Cache-Control": "no-store"}
         lane = self._lane()
