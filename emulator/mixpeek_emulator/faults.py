@@ -1,7 +1,9 @@
 """Fault injection and the request log, as raw ASGI middleware in front of the API.
 
 A rule matches the next N requests by method and path glob and either answers for the server
-(an error status, an HTML page, bad JSON), delays the request, or drops the connection. By
+(an error status, an HTML page, bad JSON), delays the request, drops the connection, trickles a
+body that never ends (one byte every ``delay`` seconds) or floods one of ``size`` bytes made on
+the fly (never held in memory); both stop when the client goes away. By
 default the real handler never runs, so nothing is stored; ``after_handler`` runs it first and
 then answers or drops, which models "the server stored it and the response was lost". The log
 records method, path, status and whether the handler ran, never a header or a body.
@@ -10,11 +12,13 @@ records method, path, status and whether the handler ran, never a header or a bo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
+import itertools
 import json
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,7 +39,7 @@ class FaultRule(BaseModel):
     method: Literal["*", "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "*"
     path: str = Field(default="*", min_length=1, max_length=500)
     times: int = Field(default=1, ge=0, le=10**7)
-    action: Literal["respond", "delay", "drop"] = "respond"
+    action: Literal["respond", "delay", "drop", "trickle", "flood"] = "respond"
     status: int = Field(default=500, ge=200, le=599)
     retry_after: str | None = Field(default=None, max_length=100)
     body: Any = None
@@ -43,6 +47,8 @@ class FaultRule(BaseModel):
     content_type: str | None = Field(default=None, max_length=200)
     delay: float = Field(default=0.0, ge=0, le=3600, allow_inf_nan=False)
     after_handler: bool = False
+    size: int = Field(default=0, ge=0, le=2**32)
+    """``flood``: the body's size in bytes."""
 
 
 class NextOutcomes(BaseModel):
@@ -175,6 +181,8 @@ class FaultMiddleware:
                     await self.app(scope, receive, _swallow)
                 if rule.action == "respond":
                     await self._respond(rule, logged_send)
+                elif rule.action in ("trickle", "flood"):
+                    await _stream(rule, receive, logged_send)
                 else:
                     try:
                         await _drop(send)
@@ -238,6 +246,43 @@ async def _buffer(receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+async def _stream(rule: FaultRule, receive: Receive, send: Send) -> None:
+    """A JSON string that never closes: trickled a byte at a time, or ``size`` bytes at once,
+    each until the client hangs up."""
+    gone = asyncio.Event()
+    watcher = asyncio.create_task(_until_gone(receive, gone))
+    headers = [(b"content-type", b"application/json")]
+    try:
+        await send({"type": "http.response.start", "status": rule.status, "headers": headers})
+        for piece in _pieces(rule):
+            if gone.is_set():
+                return
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+            if rule.action == "trickle":
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(gone.wait(), rule.delay)
+        await send({"type": "http.response.body", "body": b""})
+    finally:
+        watcher.cancel()
+
+
+def _pieces(rule: FaultRule) -> Iterator[bytes]:
+    yield b'{"deploy_id": "'
+    if rule.action == "trickle":
+        yield from itertools.repeat(b"x")
+        return
+    block = b"x" * (1024 * 1024)
+    whole, rest = divmod(rule.size, len(block))
+    yield from itertools.repeat(block, whole)
+    yield block[:rest]
+
+
+async def _until_gone(receive: Receive, gone: asyncio.Event) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    gone.set()
 
 
 async def _swallow(_message: Message) -> None:

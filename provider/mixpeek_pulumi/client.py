@@ -2,7 +2,7 @@
 
 It returns pydantic models and raises only ``MixpeekError`` subclasses: no httpx exception escapes.
 The API key is sent only to the API (never to presigned storage URLs) and never appears in an
-error, a ``repr`` or a log line.
+error, a ``repr`` or a log line. Every exchange is bounded in time and size (``bounds``).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,15 +19,15 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import pydantic
-from httpx_sse import ServerSentEvent, connect_sse
+from httpx_sse import ServerSentEvent
 
 from ._version import __version__
+from .bounds import MAX_ERROR_BODY, Answer, EventReader, Lane, exchange, size_text
 from .config import ProviderConfig
 from .deadline import Deadline
 from .errors import (
-    ApiConnectionError,
     ApiStatusError,
-    ApiTimeoutError,
+    MixpeekError,
     ResponseValidationError,
     StorageError,
     redact,
@@ -68,16 +69,6 @@ DEFAULT_TIMEOUT: Final = httpx.Timeout(connect=10.0, read=60.0, write=120.0, poo
 # Builds can go quiet for a while; an idle stream is reopened rather than waited on forever.
 STREAM_TIMEOUT: Final = httpx.Timeout(connect=10.0, read=30.0, write=30.0, pool=10.0)
 UPLOAD_CHUNK: Final = 1024 * 1024
-# A request is never started with less than this left: it could not finish anyway.
-MIN_REQUEST_SECONDS: Final = 0.05
-
-# Transport failures after which the request cannot have reached the server.
-_NOT_SENT: Final = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.UnsupportedProtocol,
-)
 
 
 @dataclass(frozen=True)
@@ -91,7 +82,10 @@ class MixpeekClient:
     """A synchronous Mixpeek API client; use it as a context manager.
 
     ``deadline`` is the operation's: every request's timeouts and every retry's wait are cut
-    to what is left of it.
+    to what is left of it, and its Cancel ends both at once. An API request has the read
+    timeout for its whole exchange, not for each read; an upload, a download and the log
+    stream have what is left of the deadline. Each thread gets its own connection pool (a
+    ``Lane``), so cutting one exchange short never touches another thread's.
     """
 
     def __init__(
@@ -111,13 +105,14 @@ class MixpeekClient:
         self._retry = retry or RetryPolicy()
         if log is not None and self._retry.on_retry is None:
             self._retry = dataclasses.replace(self._retry, on_retry=log)
-        self._http = httpx.Client(
-            base_url=base_url,
-            timeout=timeout,
-            transport=transport,
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-            follow_redirects=False,
-        )
+        self._base_url = base_url
+        self._transport = transport
+        self._local = threading.local()
+        self._lanes: list[Lane] = []
+        self._lanes_lock = threading.Lock()
+        self._closed = False
+        # A bad base URL is refused here, not at the first request.
+        self._base = str(self._lane().http.base_url).rstrip("/")
 
     @classmethod
     def from_config(
@@ -144,7 +139,7 @@ class MixpeekClient:
         )
 
     def __repr__(self) -> str:
-        return f"MixpeekClient(base_url={str(self._http.base_url)!r})"
+        return f"MixpeekClient(base_url={self._base + '/'!r})"
 
     def __enter__(self) -> MixpeekClient:
         return self
@@ -153,35 +148,44 @@ class MixpeekClient:
         self.close()
 
     def close(self) -> None:
-        self._http.close()
+        with self._lanes_lock:
+            lanes, self._lanes, self._closed = self._lanes, [], True
+        for lane in lanes:
+            lane.http.close()
 
     @property
     def base_url(self) -> str:
-        return str(self._http.base_url).rstrip("/")
+        return self._base
 
     # ------------------------------------------------------------------------------ transport
 
+    def _lane(self) -> Lane:
+        if self._closed:
+            # A thread that outlived its operation (a log follower) must not open a new pool.
+            raise MixpeekError("The Mixpeek API client was closed: its operation has ended.")
+        lane: Lane | None = getattr(self._local, "lane", None)
+        if lane is None:
+            lane = Lane(
+                httpx.Client(
+                    base_url=self._base_url,
+                    timeout=self._timeout,
+                    transport=self._transport,
+                    # Compressed answers could grow past the caps in one chunk.
+                    headers={
+                        "User-Agent": USER_AGENT,
+                        "Accept": "application/json",
+                        "Accept-Encoding": "identity",
+                    },
+                    follow_redirects=False,
+                )
+            )
+            with self._lanes_lock:
+                self._lanes.append(lane)
+            self._local.lane = lane
+        return lane
+
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"}
-
-    def _timeouts(self, method: str, path: str, base: httpx.Timeout | None = None) -> httpx.Timeout:
-        """``base`` cut to the deadline; past it, the request is not started at all."""
-        base = base or self._timeout
-        left = self._deadline.remaining()
-        if left < MIN_REQUEST_SECONDS:
-            raise ApiTimeoutError(
-                method=method, path=path, reason="the operation's deadline has passed", sent=False
-            )
-
-        def cut(value: float | None) -> float:
-            return min(value, left) if value is not None else left
-
-        return httpx.Timeout(
-            connect=cut(base.connect),
-            read=cut(base.read),
-            write=cut(base.write),
-            pool=cut(base.pool),
-        )
 
     def _send(
         self,
@@ -190,19 +194,22 @@ class MixpeekClient:
         *,
         body: Request | None = None,
         params: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        with _mapped(method, path):
-            response = self._http.request(
+    ) -> Answer:
+        lane = self._lane()
+        with exchange(lane, self._deadline, method, path, self._timeout.read) as ex:
+            request = lane.http.build_request(
                 method,
                 path,
                 json=body.to_json() if body is not None else None,
                 params=params,
                 headers=self._auth(),
-                timeout=self._timeouts(method, path),
+                timeout=ex.timeouts(self._timeout),
+                extensions=lane.extensions,
             )
-        if response.is_error or response.is_redirect:
-            raise self._status_error(method, path, response)
-        return response
+            answer = ex.fetch(request)
+        if answer.is_error or answer.is_redirect:
+            raise self._status_error(method, path, answer)
+        return answer
 
     def _call(
         self,
@@ -221,9 +228,9 @@ class MixpeekClient:
         what = f"{method} {path}"
         return self._retry.call(attempt, creates=creates, what=what, deadline=self._deadline)
 
-    def _status_error(self, method: str, path: str, response: httpx.Response) -> ApiStatusError:
-        info = _error_info(response, secrets=(self._api_key,))
-        return status_error_class(response.status_code)(method=method, path=path, **info)
+    def _status_error(self, method: str, path: str, answer: Answer) -> ApiStatusError:
+        info = _error_info(answer, secrets=(self._api_key,))
+        return status_error_class(answer.status_code)(method=method, path=path, **info)
 
     # ------------------------------------------------------------------------------------ apps
 
@@ -249,18 +256,23 @@ class MixpeekClient:
 
     @contextmanager
     def deploy_log_events(self, app_id: str, deploy_id: str) -> Iterator[Iterator[ServerSentEvent]]:
-        """Open the deploy's SSE log stream; transport errors surface as ``ApiError``."""
+        """Open the deploy's SSE log stream, each line cut at ``MAX_SSE_LINE``, until the
+        deadline; transport errors surface as ``ApiError``."""
         path = f"/v1/apps/{_seg(app_id)}/deploys/{_seg(deploy_id)}/logs/stream"
-        headers = {**self._auth(), "Accept": "text/event-stream"}
-        timeout = self._timeouts("GET", path, STREAM_TIMEOUT)
-        with (
-            _mapped("GET", path),
-            connect_sse(self._http, "GET", path, headers=headers, timeout=timeout) as source,
-        ):
-            if source.response.is_error:
-                source.response.read()
-                raise self._status_error("GET", path, source.response)
-            yield _guard_stream(source.iter_sse(), path)
+        headers = {**self._auth(), "Accept": "text/event-stream", "Cache-Control": "no-store"}
+        lane = self._lane()
+        with exchange(lane, self._deadline, "GET", path, None) as ex:
+            request = lane.http.build_request(
+                "GET",
+                path,
+                headers=headers,
+                timeout=ex.timeouts(STREAM_TIMEOUT),
+                extensions=lane.extensions,
+            )
+            with ex.streamed(request) as response:
+                if response.is_error or response.is_redirect:
+                    raise self._status_error("GET", path, ex.answer(response))
+                yield EventReader().events(ex.chunks(response))
 
     def list_versions(self, app_id: str) -> VersionListResponse:
         return self._call("GET", f"/v1/apps/{_seg(app_id)}/versions", VersionListResponse)
@@ -352,17 +364,20 @@ class MixpeekClient:
                 yield block
 
         def attempt() -> StoredObject:
-            with _mapped("PUT", shown):
-                response = self._http.request(
+            lane = self._lane()
+            with exchange(lane, self._deadline, "PUT", shown, None) as ex:
+                request = lane.http.build_request(
                     "PUT",
                     url,
-                    content=chunks(),
+                    content=ex.guarded(chunks()),
                     headers=headers,
-                    timeout=self._timeouts("PUT", shown),
+                    timeout=ex.timeouts(self._timeout),
+                    extensions=lane.extensions,
                 )
-            if response.is_error or response.is_redirect:
-                raise StorageError(method="PUT", path=shown, **_storage_error_info(response))
-            etag = response.headers.get("ETag")
+                answer = ex.fetch(request, cap=MAX_ERROR_BODY)
+            if answer.is_error or answer.is_redirect:
+                raise StorageError(method="PUT", path=shown, **_storage_error_info(answer))
+            etag = answer.headers.get("ETag")
             return StoredObject(etag=etag.strip('"') if etag else None)
 
         # Overwriting the same key with the same bytes is harmless, so every failure may retry.
@@ -381,21 +396,23 @@ class MixpeekClient:
             target.seek(0)
             target.truncate()
             written = 0
-            with (
-                _mapped("GET", shown),
-                self._http.stream("GET", url, timeout=self._timeouts("GET", shown)) as response,
-            ):
-                if response.is_error or response.is_redirect:
-                    response.read()
-                    raise StorageError(method="GET", path=shown, **_storage_error_info(response))
-                declared = response.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > max_bytes:
-                    raise _too_large(shown, response.status_code, max_bytes)
-                for block in response.iter_bytes(UPLOAD_CHUNK):
-                    written += len(block)
-                    if written > max_bytes:
+            lane = self._lane()
+            with exchange(lane, self._deadline, "GET", shown, None) as ex:
+                request = lane.http.build_request(
+                    "GET", url, timeout=ex.timeouts(self._timeout), extensions=lane.extensions
+                )
+                with ex.streamed(request) as response:
+                    if response.is_error or response.is_redirect:
+                        answer = ex.answer(response)
+                        raise StorageError(method="GET", path=shown, **_storage_error_info(answer))
+                    declared = response.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > max_bytes:
                         raise _too_large(shown, response.status_code, max_bytes)
-                    target.write(block)
+                    for block in ex.chunks(response):
+                        written += len(block)
+                        if written > max_bytes:
+                            raise _too_large(shown, response.status_code, max_bytes)
+                        target.write(block)
             return written
 
         what = f"GET {shown}"
@@ -421,41 +438,11 @@ def _too_large(shown: str, status: int, cap: int) -> ResponseValidationError:
     )
 
 
-@contextmanager
-def _mapped(method: str, path: str) -> Iterator[None]:
-    """The one place an httpx failure becomes ours: nothing from httpx escapes the client."""
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        raise ApiTimeoutError(
-            method=method, path=path, reason=_describe(exc), sent=not isinstance(exc, _NOT_SENT)
-        ) from None
-    except httpx.TransportError as exc:
-        raise ApiConnectionError(
-            method=method, path=path, reason=_describe(exc), sent=not isinstance(exc, _NOT_SENT)
-        ) from None
-    except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
-        # Decoding errors, too many redirects, a closed stream: the request did leave.
-        raise ApiConnectionError(
-            method=method, path=path, reason=_describe(exc), sent=True
-        ) from None
-
-
-def _describe(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    return redact(f"{type(exc).__name__}: {text}")
-
-
-def _guard_stream(events: Iterator[ServerSentEvent], path: str) -> Iterator[ServerSentEvent]:
-    with _mapped("GET", path):
-        yield from events
-
-
-def _parse(method: str, path: str, response: httpx.Response, model: type[R]) -> R:
+def _parse(method: str, path: str, response: Answer, model: type[R]) -> R:
     try:
         data = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        start = response.text[:60].strip() if response.content else ""
+        start = response.text[:60].strip() if response.body else ""
         problem = (
             f"the body is not JSON (it starts with {start!r})" if start else "the body is empty"
         )
@@ -503,10 +490,10 @@ def _validation_lines(items: Any, *, fastapi: bool) -> list[str]:
     return lines
 
 
-def _error_info(response: httpx.Response, *, secrets: tuple[str, ...]) -> dict[str, Any]:
+def _error_info(response: Answer, *, secrets: tuple[str, ...]) -> dict[str, Any]:
     """Read the ``ErrorResponse`` / ``HTTPValidationError`` body, or describe what came instead."""
     try:
-        data: Any = response.json()
+        data: Any = None if response.cut else response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         data = None
     parsed = _error_response(data)
@@ -551,10 +538,15 @@ def _error_info(response: httpx.Response, *, secrets: tuple[str, ...]) -> dict[s
     }
 
 
-def _describe_foreign_body(response: httpx.Response) -> str:
-    text = response.text.strip() if response.content else ""
+def _describe_foreign_body(response: Answer) -> str:
+    text = response.text.strip() if response.body else ""
     if response.is_redirect:
         return f"a redirect to {redact(response.headers.get('location', 'nowhere'))!r}"
+    if response.cut:
+        return (
+            f"its error body is over {size_text(MAX_ERROR_BODY)}, more than any Mixpeek error, "
+            "so it was not read"
+        )
     if not text:
         return f"the response has no body ({response.reason_phrase or 'no reason phrase'})"
     if "<html" in text[:500].lower() or "text/html" in response.headers.get("content-type", ""):
@@ -567,8 +559,8 @@ def _describe_foreign_body(response: httpx.Response) -> str:
 _XML_FIELD = re.compile(r"<(Code|Message)>(.*?)</\1>", re.DOTALL)
 
 
-def _storage_error_info(response: httpx.Response) -> dict[str, Any]:
-    fields = dict(_XML_FIELD.findall(response.text)) if response.content else {}
+def _storage_error_info(response: Answer) -> dict[str, Any]:
+    fields = dict(_XML_FIELD.findall(response.text)) if response.body and not response.cut else {}
     return {
         "status_code": response.status_code,
         "message": fields.get("Message") or _describe_foreign_body(response),

@@ -9,7 +9,8 @@ The tree::
     ├── BundleError                 a bundle or plugin source that cannot be packaged (names it)
     ├── ApiError                    a call to the API failed (method, path, request id)
     │   ├── ApiConnectionError      the transport failed; ``sent`` says whether the request left
-    │   │   └── ApiTimeoutError
+    │   │   └── ApiTimeoutError     also: an answer not complete within its time budget
+    │   │       └── ApiInterruptedError     the engine's Cancel (Ctrl-C) cut the request short
     │   ├── ApiStatusError          the server answered with an error status (status, type, code)
     │   │   ├── BadRequestError             400
     │   │   ├── AuthenticationError         401
@@ -22,6 +23,7 @@ The tree::
     │   │   ├── ServerError                 5xx
     │   │   └── StorageError                the presigned storage PUT was refused (S3 XML body)
     │   └── ResponseValidationError a 2xx body that does not fit the documented shape
+    │       └── ResponseTooLargeError   a body over its cap, read no further
     ├── DeployError                 the API worked; the deploy did not
     │   ├── DeployFailedError       terminal failure: id, status, reason, redacted log tail
     │   └── DeployTimeoutError      the resource's own deadline passed: id, last status seen
@@ -163,6 +165,26 @@ class ApiTimeoutError(ApiConnectionError):
     """The request timed out."""
 
 
+class ApiInterruptedError(ApiTimeoutError):
+    """The engine asked the provider to stop (``Cancel``, Ctrl-C) before or while the request
+    was under way: it ends as a timeout does, saying it was interrupted."""
+
+    def __init__(self, *, method: str, path: str, sent: bool) -> None:
+        self.sent = sent
+        self.reason = "the operation was interrupted"
+        where = "after it was sent" if sent else "before it was sent"
+        ApiError.__init__(
+            self,
+            _sentence(
+                f"{method} {path} was interrupted {where}: the engine asked the provider to stop "
+                "(Ctrl-C or a cancelled update), so it was not waited for; run `pulumi up` again "
+                "to finish"
+            ),
+            method=method,
+            path=path,
+        )
+
+
 class ApiStatusError(ApiError):
     """The server answered with an error status."""
 
@@ -286,6 +308,24 @@ class ResponseValidationError(ApiError):
             _sentence(
                 f"Mixpeek API answered {method} {path} with HTTP {status_code} "
                 f"but the body is not what the API documents: {problem}"
+            ),
+            method=method,
+            path=path,
+        )
+
+
+class ResponseTooLargeError(ResponseValidationError):
+    """An answer longer than its cap: it is read no further, so no server can fill memory."""
+
+    def __init__(self, *, method: str, path: str, status_code: int, cap: str) -> None:
+        self.status_code = status_code
+        self.cap = cap
+        ApiError.__init__(
+            self,
+            _sentence(
+                f"{method} {path} answered HTTP {status_code} with a body over {cap}, more than "
+                "any Mixpeek answer, so the provider stopped reading it; check that baseUrl "
+                "points at the Mixpeek API and not at a proxy or another server"
             ),
             method=method,
             path=path,

@@ -2,7 +2,9 @@
 
 The stream is a side channel: status truth comes from GET, so a broken or stuck stream never
 fails a deploy. A reconnect replays cached lines, which are skipped so nothing echoes twice.
-When the server ends the stream with ``event: done`` the waiter is woken at once.
+When the server ends the stream with ``event: done`` the waiter is woken at once. Memory stays
+bounded whatever the server sends: a line is shown up to ``LINE_CHARS`` characters (the client
+already cut the stream's lines at 64 KiB), and only the last ``MAX_SEEN`` lines are remembered.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from .errors import MixpeekError, redact
 
 TAIL_LINES: Final = 20
 MAX_RECONNECTS: Final = 5
+LINE_CHARS: Final = 1000
+MAX_SEEN: Final = 100_000
 
 
 class LogFollower(threading.Thread):
@@ -47,7 +51,7 @@ class LogFollower(threading.Thread):
         self.clock = clock
         self.finished = threading.Event()  # the server said done
         self.stopping = threading.Event()
-        self._seen: set[tuple[object, str]] = set()
+        self._seen: dict[int, None] = {}  # in arrival order, so the oldest go first
         self._lock = threading.Lock()
 
     def lines(self) -> list[str]:
@@ -95,11 +99,19 @@ class LogFollower(threading.Thread):
             payload = {"line": data}
         if not isinstance(payload, dict):
             return
-        line = redact(str(payload.get("line", "")))
-        key = (payload.get("ts"), line)
+        line = _shown(redact(str(payload.get("line", ""))))
+        key = hash((str(payload.get("ts")), line))
         with self._lock:
             if key in self._seen:
                 return
-            self._seen.add(key)
+            self._seen[key] = None
+            if len(self._seen) > MAX_SEEN:
+                del self._seen[next(iter(self._seen))]
             self.tail.append(line)
         self.sink(line)
+
+
+def _shown(line: str) -> str:
+    if len(line) <= LINE_CHARS:
+        return line
+    return f"{line[:LINE_CHARS]} … [{len(line) - LINE_CHARS} more characters not shown]"

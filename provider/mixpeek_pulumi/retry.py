@@ -3,7 +3,7 @@
 Retrying is for transient transport and HTTP failures; waiting for a deploy to finish is
 ``waiting``'s job. A request that creates something is only sent again when it provably never
 reached the server, or when the server said it stored nothing (429, 503), so one call never makes
-two deploys.
+two deploys. A wait between attempts ends at once when the operation is cancelled.
 """
 
 from __future__ import annotations
@@ -66,14 +66,15 @@ def is_retryable(exc: BaseException, *, creates: bool) -> bool:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Plain, picklable retry settings; ``sleep`` is the seam tests replace."""
+    """Plain, picklable retry settings; ``sleep`` is the seam tests replace (by default the
+    wait is on the operation's deadline, so that a Cancel ends it)."""
 
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
     initial_delay: float = INITIAL_RETRY_DELAY
     max_delay: float = MAX_RETRY_DELAY
     max_retry_after: float = MAX_RETRY_AFTER
-    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+    sleep: Callable[[float], None] | None = field(default=None, compare=False)
     on_retry: Callable[[str], None] | None = field(default=None, compare=False)
 
     def call(
@@ -97,7 +98,7 @@ class RetryPolicy:
             retry=_RetryIf(creates),
             wait=_ServerAwareWait(self),
             stop=_Stop(self.max_attempts, overall),
-            sleep=self.sleep,
+            sleep=self.sleep or overall.sleep,
             reraise=True,
             before_sleep=self._before_sleep(what),
         )

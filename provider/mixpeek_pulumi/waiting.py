@@ -4,7 +4,8 @@ Not retrying: a status that is not terminal yet is a normal answer. The loop sle
 ``Event`` so whoever learns first that the deploy ended (the log stream's ``done``) wakes it at
 once instead of costing up to one interval. Transient API failures while polling are reported
 and waited through until the deadline; auth and not-found errors end the wait. The deadline is
-the operation's, shared with every request and retry made while waiting.
+the operation's, shared with every request and retry made while waiting; its Cancel wakes the
+loop too, which then ends as at the deadline.
 """
 
 from __future__ import annotations
@@ -51,7 +52,15 @@ class Poller(Generic[S]):
     when it stops holding, poll at ``interval`` again."""
 
     def run(self) -> S:
-        """Fetch until terminal; raises ``WaitTimeout`` with the last status at the deadline."""
+        """Fetch until terminal; raises ``WaitTimeout`` with the last status at the deadline,
+        or as soon as the operation is cancelled."""
+        release = self.deadline.on_cancel(self.wake.set)
+        try:
+            return self._loop()
+        finally:
+            release()
+
+    def _loop(self) -> S:
         clock = self.deadline.clock
         interval = self.interval
         last: S | None = None
@@ -71,6 +80,8 @@ class Poller(Generic[S]):
             if self.deadline.expired:
                 raise WaitTimeout(last)
             clock.wait(self.wake, self._pause(interval))
+            if self.deadline.cancelled:
+                raise WaitTimeout(last)
             interval = self._next(interval)
 
     def _pause(self, interval: float) -> float:

@@ -14,12 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import grpc
 import pulumi
 import pytest
+from google.protobuf import empty_pb2
+from pulumi.runtime.proto import provider_pb2
 
 from mixpeek_pulumi import AppDeploy, AppPromotion, PluginDeployment
-from tests.emulator_fixture import EmulatorHandle, start_emulator
+from mixpeek_pulumi.native import wire
+from tests.emulator_fixture import EmulatorHandle, start_emulator, wait_until
 from tests.engine import EngineError, FakeEngine, ProviderHost, run_program
+from tests.plugin_process import native_provider
 from tests.reliability.docs import normalize, section, write_section, writing
 from tests.sites import plugin, site, write_tree
 
@@ -39,6 +44,10 @@ class Case:
     converges: bool = True
     wrong_key: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    drive: Callable[[dict[str, Any], str, Path], str] | None = None
+    """Runs the first `pulumi up` itself and returns its outcome, for a fault the engine
+    stand-in cannot bring (a Cancel goes through the native provider: the SDK's dynamic
+    host ignores one)."""
 
     @property
     def id(self) -> str:
@@ -72,7 +81,28 @@ def both(*steps: Callable[[EmulatorHandle, str], None]) -> Callable[[EmulatorHan
     return run
 
 
+def cancel_mid_create(env: dict[str, Any], scope: str, tmp: Path) -> str:
+    """The first `pulumi up` through the native provider, with Ctrl-C (its Cancel) once the
+    deploy was requested; the engine keeps what the error carries, the journal the rest."""
+    emu: EmulatorHandle = env["emu"]
+    bundle = write_tree(tmp / "dist", site())
+    news = {"appId": scope, "bundle": str(bundle), "environment": "staging", "timeoutSeconds": 20}
+    urn = "urn:pulumi:dev::mixpeek-test::mixpeek:index:AppDeploy::site"
+    with native_provider(emu.url, emu.api_key, env["state_dir"]) as stub:
+        checked = stub.Check(provider_pb2.CheckRequest(urn=urn, news=wire.dump(news)))
+        create = stub.Create.future(provider_pb2.CreateRequest(urn=urn, properties=checked.inputs))
+        assert wait_until(lambda: emu.count("POST", f"/v1/apps/{scope}/deploy") == 1, 30)
+        time.sleep(0.5)  # the status request is held by now
+        stub.Cancel(empty_pb2.Empty())
+        try:
+            create.result(timeout=10)
+        except grpc.RpcError as exc:
+            return str(exc.details()).splitlines()[0]
+    return "success"
+
+
 APP = "/v1/apps/{scope}"
+STATUS = APP + "/deploys/dep_????????????"  # the deploy's status, not its log stream
 PLUG = "/v1/namespaces/{scope}/plugins"
 CASES = [
     # AppDeploy
@@ -466,6 +496,32 @@ CASES = [
         "HTTP 401 UnauthorizedError",
         wrong_key=True,
     ),
+    # AppDeploy: one time budget per exchange, Cancel, and a cap on every answer
+    Case(
+        "AppDeploy",
+        "deploy status",
+        "body trickled one byte every 0.3 s, forever",
+        rule("GET", STATUS, action="trickle", status=200, delay=0.3),
+        "success",
+    ),
+    Case(
+        "AppDeploy",
+        "deploy status",
+        "held open, then Ctrl-C (native provider's Cancel)",
+        rule("GET", STATUS, action="delay", delay=3600),
+        "error",
+        "was interrupted before it finished",
+        drive=cancel_mid_create,
+    ),
+    Case(
+        "AppDeploy",
+        "deploy POST",
+        "400 MB answer after the server stored it",
+        rule(
+            "POST", APP + "/deploy", action="flood", status=200, size=400 << 20, after_handler=True
+        ),
+        "success",
+    ),
 ]
 
 
@@ -498,7 +554,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         for good in (True, False)
     }
     try:
-        yield {"emu": emu, "hosts": hosts}
+        yield {"emu": emu, "hosts": hosts, "state_dir": state_dir}
     finally:
         for host in hosts.values():
             host.close()
@@ -581,7 +637,10 @@ def test_fault(case: Case, env: dict[str, Any], tmp_path: Path) -> None:
     case.inject(emu, scope)
     outcome = "success"
     try:
-        run_program(engine, main)
+        if case.drive is not None:
+            outcome = case.drive(env, scope, tmp_path)
+        else:
+            run_program(engine, main)
         if case.extra.get("destroy"):
             engine.destroy()
     except EngineError as exc:

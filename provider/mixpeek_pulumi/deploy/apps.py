@@ -523,7 +523,7 @@ class AppDeployer:
             lambda _last: DeployTimeoutError(
                 f"{self.op.who}: the deploy request to {inputs.environment} of app "
                 f"{inputs.app_id} lost its answer ({first}) and no deploy of this bundle went "
-                f"live within {self.op.timeout_name}",
+                f"live: the wait {self.op.why_stopped()}",
                 resource=self.op.name,
                 deploy_id="unknown",
                 status="unknown",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -27,6 +26,7 @@ from pulumi.runtime.proto import provider_pb2_grpc as rpc
 
 from .._version import __version__
 from ..config import ProviderConfig, base_url_problem
+from ..deadline import Cancellation
 from ..deploy.common import Failure, split_unknowns
 from ..deploy.kinds import KINDS
 from ..deploy.lifecycle import Door, Kind, failure
@@ -86,7 +86,7 @@ class NativeProvider(rpc.ResourceProviderServicer):
     def __init__(self, engine: EngineLog) -> None:
         self.engine = engine
         self.config = ProviderConfig.resolve(None)
-        self.cancelled = threading.Event()
+        self.cancelled = Cancellation()  # shared by every operation: one Cancel reaches all
         self.pool = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="mixpeek")
 
     # ------------------------------------------------------------------- the provider
