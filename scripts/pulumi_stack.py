@@ -190,7 +190,10 @@ class CliStack:
             command.append("--expect-no-changes")
         if parallel:
             command.append(f"--parallel={parallel}")
-        env = {**self.env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), _pythonpath()]))}
+        # The stack's own PYTHONPATH (its env, else this process's) decides which code the
+        # program imports, as it does for the provider processes the CLI starts.
+        path = self.env.get("PYTHONPATH", "")
+        env = {**self.env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), path]))}
         with subprocess.Popen(
             command,
             cwd=self.program.parent,
@@ -241,10 +244,6 @@ def _manifest_value(work_dir: Path, key: str) -> str:
                 value = following.split(":", 1)[1].strip()
             return value
     return ""
-
-
-def _pythonpath() -> str:
-    return os.environ.get("PYTHONPATH", "")
 
 
 def serve_inline(argv: list[str]) -> int:

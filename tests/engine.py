@@ -1,8 +1,8 @@
 """An engine stand-in: drives the SDK's real dynamic-provider host the way `pulumi up` does.
 
-The Pulumi CLI cannot be installed here, so tests start exactly what the CLI's
-``pulumi-resource-pulumi-python`` shim starts (``python -u -m pulumi.dynamic``) and act as the Go
-engine over gRPC: Configure with the whole stack config (secrets wrapped), Check, Diff with old
+A fast second reading beside the real CLI (``tests/cli``, which runs every example through
+Pulumi 3.259.0): tests start exactly what the CLI's ``pulumi-resource-pulumi-python`` shim
+starts (``python -u -m pulumi.dynamic``) and act as the Go engine over gRPC: Configure with the whole stack config (secrets wrapped), Check, Diff with old
 *outputs*, Create/Update/Read/Delete, secret stripping on the way in (the host answers
 ``acceptSecrets=False``) and ``annotateSecrets`` on the way out. Programs run under
 ``pulumi.runtime.set_mocks`` with a monitor that forwards each dynamic resource's exact
@@ -359,27 +359,7 @@ class FakeEngine:
         if old is None:
             return create("create")
 
-        diff = self._call(
-            "diff",
-            name,
-            stub.Diff,
-            provider_pb2.DiffRequest(
-                id=old.id,
-                urn=urn,
-                name=name,
-                type=type_,
-                olds=self._send(old.outputs, preview=True),
-                news=self._send(news, preview=True),
-                old_inputs=self._send(old.inputs, preview=True),
-            ),
-        )
-        if diff.changes == provider_pb2.DiffResponse.DIFF_UNKNOWN:
-            # The engine falls back to comparing old and new inputs, __provider included.
-            changed = strip_secrets(old.inputs) != strip_secrets(news)
-            replaces: list[str] = []
-        else:
-            changed = diff.changes == provider_pb2.DiffResponse.DIFF_SOME
-            replaces = list(diff.replaces)
+        changed, replaces, first_delete = self._changes(old, news)
         if not changed:
             with self._lock:
                 old.inputs = news
@@ -389,7 +369,7 @@ class FakeEngine:
             if preview:
                 self.steps.append(Step("replace", name))
                 return old.id, news
-            if delete_before_replace or diff.deleteBeforeReplace:
+            if delete_before_replace or first_delete:
                 self._delete(old)
                 return create("replace")
             with self._lock:
@@ -413,6 +393,30 @@ class FakeEngine:
             ),
         )
         return finish("update", old.id, response.properties)
+
+    def _changes(self, old: ResourceState, news: dict[str, Any]) -> tuple[bool, list[str], bool]:
+        """What the provider's Diff says changed, as the engine reads it: whether anything
+        did, what replaces, and whether the old one must go first."""
+        provider_pb2, _ = _proto()
+        diff = self._call(
+            "diff",
+            old.name,
+            self.host.stub.Diff,
+            provider_pb2.DiffRequest(
+                id=old.id,
+                urn=old.urn,
+                name=old.name,
+                type=old.type,
+                olds=self._send(old.outputs, preview=True),
+                news=self._send(news, preview=True),
+                old_inputs=self._send(old.inputs, preview=True),
+            ),
+        )
+        if diff.changes == provider_pb2.DiffResponse.DIFF_UNKNOWN:
+            # The engine falls back to comparing old and new inputs, __provider included.
+            return strip_secrets(old.inputs) != strip_secrets(news), [], False
+        changed = diff.changes == provider_pb2.DiffResponse.DIFF_SOME
+        return changed, list(diff.replaces), diff.deleteBeforeReplace
 
     def _delete(self, res: ResourceState) -> None:
         provider_pb2, _ = _proto()

@@ -152,30 +152,38 @@ def scan_source(filename: str, source: str) -> list[Violation]:
         tree = ast.parse(source, filename=filename)
     except SyntaxError as exc:
         return [Violation(filename, exc.lineno or 0, exc.offset or 0, f"syntax error: {exc.msg}")]
-    found: list[Violation] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                root = alias.name.split(".")[0]
-                if root in BLOCKED_IMPORTS:
-                    found.append(_v(filename, node, f"blocked import '{alias.name}'"))
-        elif isinstance(node, ast.ImportFrom):
-            root = (node.module or "").split(".")[0]
-            if root in BLOCKED_IMPORTS:
-                found.append(_v(filename, node, f"blocked import '{node.module}'"))
-        elif isinstance(node, ast.Call):
-            func = node.func
-            if isinstance(func, ast.Name) and func.id in BLOCKED_CALLS:
-                found.append(_v(filename, node, f"blocked call '{func.id}()'"))
-            elif (
-                isinstance(func, ast.Attribute)
-                and isinstance(func.value, ast.Name)
-                and func.value.id == "os"
-                and (func.attr in BLOCKED_OS_CALLS or func.attr.startswith("exec"))
-            ):
-                found.append(_v(filename, node, f"blocked call 'os.{func.attr}()'"))
+    found = [_v(filename, node, message) for node in ast.walk(tree) for message in _blocked(node)]
     return sorted(found, key=lambda v: (v.line, v.column))
 
 
-def _v(filename: str, node: ast.expr | ast.stmt, message: str) -> Violation:
-    return Violation(filename, node.lineno, node.col_offset, message)
+def _blocked(node: ast.AST) -> list[str]:
+    """What the scan says of one node: a blocked import or call, each as its message."""
+    if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+        return [f"blocked import '{n}'" for n in names if n.split(".")[0] in BLOCKED_IMPORTS]
+    if isinstance(node, ast.ImportFrom):
+        module = node.module or ""
+        return [f"blocked import '{module}'"] if module.split(".")[0] in BLOCKED_IMPORTS else []
+    if isinstance(node, ast.Call):
+        called = _called(node.func)
+        return [f"blocked call '{called}()'"] if called is not None else []
+    return []
+
+
+def _called(func: ast.expr) -> str | None:
+    """The blocked function a call names, as the scan reports it, or None."""
+    if isinstance(func, ast.Name) and func.id in BLOCKED_CALLS:
+        return func.id
+    if (
+        isinstance(func, ast.Attribute)
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "os"
+        and (func.attr in BLOCKED_OS_CALLS or func.attr.startswith("exec"))
+    ):
+        return f"os.{func.attr}"
+    return None
+
+
+def _v(filename: str, node: ast.AST, message: str) -> Violation:
+    # Only statements and expressions are reported, and both carry a position.
+    return Violation(filename, getattr(node, "lineno", 0), getattr(node, "col_offset", 0), message)

@@ -4,6 +4,12 @@ hashed as it is written, compression on several threads, into an unnamed tempora
 The service reads standard ZIP/deflate only. Already-compressed formats are stored (deflate
 gains nothing on them); the choice is made from the name and the first bytes, so the same
 content always packs the same way.
+
+What ships is what was hashed: each file's CRC and sha256 are computed from the very bytes
+that were compressed, the pieces of a large file are checked to join up, and a large file
+whose size, mtime, inode or ctime moved while it was read is refused. A build step that
+rewrites a file during packing gets a sentence naming it, never an archive whose entries fail
+their own CRC or a digest of bytes that were never shipped.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import hashlib
 import os
 import struct
 import tempfile
+import threading
 import zipfile
 import zlib
 from collections import deque
@@ -21,7 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Final
 
-from .bundle import CHUNK, Digest, SourceFile, entry_line, read_whole, same_size
+from .bundle import CHUNK, Digest, SourceFile, entry_line, read_whole
 from .errors import BundleError
 
 # Already-compressed formats gain nothing from deflate, which runs at ~25 MB/s on them.
@@ -65,18 +72,80 @@ DICTIONARY: Final = 32 * 1024  # each piece is primed with the 32 KiB before it,
 LEVEL: Final = 3
 
 
+class _Changed(Exception):
+    """A file that is not what it was when it was listed or when its reading began; refused in
+    ``write_archive``'s words, which know the bundle."""
+
+    def __init__(self, f: SourceFile) -> None:
+        super().__init__(f.rel)
+        self.file = f
+
+
+Stamp = tuple[int, int, int, int, int]
+
+
+def _stamp(f: SourceFile) -> Stamp:
+    """What changes when a file is written: its size, mtime, inode, device and ctime."""
+    assert f.path is not None
+    try:
+        info = os.stat(f.path)
+    except OSError:
+        raise _Changed(f) from None  # gone, or replaced by something unreadable
+    return info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev, info.st_ctime_ns
+
+
+def read_at(path: str, start: int, length: int) -> bytes:
+    """Up to ``length`` bytes of the file at ``path`` from ``start``: the only read of a large
+    file's bytes, so what it returns is what is compressed, checksummed and hashed."""
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        return handle.read(length)
+
+
+class _Large:
+    """The checksums of one large file whose pieces are read and compressed on several threads.
+    Each piece hands in the very bytes it compressed; whichever thread hands in the next one in
+    file order checksums it and any that arrived early, so the CRC and sha256 describe what was
+    compressed, and the hashing of different files still runs on different cores."""
+
+    def __init__(self, f: SourceFile, stamp: Stamp) -> None:
+        self.file = f
+        self.stamp = stamp
+        self.crc = self.size = 0
+        self.hash = hashlib.sha256()
+        self._tail = b""
+        self._early: dict[int, tuple[bytes | memoryview, bytes | None]] = {}
+        self._lock = threading.Lock()
+
+    def hand_in(self, offset: int, raw: bytes | memoryview, primer: bytes | None) -> None:
+        """The piece at ``offset``: its bytes, and those its deflate was primed with."""
+        with self._lock:
+            self._early[offset] = (raw, primer)
+            while self.size in self._early:
+                raw, primer = self._early.pop(self.size)
+                if primer is not None and primer != self._tail:
+                    # Primed with other bytes than the archive holds before it, the piece
+                    # would inflate to something else than what is hashed.
+                    raise _Changed(self.file)
+                self.crc = zlib.crc32(raw, self.crc)
+                self.hash.update(raw)
+                self.size += len(raw)
+                self._tail = bytes(raw[-DICTIONARY:])
+
+
 @dataclass(frozen=True)
 class _Job:
-    """One unit of work, in archive order: a run of small files packed whole, a piece of a
-    large file, or the sequential pass over a large file for its checksum and hash."""
+    """One unit of work, in archive order: a run of small files packed whole, or a piece of a
+    large file (whose checksums ``large`` gathers)."""
 
     file: SourceFile
-    kind: str  # "whole" | "piece" | "sums" | "stream"
+    kind: str  # "whole" | "piece" | "stream"
     method: int = zipfile.ZIP_DEFLATED
     offset: int = 0
     length: int = 0
     last: bool = False
     batch: tuple[SourceFile, ...] = ()
+    large: _Large | None = None
 
     @property
     def weight(self) -> int:
@@ -117,11 +186,15 @@ def _jobs(files: Sequence[SourceFile]) -> Iterator[_Job]:
         if f.path is None:
             yield _Job(f, "stream")
             continue
+        stamp = _stamp(f)
+        if stamp[0] != f.size:
+            raise _Changed(f)
+        large = _Large(f, stamp)
         method = _compression(f.rel, _head(f))
         for offset in range(0, f.size, PIECE):
             length = min(PIECE, f.size - offset)
-            yield _Job(f, "piece", method, offset, length, offset + length >= f.size)
-        yield _Job(f, "sums", method)
+            last = offset + length >= f.size
+            yield _Job(f, "piece", method, offset, length, last, large=large)
     if run:
         yield _Job(run[0], "whole", batch=tuple(run))
 
@@ -131,24 +204,24 @@ def _head(f: SourceFile) -> bytes:
         return handle.read(SAMPLE_FROM)
 
 
-def _run(job: _Job) -> list[_Packed] | bytes | _Sums | None:
+def _run(job: _Job) -> list[_Packed] | bytes | None:
     if job.kind == "whole":
         return [_pack_whole(f) for f in job.batch]
     if job.kind == "piece":
         return _pack_piece(job)
-    if job.kind == "sums":
-        return _sums(job.file)
     return None  # "stream": a large file inside a .zip, streamed by the writer itself
 
 
 def _pack_whole(f: SourceFile) -> _Packed:
     raw = read_whole(f)
+    if len(raw) != f.size:
+        raise _Changed(f)
     method = _compression(f.rel, raw)
     data = zlib.compress(raw, LEVEL, wbits=-15) if method == zipfile.ZIP_DEFLATED else raw
     return _Packed(method, zlib.crc32(raw), data, hashlib.sha256(raw).digest())
 
 
-def _deflate(raw: bytes, primer: bytes, last: bool) -> bytes:
+def _deflate(raw: bytes | memoryview, primer: bytes, last: bool) -> bytes:
     """Raw deflate of one piece; a piece that is not the last ends on a byte boundary without
     the final-block bit (a sync flush), so the pieces of a file concatenate into one stream."""
     packer = (
@@ -160,29 +233,23 @@ def _deflate(raw: bytes, primer: bytes, last: bool) -> bytes:
 
 
 def _pack_piece(job: _Job) -> bytes:
+    """One read of the piece (and of the 32 KiB before it, for a deflated one), compressed, and
+    the same bytes handed in for the checksums: the entry's CRC is that of what it holds."""
     assert job.file.path is not None
-    start = max(0, job.offset - DICTIONARY)
-    with open(job.file.path, "rb") as handle:
-        handle.seek(start)
-        data = handle.read(job.offset - start + job.length)
-    primer, raw = data[: job.offset - start], data[job.offset - start :]
-    if len(raw) != job.length:
-        raise BundleError(job.file.rel, "the file changed while it was read")
-    if job.method != zipfile.ZIP_DEFLATED:
-        return raw
-    return _deflate(raw, primer, job.last)
-
-
-def _sums(f: SourceFile) -> _Sums:
-    file_hash = hashlib.sha256()
-    crc = read = 0
-    with f.open() as handle:
-        while block := handle.read(CHUNK):
-            crc = zlib.crc32(block, crc)
-            file_hash.update(block)
-            read += len(block)
-    same_size(f, read)
-    return _Sums(crc, read, file_hash.digest())
+    assert job.large is not None
+    deflated = job.method == zipfile.ZIP_DEFLATED
+    start = max(0, job.offset - DICTIONARY) if deflated else job.offset
+    data = read_at(job.file.path, start, job.offset - start + job.length)
+    if len(data) != job.offset - start + job.length:
+        raise _Changed(job.file)
+    if not deflated:
+        job.large.hand_in(job.offset, data, None)
+        return data
+    view = memoryview(data)
+    primer, raw = bytes(view[: job.offset - start]), view[job.offset - start :]
+    packed = _deflate(raw, primer, job.last)
+    job.large.hand_in(job.offset, raw, primer)
+    return packed
 
 
 def _ordered(jobs: Iterator[_Job]) -> Iterator[tuple[_Job, object]]:
@@ -214,9 +281,17 @@ class _ZipWriter:
     """A minimal deterministic zip writer (fixed dates and modes, ZIP64 when sizes need it),
     so compression can run on several threads and every byte is hashed as it is written."""
 
-    def __init__(self, handle: IO[bytes], max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        handle: IO[bytes],
+        max_bytes: int | None = None,
+        source: str = "the archive",
+        noun: str = "bundle",
+    ) -> None:
         self.handle = handle
         self.max_bytes = max_bytes
+        self.source = source
+        self.noun = noun
         self.md5 = hashlib.md5()  # noqa: S324 - Content-MD5 is what storage checks
         self.sha256 = hashlib.sha256()
         self.offset = 0
@@ -229,7 +304,9 @@ class _ZipWriter:
         self.offset += len(data)
         if self.max_bytes is not None and self.offset > self.max_bytes:
             raise BundleError(
-                "the archive", f"it is larger than {self.max_bytes:,} bytes, the most allowed"
+                self.source,
+                f"its zip is larger than {self.max_bytes:,} bytes, the most allowed",
+                self.noun,
             )
 
     def _local(
@@ -355,7 +432,8 @@ class _ZipWriter:
                 tail = packer.flush()
                 csize += len(tail)
                 self._write(tail)
-        same_size(f, read)
+        if read != f.size:
+            raise _Changed(f)
         fmt = "<IIQQ" if zip64 else "<IIII"
         self._write(struct.pack(fmt, 0x08074B50, crc, csize, read))
         self._remember(name, method, crc, csize, read, offset, streamed=True)
@@ -394,17 +472,32 @@ _DESCRIPTOR: Final = 0x0008
 _DOS_DATE: Final = (0 << 9) | (1 << 5) | 1  # 1980-01-01, the earliest a zip can say
 
 
-def write_archive(files: Sequence[SourceFile], *, max_bytes: int | None = None) -> Archive:
+def write_archive(
+    files: Sequence[SourceFile],
+    *,
+    max_bytes: int | None = None,
+    source: str | None = None,
+    noun: str = "bundle",
+) -> Archive:
     """A deterministic zip (sorted, fixed dates and modes) of ``files``, written in one pass with
     compression on every core into an unnamed temporary file: nothing is left behind even if
     the process is killed. Memory stays bounded whatever the bundle's size. Raises
-    ``BundleError`` as soon as the archive grows past ``max_bytes``."""
+    ``BundleError`` (naming ``source``, the ``noun``'s folder or .zip) as soon as the archive
+    grows past ``max_bytes``, or when a file changed while it was being packed."""
     handle = tempfile.TemporaryFile(prefix="mixpeek-bundle-")  # noqa: SIM115 - the Archive owns it
     try:
-        writer = _ZipWriter(handle, max_bytes)
+        writer = _ZipWriter(handle, max_bytes, source or "the archive", noun)
         content = _Packer(writer).pack(files)
         writer.finish()
         handle.flush()
+    except _Changed as exc:
+        handle.close()
+        f = exc.file
+        raise BundleError(
+            source or f.path or f.rel,
+            f"{f.rel} changed while it was being packed; run the build again",
+            noun,
+        ) from None
     except BaseException:
         handle.close()
         raise
@@ -437,14 +530,27 @@ class _Packer:
                     self.opened, self.csize = self.writer.begin(job.file, job.method), 0
                 self.writer.piece(result)
                 self.csize += len(result)
-            elif isinstance(result, _Sums):
-                assert self.opened is not None
-                self.writer.end(self.opened, job.method, result, self.csize)
-                self.opened = None
-                self._done(job.file, result.file_hash)
+                if job.last:
+                    self._end(job)
             else:
                 self._done(job.file, self.writer.add_streamed(job.file))
         return self.content.hexdigest()
+
+    def _end(self, job: _Job) -> None:
+        """The last piece of a large file is in. Every earlier piece's job has returned, so
+        every piece has been checksummed; pieces read at different moments join up only if
+        nothing wrote to the file in between."""
+        large = job.large
+        assert large is not None
+        assert self.opened is not None
+        if large.size != job.file.size or _stamp(job.file) != large.stamp:
+            raise _Changed(job.file)
+        file_hash = large.hash.digest()
+        self.writer.end(
+            self.opened, job.method, _Sums(large.crc, large.size, file_hash), self.csize
+        )
+        self.opened = None
+        self._done(job.file, file_hash)
 
     def _done(self, f: SourceFile, file_hash: bytes) -> None:
         self.content.update(entry_line(f, file_hash))

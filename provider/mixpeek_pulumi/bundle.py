@@ -12,8 +12,16 @@ Treat every tree and archive as hostile:
   is refused. Nothing is dropped silently.
 - **Caps**, checked while reading and so already in ``check``: a number of files and a total
   size (the documented 1,000 files and 500 MB for plugins), and for a .zip a compression ratio,
-  per entry and in total, past which it is refused as a zip bomb. Damaged, encrypted or exotic
-  archives, duplicate or escaping names, special files and unreadable files are refused by name.
+  per entry and in total, past which it is refused as a zip bomb. A .zip's entry count and the
+  size of its central directory are capped too, read from its end records before ``zipfile``
+  parses anything. Damaged, encrypted or exotic archives, escaping names, special files and
+  unreadable files are refused by name: every failure of ``zipfile`` or ``zlib`` passes through
+  one guard, ``ZipGuard``.
+- **One rule for names** (``Names``), wherever a bundle is read (a folder, a .zip, ``check``,
+  an import): two names that differ only in case or Unicode form are refused, since a host on
+  case-insensitive storage would serve one of them for both, and so are backslashes and drive
+  letters, which unzip tools on Windows misread. So every archive the provider writes, it can
+  read back.
 
 The digest covers sorted paths, sizes and bytes only, so rebuilding identical content (new
 mtimes, permissions, zip order) never shows as a change.
@@ -28,6 +36,7 @@ import os
 import posixpath
 import re
 import stat
+import struct
 import threading
 import unicodedata
 import zipfile
@@ -37,6 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Final, TypeVar
 
 from .errors import BundleError
@@ -76,22 +86,52 @@ MAX_TOTAL_RATIO: Final = 200
 TOTAL_RATIO_FROM: Final = 16 * 1024 * 1024
 MAX_SOURCE_FILE: Final = 256 * 1024
 MAX_SOURCE_TOTAL: Final = 4 * 1024 * 1024
-# What reading a damaged, encrypted or exotic archive member raises.
-UNREADABLE: Final = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, RuntimeError)
+# Everything zipfile and zlib raise on a damaged, hostile or exotic archive: bad headers and
+# CRCs, truncated data, encryption (RuntimeError), unknown methods and versions
+# (NotImplementedError), names that are not UTF-8 (ValueError), and fields that overflow a
+# struct or a seek (struct.error, OverflowError, OSError).
+ZIP_ERRORS: Final = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    ValueError,
+    OverflowError,
+    struct.error,
+    OSError,
+)
 
 
 @dataclass(frozen=True)
 class Limits:
-    """How much one bundle may hold, in files and in bytes before compression."""
+    """How much one bundle may hold, in files and in bytes before compression; for a .zip, how
+    many entries (files and folders) its central directory may list and how large it may be."""
 
     max_files: int
     max_bytes: int
     noun: str = "bundle"
+    max_entries: int = 200_000
+    max_directory_bytes: int = 64 * 1024 * 1024
 
 
-APP_LIMITS: Final = Limits(max_files=100_000, max_bytes=4 * 1024**3)
+# An entry per folder besides each file: twice the files is room for any real build. The
+# directory's size bounds what zipfile reads and parses at once: about 335 bytes an entry.
+APP_LIMITS: Final = Limits(
+    max_files=100_000,
+    max_bytes=4 * 1024**3,
+    max_entries=200_000,
+    max_directory_bytes=64 * 1024 * 1024,
+)
 # The documented plugin limits: 500 MB and 1,000 files.
-PLUGIN_LIMITS: Final = Limits(max_files=1_000, max_bytes=500 * 1024 * 1024, noun="plugin source")
+PLUGIN_LIMITS: Final = Limits(
+    max_files=1_000,
+    max_bytes=500 * 1024 * 1024,
+    noun="plugin source",
+    max_entries=2_000,
+    max_directory_bytes=2 * 1024 * 1024,
+)
 
 
 @dataclass(frozen=True)
@@ -117,6 +157,42 @@ def folded(name: str) -> str:
     if name.isascii():
         return name.lower()  # the same answer, without the normalization's cost
     return unicodedata.normalize("NFKC", name).casefold()
+
+
+_DRIVE: Final = re.compile(r"[A-Za-z]:")
+
+
+class Names:
+    """The one rule for the names of a bundle, applied alike to a folder's files, a .zip's
+    entries, ``check`` and an import, so that every archive the provider writes it can read
+    back. Refused: two names that fold to the same (``folded``), since a host on
+    case-insensitive storage would serve one file for both; and a name with a backslash or a
+    leading drive letter, which unzip tools on Windows take for a folder or a drive."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.seen: dict[str, str] = {}
+
+    def claim(self, name: str) -> None:
+        if "\\" in name or _DRIVE.match(name):
+            raise BundleError(
+                self.source,
+                f"the name {name!r} has a backslash or begins with a drive letter, which unzip "
+                "tools on Windows take for a folder or a drive; rename it",
+            )
+        key = folded(name)
+        other = self.seen.get(key)
+        if other is None:
+            self.seen[key] = name
+            return
+        if other == name:
+            raise BundleError(self.source, f"the entry {name!r} appears more than once")
+        first, second = sorted((other, name))
+        raise BundleError(
+            self.source,
+            f"{first!r} and {second!r} differ only in letter case or Unicode form, and a host "
+            "that ignores case would serve one of them for both; rename or remove one of them",
+        )
 
 
 class Excludes:
@@ -209,10 +285,8 @@ def _read(source: Path, excludes: Excludes, limits: Limits) -> list[SourceFile]:
     try:
         if source.is_dir():
             files = _Walk(source, excludes, limits).run()
-        elif source.is_file() and zipfile.is_zipfile(source):
-            files = _zip_entries(source, str(source), excludes, limits)
         elif source.is_file():
-            raise BundleError(str(source), "it is neither a folder nor a .zip archive")
+            files = _zip_entries(source, str(source), excludes, limits)
         elif source.exists():
             raise BundleError(str(source), "it is not a regular file or folder")
         else:
@@ -266,6 +340,7 @@ class _Walk:
         self.real_root = root.resolve(strict=True)
         self.excludes = excludes
         self.tally = _Tally(str(root), limits)
+        self.names = Names(str(root))
 
     def run(self) -> list[SourceFile]:
         files: list[SourceFile] = []
@@ -335,6 +410,7 @@ class _Walk:
     def _file(self, path: str, size: int, rel: str) -> SourceFile | None:
         if self.excludes.excluded(rel):
             return None
+        self.names.claim(rel)
         self.tally.add(rel, size)
         return SourceFile(rel, size, functools.partial(_open_file, path, rel), path)  # type: ignore[arg-type]
 
@@ -400,9 +476,146 @@ def collect_archive(
 ZipSource = Path | IO[bytes]
 
 
+class ZipGuard:
+    """The one way a zip's failures reach the user: whatever ``zipfile`` or ``zlib`` raise while
+    the archive ``label`` (or its ``entry``) is surveyed, opened or read becomes a
+    ``BundleError`` naming it and saying what to do, never a traceback. An entry is read long
+    after ``collect`` returned, so the guard knows the ``noun`` the user calls the archive."""
+
+    __slots__ = ("entry", "label", "noun")
+
+    def __init__(self, label: str, entry: str | None = None, noun: str = "bundle") -> None:
+        self.label = label
+        self.entry = entry
+        self.noun = noun
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, ZIP_ERRORS):
+            why = " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
+            what = (
+                "it is not a readable zip archive"
+                if self.entry is None
+                else f"the entry {self.entry!r} cannot be read"
+            )
+            raise BundleError(
+                self.label,
+                f"{what} ({why}); create the zip again, or use the folder it was made from",
+                self.noun,
+            ) from None
+
+
+# The records at the end of a zip, and the fixed part of a central directory entry.
+_END: Final = struct.Struct("<4s4H2LH")
+_LOCATOR: Final = struct.Struct("<4sLQL")
+_END64: Final = struct.Struct("<4sQ2H2L4Q")
+_ENTRY_SIZE: Final = 46
+
+
+def _end_records(handle: IO[bytes]) -> tuple[int, int, int] | None:
+    """What a zip's end records claim, found and read the way ``zipfile`` finds and reads them,
+    so that what is capped is what it would parse: the number of entries, the central
+    directory's size, and where ``zipfile`` will read it from. None without an end record."""
+    size = handle.seek(0, os.SEEK_END)
+    if size < _END.size:
+        return None
+    at = size - _END.size
+    handle.seek(at)
+    record = handle.read(_END.size)
+    if not (record.startswith(b"PK\x05\x06") and record.endswith(b"\0\0")):
+        # A comment of up to 64 KiB may follow the record: the last signature before it counts.
+        lowest = max(size - (1 << 16) - _END.size, 0)
+        handle.seek(lowest)
+        tail = handle.read()
+        found = tail.rfind(b"PK\x05\x06")
+        if found < 0 or len(tail) - found < _END.size:
+            return None
+        at, record = lowest + found, tail[found : found + _END.size]
+    entries, directory = _END.unpack(record)[4:6]
+    start = at - directory
+    if at >= _LOCATOR.size + _END64.size:
+        handle.seek(at - _LOCATOR.size - _END64.size)
+        record64, locator = handle.read(_END64.size), handle.read(_LOCATOR.size)
+        # zipfile takes the ZIP64 record from just before its locator, not from the offset
+        # the locator gives: so must the caps.
+        if locator.startswith(b"PK\x06\x07") and record64.startswith(b"PK\x06\x06"):
+            entries, directory = _END64.unpack(record64)[7:9]
+            start = at - _LOCATOR.size - _END64.size - directory
+    return entries, directory, start
+
+
+def _survey(handle: IO[bytes], label: str, limits: Limits) -> bool:
+    """Refuse a zip whose central directory holds more than ``limits`` allow, from its end
+    records, before ``zipfile`` reads and parses every entry of it into memory. False when
+    there is no end record: it is not a zip."""
+    found = _end_records(handle)
+    if found is None:
+        return False
+    entries, directory, start = found
+    if entries > limits.max_entries:
+        raise _too_many(label, limits)
+    if directory > limits.max_directory_bytes:
+        raise BundleError(
+            label,
+            f"its central directory takes {directory:,} bytes, more than the "
+            f"{_size(limits.max_directory_bytes)} a {limits.noun}'s zip may have",
+        )
+    if directory > _ENTRY_SIZE * limits.max_entries and start >= 0:
+        # The count is only the writer's word: zipfile parses whatever the directory holds.
+        handle.seek(start)
+        if _count_entries(handle.read(directory), limits.max_entries) > limits.max_entries:
+            raise _too_many(label, limits)
+    return True
+
+
+def _too_many(label: str, limits: Limits) -> BundleError:
+    return BundleError(
+        label,
+        f"its central directory lists more than {limits.max_entries:,} entries (files and "
+        f"folders), the most a {limits.noun}'s zip may hold",
+    )
+
+
+def _count_entries(directory: bytes, most: int) -> int:
+    """How many entries a central directory holds, counted up to one past ``most``; a damaged
+    entry ends the count (zipfile refuses it in its turn)."""
+    count = at = 0
+    while (
+        count <= most
+        and at + _ENTRY_SIZE <= len(directory)
+        and directory.startswith(b"PK\x01\x02", at)
+    ):
+        names, extra, comment = struct.unpack_from("<3H", directory, at + 28)
+        at += _ENTRY_SIZE + names + extra + comment
+        count += 1
+    return count
+
+
+def _open_zip(source: ZipSource, label: str, limits: Limits) -> zipfile.ZipFile:
+    """The zip at ``source``, opened once its end records are within ``limits``."""
+    if isinstance(source, Path):
+        with open(source, "rb") as handle, ZipGuard(label):
+            is_zip = _survey(handle, label, limits)
+    else:
+        with ZipGuard(label):
+            is_zip = _survey(source, label, limits)
+    if not is_zip:
+        raise BundleError(label, "it is neither a folder nor a .zip archive")
+    with ZipGuard(label):
+        return zipfile.ZipFile(source)
+
+
 def _zip_name(name: str, source: str) -> str:
-    """The entry's path as the service would place it, or a refusal for one that escapes."""
-    if "\\" in name or "\0" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+    """The entry's path as the service would place it, or a refusal for one that escapes
+    (backslashes and drive letters are ``Names``' to refuse, as in a folder)."""
+    if "\0" in name or name.startswith("/"):
         raise BundleError(source, f"the entry {name!r} escapes the archive root")
     clean = posixpath.normpath(name)
     if clean == ".." or clean.startswith("../") or clean in (".", ""):
@@ -413,21 +626,26 @@ def _zip_name(name: str, source: str) -> str:
 def _zip_entries(
     source: ZipSource, label: str, excludes: Excludes, limits: Limits
 ) -> list[SourceFile]:
+    listing = _open_zip(source, label, limits)
+    try:
+        return _listed(listing, label, excludes, limits)
+    except BaseException:
+        listing.close()
+        raise
+
+
+def _listed(
+    listing: zipfile.ZipFile, label: str, excludes: Excludes, limits: Limits
+) -> list[SourceFile]:
     files: list[SourceFile] = []
-    seen: set[str] = set()
+    names = Names(label)
     tally = _Tally(label, limits)
     compressed = 0
-    try:
-        with zipfile.ZipFile(source) as listing:
-            infos = [i for i in listing.infolist() if not i.is_dir()]
-    except (*UNREADABLE, ValueError) as exc:
-        raise BundleError(label, f"it is not a readable zip archive ({exc})") from None
-    archive = _Archive(source)
-    for info in infos:
+    archive = _Archive(listing, label, limits.noun)
+    for info in listing.infolist():
+        if info.is_dir():
+            continue
         name = _zip_name(info.filename, label)
-        if folded(name) in seen:
-            raise BundleError(label, f"the entry {name!r} appears more than once")
-        seen.add(folded(name))
         _usable(info, name, label)
         tally.add(name, info.file_size)
         compressed += info.compress_size
@@ -438,8 +656,8 @@ def _zip_entries(
                 f"{compressed:,}), which is a zip bomb, not a build",
             )
         if not excludes.excluded(name):
-            opener = _zip_opener(archive, info.filename, name, label)
-            files.append(SourceFile(name, info.file_size, opener))
+            names.claim(name)
+            files.append(SourceFile(name, info.file_size, archive.opener(info, name)))
     return files
 
 
@@ -467,47 +685,45 @@ def _usable(info: zipfile.ZipInfo, name: str, source: str) -> None:
 
 
 class _Archive:
-    """One open zip shared by every entry of one collection: opening a zip reads its whole
-    central directory, so an open per entry made hashing a bundle of n entries cost n².
-    ``ZipFile`` serialises its members' reads of the one file, so the pool's threads may share
-    it; it closes when the collection's files are dropped."""
+    """The zip of one collection, opened once and shared by all its entries: opening a zip
+    parses its whole central directory, so an open per entry made hashing n entries cost n².
+    ``ZipFile`` serialises its members' reads, so the pool's threads may share it, but it counts
+    open members without a lock, so opening and closing them is serialised here. It closes
+    when the collection's files are dropped."""
 
-    def __init__(self, source: ZipSource) -> None:
-        self.source = source
-        self._zip: zipfile.ZipFile | None = None
+    def __init__(self, listing: zipfile.ZipFile, label: str, noun: str) -> None:
+        self.zip = listing
+        self.label = label
+        self.noun = noun
         self._lock = threading.Lock()
 
-    def open(self, member: str) -> IO[bytes]:
-        with self._lock:
-            if self._zip is None:
-                self._zip = zipfile.ZipFile(self.source)
-        return self._zip.open(member)
+    def opener(self, info: zipfile.ZipInfo, name: str) -> Callable[[], IO[bytes]]:
+        guard = ZipGuard(self.label, name, self.noun)
 
+        @contextmanager
+        def opened() -> Iterator[IO[bytes]]:
+            # By its ZipInfo, not its name: a name listed twice would open the other entry.
+            with self._lock, guard:
+                handle = self.zip.open(info)
+            try:
+                yield _Guarded(handle, guard)  # type: ignore[misc]
+            finally:
+                with self._lock:
+                    handle.close()
 
-def _zip_opener(archive: _Archive, member: str, name: str, label: str) -> Callable[[], IO[bytes]]:
-    @contextmanager
-    def opened() -> Iterator[IO[bytes]]:
-        with archive.open(member) as handle:
-            yield _Guarded(handle, name, label)  # type: ignore[misc]
-
-    return opened  # type: ignore[return-value]
+        return opened  # type: ignore[return-value]
 
 
 class _Guarded:
     """A zip member's stream whose read errors (bad CRC, truncated data) name the entry."""
 
-    def __init__(self, handle: IO[bytes], name: str, source: str) -> None:
+    def __init__(self, handle: IO[bytes], guard: ZipGuard) -> None:
         self.handle = handle
-        self.name = name
-        self.source = source
+        self.guard = guard
 
     def read(self, size: int = -1) -> bytes:
-        try:
+        with self.guard:
             return self.handle.read(size)
-        except UNREADABLE as exc:
-            raise BundleError(
-                self.source, f"the entry {self.name!r} cannot be read ({exc})"
-            ) from None
 
 
 def entry_prefix(files: Sequence[SourceFile], entry: str = "index.html") -> str | None:
@@ -557,7 +773,8 @@ def entry_line(f: SourceFile, file_hash: bytes) -> bytes:
 
 def read_whole(f: SourceFile) -> bytes:
     """A small file's bytes in one read straight into one buffer: per-file Python work is what
-    thousands of small files spend their time on."""
+    thousands of small files spend their time on. The caller compares the length with
+    ``f.size``: a file that changed since it was listed is refused in the caller's words."""
     if f.path is None:
         with f.open() as handle:
             data = handle.read()
@@ -570,13 +787,14 @@ def read_whole(f: SourceFile) -> bytes:
                 os.close(fd)
         except OSError as exc:
             raise BundleError(f.rel, f"it cannot be read ({_os_reason(exc)})") from None
-    same_size(f, len(data))
     return data
 
 
 def hash_file(f: SourceFile) -> bytes:
     if f.size <= CHUNK:
-        return hashlib.sha256(read_whole(f)).digest()
+        data = read_whole(f)
+        same_size(f, len(data))
+        return hashlib.sha256(data).digest()
     h = hashlib.sha256()
     read = 0
     with f.open() as handle:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Final, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Final, Literal, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -109,7 +109,7 @@ class Inputs(BaseModel):
     """The Mixpeek API endpoint for this resource; defaults to the provider's. Replaces."""
 
     @classmethod
-    def parse(cls, props: Mapping[str, Any]) -> Any:
+    def parse(cls, props: Mapping[str, Any]) -> Self:
         """These inputs from engine properties (outputs and ``__provider`` left out)."""
         return cls.model_validate(
             {k: v for k, v in props.items() if k in cls.model_fields and v is not None}

@@ -48,7 +48,8 @@ def test_example_goes_up_shows_no_changes_and_is_destroyed(
     name: str, cli: Cli, emulator: EmulatorHandle, tmp_path: Path
 ) -> None:
     stack = open_native_stack(cli, emulator, example(name, tmp_path), tmp_path)
-    assert_example_lifecycle(stack, emulator, tmp_path)
+    plugins = 1 if name == "native-yaml" else 0
+    assert_example_lifecycle(stack, emulator, tmp_path, plugins=plugins)
 
 
 def test_typescript_example_through_the_generated_sdk(
@@ -65,16 +66,19 @@ def test_typescript_example_through_the_generated_sdk(
     assert_example_lifecycle(stack, emulator, tmp_path)
 
 
-def assert_example_lifecycle(stack: CliStack, emulator: EmulatorHandle, tmp_path: Path) -> None:
-    """The app example: up (staging deploy, promotion of that exact version), no changes on a
-    second look, destroy that leaves both environments serving, and no key anywhere."""
+def assert_example_lifecycle(
+    stack: CliStack, emulator: EmulatorHandle, tmp_path: Path, *, plugins: int = 0
+) -> None:
+    """The app example: up (staging deploy, promotion of that exact version, and the plugin
+    where the example has one), no changes on a second look, destroy that leaves both
+    environments serving, and no key anywhere."""
     app_id = emulator.create_app("demo-site")
     stack.set_config("appId", app_id)
 
     up = stack.up()
 
     assert up.ok, up.output
-    assert up.summary == {"create": 3}
+    assert up.summary == {"create": 3 + plugins}
     out = stack.outputs()
     deploy_id = out.get("deployId") or out["deploy_id"]
     production_id = out.get("productionDeployId") or out["production_deploy_id"]
@@ -91,12 +95,15 @@ def assert_example_lifecycle(stack: CliStack, emulator: EmulatorHandle, tmp_path
     logs = diagnostics_of(up.lines, "mixpeek:index:AppDeploy (site-staging)")
     assert f"deploy {deploy_id} queued for staging" in logs
     assert "Deploy complete!" in logs
+    if plugins:
+        plugin = emulator.records().plugins["ns_demo"]["text_embed_1_0_0"]
+        assert out["routePrefix"] == plugin.route_prefix is not None
 
     assert stack.preview(expect_no_changes=True).ok
 
     destroyed = stack.destroy()
     assert destroyed.ok, destroyed.output
-    assert destroyed.summary == {"delete": 3}
+    assert destroyed.summary == {"delete": 3 + plugins}
     envs = emulator.records().apps[app_id].environments
     assert envs["production"]["deploy_id"] == deploy_id  # on_delete "retain"
     assert stack.resources() == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +202,23 @@ def test_destroy_follows_on_delete(
     seen = status(stack, "text_embed_1_0_0")
     assert (seen["http"] if expected == 404 else seen["status"]) == expected
     assert stack.engine.state == {}
+
+
+def test_an_unreadable_copy_at_the_service_is_refused_in_a_sentence(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Adoption reads the service's archive to compare code: one whose local header disagrees
+    with its central directory cannot be compared, which is a refusal, not an internal error."""
+    upload_out_of_band(stack, plugin())
+    stored = stack.emulator.records().plugins[NS]["text_embed_1_0_0"]
+    path = stack.emulator.running.emulator.objects.path(stored.s3_key)
+    data = bytearray(path.read_bytes())
+    length = struct.unpack_from("<H", data, 26)[0]  # the first local header's name, upper-cased
+    data[30 : 30 + length] = bytes(data[30 : 30 + length]).upper()
+    path.write_bytes(bytes(data))
+    with pytest.raises(EngineError) as info:
+        run_program(stack.engine, program(write_tree(tmp_path / "src", plugin())))
+    assert "already exists in namespace ns_test as text_embed_1_0_0 with different code" in (
+        info.value.headline
+    )
+    assert "BadZipFile" not in info.value.details and "internal error" not in info.value.details

@@ -9,9 +9,11 @@ import dill
 import pulumi
 import pytest
 
+import mixpeek_pulumi
 from mixpeek_pulumi import AppDeploy, AppPromotion, PluginDeployment
+from mixpeek_pulumi.deploy.kinds import KINDS
 from mixpeek_pulumi.resources.app_deploy import AppDeployProvider
-from mixpeek_pulumi.spec import AppDeployState, AppPromotionState, PluginDeploymentState, State
+from mixpeek_pulumi.spec import AppDeployState, AppPromotionState, PluginDeploymentState
 from tests.engine import Stack, run_program, strip_secrets
 from tests.sites import plugin, site, write_tree
 
@@ -43,17 +45,11 @@ def test_preview_of_a_new_resource_makes_no_request(stack: Stack, tmp_path: Path
     assert len(stack.emulator.requests()) == before
 
 
-@pytest.mark.parametrize(
-    ("resource", "state"),
-    [
-        (AppDeploy, AppDeployState),
-        (AppPromotion, AppPromotionState),
-        (PluginDeployment, PluginDeploymentState),
-    ],
-)
-def test_declared_outputs_are_the_state_models(resource: type, state: type[State]) -> None:
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_declared_outputs_are_the_state_models(kind: str) -> None:
     """Output keys come from the state model; the class annotations name each one (and only
     state fields), so what the program sees cannot drift from what the provider returns."""
+    resource, state = getattr(mixpeek_pulumi, kind), KINDS[kind].state
     annotated = set(resource.__annotations__)
     assert set(state.output_keys()) <= annotated, set(state.output_keys()) - annotated
     assert annotated <= set(state.model_fields), annotated - set(state.model_fields)
@@ -83,5 +79,7 @@ def test_every_guaranteed_output_is_set_after_create(stack: Stack, tmp_path: Pat
                 pulumi.export(f"{name}.{key}", getattr(resource, key))
 
     outputs = run_program(stack.engine, program).outputs
-    assert len(outputs) == 14
+    exercised = {key.partition(".")[0] for key in outputs}
+    assert len(exercised) == len(KINDS), "every kind in the registry is created here"
+    assert len(outputs) == sum(len(kind.state.guaranteed) for kind in KINDS.values())
     assert {k: v for k, v in outputs.items() if v is None} == {}

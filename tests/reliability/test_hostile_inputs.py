@@ -174,6 +174,15 @@ def program_for(case: str) -> Callable[[Path, str], tuple[Callable[[], None], di
             deploy(zipped(t, [("index.html", b"a"), ("./index.html", b"b")]), a),
             none,
         ),
+        "zip whose header disagrees with its directory": lambda t, a: (
+            deploy(zipped(t, [("index.html", b"<h1>x</h1>")], _renamed_header), a),
+            none,
+        ),
+        "zip claiming 2 million entries": lambda t, a: (deploy(_claiming(t, 2_000_000), a), none),
+        "names that differ only in case": lambda t, a: (
+            deploy(tree(t, {"Logo.png": b"a", "logo.png": b"b"}), a),
+            none,
+        ),
         "plugin source over 500 MB": lambda t, a: (_plugin(_big_plugin(t), "ns_big"), none),
         "version=True": lambda t, a: (_promote(a, True), none),
         "full-width plugin version": lambda t, a: (
@@ -218,6 +227,26 @@ def _bad_crc(data: bytes) -> bytes:
     for start, at in ((out.find(b"PK\x03\x04"), 14), (out.find(b"PK\x01\x02"), 16)):
         out[start + at : start + at + 4] = b"\xde\xad\xbe\xef"
     return bytes(out)
+
+
+def _renamed_header(data: bytes) -> bytes:
+    """The first entry's local header names it in upper case; its directory entry does not."""
+    out = bytearray(data)
+    start = out.find(b"PK\x03\x04")
+    length = struct.unpack_from("<H", out, start + 26)[0]
+    out[start + 30 : start + 30 + length] = bytes(out[start + 30 : start + 30 + length]).upper()
+    return bytes(out)
+
+
+def _claiming(tmp: Path, entries: int) -> Path:
+    """A zip that is only its end records, the ZIP64 one claiming ``entries`` entries."""
+    path = tmp / "bundle.zip"
+    path.write_bytes(
+        struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, entries, entries, 0, 0)
+        + struct.pack("<4sLQL", b"PK\x06\x07", 0, 0, 1)
+        + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    )
+    return path
 
 
 def _method(data: bytes, method: int) -> bytes:
@@ -286,6 +315,24 @@ CASES = [
         "refused",
         "MIXPEEK_HTTP_READ_TIMEOUT must be a number of seconds from 1 to 3600, not 'nan'",
         step="create",
+    ),
+    hostile(
+        "archives",
+        "zip whose header disagrees with its directory",
+        "refused",
+        "the entry 'index.html' cannot be read (File name in directory 'index.html' and header",
+    ),
+    hostile(
+        "archives",
+        "zip claiming 2 million entries",
+        "refused",
+        "its central directory lists more than 200,000 entries (files and folders)",
+    ),
+    hostile(
+        "names",
+        "names that differ only in case",
+        "refused",
+        "'Logo.png' and 'logo.png' differ only in letter case or Unicode form",
     ),
 ]
 ROWS: dict[str, tuple[str, str]] = {}

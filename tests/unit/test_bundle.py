@@ -1,20 +1,30 @@
-"""Bundles: digest by content only, secrets left out, unsafe inputs refused by name."""
+"""Bundles: digest by content only, secrets left out, unsafe inputs refused by name, one rule
+for names, what ships is what was hashed, and every damaged or hostile zip one sentence."""
 
 from __future__ import annotations
 
 import io
 import os
 import shutil
+import struct
 import subprocess
+import tracemalloc
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from mixpeek_pulumi import archive as archive_module
 from mixpeek_pulumi import bundle
 from mixpeek_pulumi.archive import Archive, write_archive
+from mixpeek_pulumi.client import MixpeekClient
+from mixpeek_pulumi.deploy.common import remote_digest
 from mixpeek_pulumi.errors import BundleError
-from tests.sites import site, write_tree
+from mixpeek_pulumi.resources.app_deploy import AppDeployProvider
+from mixpeek_pulumi.resources.plugin_deployment import PluginDeploymentProvider
+from tests.scripted_server import Reply, scripted_server
+from tests.sites import plugin, site, write_tree
 
 
 def content(archive: Archive) -> bytes:
@@ -173,3 +183,366 @@ def test_a_large_zip_hashes_on_the_pool_to_its_folders_digest(tmp_path: Path) ->
     from_folder = bundle.digest(bundle.collect(root, bundle.Excludes()))
     assert bundle.digest(bundle.collect(packed, bundle.Excludes())) == from_folder
     assert from_folder.file_count == 701  # the .env and .git/ are left out
+
+
+# ------------------------------------------------------- what ships is what was hashed
+
+
+def read_back(archive: Archive, limits: bundle.Limits = bundle.APP_LIMITS) -> bundle.Digest:
+    """The digest of what was shipped, read back with the provider's own reader."""
+    archive.file.seek(0)
+    return bundle.digest(
+        bundle.collect_archive(archive.file, "the archive", bundle.Excludes(), limits)
+    )
+
+
+def rewrite_after_first_piece(monkeypatch: pytest.MonkeyPatch, path: Path, new: bytes) -> list[int]:
+    """Rewrite ``path`` in place, same size, right after its first piece was read: a build step
+    writing the file while it is packed, at a known moment instead of a race."""
+    reads: list[int] = []
+    real = archive_module.read_at
+
+    def read_at(where: str, start: int, length: int) -> bytes:
+        data = real(where, start, length)
+        if where == str(path):
+            reads.append(start)
+            if len(reads) == 1:
+                with path.open("r+b") as handle:
+                    handle.write(new)
+        return data
+
+    monkeypatch.setattr(archive_module, "read_at", read_at)
+    return reads
+
+
+TEXT = ("const answer = 42;\n" * 200_000).encode()[: 3 * 1024 * 1024]  # deflated in pieces
+NOISE = os.urandom(3 * 1024 * 1024)  # stored in pieces
+
+
+@pytest.mark.parametrize(("name", "old"), [("bundle.js", TEXT), ("media.bin", NOISE)])
+def test_a_file_rewritten_while_it_is_packed_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, old: bytes
+) -> None:
+    root = write_tree(tmp_path / "dist", {"index.html": "x", name: old}, mtime=1)
+    files = bundle.collect(root, bundle.Excludes())
+    reads = rewrite_after_first_piece(monkeypatch, root / name, old.swapcase()[::-1])
+    with pytest.raises(BundleError) as caught:
+        write_archive(files, source=str(root))
+    assert str(caught.value) == (
+        f"The bundle at {root} cannot be used: {name} changed while it was being packed; "
+        "run the build again."
+    )
+    assert reads  # the rewrite happened between the file's reads, not before them
+
+
+def test_a_rewrite_the_clock_cannot_show_is_still_caught_or_shipped_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Timestamps can be too coarse to show a write: then a deflated piece primed with bytes the
+    archive does not hold is refused, and stored pieces ship exactly what was hashed."""
+    monkeypatch.setattr(archive_module, "_stamp", lambda f: (f.size, 0, 0, 0, 0))
+    monkeypatch.setattr(archive_module, "WORKERS", 1)  # pieces read in order, one at a time
+    root = write_tree(tmp_path / "dist", {"index.html": "x", "bundle.js": TEXT})
+    files = bundle.collect(root, bundle.Excludes())
+    rewrite_after_first_piece(monkeypatch, root / "bundle.js", TEXT.upper())
+    with pytest.raises(BundleError, match=r"bundle\.js changed while it was being packed"):
+        write_archive(files, source=str(root))
+
+    root = write_tree(tmp_path / "media", {"index.html": "x", "media.bin": NOISE})
+    files = bundle.collect(root, bundle.Excludes())
+    new = bytes(b ^ 0xFF for b in NOISE[:4096]) * (len(NOISE) // 4096)
+    rewrite_after_first_piece(monkeypatch, root / "media.bin", new)
+    with write_archive(files, source=str(root)) as packed:
+        with zipfile.ZipFile(packed.file) as zf:
+            assert zf.testzip() is None
+            shipped = zf.read("media.bin")
+        assert shipped == NOISE[: archive_module.PIECE] + new[archive_module.PIECE :]
+        assert read_back(packed) == packed.digest
+
+
+def test_a_file_that_changed_size_since_it_was_listed_is_refused(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "dist", {"index.html": "x", "app.js": "a", "big.bin": NOISE})
+    files = bundle.collect(root, bundle.Excludes())
+    with (root / "app.js").open("ab") as handle:
+        handle.write(b"more")
+    with pytest.raises(BundleError, match=r"app\.js changed while it was being packed"):
+        write_archive(files, source=str(root))
+    (root / "app.js").write_text("a")
+    with (root / "big.bin").open("ab") as handle:
+        handle.write(b"more")
+    with pytest.raises(BundleError, match=r"big\.bin changed while it was being packed"):
+        write_archive(files, source=str(root))
+
+
+def test_large_files_ship_what_was_hashed(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "dist", {"index.html": "x", "bundle.js": TEXT, "m.bin": NOISE})
+    with write_archive(bundle.collect(root, bundle.Excludes()), source=str(root)) as packed:
+        with zipfile.ZipFile(packed.file) as zf:
+            assert zf.testzip() is None
+        assert (
+            read_back(packed)
+            == packed.digest
+            == bundle.digest(bundle.collect(root, bundle.Excludes()))
+        )
+
+
+# ------------------------------------------------------------- one rule for names
+
+
+def test_names_that_differ_only_in_case_are_refused_by_every_reader(tmp_path: Path) -> None:
+    said = (
+        "'Logo.png' and 'logo.png' differ only in letter case or Unicode form, and a host that "
+        "ignores case would serve one of them for both; rename or remove one of them."
+    )
+    root = write_tree(tmp_path / "dist", {**site(), "Logo.png": b"a", "logo.png": b"b"})
+    with pytest.raises(BundleError) as caught:
+        bundle.collect(root, bundle.Excludes())
+    assert str(caught.value) == f"The bundle at {root} cannot be used: {said}"
+    failures = AppDeployProvider().check({}, {"app_id": "a", "bundle": str(root)}).failures
+    assert [f.reason for f in failures] == [f"The bundle at {root} cannot be used: {said}"]
+
+    packed = tmp_path / "site.zip"
+    with zipfile.ZipFile(packed, "w") as zf:
+        for name, data in {**site(), "logo.png": "b", "Logo.png": "a"}.items():
+            zf.writestr(name, data)
+    failures = AppDeployProvider().check({}, {"app_id": "a", "bundle": str(packed)}).failures
+    assert [f.reason for f in failures] == [f"The bundle at {packed} cannot be used: {said}"]
+    with packed.open("rb") as handle, pytest.raises(BundleError) as caught:
+        bundle.collect_archive(handle, "the service's copy", bundle.Excludes(), bundle.APP_LIMITS)
+    assert str(caught.value) == f"The bundle at the service's copy cannot be used: {said}"
+
+
+def test_every_archive_the_provider_writes_it_reads_back(tmp_path: Path) -> None:
+    """Names that look alike but fold apart (folders differing in case, accents) ship and read
+    back to the same digest; what the writer takes, the reader takes."""
+    tree = {
+        **site(),
+        "A/x.css": "x",
+        "a/y.css": "y",
+        "café.txt": "nfc",
+        "ﬁle.txt": "ligature",  # folds to file.txt
+        "Ünïcode/ß.txt": "s",
+        ".ENV": "SECRET=1",
+    }
+    root = write_tree(tmp_path / "dist", tree)
+    files = bundle.collect(root, bundle.Excludes())
+    assert ".ENV" not in [f.rel for f in files]
+    with write_archive(files, source=str(root)) as packed:
+        assert read_back(packed) == packed.digest == bundle.digest(files)
+    write_tree(root, {"file.TXT": "clash"})
+    with pytest.raises(BundleError, match=r"'file\.TXT' and 'ﬁle\.txt' differ only in letter case"):
+        bundle.collect(root, bundle.Excludes())
+
+
+@pytest.mark.parametrize("name", ["a\\b.css", "C:notes.txt"])
+def test_a_name_windows_tools_misread_is_refused_in_a_folder_as_in_a_zip(
+    tmp_path: Path, name: str
+) -> None:
+    said = (
+        f"the name {name!r} has a backslash or begins with a drive letter, which unzip tools on "
+        "Windows take for a folder or a drive; rename it."
+    )
+    root = write_tree(tmp_path / "dist", {**site(), name: "x"})
+    packed = tmp_path / "site.zip"
+    with zipfile.ZipFile(packed, "w") as zf:
+        for rel, text in {**site(), name: "x"}.items():
+            zf.writestr(rel, text)
+    for source in (root, packed):
+        failures = AppDeployProvider().check({}, {"app_id": "a", "bundle": str(source)}).failures
+        assert [f.reason for f in failures] == [f"The bundle at {source} cannot be used: {said}"]
+
+
+# ------------------------------------------------------ zips that are damaged or hostile
+
+UNREADABLE_SAYS = "create the zip again, or use the folder it was made from."
+
+
+def zipped(tmp_path: Path, files: dict[str, str], name: str = "bundle.zip") -> Path:
+    path = tmp_path / name
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for rel, text in files.items():
+            zf.writestr(rel, text)
+    return path
+
+
+def header_disagrees(path: Path) -> Path:
+    """The first entry's local header renamed (upper case), its directory entry left alone."""
+    data = bytearray(path.read_bytes())
+    assert data[:4] == b"PK\x03\x04"
+    length = struct.unpack_from("<H", data, 26)[0]
+    data[30 : 30 + length] = bytes(data[30 : 30 + length]).upper()
+    path.write_bytes(bytes(data))
+    return path
+
+
+def end_records(entries: int, directory: int, *, zip64: bool) -> bytes:
+    """The end of a zip claiming ``entries`` entries in a central directory of ``directory``
+    bytes just before it: the ZIP64 record and its locator, or the classic record alone."""
+    if not zip64:
+        return struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, entries, entries, directory, 0, 0)
+    return (
+        struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, entries, entries, directory, 0)
+        + struct.pack("<4sLQL", b"PK\x06\x07", 0, directory, 1)
+        + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    )
+
+
+def claiming(path: Path, entries: int, directory: int, *, zip64: bool) -> Path:
+    """A zip whose central directory is a hole of ``directory`` bytes (sparse, so cheap) and
+    whose end records claim ``entries`` entries in it: zipfile would read the hole whole."""
+    with path.open("wb") as handle:
+        handle.truncate(directory)
+        handle.seek(directory)
+        handle.write(end_records(entries, directory, zip64=zip64))
+    return path
+
+
+def peak_while(action: Callable[[], object]) -> tuple[int, BaseException | None]:
+    """The most memory Python held while ``action`` ran, and what it raised."""
+    tracemalloc.start()
+    try:
+        action()
+        raised = None
+    except BundleError as exc:
+        raised = exc
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak, raised
+
+
+def plugin_check(source: Path) -> list[str]:
+    props = {"namespace_id": "ns", "name": "text_embed", "version": "1.0.0", "source": str(source)}
+    return [f.reason for f in PluginDeploymentProvider().check({}, props).failures]
+
+
+def app_check(source: Path) -> list[str]:
+    return [
+        f.reason
+        for f in AppDeployProvider().check({}, {"app_id": "a", "bundle": str(source)}).failures
+    ]
+
+
+def test_a_zip_whose_header_disagrees_with_its_directory_is_one_sentence(tmp_path: Path) -> None:
+    site_zip = header_disagrees(zipped(tmp_path, {**site(), "index.html": "<h1>x</h1>"}))
+    first = zipfile.ZipFile(site_zip).infolist()[0].filename
+    said = f"the entry {first!r} cannot be read (File name in directory {first!r} and header"
+    [reason] = app_check(site_zip)
+    assert reason.startswith(f"The bundle at {site_zip} cannot be used: {said}"), reason
+    assert reason.endswith(UNREADABLE_SAYS) and "\n" not in reason
+
+    plugin_zip = header_disagrees(zipped(tmp_path, plugin(), "plugin.zip"))
+    [reason] = plugin_check(plugin_zip)
+    assert reason.startswith(
+        f"The plugin source at {plugin_zip} cannot be used: the entry 'manifest.py' cannot be "
+        "read (File name in directory"
+    ), reason
+    assert reason.endswith(UNREADABLE_SAYS)
+
+    with site_zip.open("rb") as handle, pytest.raises(BundleError) as caught:
+        bundle.digest(
+            bundle.collect_archive(
+                handle, "the service's copy", bundle.Excludes(), bundle.APP_LIMITS
+            )
+        )
+    assert str(caught.value).startswith(f"The bundle at the service's copy cannot be used: {said}")
+
+
+def test_a_zip_claiming_two_million_entries_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    hostile = claiming(tmp_path / "many.zip", 2_000_000, 2_000_000 * 46, zip64=True)
+    peak, raised = peak_while(lambda: bundle.collect(hostile, bundle.Excludes()))
+    assert str(raised) == (
+        f"The bundle at {hostile} cannot be used: its central directory lists more than 200,000 "
+        "entries (files and folders), the most a bundle's zip may hold."
+    )
+    assert peak < 2 * 1024 * 1024  # zipfile would have read the 92 MB directory first
+    assert app_check(hostile) == [str(raised)]
+    assert plugin_check(hostile) == [
+        f"The plugin source at {hostile} cannot be used: its central directory lists more than "
+        "2,000 entries (files and folders), the most a plugin source's zip may hold."
+    ]
+
+
+def test_a_zip_with_an_oversized_central_directory_is_refused_before_it_is_read(
+    tmp_path: Path,
+) -> None:
+    hostile = claiming(tmp_path / "wide.zip", 10, 100 * 1024 * 1024, zip64=False)
+    peak, raised = peak_while(lambda: bundle.collect(hostile, bundle.Excludes()))
+    assert str(raised) == (
+        f"The bundle at {hostile} cannot be used: its central directory takes 104,857,600 bytes, "
+        "more than the 64 MB a bundle's zip may have."
+    )
+    assert peak < 2 * 1024 * 1024
+
+
+def test_a_zip_that_understates_its_entries_is_counted(tmp_path: Path) -> None:
+    """The end record's count is the writer's word; the directory itself is what zipfile parses."""
+    entry = struct.pack(
+        "<4s4B4HL2L5H2L", b"PK\x01\x02", 20, 3, 20, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0
+    )
+    directory = (entry + b"a") * 3_000
+    hostile = tmp_path / "liar.zip"
+    hostile.write_bytes(directory + end_records(1, len(directory), zip64=False))
+    assert plugin_check(hostile) == [
+        f"The plugin source at {hostile} cannot be used: its central directory lists more than "
+        "2,000 entries (files and folders), the most a plugin source's zip may hold."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("harm", "says"),
+    [
+        ("not a zip", "it is neither a folder nor a .zip archive."),
+        ("multi-disk", "it is not a readable zip archive (zipfiles that span multiple disks"),
+        ("bad name", "it is not a readable zip archive ('utf-8' codec can't decode byte 0xff"),
+        ("bad offset", "it is not a readable zip archive (Bad offset for central directory)"),
+    ],
+)
+def test_every_way_a_zip_breaks_is_one_sentence(tmp_path: Path, harm: str, says: str) -> None:
+    good = zipped(tmp_path, site()).read_bytes()
+    data = {
+        "not a zip": b"PK\x03\x04 not really",
+        "multi-disk": b"x" * 80
+        + end_records(1, 0, zip64=True).replace(
+            struct.pack("<LQL", 0, 0, 1), struct.pack("<LQL", 1, 0, 1)
+        ),
+        "bad name": good.replace(b"app.js", b"app\xff\xfes"),
+        "bad offset": b"PK" + end_records(1, 999, zip64=False),
+    }[harm]
+    if harm == "bad name":  # names said to be UTF-8, one of which is not
+        patched = bytearray(data)
+        at = patched.find(b"PK\x01\x02")
+        while at >= 0:
+            struct.pack_into(
+                "<H", patched, at + 8, struct.unpack_from("<H", patched, at + 8)[0] | 0x800
+            )
+            at = patched.find(b"PK\x01\x02", at + 4)
+        data = bytes(patched)
+    hostile = tmp_path / "hostile.zip"
+    hostile.write_bytes(data)
+    [reason] = app_check(hostile)
+    assert reason.startswith(f"The bundle at {hostile} cannot be used: {says}"), reason
+    assert reason.endswith(".") and "\n" not in reason
+
+
+def test_the_services_copy_damaged_or_hostile_gives_no_digest_and_no_traceback(
+    tmp_path: Path,
+) -> None:
+    """What an import and a plugin adoption read: the service's copy, downloaded over HTTP."""
+    folder = write_tree(tmp_path / "dist", site())
+    good = zipped(tmp_path, site(), "good.zip").read_bytes()
+    mismatched = header_disagrees(zipped(tmp_path, site(), "bad.zip")).read_bytes()
+    many = end_records(2_000_000, 0, zip64=True)
+    with (
+        scripted_server() as server,
+        MixpeekClient(api_key="sk_test_key", base_url=server.url) as api,
+    ):
+        for path, body in (("/good", good), ("/mismatched", mismatched), ("/many", many)):
+            server.add("GET", path, Reply(raw=body, headers={"Content-Type": "application/zip"}))
+
+        def remote(path: str) -> str | None:
+            return remote_digest(api, server.url + path, bundle.Excludes(), bundle.APP_LIMITS)
+
+        assert remote("/good") == bundle.digest(bundle.collect(folder, bundle.Excludes())).sha256
+        assert remote("/mismatched") is None
+        assert remote("/many") is None

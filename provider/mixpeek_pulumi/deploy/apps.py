@@ -35,6 +35,7 @@ from ..logs import LogFollower
 from ..models import DEPLOY_TERMINAL, AppResponse, DeployRequest, DeployStatusResponse
 from ..spec import AppDeployInputs, AppDeployState
 from ..waiting import Poller
+from . import environments
 from .common import (
     Diff,
     Failure,
@@ -44,7 +45,8 @@ from .common import (
     remote_digest,
     upload_fresh,
 )
-from .environments import AppEnvironment, imported, marker
+from .environments import SERVED_NOW, AppEnvironment, Previous, imported, marker
+from .lifecycle import Checked, Lifecycle, Session
 
 DEFAULT_MESSAGE: Final = "Deployed with mixpeek-pulumi"
 RELAXED_POLL: Final = 10.0
@@ -129,18 +131,17 @@ class AppDeployer:
         self,
         inputs: AppDeployInputs,
         *,
-        previous: int | None,
-        first: bool,
+        previous: Previous,
         hints: tuple[Hint, ...] = (),
     ) -> AppDeployState:
         """Make the environment serve ``inputs.bundle``: adopt what the service already serves
         or builds of it, else upload and deploy; ``previous`` is the version to roll back to
-        on delete (looked up now on a ``first`` deploy). Raises ``DeployFailedError`` or
+        on delete (what is served now, on a first deploy). Raises ``DeployFailedError`` or
         ``DeployTimeoutError`` with the deploy id, the status and the reason."""
         env = AppEnvironment(self.api, inputs.app_id, inputs.environment)
         app = env.app()
         served_before = env.served_version(app)
-        if first:
+        if previous == SERVED_NOW:
             previous = served_before
         run, deploy_id = self._adopt_or_start(inputs, env, app, hints)
         return self._finish(run, deploy_id, previous, served_before)
@@ -257,7 +258,7 @@ class AppDeployer:
         self, inputs: AppDeployInputs
     ) -> Iterator[tuple[archives.Archive, list[bundles.SourceFile]]]:
         files = collect(inputs)
-        with archives.write_archive(files) as archive:
+        with archives.write_archive(files, source=inputs.bundle) as archive:
             yield archive, files
 
     # ------------------------------------------------------------------ reconciling
@@ -591,7 +592,7 @@ class AppDeployer:
         hints = (
             (Hint(olds.deploy_id, "the stack state"),) if same_content and olds.deploy_id else ()
         )
-        return self.deploy(inputs, previous=olds.previous_version, first=False, hints=hints)
+        return self.deploy(inputs, previous=olds.previous_version, hints=hints)
 
     # ------------------------------------------------------------------- drift repair
 
@@ -622,3 +623,36 @@ class AppDeployer:
         return state.model_copy(
             update={"deploy_id": restored.deploy_id, "live": True, "url": env.url(app)}
         )
+
+
+class AppDeployLifecycle(Lifecycle[AppDeployInputs, AppDeployState]):
+    """AppDeploy: a build folder or .zip made live in an app environment."""
+
+    name = "AppDeploy"
+    summary = "A Mixpeek App deploy of a build folder or .zip, live once `pulumi up` returns."
+    path = "bundle"
+    inputs = AppDeployInputs
+    state = AppDeployState
+
+    def check(
+        self, inputs: AppDeployInputs | None, unknown: set[str], olds: Mapping[str, Any]
+    ) -> Checked:
+        return check(inputs, unknown)
+
+    def diff(self, olds: AppDeployState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
+        return diff(olds, news, unknown)
+
+    def create(self, s: Session, inputs: AppDeployInputs) -> AppDeployState:
+        return AppDeployer(s.api, s.op).deploy(inputs, previous=SERVED_NOW)
+
+    def update(self, s: Session, olds: AppDeployState, inputs: AppDeployInputs) -> AppDeployState:
+        return AppDeployer(s.api, s.op).update(olds, inputs)
+
+    def read(self, s: Session, state: AppDeployState) -> AppDeployState | None:
+        return environments.refresh_deploy(s.api, state)
+
+    def delete(self, s: Session, state: AppDeployState) -> None:
+        environments.roll_back(s.api, s.op, state, "deploy")
+
+    def import_(self, s: Session, resource_id: str) -> AppDeployState | None:
+        return AppDeployer(s.api, s.op).adopt(resource_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Final, Literal, TypeVar
 
 from ..client import MixpeekClient
 from ..errors import MixpeekError, NotFoundError
@@ -20,6 +20,10 @@ from .common import Operation
 
 St = TypeVar("St", AppDeployState, AppPromotionState)
 MARKER_PREFIX: Final = "mixpeek-pulumi:"
+SERVED_NOW: Final = "served now"
+Previous = int | None | Literal["served now"]
+"""The version ``on_delete="rollback"`` restores: one recorded in state, none, or (on a first
+deploy or promotion) whatever the environment serves when the operation starts."""
 
 
 def marker(environment: str, digest: str) -> str:

@@ -47,6 +47,7 @@ from .common import (
     remote_digest,
     upload_fresh,
 )
+from .lifecycle import Checked, Lifecycle, Session
 
 PLUGIN_EXCLUDES: Final = ("__pycache__/", "*.pyc", ".pytest_cache/", ".venv/", "*.egg-info/")
 MAX_POLL_INTERVAL: Final = 15.0
@@ -255,7 +256,12 @@ class PluginRollout:
     def _upload(self, inputs: PluginDeploymentInputs) -> tuple[str, str]:
         """Upload and confirm, or adopt an existing plugin with the same code; returns the
         plugin id and the code digest. The archive is removed as soon as it is uploaded."""
-        with archives.write_archive(collect(inputs.source), max_bytes=MAX_ARCHIVE_BYTES) as archive:
+        with archives.write_archive(
+            collect(inputs.source),
+            max_bytes=MAX_ARCHIVE_BYTES,
+            source=inputs.source,
+            noun=bundles.PLUGIN_LIMITS.noun,
+        ) as archive:
             digest = archive.digest.sha256
             request = CreatePluginUploadRequest(
                 name=inputs.name,
@@ -459,3 +465,41 @@ def _unsupported(
         f"{exc.status_code}); plugins run on dedicated Mixpeek hosts, so set `mixpeek:baseUrl` "
         f"to yours (namespace {namespace})."
     )
+
+
+class PluginDeploymentLifecycle(Lifecycle[PluginDeploymentInputs, PluginDeploymentState]):
+    """PluginDeployment: a custom plugin uploaded, validated and deployed."""
+
+    name = "PluginDeployment"
+    summary = (
+        "A Mixpeek custom plugin uploaded, validated and deployed for realtime "
+        "inference under its `routePrefix`."
+    )
+    path = "source"
+    inputs = PluginDeploymentInputs
+    state = PluginDeploymentState
+
+    def check(
+        self, inputs: PluginDeploymentInputs | None, unknown: set[str], olds: Mapping[str, Any]
+    ) -> Checked:
+        return check(inputs, unknown, olds)
+
+    def diff(self, olds: PluginDeploymentState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
+        return diff(olds, news, unknown)
+
+    def create(self, s: Session, inputs: PluginDeploymentInputs) -> PluginDeploymentState:
+        return PluginRollout(s.api, s.op).create(inputs)
+
+    def update(
+        self, s: Session, olds: PluginDeploymentState, inputs: PluginDeploymentInputs
+    ) -> PluginDeploymentState:
+        return PluginRollout(s.api, s.op).update(olds, inputs)
+
+    def read(self, s: Session, state: PluginDeploymentState) -> PluginDeploymentState | None:
+        return PluginRollout(s.api, s.op).read(state)
+
+    def delete(self, s: Session, state: PluginDeploymentState) -> None:
+        PluginRollout(s.api, s.op).remove(state)
+
+    def import_(self, s: Session, resource_id: str) -> PluginDeploymentState | None:
+        return PluginRollout(s.api, s.op).adopt(resource_id)

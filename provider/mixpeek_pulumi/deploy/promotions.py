@@ -21,8 +21,10 @@ from ..errors import (
 )
 from ..models import ENVIRONMENTS, AppResponse, VersionRecord
 from ..spec import AppPromotionInputs, AppPromotionState
+from . import environments
 from .common import Diff, Operation, diff_inputs
-from .environments import AppEnvironment, imported
+from .environments import SERVED_NOW, AppEnvironment, Previous, imported
+from .lifecycle import Lifecycle, Session
 
 
 def diff(olds: AppPromotionState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
@@ -40,18 +42,16 @@ class Promoter:
     def update(self, olds: AppPromotionState, inputs: AppPromotionInputs) -> AppPromotionState:
         if olds.version == inputs.version and olds.live is not False:
             return olds.model_copy(update=inputs.model_dump())
-        return self.promote(inputs, previous=olds.previous_version, first=False)
+        return self.promote(inputs, previous=olds.previous_version)
 
-    def promote(
-        self, inputs: AppPromotionInputs, *, previous: int | None, first: bool
-    ) -> AppPromotionState:
+    def promote(self, inputs: AppPromotionInputs, *, previous: Previous) -> AppPromotionState:
         """Restore ``inputs.version`` into the environment and check that it serves it.
 
         Raises ``DeployFailedError`` for a missing version, a failed gate or an environment
         that did not switch."""
         env = AppEnvironment(self.api, inputs.app_id, inputs.environment)
         app = env.app()
-        if first:
+        if previous == SERVED_NOW:
             previous = env.served_version(app)
         record = self._version(inputs)
         if inputs.require_smoke_test:
@@ -198,3 +198,35 @@ class Promoter:
             status=status,
             reason=reason,
         )
+
+
+class AppPromotionLifecycle(Lifecycle[AppPromotionInputs, AppPromotionState]):
+    """AppPromotion: an exact, already built version served in an environment."""
+
+    name = "AppPromotion"
+    summary = (
+        "Serves an exact, already built App version in an environment (an instant "
+        "restore, no rebuild), gated on its deploy's smoke test."
+    )
+    inputs = AppPromotionInputs
+    state = AppPromotionState
+
+    def diff(self, olds: AppPromotionState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
+        return diff(olds, news, unknown)
+
+    def create(self, s: Session, inputs: AppPromotionInputs) -> AppPromotionState:
+        return Promoter(s.api, s.op).promote(inputs, previous=SERVED_NOW)
+
+    def update(
+        self, s: Session, olds: AppPromotionState, inputs: AppPromotionInputs
+    ) -> AppPromotionState:
+        return Promoter(s.api, s.op).update(olds, inputs)
+
+    def read(self, s: Session, state: AppPromotionState) -> AppPromotionState | None:
+        return environments.refresh(s.api, state)
+
+    def delete(self, s: Session, state: AppPromotionState) -> None:
+        environments.roll_back(s.api, s.op, state, "promotion")
+
+    def import_(self, s: Session, resource_id: str) -> AppPromotionState | None:
+        return Promoter(s.api, s.op).adopt(resource_id)

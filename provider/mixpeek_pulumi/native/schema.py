@@ -17,7 +17,8 @@ from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 from pydantic.fields import FieldInfo
 
 from .._version import __version__
-from ..deploy.kinds import KINDS, Kind
+from ..deploy.kinds import KINDS
+from ..deploy.lifecycle import Kind
 from ..spec import change_of
 
 PACKAGE: Final = "mixpeek"

@@ -14,10 +14,9 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from typing import Any, Final, NoReturn, TypeVar
 
 import grpc
@@ -27,12 +26,12 @@ from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, plugin_pb2, provid
 from pulumi.runtime.proto import provider_pb2_grpc as rpc
 
 from .._version import __version__
-from ..client import MixpeekClient
 from ..config import ProviderConfig, base_url_problem
-from ..deploy.common import Failure, Operation, split_unknowns
-from ..deploy.kinds import KINDS, REFRESH_SECONDS, Kind
-from ..errors import DeployError, MixpeekError, ResourceError, redact
-from ..spec import Inputs, State
+from ..deploy.common import Failure, split_unknowns
+from ..deploy.kinds import KINDS
+from ..deploy.lifecycle import Door, Kind, failure
+from ..errors import DeployError, redact
+from ..spec import State
 from . import wire
 from .schema import PACKAGE, input_fields, schema_json
 
@@ -73,18 +72,16 @@ class Call:
         self.kind: Kind = kind
         self.codec = wire.Codec(kind)
 
-    def inputs(self, props: Mapping[str, Any]) -> Any:
-        return self.kind.inputs.parse({**self.codec.model(props), "resource_name": self.name})
-
-    def state(self, props: Mapping[str, Any]) -> Any:
-        return self.kind.state.load({**self.codec.model(props), "resource_name": self.name})
+    def props(self, wire_props: Mapping[str, Any]) -> dict[str, Any]:
+        """The engine's camelCase properties as the models name them, with the name."""
+        return {**self.codec.model(wire_props), "resource_name": self.name}
 
     def outputs(self, state: State) -> Any:
         return wire.dump(self.codec.wire(state.to_outputs()))
 
 
-class MixpeekProvider(rpc.ResourceProviderServicer):
-    """The provider protocol over the deploy layer's table of steps (``deploy.kinds``)."""
+class NativeProvider(rpc.ResourceProviderServicer):
+    """The provider protocol over each kind's lifecycle (``deploy.kinds``)."""
 
     def __init__(self, engine: EngineLog) -> None:
         self.engine = engine
@@ -155,30 +152,26 @@ class MixpeekProvider(rpc.ResourceProviderServicer):
         known, unknown = split_unknowns(call.codec.model(news), wire.is_unknown)
         known["resource_name"] = call.name
         diff = await self._run(
-            context, call, lambda: call.kind.diff(call.state(olds), known, unknown)
+            context, call, lambda: call.kind.diff(call.props(olds), known, unknown)
         )
         return _diff_response(call.codec.names(diff.changes), call.codec.names(diff.replaces))
 
     async def Create(self, request: Any, context: Any) -> Any:
         call = await self._call(context, request.urn, request.type, request.name)
-        props = wire.load(request.properties)
+        props = call.props(wire.load(request.properties))
 
         def create() -> Any:
-            inputs = call.inputs(props)
-            with self._session(call, inputs, request.timeout, "create") as (api, op):
-                state = call.kind.create(api, op, inputs)
+            state = call.kind.create(self._door(call, request.timeout, "create"), props)
             return provider_pb2.CreateResponse(id=state.resource_id, properties=call.outputs(state))
 
         return await self._run(context, call, create, inputs=request.properties)
 
     async def Update(self, request: Any, context: Any) -> Any:
         call = await self._call(context, request.urn, request.type, request.name)
-        olds, news = wire.load(request.olds), wire.load(request.news)
+        olds, news = call.props(wire.load(request.olds)), call.props(wire.load(request.news))
 
         def update() -> Any:
-            inputs = call.inputs(news)
-            with self._session(call, inputs, request.timeout, "update") as (api, op):
-                state = call.kind.update(api, op, call.state(olds), inputs)
+            state = call.kind.update(self._door(call, request.timeout, "update"), olds, news)
             return provider_pb2.UpdateResponse(properties=call.outputs(state))
 
         return await self._run(context, call, update, inputs=request.news)
@@ -189,9 +182,9 @@ class MixpeekProvider(rpc.ResourceProviderServicer):
         return await self._run(context, call, lambda: self._read(call, request.id, props, inputs))
 
     def _read(self, call: Call, id_: str, props: dict[str, Any], inputs: dict[str, Any]) -> Any:
+        door = self._door(call, 0, "read")
         if not props:  # `pulumi import`: only the id is known
-            with self._session(call, None, REFRESH_SECONDS, "read") as (api, op):
-                found = call.kind.adopt(api, op, id_)
+            found = call.kind.import_(door, id_)
             if found is None:
                 return provider_pb2.ReadResponse()
             return provider_pb2.ReadResponse(
@@ -199,9 +192,7 @@ class MixpeekProvider(rpc.ResourceProviderServicer):
                 properties=call.outputs(found),
                 inputs=wire.dump(_import_inputs(call, found)),
             )
-        state = call.state(props)
-        with self._session(call, state, REFRESH_SECONDS, "read") as (api, op):
-            now = call.kind.read(api, op, state)
+        now = call.kind.read(door, call.props(props))
         if now is None:
             return provider_pb2.ReadResponse()  # gone at the service: the engine drops it
         return provider_pb2.ReadResponse(
@@ -212,36 +203,24 @@ class MixpeekProvider(rpc.ResourceProviderServicer):
 
     async def Delete(self, request: Any, context: Any) -> Any:
         call = await self._call(context, request.urn, request.type, request.name)
-        props = wire.load(request.properties)
+        props = call.props(wire.load(request.properties))
 
         def delete() -> Any:
-            state = call.state(props)
-            with self._session(call, state, request.timeout, "delete") as (api, op):
-                call.kind.delete(api, op, state)
+            call.kind.delete(self._door(call, request.timeout, "delete"), props)
             return empty_pb2.Empty()
 
         return await self._run(context, call, delete)
 
     # ------------------------------------------------------------------------ plumbing
 
-    @contextmanager
-    def _session(
-        self, call: Call, subject: Inputs | State | None, seconds: float, verb: str
-    ) -> Iterator[tuple[MixpeekClient, Operation]]:
-        """The step's client and operation: the engine's timeout for this verb when it sent one
-        (``customTimeouts``), else the resource's ``timeout_seconds``; cancelled with the run."""
+    def _door(self, call: Call, seconds: float, verb: str) -> Door:
+        """What this front door gives a step: the engine's timeout for the verb when it sent
+        one (``customTimeouts``), the engine's log under the resource, the run's cancel."""
         limit = seconds if seconds and seconds > 0 else None
         named = f"customTimeouts.{verb}={seconds:g}s" if limit and verb != "read" else ""
-        with call.kind.session(
-            self.config,
-            subject if subject is not None else Inputs(resource_name=call.name),
-            self.engine.sink(call.urn),
-            seconds=limit,
-            timeout_name=named,
-            name=call.name,
-            cancel=self.cancelled,
-        ) as session:
-            yield session
+        return Door(
+            self.config, self.engine.sink(call.urn), call.name, limit, named, self.cancelled
+        )
 
     async def _call(self, context: Any, urn: str, type_: str, name: str) -> Call:
         try:
@@ -258,14 +237,10 @@ class MixpeekProvider(rpc.ResourceProviderServicer):
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self.pool, work)
-        except DeployError as exc:
-            await _abort(context, str(exc), call, exc.partial, inputs)
-        except (MixpeekError, OSError) as exc:
-            await _abort(context, str(ResourceError(call.kind.name, call.name, exc)), call)
-        except Exception as exc:  # noqa: BLE001 - a bug still reaches the user as one message
-            detail = redact("".join(traceback.format_exception(exc)))
-            await _abort(context, f"{call.kind.name} '{call.name}': internal error\n{detail}", call)
-        raise AssertionError("unreachable")
+        except Exception as exc:  # noqa: BLE001 - every failure reaches the user as one message
+            error = failure(exc, call.kind.name, call.name)
+        partial = error.partial if isinstance(error, DeployError) else None
+        await _abort(context, str(error), call, partial, inputs if partial is not None else None)
 
 
 async def _abort(
@@ -345,7 +320,7 @@ def engine_address(argv: list[str]) -> str | None:
 async def serve(argv: list[str]) -> None:
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 256 * 1024 * 1024)])
     rpc.add_ResourceProviderServicer_to_server(
-        MixpeekProvider(EngineLog(engine_address(argv))), server
+        NativeProvider(EngineLog(engine_address(argv))), server
     )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

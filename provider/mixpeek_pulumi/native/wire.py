@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from google.protobuf import json_format, struct_pb2
 
-from ..deploy.kinds import Kind
+from ..deploy.lifecycle import Kind
 from .schema import INTERNAL, camel, snake
 
 UNKNOWN: Final = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"

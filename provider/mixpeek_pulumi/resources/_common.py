@@ -7,7 +7,6 @@ pickled: the API key is read in ``configure()``, which runs in the provider proc
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
@@ -28,13 +27,13 @@ from pulumi.dynamic import (
 )
 from pulumi.output import Unknown
 
-from ..client import MixpeekClient
 from ..config import ProviderConfig
-from ..deploy.common import Diff, Failure, Operation, split_unknowns, validate_inputs
-from ..deploy.kinds import KINDS, REFRESH_SECONDS, Kind
-from ..errors import DeployError, InputError, MixpeekError, ResourceError, redact
+from ..deploy.common import Diff, Failure, split_unknowns, validate_inputs
+from ..deploy.kinds import KINDS
+from ..deploy.lifecycle import Door, Kind, failure
+from ..errors import InputError, redact
 from ..journal import Journal
-from ..spec import Inputs, State
+from ..spec import State
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -81,9 +80,6 @@ def widen_provider_host() -> bool:
     return True
 
 
-widen_provider_host()
-
-
 def check_failures(failures: Sequence[Failure]) -> list[CheckFailure]:
     return [CheckFailure(f.field, f.reason) for f in failures]
 
@@ -103,33 +99,22 @@ def echo(kind: str, name: str) -> Callable[[str], None]:
     return write
 
 
-def named_errors(method: Callable[P, R]) -> Callable[P, R]:
-    """Head every failure of a provider verb with the resource's kind and name.
+@contextmanager
+def reported(kind: str, name: str) -> Iterator[None]:
+    """Whatever a step raises reaches the user as ``deploy.lifecycle.failure`` words it.
 
     The engine shows the provider's traceback; raising from here keeps it to the frames of the
-    SDK's host and this one, with the sentence on its last line.
-    """
-
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except DeployError as exc:
-            raise exc.with_traceback(None) from None
-        except (MixpeekError, OSError) as exc:
-            provider = args[0]
-            props = next((a for a in reversed(args) if isinstance(a, dict)), {})
-            name = str(props.get("resource_name") or (args[1] if len(args) > 1 else ""))
-            kind = getattr(provider, "kind", "Mixpeek")
-            raise ResourceError(kind, name, exc) from None
-
-    return wrapper
+    SDK's host and this one, with the sentence on its last line."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - a bug, too, reaches the user as one sentence
+        raise failure(exc, kind, name).with_traceback(None) from None
 
 
-class MixpeekProvider(ResourceProvider):
-    """The base of the Mixpeek providers; pickles to its class and nothing else. Each verb
-    parses typed inputs or state, makes one call into the deploy layer's table of steps for
-    its kind, and returns the typed state as outputs."""
+class DynamicProvider(ResourceProvider):
+    """The base of the dynamic resources' providers; pickles to its class and nothing else.
+    Each verb hands the engine's properties to its kind's lifecycle (``deploy.kinds``) and
+    returns the typed state as outputs."""
 
     kind: ClassVar[str] = "Mixpeek"
     # Nothing secret is captured (see __getstate__), so the pickle need not be encrypted.
@@ -142,6 +127,8 @@ class MixpeekProvider(ResourceProvider):
         pass
 
     def configure(self, req: ConfigureRequest) -> None:
+        # The one call every host makes first: the place to widen the host it runs in.
+        widen_provider_host()
         self._config = ProviderConfig.resolve(req.config.get)
 
     def config(self) -> ProviderConfig:
@@ -155,6 +142,9 @@ class MixpeekProvider(ResourceProvider):
     def steps(self) -> Kind:
         return KINDS[self.kind]
 
+    def door(self, name: str) -> Door:
+        return Door(self.config(), echo(self.kind, name), name, journal=Journal.default())
+
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         known, unknown = split_unknowns(news, lambda v: isinstance(v, Unknown))
         computed, failures = self.steps.check(olds, known, unknown)
@@ -164,52 +154,41 @@ class MixpeekProvider(ResourceProvider):
                 checked.pop(key, None)  # a value only check may compute
         return CheckResult(checked, check_failures(failures))
 
-    @named_errors
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         known, unknown = split_unknowns(news, lambda v: isinstance(v, Unknown))
-        return diff_result(self.steps.diff(self.steps.state.load(olds), known, unknown))
+        with reported(self.kind, _name(news, _id)):
+            return diff_result(self.steps.diff(olds, known, unknown))
 
-    @named_errors
     def create(self, props: dict[str, Any]) -> CreateResult:
-        inputs = self.steps.inputs.parse(props)
-        with self.session(inputs) as (api, op):
-            state = self.steps.create(api, op, inputs)
+        name = _name(props)
+        with reported(self.kind, name):
+            state = self.steps.create(self.door(name), props)
         return CreateResult(state.resource_id, state.to_outputs())
 
-    @named_errors
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        inputs = self.steps.inputs.parse(news)
-        with self.session(inputs) as (api, op):
-            state = self.steps.update(api, op, self.steps.state.load(olds), inputs)
+        name = _name(news, _id)
+        with reported(self.kind, name):
+            state = self.steps.update(self.door(name), olds, news)
         return UpdateResult(state.to_outputs())
 
-    @named_errors
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        state = self.steps.state.load(props)
-        with self.session(state, seconds=REFRESH_SECONDS, name=id_) as (api, op):
-            now = self.steps.read(api, op, state)
+        name = _name(props, id_)
+        with reported(self.kind, name):
+            now = self.steps.read(self.door(name), props)
         return ReadResult(None, {}) if now is None else ReadResult(id_, now.to_outputs())
 
-    @named_errors
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        state = self.steps.state.load(props)
-        with self.session(state, name=id_) as (api, op):
-            self.steps.delete(api, op, state)
+        name = _name(props, id_)
+        with reported(self.kind, name):
+            self.steps.delete(self.door(name), props)
 
-    @contextmanager
-    def session(
-        self, subject: Inputs | State, *, seconds: float | None = None, name: str = ""
-    ) -> Iterator[tuple[MixpeekClient, Operation]]:
-        who = getattr(subject, "resource_name", "") or name
-        with self.steps.session(
-            self.config(),
-            subject,
-            echo(self.kind, who),
-            seconds=seconds,
-            name=name,
-            journal=Journal.default(),
-        ) as session:
-            yield session
+
+MixpeekProvider = DynamicProvider
+"""The name this base had before 0.2; kept for anything that imported it."""
+
+
+def _name(props: dict[str, Any], fallback: str = "") -> str:
+    return str(props.get("resource_name") or fallback)
 
 
 def resource_props(

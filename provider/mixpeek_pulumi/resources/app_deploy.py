@@ -15,13 +15,13 @@ from pulumi.dynamic import (
 
 from ..spec import AppDeployState
 from ._common import (
-    MixpeekProvider,
+    DynamicProvider,
     resource_props,
 )
 
 
-class AppDeployProvider(MixpeekProvider):
-    """Creates, updates, refreshes and deletes AppDeploy resources (``deploy.kinds``)."""
+class AppDeployProvider(DynamicProvider):
+    """Creates, updates, refreshes and deletes AppDeploy resources (``deploy.kinds``); its module path and name are pickled into users' stacks, so they never move."""
 
     kind = "AppDeploy"
 

@@ -15,13 +15,13 @@ from pulumi.dynamic import (
 
 from ..spec import AppPromotionState
 from ._common import (
-    MixpeekProvider,
+    DynamicProvider,
     resource_props,
 )
 
 
-class AppPromotionProvider(MixpeekProvider):
-    """Creates, updates, refreshes and deletes AppPromotion resources (``deploy.kinds``)."""
+class AppPromotionProvider(DynamicProvider):
+    """Creates, updates, refreshes and deletes AppPromotion resources (``deploy.kinds``); its module path and name are pickled into users' stacks, so they never move."""
 
     kind = "AppPromotion"
 

@@ -15,13 +15,13 @@ from pulumi.dynamic import (
 
 from ..spec import PluginDeploymentState
 from ._common import (
-    MixpeekProvider,
+    DynamicProvider,
     resource_props,
 )
 
 
-class PluginDeploymentProvider(MixpeekProvider):
-    """Creates, updates, refreshes and deletes PluginDeployment resources (``deploy.kinds``)."""
+class PluginDeploymentProvider(DynamicProvider):
+    """Creates, updates, refreshes and deletes PluginDeployment resources (``deploy.kinds``); its module path and name are pickled into users' stacks, so they never move."""
 
     kind = "PluginDeployment"
 

@@ -1,0 +1,64 @@
+"""The lifecycle seam is typed: mypy --strict, with the project's own settings, refuses a kind's
+verbs given another kind's inputs or state, and a state built with a misspelled output."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SNIPPET = """\
+from mixpeek_pulumi.deploy.apps import AppDeployLifecycle
+from mixpeek_pulumi.deploy.lifecycle import Session
+from mixpeek_pulumi.deploy.plugins import PluginDeploymentLifecycle
+from mixpeek_pulumi.spec import AppDeployInputs, AppDeployState, PluginDeploymentInputs
+
+
+def right(s: Session, inputs: AppDeployInputs) -> AppDeployState:
+    return AppDeployLifecycle().create(s, inputs)
+
+
+def plugin_inputs_to_the_app_lifecycle(s: Session, inputs: PluginDeploymentInputs) -> None:
+    AppDeployLifecycle().create(s, inputs)  # line 12
+
+
+def app_state_to_the_plugin_lifecycle(s: Session, state: AppDeployState) -> None:
+    PluginDeploymentLifecycle().delete(s, state)  # line 16
+
+
+def misspelled_output() -> AppDeployState:
+    return AppDeployState(app_id="app_1", bundle="dist", deploy_idd="dep_1")  # line 20
+"""
+
+
+def test_mypy_refuses_one_kinds_models_handed_to_another_and_misspelled_outputs(
+    tmp_path: Path,
+) -> None:
+    snippet = tmp_path / "seam.py"
+    snippet.write_text(SNIPPET)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            str(snippet),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    errors = [line for line in done.stdout.splitlines() if ": error:" in line]
+    lines = sorted(int(line.split(":")[1]) for line in errors)
+    assert lines == [12, 16, 20], done.stdout
+    text = done.stdout
+    assert '"PluginDeploymentInputs"; expected "AppDeployInputs"' in text
+    assert '"AppDeployState"; expected "PluginDeploymentState"' in text
+    assert 'Unexpected keyword argument "deploy_idd"' in text
