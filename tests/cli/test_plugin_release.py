@@ -78,7 +78,7 @@ def test_installed_from_the_release_archive(
     assert any(
         line.split()[:3] == ["mixpeek", "resource", __version__] for line in listed.splitlines()
     )
-    assert_example_lifecycle(stack, emulator, tmp_path)
+    assert_example_lifecycle(stack, emulator, tmp_path, plugins=1)  # the YAML example has one
 
 
 class Releases(http.server.SimpleHTTPRequestHandler):
@@ -139,7 +139,7 @@ def test_downloaded_by_the_engine_from_the_plugin_download_url(
     without_our_virtualenvs(stack)
     assert plugins_of(stack) == []
 
-    assert_example_lifecycle(stack, emulator, tmp_path)
+    assert_example_lifecycle(stack, emulator, tmp_path, plugins=1)  # the YAML example has one
 
     assert f"/{dist.archive_name(__version__)}" in asked
     # The version the program pins is what `pulumi about` reports.
