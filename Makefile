@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SDK_APPS := 1.3.783
 SDK_PLUGINS := 0.81.1
 
-.PHONY: setup test lint typecheck pytest pulumi node sdks demo emulator bench reliability clean
+.PHONY: setup test lint typecheck pytest pulumi node sdks docs dist demo emulator bench reliability clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,18 @@ pulumi:
 # SDKs under sdk/, through tools/pulumi-gen-sdk (Pulumi's SDK generators, built with Go).
 sdks: $(STAMP)
 	$(BIN)/python -m scripts.gen_sdk
+	$(BIN)/python -m scripts.gen_docs
+
+# docs/_index.md, docs/installation-configuration.md and docs/resources/*.md from the schema,
+# as the Pulumi Registry renders a package (make test fails when they are stale).
+docs: $(STAMP)
+	$(BIN)/python -m scripts.gen_docs
+
+# Every release artifact into dist/: the wheels and sdist, the SDK packages (Python wheel, npm
+# tarball) and the plugin's release archive for this platform (PyInstaller, cached by source
+# digest beside the CLI; see docs/release.md for the other platforms).
+dist: $(STAMP) node
+	$(BIN)/python -m scripts.dist
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -66,4 +78,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info .pulumi Pulumi.demo.yaml
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info .pulumi Pulumi.demo.yaml

@@ -1,11 +1,15 @@
 """Regenerate the native provider's schema and SDKs under sdk/ (`make sdks`), or check them.
 
-The schema comes from the typed models (`mixpeek_pulumi.native.schema`); the Python and Node.js
-SDKs from the generators of `pulumi package gen-sdk` at the pinned Pulumi version, run by
+The schema comes from the typed models (`mixpeek_pulumi.native.schema`); the Python, Node.js and
+Go SDKs from the generators of `pulumi package gen-sdk` at the pinned Pulumi version, run by
 `tools/pulumi-gen-sdk` (gen-sdk itself hands generation to the language hosts, which the Go
 module proxy does not serve). The tool is built once into the cache folder the CLI uses.
 
-    python -m scripts.gen_sdk           # write sdk/schema.json, sdk/python, sdk/nodejs
+What the language hosts add around the generators' output is added here: the Python package's
+README beside its pyproject (with the licence as the SPDX string setuptools expects, so building
+it prints no warnings), and the Go module's go.mod and go.sum (`go mod tidy`).
+
+    python -m scripts.gen_sdk           # write sdk/schema.json, sdk/python, sdk/nodejs, sdk/go
     python -m scripts.gen_sdk --check   # exit 1 and name the files that are stale
 """
 
@@ -24,7 +28,8 @@ from scripts.pulumi_cli import TOOLS, _exclusive, _go_env, _run_with_progress, c
 
 ROOT = Path(__file__).resolve().parent.parent
 SDK = ROOT / "sdk"
-LANGUAGES = ("python", "nodejs")
+LANGUAGES = ("python", "nodejs", "go")
+PULUMI_GO_SDK = "github.com/pulumi/pulumi/sdk/v3 v3.259.0"  # the pinned CLI's own version
 GEN_MODULE = TOOLS / "pulumi-gen-sdk"
 
 
@@ -72,6 +77,31 @@ def generate(into: Path) -> None:
         env=_go_env(),
         check=True,
     )
+    _finish_python(into / "python")
+    _finish_go(into / "go")
+
+
+def _finish_python(folder: Path) -> None:
+    """The README pyproject names, and the licence as an SPDX string (setuptools >= 77)."""
+    shutil.copyfile(folder / "pulumi_mixpeek" / "README.md", folder / "README.md")
+    pyproject = folder / "pyproject.toml"
+    text = pyproject.read_text()
+    text = text.replace('  [project.license]\n    text = "Apache-2.0"\n', "")
+    text = text.replace("  keywords = ", '  license = "Apache-2.0"\n  keywords = ', 1)
+    text = text.replace('requires = ["setuptools>=61.0"]', 'requires = ["setuptools>=77"]')
+    pyproject.write_text(text)
+
+
+def _finish_go(folder: Path) -> None:
+    """go.mod for the module one folder above the package, and go.sum from `go mod tidy`
+    (starting from the committed one, so a check needs no download once the cache has it)."""
+    from mixpeek_pulumi.native.schema import GO_IMPORT
+
+    module = GO_IMPORT.rsplit("/", 1)[0]
+    (folder / "go.mod").write_text(f"module {module}\n\ngo 1.25\n\nrequire {PULUMI_GO_SDK}\n")
+    if (SDK / "go" / "go.sum").exists():
+        shutil.copyfile(SDK / "go" / "go.sum", folder / "go.sum")
+    subprocess.run(["go", "mod", "tidy"], cwd=folder, env=_go_env(), check=True)
 
 
 def stale(fresh: Path) -> list[str]:
@@ -98,7 +128,8 @@ def _compare(fresh: Path, committed: Path, rel: str) -> list[str]:
 
 def _ignored(path: Path) -> bool:
     """What installing or building an SDK leaves beside it (never committed)."""
-    return path.name.endswith(".egg-info") or path.name in ("node_modules", "bin", "build")
+    ignored = ("node_modules", "bin", "build", "package-lock.json")
+    return path.name.endswith(".egg-info") or path.name in ignored
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -216,9 +216,11 @@ class CliStack:
 INLINE = {
     "python": [sys.executable, "-m", "scripts.pulumi_stack"],
     "nodejs": ["node", str(ROOT / "scripts" / "pulumi_inline.js")],
+    # A Go program serves itself through the Go Automation API (examples/native-go/main.go).
+    "go": ["go", "run", "."],
 }
-"""How each runtime's program is served inline: this module's ``serve_inline``, or its Node.js
-twin (which finds ``@pulumi/pulumi`` through NODE_PATH)."""
+"""How each runtime's program is served inline: this module's ``serve_inline``, its Node.js
+twin (which finds ``@pulumi/pulumi`` through NODE_PATH), or the Go program itself."""
 
 
 def _program_of(work_dir: Path, runtime: str) -> Path:

@@ -1,4 +1,8 @@
-"""`mixpeek-emulator`: serve the local Mixpeek API until SIGINT/SIGTERM."""
+"""`mixpeek-emulator`: serve the local Mixpeek API until SIGINT/SIGTERM.
+
+`--help` and `--version` need only the standard library; serving needs the `emulator` extra
+(FastAPI, uvicorn), imported only then, so a missing extra is one sentence saying what to install.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,32 @@ import argparse
 import os
 import signal
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .app import create_app
-from .server import bind, server_for, url_of
 from .state import EXTENSIONS, Timing
+
+DISTRIBUTION = "mixpeek-pulumi"
+INSTALL_EXTRA = "pip install 'mixpeek-pulumi[emulator]'"
+
+
+def version() -> str:
+    """The installed mixpeek-pulumi's version (the emulator ships in it)."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mixpeek-emulator", description="A local stand-in for the Mixpeek App and Plugin API."
+        prog="mixpeek-emulator",
+        description="A local stand-in for the Mixpeek App and Plugin API. Prints its URL as the "
+        "first line, then one line per app it created (`app <id> <slug>`).",
+        epilog=f"Serving needs the emulator extra: {INSTALL_EXTRA}",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument(
@@ -34,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="SLUG",
-        help="an app that exists from the start, with app_id app_<slug>",
+        help="an app that exists from the start; its id is app_ and the slug with each - "
+        "turned into _ (--app my-site makes app_my_site); repeatable",
     )
     parser.add_argument(
         "--extension",
@@ -63,6 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.api_key:
         parser.error("--api-key (or MIXPEEK_EMULATOR_API_KEY) is required")
     tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+    try:
+        from .app import create_app
+        from .server import bind, server_for, url_of
+    except ModuleNotFoundError as exc:
+        print(  # noqa: T201
+            f"mixpeek-emulator cannot start: the module {exc.name!r} is missing; the emulator "
+            f"needs its extra: {INSTALL_EXTRA}",
+            file=sys.stderr,
+        )
+        return 2
     stop = _StopRequests()
     try:
         emulator = create_app(
@@ -77,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mixpeek-emulator cannot start: {_reason(exc)}.", file=sys.stderr)  # noqa: T201
         return 2
     print(url_of(sock, tls), flush=True)  # noqa: T201 - the first line is the contract
+    for app in list(emulator.store.state.apps.values()):
+        if app.slug in args.app:  # the ids the service made, as a client would list them
+            print(f"app {app.app_id} {app.slug}", flush=True)  # noqa: T201
     try:
         server = stop.server = server_for(emulator, sock, tls)
         if not stop.requested:

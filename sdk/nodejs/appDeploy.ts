@@ -6,6 +6,8 @@ import * as utilities from "./utilities";
 
 /**
  * A Mixpeek App deploy of a build folder or .zip, live once `pulumi up` returns.
+ *
+ * Create and update package the bundle (a deterministic zip that leaves secrets such as `.env`, keys and `.git/` out), upload it, trigger the deploy, stream the build log under the resource, and return once the service reports the deploy complete and the environment serving it. Destroy leaves the deploy live (`onDelete: retain`) or restores the version served before (`rollback`). Import with the id `<appId>/<environment>`.
  */
 export class AppDeploy extends pulumi.CustomResource {
     /**
@@ -39,31 +41,31 @@ export class AppDeploy extends pulumi.CustomResource {
      */
     declare public readonly appId: pulumi.Output<string>;
     /**
-     * The Mixpeek API endpoint for this resource; defaults to the provider's. Replaces.
+     * The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
      */
     declare public readonly baseUrl: pulumi.Output<string | undefined>;
     /**
-     * The build folder or .zip deployed; empty for an imported resource until the program names one. Default: `""`.
+     * The build folder or .zip deployed; empty for an imported resource until the program names one. Default: `""`. A change of the bundle's content updates the resource in place (a new deploy and version); a new path, or a rebuild with the same bytes, changes nothing.
      */
     declare public readonly bundle: pulumi.Output<string | undefined>;
     /**
-     * Where the uploaded bundle is kept.
+     * Where the uploaded bundle is kept. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly bundleS3Key: pulumi.Output<string | undefined>;
     /**
-     * The content digest of the bundle (computed by `check`): what the diff compares.
+     * The content digest of the bundle (computed by `check`): what the diff compares. Computed by the provider from the inputs (`pulumi preview` shows it); the diff compares it.
      */
     declare public /*out*/ readonly bundleSha256: pulumi.Output<string>;
     /**
-     * The size of the uploaded archive in bytes.
+     * The size of the uploaded archive in bytes. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly bundleSize: pulumi.Output<number | undefined>;
     /**
-     * The deploy this resource put live.
+     * The deploy this resource put live. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly deployId: pulumi.Output<string>;
     /**
-     * The message the deploy carries, with its content tag.
+     * The message the deploy carries, with its content tag. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly deployMessage: pulumi.Output<string | undefined>;
     /**
@@ -71,75 +73,75 @@ export class AppDeploy extends pulumi.CustomResource {
      */
     declare public readonly environment: pulumi.Output<string>;
     /**
-     * Extra glob patterns to leave out; `!pattern` re-includes a default exclusion. What it changes in the bundle shows as a content change.
+     * Extra glob patterns to leave out; `!pattern` re-includes a default exclusion. What it changes in the bundle shows as a content change. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     declare public readonly exclude: pulumi.Output<string[]>;
     /**
-     * How many files the bundle holds.
+     * How many files the bundle holds. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly fileCount: pulumi.Output<number | undefined>;
     /**
-     * Sent with the deploy (`name <email>`); detected from git when unset.
+     * Sent with the deploy (`name <email>`); detected from git when unset. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     declare public readonly gitAuthor: pulumi.Output<string | undefined>;
     /**
-     * Sent with the deploy; detected from git when unset.
+     * Sent with the deploy; detected from git when unset. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     declare public readonly gitCommitMessage: pulumi.Output<string | undefined>;
     /**
-     * Sent with the deploy; detected from git when unset.
+     * Sent with the deploy; detected from git when unset. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     declare public readonly gitCommitSha: pulumi.Output<string | undefined>;
     /**
-     * Also send text files as `source_files` for the service's version diffs. Default: `false`.
+     * Also send text files as `source_files` for the service's version diffs. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     declare public readonly includeSourceFiles: pulumi.Output<boolean>;
     /**
-     * Whether the environment still serves this deploy (false after drift).
+     * Whether the environment still serves this deploy (false after drift). Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly live: pulumi.Output<boolean>;
     /**
-     * The deploy message; from git (`subject (sha)`) when unset. A change alone deploys nothing.
+     * The deploy message; from git (`subject (sha)`) when unset. A change alone deploys nothing. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     declare public readonly message: pulumi.Output<string | undefined>;
     /**
-     * `retain` leaves the deploy live; `rollback` restores the version served before. Default: `"retain"`.
+     * `retain` leaves the deploy live; `rollback` restores the version served before. Default: `"retain"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     declare public readonly onDelete: pulumi.Output<string>;
     /**
-     * How often the deploy status is read while no log stream says it ended. Default: `2`.
+     * How often the deploy status is read while no log stream says it ended. Default: `2`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     declare public readonly pollIntervalSeconds: pulumi.Output<number>;
     /**
-     * The version the environment served before this resource first deployed.
+     * The version the environment served before this resource first deployed. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly previousVersion: pulumi.Output<number | undefined>;
     /**
-     * When the service queued the deploy.
+     * When the service queued the deploy. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly queuedAt: pulumi.Output<string | undefined>;
     /**
-     * A complete deploy whose smoke test failed counts as a failure, and the version served before is restored. Default: `true`.
+     * A complete deploy whose smoke test failed counts as a failure, and the version served before is restored. Default: `true`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     declare public readonly requireSmokeTest: pulumi.Output<boolean>;
     /**
-     * The service's smoke-test result for the deploy.
+     * The service's smoke-test result for the deploy. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly smokeTest: pulumi.Output<{[key: string]: any} | undefined>;
     /**
-     * The deploy's terminal status, `complete`.
+     * The deploy's terminal status, `complete`. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly status: pulumi.Output<string>;
     /**
-     * How long create and update wait for the deploy (one deadline for every wait and retry); the native provider's `customTimeouts`, where set, take its place. Default: `1800`.
+     * How long create and update wait for the deploy (one deadline for every wait and retry); the native provider's `customTimeouts`, where set, take its place. Default: `1800`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     declare public readonly timeoutSeconds: pulumi.Output<number>;
     /**
-     * The environment's URL (the service's, or derived from the app's; see README).
+     * The environment's URL (the service's, or derived from the app's; see README). Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly url: pulumi.Output<string>;
     /**
-     * The version that deploy produced.
+     * The version that deploy produced. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly version: pulumi.Output<number>;
 
@@ -230,11 +232,11 @@ export interface AppDeployArgs {
      */
     appId: pulumi.Input<string>;
     /**
-     * The Mixpeek API endpoint for this resource; defaults to the provider's. Replaces.
+     * The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
      */
     baseUrl?: pulumi.Input<string | undefined>;
     /**
-     * A build folder or a .zip. Only its content matters: a new digest is an update (a new deploy); a rebuild with the same bytes is no change.
+     * A build folder or a .zip. Only its content matters: a new digest is an update (a new deploy); a rebuild with the same bytes is no change. A change of the bundle's content updates the resource in place (a new deploy and version); a new path, or a rebuild with the same bytes, changes nothing.
      */
     bundle: pulumi.Input<string>;
     /**
@@ -242,43 +244,43 @@ export interface AppDeployArgs {
      */
     environment?: pulumi.Input<string | undefined>;
     /**
-     * Extra glob patterns to leave out; `!pattern` re-includes a default exclusion. What it changes in the bundle shows as a content change.
+     * Extra glob patterns to leave out; `!pattern` re-includes a default exclusion. What it changes in the bundle shows as a content change. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     exclude?: pulumi.Input<pulumi.Input<string>[] | undefined>;
     /**
-     * Sent with the deploy (`name <email>`); detected from git when unset.
+     * Sent with the deploy (`name <email>`); detected from git when unset. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     gitAuthor?: pulumi.Input<string | undefined>;
     /**
-     * Sent with the deploy; detected from git when unset.
+     * Sent with the deploy; detected from git when unset. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     gitCommitMessage?: pulumi.Input<string | undefined>;
     /**
-     * Sent with the deploy; detected from git when unset.
+     * Sent with the deploy; detected from git when unset. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     gitCommitSha?: pulumi.Input<string | undefined>;
     /**
-     * Also send text files as `source_files` for the service's version diffs. Default: `false`.
+     * Also send text files as `source_files` for the service's version diffs. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     includeSourceFiles?: pulumi.Input<boolean | undefined>;
     /**
-     * The deploy message; from git (`subject (sha)`) when unset. A change alone deploys nothing.
+     * The deploy message; from git (`subject (sha)`) when unset. A change alone deploys nothing. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     message?: pulumi.Input<string | undefined>;
     /**
-     * `retain` leaves the deploy live; `rollback` restores the version served before. Default: `"retain"`.
+     * `retain` leaves the deploy live; `rollback` restores the version served before. Default: `"retain"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     onDelete?: pulumi.Input<string | undefined>;
     /**
-     * How often the deploy status is read while no log stream says it ended. Default: `2`.
+     * How often the deploy status is read while no log stream says it ended. Default: `2`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     pollIntervalSeconds?: pulumi.Input<number | undefined>;
     /**
-     * A complete deploy whose smoke test failed counts as a failure, and the version served before is restored. Default: `true`.
+     * A complete deploy whose smoke test failed counts as a failure, and the version served before is restored. Default: `true`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     requireSmokeTest?: pulumi.Input<boolean | undefined>;
     /**
-     * How long create and update wait for the deploy (one deadline for every wait and retry); the native provider's `customTimeouts`, where set, take its place. Default: `1800`.
+     * How long create and update wait for the deploy (one deadline for every wait and retry); the native provider's `customTimeouts`, where set, take its place. Default: `1800`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     timeoutSeconds?: pulumi.Input<number | undefined>;
 }

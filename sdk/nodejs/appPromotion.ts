@@ -6,6 +6,8 @@ import * as utilities from "./utilities";
 
 /**
  * Serves an exact, already built App version in an environment (an instant restore, no rebuild), gated on its deploy's smoke test.
+ *
+ * No upload and no rebuild: the version is restored into the environment and checked to be served. With `requireSmokeTest`, the deploy that built the version (`sourceDeployId`) must be complete with a passing smoke test. Import with the id `<appId>/<environment>`.
  */
 export class AppPromotion extends pulumi.CustomResource {
     /**
@@ -39,15 +41,15 @@ export class AppPromotion extends pulumi.CustomResource {
      */
     declare public readonly appId: pulumi.Output<string>;
     /**
-     * Where the version's assets live.
+     * Where the version's assets live. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly assetPrefix: pulumi.Output<string | undefined>;
     /**
-     * The Mixpeek API endpoint for this resource; defaults to the provider's. Replaces.
+     * The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
      */
     declare public readonly baseUrl: pulumi.Output<string | undefined>;
     /**
-     * The deploy the environment serves after the restore.
+     * The deploy the environment serves after the restore. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly deployId: pulumi.Output<string>;
     /**
@@ -55,27 +57,27 @@ export class AppPromotion extends pulumi.CustomResource {
      */
     declare public readonly environment: pulumi.Output<string>;
     /**
-     * Whether the environment still serves this version (false after drift).
+     * Whether the environment still serves this version (false after drift). Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly live: pulumi.Output<boolean>;
     /**
-     * `retain` leaves the version live; `rollback` restores the one served before. Default: `"retain"`.
+     * `retain` leaves the version live; `rollback` restores the one served before. Default: `"retain"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     declare public readonly onDelete: pulumi.Output<string>;
     /**
-     * The version the environment served before this resource first promoted.
+     * The version the environment served before this resource first promoted. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly previousVersion: pulumi.Output<number | undefined>;
     /**
-     * Refuse a version whose deploy failed or whose smoke test failed, or whose deploy cannot be found (see README). Default: `true`.
+     * Refuse a version whose deploy failed or whose smoke test failed, or whose deploy cannot be found (see README). Default: `true`. Changing it updates the resource in place.
      */
     declare public readonly requireSmokeTest: pulumi.Output<boolean>;
     /**
-     * The deploy that built `version` (e.g. `staging.deployId`), for the smoke-test gate.
+     * The deploy that built `version` (e.g. `staging.deployId`), for the smoke-test gate. Changing it updates the resource in place.
      */
     declare public readonly sourceDeployId: pulumi.Output<string | undefined>;
     /**
-     * The environment's URL.
+     * The environment's URL. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly url: pulumi.Output<string>;
     /**
@@ -140,7 +142,7 @@ export interface AppPromotionArgs {
      */
     appId: pulumi.Input<string>;
     /**
-     * The Mixpeek API endpoint for this resource; defaults to the provider's. Replaces.
+     * The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
      */
     baseUrl?: pulumi.Input<string | undefined>;
     /**
@@ -148,15 +150,15 @@ export interface AppPromotionArgs {
      */
     environment?: pulumi.Input<string | undefined>;
     /**
-     * `retain` leaves the version live; `rollback` restores the one served before. Default: `"retain"`.
+     * `retain` leaves the version live; `rollback` restores the one served before. Default: `"retain"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     onDelete?: pulumi.Input<string | undefined>;
     /**
-     * Refuse a version whose deploy failed or whose smoke test failed, or whose deploy cannot be found (see README). Default: `true`.
+     * Refuse a version whose deploy failed or whose smoke test failed, or whose deploy cannot be found (see README). Default: `true`. Changing it updates the resource in place.
      */
     requireSmokeTest?: pulumi.Input<boolean | undefined>;
     /**
-     * The deploy that built `version` (e.g. `staging.deployId`), for the smoke-test gate.
+     * The deploy that built `version` (e.g. `staging.deployId`), for the smoke-test gate. Changing it updates the resource in place.
      */
     sourceDeployId?: pulumi.Input<string | undefined>;
     /**

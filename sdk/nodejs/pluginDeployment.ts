@@ -6,6 +6,8 @@ import * as utilities from "./utilities";
 
 /**
  * A Mixpeek custom plugin uploaded, validated and deployed for realtime inference under its `routePrefix`.
+ *
+ * `pulumi preview` already runs the service's checks of the plugin's code. A new version is deployed before the old one is undeployed, so a route always serves. Destroy undeploys (`onDelete: undeploy`), also deletes (`delete`) or leaves it (`retain`). Import with the id `<namespaceId>/<pluginId>`.
  */
 export class PluginDeployment extends pulumi.CustomResource {
     /**
@@ -35,19 +37,19 @@ export class PluginDeployment extends pulumi.CustomResource {
     }
 
     /**
-     * The Mixpeek API endpoint for this resource; defaults to the provider's. Replaces.
+     * The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
      */
     declare public readonly baseUrl: pulumi.Output<string | undefined>;
     /**
-     * The digest of the plugin's files (computed by `check`).
+     * The digest of the plugin's files (computed by `check`). Computed by the provider from the inputs (`pulumi preview` shows it); the diff compares it.
      */
     declare public /*out*/ readonly codeSha256: pulumi.Output<string>;
     /**
-     * Whether the plugin is deployed (false after drift).
+     * Whether the plugin is deployed (false after drift). Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly deployed: pulumi.Output<boolean>;
     /**
-     * When the service deployed it.
+     * When the service deployed it. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly deployedAt: pulumi.Output<string | undefined>;
     /**
@@ -55,11 +57,11 @@ export class PluginDeployment extends pulumi.CustomResource {
      */
     declare public readonly deploymentType: pulumi.Output<string>;
     /**
-     * Sent with the upload only.
+     * Sent with the upload only. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     declare public readonly description: pulumi.Output<string | undefined>;
     /**
-     * `mixpeek://name@version`.
+     * `mixpeek://name@version`. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly featureUri: pulumi.Output<string>;
     /**
@@ -71,39 +73,39 @@ export class PluginDeployment extends pulumi.CustomResource {
      */
     declare public readonly namespaceId: pulumi.Output<string>;
     /**
-     * `undeploy` (and wait), `delete` (also the plugin and its archive), or `retain`. Default: `"undeploy"`.
+     * `undeploy` (and wait), `delete` (also the plugin and its archive), or `retain`. Default: `"undeploy"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     declare public readonly onDelete: pulumi.Output<string>;
     /**
-     * The plugin's id, `{name}_{version with . as _}`.
+     * The plugin's id, `{name}_{version with . as _}`. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly pluginId: pulumi.Output<string>;
     /**
-     * The first status poll interval; it backs off to 15 s. Default: `5`.
+     * The first status poll interval; it backs off to 15 s. Default: `5`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     declare public readonly pollIntervalSeconds: pulumi.Output<number>;
     /**
-     * Whether realtime inference is on.
+     * Whether realtime inference is on. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly realtimeEnabled: pulumi.Output<boolean | undefined>;
     /**
-     * Where the plugin serves realtime inference.
+     * Where the plugin serves realtime inference. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly routePrefix: pulumi.Output<string | undefined>;
     /**
-     * The plugin folder or .zip deployed; empty for an imported resource until the program names one. Default: `""`.
+     * The plugin folder or .zip deployed; empty for an imported resource until the program names one. Default: `""`. New code under the same `version` is refused, since plugin versions are immutable: bump `version`, which replaces the resource. A new path with the same code changes nothing.
      */
     declare public readonly source: pulumi.Output<string | undefined>;
     /**
-     * The deployment status the service reported last.
+     * The deployment status the service reported last. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly status: pulumi.Output<string>;
     /**
-     * How long create and update wait for the rollout; the native provider's `customTimeouts`, where set, take its place. Default: `1800`.
+     * How long create and update wait for the rollout; the native provider's `customTimeouts`, where set, take its place. Default: `1800`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     declare public readonly timeoutSeconds: pulumi.Output<number>;
     /**
-     * The service's validation result, `passed`.
+     * The service's validation result, `passed`. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly validationStatus: pulumi.Output<string | undefined>;
     /**
@@ -184,7 +186,7 @@ export class PluginDeployment extends pulumi.CustomResource {
  */
 export interface PluginDeploymentArgs {
     /**
-     * The Mixpeek API endpoint for this resource; defaults to the provider's. Replaces.
+     * The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
      */
     baseUrl?: pulumi.Input<string | undefined>;
     /**
@@ -192,7 +194,7 @@ export interface PluginDeploymentArgs {
      */
     deploymentType?: pulumi.Input<string | undefined>;
     /**
-     * Sent with the upload only.
+     * Sent with the upload only. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     description?: pulumi.Input<string | undefined>;
     /**
@@ -204,19 +206,19 @@ export interface PluginDeploymentArgs {
      */
     namespaceId: pulumi.Input<string>;
     /**
-     * `undeploy` (and wait), `delete` (also the plugin and its archive), or `retain`. Default: `"undeploy"`.
+     * `undeploy` (and wait), `delete` (also the plugin and its archive), or `retain`. Default: `"undeploy"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     onDelete?: pulumi.Input<string | undefined>;
     /**
-     * The first status poll interval; it backs off to 15 s. Default: `5`.
+     * The first status poll interval; it backs off to 15 s. Default: `5`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     pollIntervalSeconds?: pulumi.Input<number | undefined>;
     /**
-     * A plugin folder or .zip with `manifest.py` and `pipeline.py`; new code under the same version is refused.
+     * A plugin folder or .zip with `manifest.py` and `pipeline.py`; new code under the same version is refused. New code under the same `version` is refused, since plugin versions are immutable: bump `version`, which replaces the resource. A new path with the same code changes nothing.
      */
     source: pulumi.Input<string>;
     /**
-     * How long create and update wait for the rollout; the native provider's `customTimeouts`, where set, take its place. Default: `1800`.
+     * How long create and update wait for the rollout; the native provider's `customTimeouts`, where set, take its place. Default: `1800`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     timeoutSeconds?: pulumi.Input<number | undefined>;
     /**

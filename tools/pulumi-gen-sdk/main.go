@@ -1,9 +1,9 @@
-// pulumi-gen-sdk writes the Python and Node.js SDKs of a Pulumi package schema.
+// pulumi-gen-sdk writes the Python, Node.js and Go SDKs of a Pulumi package schema.
 //
 // It runs the generators `pulumi package gen-sdk` runs, the way the language hosts run them
-// (bind with dangling references allowed, then codegen/python and codegen/nodejs under the
-// language hosts' names), because gen-sdk hands generation to pulumi-language-python and
-// pulumi-language-nodejs, and the Go module proxy serves neither.
+// (bind with dangling references allowed, then codegen/python, codegen/nodejs and codegen/go
+// under the language hosts' names), because gen-sdk hands generation to the language hosts
+// (pulumi-language-python, -nodejs, -go), and the Go module proxy serves none of them.
 //
 // Usage: pulumi-gen-sdk <schema.json> <out-dir> <language>...
 package main
@@ -18,6 +18,7 @@ import (
 	"sort"
 
 	"github.com/blang/semver"
+	gogen "github.com/pulumi/pulumi/pkg/v3/codegen/go"
 	"github.com/pulumi/pulumi/pkg/v3/codegen/nodejs"
 	"github.com/pulumi/pulumi/pkg/v3/codegen/python"
 	"github.com/pulumi/pulumi/pkg/v3/codegen/schema"
@@ -73,8 +74,10 @@ func generate(pkg *schema.Package, language string) (map[string][]byte, error) {
 		return python.GeneratePackage("pulumi-language-python", pkg, nil, noPackages{})
 	case "nodejs":
 		return nodejs.GeneratePackage("pulumi-language-nodejs", pkg, nil, nil, false, noPackages{})
+	case "go":
+		return gogen.GeneratePackage("pulumi-language-go", pkg, nil)
 	default:
-		return nil, fmt.Errorf("no generator for %q (python, nodejs)", language)
+		return nil, fmt.Errorf("no generator for %q (python, nodejs, go)", language)
 	}
 }
 

@@ -22,6 +22,63 @@ from ..deploy.lifecycle import Kind
 from ..spec import change_of
 
 PACKAGE: Final = "mixpeek"
+REPOSITORY: Final = "https://github.com/mixpeek/mixpeek-pulumi"
+PLUGIN_DOWNLOAD_URL: Final = "github://api.github.com/mixpeek/mixpeek-pulumi"
+"""Where the engine downloads the plugin when it is not installed: the GitHub release tagged
+``v<version>`` of the repository, asset ``pulumi-resource-mixpeek-v<version>-<os>-<arch>.tar.gz``.
+A program points elsewhere with the ``pluginDownloadURL`` resource option, a machine with
+``PULUMI_PLUGIN_DOWNLOAD_URL_OVERRIDES``, a person with ``pulumi plugin install --server``."""
+GO_IMPORT: Final = "github.com/mixpeek/mixpeek-pulumi/sdk/go/mixpeek"
+README: Final = """\
+Deploy [Mixpeek](https://mixpeek.com) Apps and Plugins from Pulumi: `AppDeploy` uploads a build
+folder or `.zip` and waits until the environment serves it, `AppPromotion` puts that exact
+version into another environment, and `PluginDeployment` uploads, validates and deploys a
+custom plugin.
+
+This package is the SDK of the native provider `pulumi-resource-mixpeek`. The engine downloads
+the plugin from the GitHub release of this version; to install it yourself:
+
+    pulumi plugin install resource mixpeek <version> --file pulumi-resource-mixpeek-v<version>-linux-amd64.tar.gz
+
+Configure it with `pulumi config set --secret mixpeek:apiKey <key>` (or `MIXPEEK_API_KEY`) and,
+for plugins or the local emulator, `pulumi config set mixpeek:baseUrl <url>`.
+
+Documentation: https://github.com/mixpeek/mixpeek-pulumi/tree/main/docs
+"""
+CHANGES: Final[dict[str, str]] = {
+    "replace": "Changing it replaces the resource.",
+    "update": "Changing it updates the resource in place.",
+    "none": "Changing it updates the resource in place and only records the new value: nothing "
+    "is sent to the service.",
+    "computed": "Computed by the provider from the inputs (`pulumi preview` shows it); the diff "
+    "compares it.",
+}
+PATH_CHANGES: Final[dict[str, str]] = {
+    "AppDeploy": "A change of the bundle's content updates the resource in place (a new deploy "
+    "and version); a new path, or a rebuild with the same bytes, changes nothing.",
+    "PluginDeployment": "New code under the same `version` is refused, since plugin versions are "
+    "immutable: bump `version`, which replaces the resource. A new path with the same code "
+    "changes nothing.",
+}
+SAYS_CHANGE: Final = re.compile(
+    r"Changing it (replaces|is an update|updates)|replaces the resource"
+)
+OUTPUT_ONLY: Final = "Output: set by the provider from what the service reports."
+RESOURCE_DETAILS: Final[dict[str, str]] = {
+    "AppDeploy": "Create and update package the bundle (a deterministic zip that leaves secrets "
+    "such as `.env`, keys and `.git/` out), upload it, trigger the deploy, stream the build log "
+    "under the resource, and return once the service reports the deploy complete and the "
+    "environment serving it. Destroy leaves the deploy live (`onDelete: retain`) or restores the "
+    "version served before (`rollback`). Import with the id `<appId>/<environment>`.",
+    "AppPromotion": "No upload and no rebuild: the version is restored into the environment and "
+    "checked to be served. With `requireSmokeTest`, the deploy that built the version "
+    "(`sourceDeployId`) must be complete with a passing smoke test. Import with the id "
+    "`<appId>/<environment>`.",
+    "PluginDeployment": "`pulumi preview` already runs the service's checks of the plugin's "
+    "code. A new version is deployed before the old one is undeployed, so a route always "
+    "serves. Destroy undeploys (`onDelete: undeploy`), also deletes (`delete`) or leaves it "
+    "(`retain`). Import with the id `<namespaceId>/<pluginId>`.",
+}
 INTERNAL: Final = frozenset({"resource_name"})
 """Fields the front door fills itself (the resource's name comes from its URN)."""
 CONFIG: Final[dict[str, dict[str, Any]]] = {
@@ -61,8 +118,10 @@ def schema() -> dict[str, Any]:
         "description": "Deploy Mixpeek Apps and Plugins from any Pulumi language.",
         "keywords": ["pulumi", "mixpeek", "category/cloud", "kind/native"],
         "homepage": "https://mixpeek.com",
+        "repository": REPOSITORY,
         "license": "Apache-2.0",
-        "publisher": "mixpeek-pulumi",
+        "publisher": "Mixpeek",
+        "pluginDownloadURL": PLUGIN_DOWNLOAD_URL,
         "config": {"variables": CONFIG},
         "provider": {
             "description": "The Mixpeek provider: where the API is and the key it takes.",
@@ -76,11 +135,18 @@ def schema() -> dict[str, Any]:
                 "requires": {"pulumi": ">=3.139.0,<4.0.0"},
                 "respectSchemaVersion": True,
                 "pyproject": {"enabled": True},
+                "readme": README,
             },
             "nodejs": {
                 "packageName": "@mixpeek/pulumi",
                 "dependencies": {"@pulumi/pulumi": "^3.139.0"},
                 "respectSchemaVersion": True,
+                "readme": README,
+            },
+            "go": {
+                "importBasePath": GO_IMPORT,
+                "respectSchemaVersion": True,
+                "generateResourceContainerTypes": True,
             },
         },
     }
@@ -94,11 +160,19 @@ def schema_json() -> str:
 def resource(kind: Kind) -> dict[str, Any]:
     inputs = input_fields(kind)
     state = {name: f for name, f in kind.state.model_fields.items() if name not in INTERNAL}
+
+    def described(name: str, field: FieldInfo) -> dict[str, Any]:
+        spec = prop(field)
+        if not SAYS_CHANGE.search(spec["description"]) or name == kind.path:
+            spec["description"] += " " + change_sentence(kind, name, field)
+        return spec
+
+    details = RESOURCE_DETAILS.get(kind.name)
     return {
-        "description": kind.summary,
-        "inputProperties": {camel(n): prop(f) for n, f in inputs.items()},
+        "description": kind.summary + (f"\n\n{details}" if details else ""),
+        "inputProperties": {camel(n): described(n, f) for n, f in inputs.items()},
         "requiredInputs": sorted(camel(n) for n, f in inputs.items() if f.is_required()),
-        "properties": {camel(n): prop(f) for n, f in state.items()},
+        "properties": {camel(n): described(n, f) for n, f in state.items()},
         # The local path is the one input an imported resource does not have.
         "required": sorted(
             camel(n)
@@ -106,6 +180,16 @@ def resource(kind: Kind) -> dict[str, Any]:
             if (always_set(f) and n != kind.path) or n in kind.state.guaranteed
         ),
     }
+
+
+def change_sentence(kind: Kind, name: str, field: FieldInfo) -> str:
+    """What changing a property does, in the words every property's description ends with."""
+    if name == kind.path:
+        return PATH_CHANGES.get(kind.name, CHANGES["update"])
+    change = change_of(field)
+    if change is None or name not in kind.inputs.model_fields:
+        return OUTPUT_ONLY
+    return CHANGES[change]
 
 
 def input_fields(kind: Kind) -> dict[str, FieldInfo]:
@@ -132,6 +216,8 @@ def prop(field: FieldInfo) -> dict[str, Any]:
 
 def _describe(field: FieldInfo) -> str:
     text = " ".join((field.description or "").split())
+    # What a change does is said once, in the same words, by ``change_sentence``.
+    text = re.sub(r"\s*\bReplaces\.", "", text)
     text = re.sub(r"``([^`]+)``", lambda m: f"`{_camel_words(m.group(1))}`", text)
     allowed = _choices(_strip_optional(field.annotation))
     if allowed and not all(f"`{v}`" in text for v in allowed):

@@ -330,12 +330,36 @@ async def serve(argv: list[str]) -> None:
     await server.wait_for_termination()
 
 
-def main() -> None:
-    if sys.argv[1:2] in (["--version"], ["version"]):
+HELP: Final = f"""\
+usage: pulumi-resource-mixpeek [--version | --schema | --help]
+
+The Mixpeek resource provider plugin for Pulumi, version {__version__}. The Pulumi engine
+starts it (with the engine's address as its argument) and talks to it over gRPC; you do not
+run it yourself. Install it with
+
+  pulumi plugin install resource mixpeek {__version__} --file pulumi-resource-mixpeek-v{__version__}-<os>-<arch>.tar.gz
+
+or let the engine download it (the package's pluginDownloadURL).
+
+options:
+  -h, --help  show this message and exit
+  --version   print the plugin's version and exit
+  --schema    print the Pulumi package schema (JSON) and exit
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script and the release binary's entry point. The engine runs it with its
+    own flags (``-v=9``, ``--logtostderr``, ``--tracing <endpoint>``) and its address."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] in (["--version"], ["version"], ["-V"]):
         print(__version__)  # noqa: T201
         return
-    if sys.argv[1:2] == ["--schema"]:
+    if args[:1] == ["--schema"]:
         sys.stdout.write(schema_json())
         return
+    if args[:1] in (["-h"], ["help"]) or "--help" in args:
+        sys.stdout.write(HELP)
+        return
     with suppress(KeyboardInterrupt):
-        asyncio.run(serve(sys.argv[1:]))
+        asyncio.run(serve(args))

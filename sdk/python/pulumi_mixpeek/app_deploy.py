@@ -37,19 +37,19 @@ class AppDeployArgs:
         The set of arguments for constructing a AppDeploy resource.
 
         :param pulumi.Input[_builtins.str] app_id: The app to deploy to. Changing it replaces the resource.
-        :param pulumi.Input[_builtins.str] bundle: A build folder or a .zip. Only its content matters: a new digest is an update (a new deploy); a rebuild with the same bytes is no change.
-        :param pulumi.Input[_builtins.str] base_url: The Mixpeek API endpoint for this resource; defaults to the provider's. Replaces.
+        :param pulumi.Input[_builtins.str] bundle: A build folder or a .zip. Only its content matters: a new digest is an update (a new deploy); a rebuild with the same bytes is no change. A change of the bundle's content updates the resource in place (a new deploy and version); a new path, or a rebuild with the same bytes, changes nothing.
+        :param pulumi.Input[_builtins.str] base_url: The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
         :param pulumi.Input[_builtins.str] environment: `staging` or `production`. Changing it replaces the resource. Default: `"production"`.
-        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] exclude: Extra glob patterns to leave out; `!pattern` re-includes a default exclusion. What it changes in the bundle shows as a content change.
-        :param pulumi.Input[_builtins.str] git_author: Sent with the deploy (`name <email>`); detected from git when unset.
-        :param pulumi.Input[_builtins.str] git_commit_message: Sent with the deploy; detected from git when unset.
-        :param pulumi.Input[_builtins.str] git_commit_sha: Sent with the deploy; detected from git when unset.
-        :param pulumi.Input[_builtins.bool] include_source_files: Also send text files as `source_files` for the service's version diffs. Default: `false`.
-        :param pulumi.Input[_builtins.str] message: The deploy message; from git (`subject (sha)`) when unset. A change alone deploys nothing.
-        :param pulumi.Input[_builtins.str] on_delete: `retain` leaves the deploy live; `rollback` restores the version served before. Default: `"retain"`.
-        :param pulumi.Input[_builtins.float] poll_interval_seconds: How often the deploy status is read while no log stream says it ended. Default: `2`.
-        :param pulumi.Input[_builtins.bool] require_smoke_test: A complete deploy whose smoke test failed counts as a failure, and the version served before is restored. Default: `true`.
-        :param pulumi.Input[_builtins.float] timeout_seconds: How long create and update wait for the deploy (one deadline for every wait and retry); the native provider's `customTimeouts`, where set, take its place. Default: `1800`.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] exclude: Extra glob patterns to leave out; `!pattern` re-includes a default exclusion. What it changes in the bundle shows as a content change. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.str] git_author: Sent with the deploy (`name <email>`); detected from git when unset. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.str] git_commit_message: Sent with the deploy; detected from git when unset. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.str] git_commit_sha: Sent with the deploy; detected from git when unset. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.bool] include_source_files: Also send text files as `source_files` for the service's version diffs. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.str] message: The deploy message; from git (`subject (sha)`) when unset. A change alone deploys nothing. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.str] on_delete: `retain` leaves the deploy live; `rollback` restores the version served before. Default: `"retain"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.float] poll_interval_seconds: How often the deploy status is read while no log stream says it ended. Default: `2`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.bool] require_smoke_test: A complete deploy whose smoke test failed counts as a failure, and the version served before is restored. Default: `true`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.float] timeout_seconds: How long create and update wait for the deploy (one deadline for every wait and retry); the native provider's `customTimeouts`, where set, take its place. Default: `1800`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         pulumi.set(__self__, "app_id", app_id)
         pulumi.set(__self__, "bundle", bundle)
@@ -94,7 +94,7 @@ class AppDeployArgs:
     @pulumi.getter
     def bundle(self) -> pulumi.Input[_builtins.str]:
         """
-        A build folder or a .zip. Only its content matters: a new digest is an update (a new deploy); a rebuild with the same bytes is no change.
+        A build folder or a .zip. Only its content matters: a new digest is an update (a new deploy); a rebuild with the same bytes is no change. A change of the bundle's content updates the resource in place (a new deploy and version); a new path, or a rebuild with the same bytes, changes nothing.
         """
         return pulumi.get(self, "bundle")
 
@@ -106,7 +106,7 @@ class AppDeployArgs:
     @pulumi.getter(name="baseUrl")
     def base_url(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        The Mixpeek API endpoint for this resource; defaults to the provider's. Replaces.
+        The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
         """
         return pulumi.get(self, "base_url")
 
@@ -130,7 +130,7 @@ class AppDeployArgs:
     @pulumi.getter
     def exclude(self) -> pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]:
         """
-        Extra glob patterns to leave out; `!pattern` re-includes a default exclusion. What it changes in the bundle shows as a content change.
+        Extra glob patterns to leave out; `!pattern` re-includes a default exclusion. What it changes in the bundle shows as a content change. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "exclude")
 
@@ -142,7 +142,7 @@ class AppDeployArgs:
     @pulumi.getter(name="gitAuthor")
     def git_author(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        Sent with the deploy (`name <email>`); detected from git when unset.
+        Sent with the deploy (`name <email>`); detected from git when unset. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "git_author")
 
@@ -154,7 +154,7 @@ class AppDeployArgs:
     @pulumi.getter(name="gitCommitMessage")
     def git_commit_message(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        Sent with the deploy; detected from git when unset.
+        Sent with the deploy; detected from git when unset. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "git_commit_message")
 
@@ -166,7 +166,7 @@ class AppDeployArgs:
     @pulumi.getter(name="gitCommitSha")
     def git_commit_sha(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        Sent with the deploy; detected from git when unset.
+        Sent with the deploy; detected from git when unset. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "git_commit_sha")
 
@@ -178,7 +178,7 @@ class AppDeployArgs:
     @pulumi.getter(name="includeSourceFiles")
     def include_source_files(self) -> pulumi.Input[Optional[_builtins.bool]]:
         """
-        Also send text files as `source_files` for the service's version diffs. Default: `false`.
+        Also send text files as `source_files` for the service's version diffs. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "include_source_files")
 
@@ -190,7 +190,7 @@ class AppDeployArgs:
     @pulumi.getter
     def message(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        The deploy message; from git (`subject (sha)`) when unset. A change alone deploys nothing.
+        The deploy message; from git (`subject (sha)`) when unset. A change alone deploys nothing. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "message")
 
@@ -202,7 +202,7 @@ class AppDeployArgs:
     @pulumi.getter(name="onDelete")
     def on_delete(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        `retain` leaves the deploy live; `rollback` restores the version served before. Default: `"retain"`.
+        `retain` leaves the deploy live; `rollback` restores the version served before. Default: `"retain"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "on_delete")
 
@@ -214,7 +214,7 @@ class AppDeployArgs:
     @pulumi.getter(name="pollIntervalSeconds")
     def poll_interval_seconds(self) -> pulumi.Input[Optional[_builtins.float]]:
         """
-        How often the deploy status is read while no log stream says it ended. Default: `2`.
+        How often the deploy status is read while no log stream says it ended. Default: `2`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "poll_interval_seconds")
 
@@ -226,7 +226,7 @@ class AppDeployArgs:
     @pulumi.getter(name="requireSmokeTest")
     def require_smoke_test(self) -> pulumi.Input[Optional[_builtins.bool]]:
         """
-        A complete deploy whose smoke test failed counts as a failure, and the version served before is restored. Default: `true`.
+        A complete deploy whose smoke test failed counts as a failure, and the version served before is restored. Default: `true`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "require_smoke_test")
 
@@ -238,7 +238,7 @@ class AppDeployArgs:
     @pulumi.getter(name="timeoutSeconds")
     def timeout_seconds(self) -> pulumi.Input[Optional[_builtins.float]]:
         """
-        How long create and update wait for the deploy (one deadline for every wait and retry); the native provider's `customTimeouts`, where set, take its place. Default: `1800`.
+        How long create and update wait for the deploy (one deadline for every wait and retry); the native provider's `customTimeouts`, where set, take its place. Default: `1800`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "timeout_seconds")
 
@@ -271,22 +271,24 @@ class AppDeploy(pulumi.CustomResource):
         """
         A Mixpeek App deploy of a build folder or .zip, live once `pulumi up` returns.
 
+        Create and update package the bundle (a deterministic zip that leaves secrets such as `.env`, keys and `.git/` out), upload it, trigger the deploy, stream the build log under the resource, and return once the service reports the deploy complete and the environment serving it. Destroy leaves the deploy live (`onDelete: retain`) or restores the version served before (`rollback`). Import with the id `<appId>/<environment>`.
+
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
         :param pulumi.Input[_builtins.str] app_id: The app to deploy to. Changing it replaces the resource.
-        :param pulumi.Input[_builtins.str] base_url: The Mixpeek API endpoint for this resource; defaults to the provider's. Replaces.
-        :param pulumi.Input[_builtins.str] bundle: A build folder or a .zip. Only its content matters: a new digest is an update (a new deploy); a rebuild with the same bytes is no change.
+        :param pulumi.Input[_builtins.str] base_url: The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
+        :param pulumi.Input[_builtins.str] bundle: A build folder or a .zip. Only its content matters: a new digest is an update (a new deploy); a rebuild with the same bytes is no change. A change of the bundle's content updates the resource in place (a new deploy and version); a new path, or a rebuild with the same bytes, changes nothing.
         :param pulumi.Input[_builtins.str] environment: `staging` or `production`. Changing it replaces the resource. Default: `"production"`.
-        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] exclude: Extra glob patterns to leave out; `!pattern` re-includes a default exclusion. What it changes in the bundle shows as a content change.
-        :param pulumi.Input[_builtins.str] git_author: Sent with the deploy (`name <email>`); detected from git when unset.
-        :param pulumi.Input[_builtins.str] git_commit_message: Sent with the deploy; detected from git when unset.
-        :param pulumi.Input[_builtins.str] git_commit_sha: Sent with the deploy; detected from git when unset.
-        :param pulumi.Input[_builtins.bool] include_source_files: Also send text files as `source_files` for the service's version diffs. Default: `false`.
-        :param pulumi.Input[_builtins.str] message: The deploy message; from git (`subject (sha)`) when unset. A change alone deploys nothing.
-        :param pulumi.Input[_builtins.str] on_delete: `retain` leaves the deploy live; `rollback` restores the version served before. Default: `"retain"`.
-        :param pulumi.Input[_builtins.float] poll_interval_seconds: How often the deploy status is read while no log stream says it ended. Default: `2`.
-        :param pulumi.Input[_builtins.bool] require_smoke_test: A complete deploy whose smoke test failed counts as a failure, and the version served before is restored. Default: `true`.
-        :param pulumi.Input[_builtins.float] timeout_seconds: How long create and update wait for the deploy (one deadline for every wait and retry); the native provider's `customTimeouts`, where set, take its place. Default: `1800`.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] exclude: Extra glob patterns to leave out; `!pattern` re-includes a default exclusion. What it changes in the bundle shows as a content change. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.str] git_author: Sent with the deploy (`name <email>`); detected from git when unset. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.str] git_commit_message: Sent with the deploy; detected from git when unset. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.str] git_commit_sha: Sent with the deploy; detected from git when unset. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.bool] include_source_files: Also send text files as `source_files` for the service's version diffs. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.str] message: The deploy message; from git (`subject (sha)`) when unset. A change alone deploys nothing. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.str] on_delete: `retain` leaves the deploy live; `rollback` restores the version served before. Default: `"retain"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.float] poll_interval_seconds: How often the deploy status is read while no log stream says it ended. Default: `2`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.bool] require_smoke_test: A complete deploy whose smoke test failed counts as a failure, and the version served before is restored. Default: `true`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.float] timeout_seconds: How long create and update wait for the deploy (one deadline for every wait and retry); the native provider's `customTimeouts`, where set, take its place. Default: `1800`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         ...
     @overload
@@ -296,6 +298,8 @@ class AppDeploy(pulumi.CustomResource):
                  opts: Optional[pulumi.ResourceOptions] = None):
         """
         A Mixpeek App deploy of a build folder or .zip, live once `pulumi up` returns.
+
+        Create and update package the bundle (a deterministic zip that leaves secrets such as `.env`, keys and `.git/` out), upload it, trigger the deploy, stream the build log under the resource, and return once the service reports the deploy complete and the environment serving it. Destroy leaves the deploy live (`onDelete: retain`) or restores the version served before (`rollback`). Import with the id `<appId>/<environment>`.
 
         :param str resource_name: The name of the resource.
         :param AppDeployArgs args: The arguments to use to populate this resource's properties.
@@ -429,7 +433,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter(name="baseUrl")
     def base_url(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        The Mixpeek API endpoint for this resource; defaults to the provider's. Replaces.
+        The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
         """
         return pulumi.get(self, "base_url")
 
@@ -437,7 +441,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter
     def bundle(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        The build folder or .zip deployed; empty for an imported resource until the program names one. Default: `""`.
+        The build folder or .zip deployed; empty for an imported resource until the program names one. Default: `""`. A change of the bundle's content updates the resource in place (a new deploy and version); a new path, or a rebuild with the same bytes, changes nothing.
         """
         return pulumi.get(self, "bundle")
 
@@ -445,7 +449,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter(name="bundleS3Key")
     def bundle_s3_key(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        Where the uploaded bundle is kept.
+        Where the uploaded bundle is kept. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "bundle_s3_key")
 
@@ -453,7 +457,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter(name="bundleSha256")
     def bundle_sha256(self) -> pulumi.Output[_builtins.str]:
         """
-        The content digest of the bundle (computed by `check`): what the diff compares.
+        The content digest of the bundle (computed by `check`): what the diff compares. Computed by the provider from the inputs (`pulumi preview` shows it); the diff compares it.
         """
         return pulumi.get(self, "bundle_sha256")
 
@@ -461,7 +465,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter(name="bundleSize")
     def bundle_size(self) -> pulumi.Output[Optional[_builtins.int]]:
         """
-        The size of the uploaded archive in bytes.
+        The size of the uploaded archive in bytes. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "bundle_size")
 
@@ -469,7 +473,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter(name="deployId")
     def deploy_id(self) -> pulumi.Output[_builtins.str]:
         """
-        The deploy this resource put live.
+        The deploy this resource put live. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "deploy_id")
 
@@ -477,7 +481,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter(name="deployMessage")
     def deploy_message(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        The message the deploy carries, with its content tag.
+        The message the deploy carries, with its content tag. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "deploy_message")
 
@@ -493,7 +497,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter
     def exclude(self) -> pulumi.Output[Sequence[_builtins.str]]:
         """
-        Extra glob patterns to leave out; `!pattern` re-includes a default exclusion. What it changes in the bundle shows as a content change.
+        Extra glob patterns to leave out; `!pattern` re-includes a default exclusion. What it changes in the bundle shows as a content change. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "exclude")
 
@@ -501,7 +505,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter(name="fileCount")
     def file_count(self) -> pulumi.Output[Optional[_builtins.int]]:
         """
-        How many files the bundle holds.
+        How many files the bundle holds. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "file_count")
 
@@ -509,7 +513,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter(name="gitAuthor")
     def git_author(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        Sent with the deploy (`name <email>`); detected from git when unset.
+        Sent with the deploy (`name <email>`); detected from git when unset. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "git_author")
 
@@ -517,7 +521,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter(name="gitCommitMessage")
     def git_commit_message(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        Sent with the deploy; detected from git when unset.
+        Sent with the deploy; detected from git when unset. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "git_commit_message")
 
@@ -525,7 +529,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter(name="gitCommitSha")
     def git_commit_sha(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        Sent with the deploy; detected from git when unset.
+        Sent with the deploy; detected from git when unset. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "git_commit_sha")
 
@@ -533,7 +537,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter(name="includeSourceFiles")
     def include_source_files(self) -> pulumi.Output[_builtins.bool]:
         """
-        Also send text files as `source_files` for the service's version diffs. Default: `false`.
+        Also send text files as `source_files` for the service's version diffs. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "include_source_files")
 
@@ -541,7 +545,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter
     def live(self) -> pulumi.Output[_builtins.bool]:
         """
-        Whether the environment still serves this deploy (false after drift).
+        Whether the environment still serves this deploy (false after drift). Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "live")
 
@@ -549,7 +553,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter
     def message(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        The deploy message; from git (`subject (sha)`) when unset. A change alone deploys nothing.
+        The deploy message; from git (`subject (sha)`) when unset. A change alone deploys nothing. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "message")
 
@@ -557,7 +561,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter(name="onDelete")
     def on_delete(self) -> pulumi.Output[_builtins.str]:
         """
-        `retain` leaves the deploy live; `rollback` restores the version served before. Default: `"retain"`.
+        `retain` leaves the deploy live; `rollback` restores the version served before. Default: `"retain"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "on_delete")
 
@@ -565,7 +569,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter(name="pollIntervalSeconds")
     def poll_interval_seconds(self) -> pulumi.Output[_builtins.float]:
         """
-        How often the deploy status is read while no log stream says it ended. Default: `2`.
+        How often the deploy status is read while no log stream says it ended. Default: `2`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "poll_interval_seconds")
 
@@ -573,7 +577,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter(name="previousVersion")
     def previous_version(self) -> pulumi.Output[Optional[_builtins.int]]:
         """
-        The version the environment served before this resource first deployed.
+        The version the environment served before this resource first deployed. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "previous_version")
 
@@ -581,7 +585,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter(name="queuedAt")
     def queued_at(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        When the service queued the deploy.
+        When the service queued the deploy. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "queued_at")
 
@@ -589,7 +593,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter(name="requireSmokeTest")
     def require_smoke_test(self) -> pulumi.Output[_builtins.bool]:
         """
-        A complete deploy whose smoke test failed counts as a failure, and the version served before is restored. Default: `true`.
+        A complete deploy whose smoke test failed counts as a failure, and the version served before is restored. Default: `true`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "require_smoke_test")
 
@@ -597,7 +601,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter(name="smokeTest")
     def smoke_test(self) -> pulumi.Output[Optional[Mapping[str, Any]]]:
         """
-        The service's smoke-test result for the deploy.
+        The service's smoke-test result for the deploy. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "smoke_test")
 
@@ -605,7 +609,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter
     def status(self) -> pulumi.Output[_builtins.str]:
         """
-        The deploy's terminal status, `complete`.
+        The deploy's terminal status, `complete`. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "status")
 
@@ -613,7 +617,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter(name="timeoutSeconds")
     def timeout_seconds(self) -> pulumi.Output[_builtins.float]:
         """
-        How long create and update wait for the deploy (one deadline for every wait and retry); the native provider's `customTimeouts`, where set, take its place. Default: `1800`.
+        How long create and update wait for the deploy (one deadline for every wait and retry); the native provider's `customTimeouts`, where set, take its place. Default: `1800`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "timeout_seconds")
 
@@ -621,7 +625,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter
     def url(self) -> pulumi.Output[_builtins.str]:
         """
-        The environment's URL (the service's, or derived from the app's; see README).
+        The environment's URL (the service's, or derived from the app's; see README). Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "url")
 
@@ -629,7 +633,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter
     def version(self) -> pulumi.Output[_builtins.int]:
         """
-        The version that deploy produced.
+        The version that deploy produced. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "version")
 

@@ -31,11 +31,11 @@ class AppPromotionArgs:
 
         :param pulumi.Input[_builtins.str] app_id: The app. Changing it replaces the resource.
         :param pulumi.Input[_builtins.int] version: The version to serve, e.g. `staging.version`. Changing it is an update (an instant restore, no rebuild).
-        :param pulumi.Input[_builtins.str] base_url: The Mixpeek API endpoint for this resource; defaults to the provider's. Replaces.
+        :param pulumi.Input[_builtins.str] base_url: The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
         :param pulumi.Input[_builtins.str] environment: Where to serve it. Changing it replaces the resource. One of `staging`, `production`. Default: `"production"`.
-        :param pulumi.Input[_builtins.str] on_delete: `retain` leaves the version live; `rollback` restores the one served before. Default: `"retain"`.
-        :param pulumi.Input[_builtins.bool] require_smoke_test: Refuse a version whose deploy failed or whose smoke test failed, or whose deploy cannot be found (see README). Default: `true`.
-        :param pulumi.Input[_builtins.str] source_deploy_id: The deploy that built `version` (e.g. `staging.deployId`), for the smoke-test gate.
+        :param pulumi.Input[_builtins.str] on_delete: `retain` leaves the version live; `rollback` restores the one served before. Default: `"retain"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.bool] require_smoke_test: Refuse a version whose deploy failed or whose smoke test failed, or whose deploy cannot be found (see README). Default: `true`. Changing it updates the resource in place.
+        :param pulumi.Input[_builtins.str] source_deploy_id: The deploy that built `version` (e.g. `staging.deployId`), for the smoke-test gate. Changing it updates the resource in place.
         """
         pulumi.set(__self__, "app_id", app_id)
         pulumi.set(__self__, "version", version)
@@ -78,7 +78,7 @@ class AppPromotionArgs:
     @pulumi.getter(name="baseUrl")
     def base_url(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        The Mixpeek API endpoint for this resource; defaults to the provider's. Replaces.
+        The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
         """
         return pulumi.get(self, "base_url")
 
@@ -102,7 +102,7 @@ class AppPromotionArgs:
     @pulumi.getter(name="onDelete")
     def on_delete(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        `retain` leaves the version live; `rollback` restores the one served before. Default: `"retain"`.
+        `retain` leaves the version live; `rollback` restores the one served before. Default: `"retain"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "on_delete")
 
@@ -114,7 +114,7 @@ class AppPromotionArgs:
     @pulumi.getter(name="requireSmokeTest")
     def require_smoke_test(self) -> pulumi.Input[Optional[_builtins.bool]]:
         """
-        Refuse a version whose deploy failed or whose smoke test failed, or whose deploy cannot be found (see README). Default: `true`.
+        Refuse a version whose deploy failed or whose smoke test failed, or whose deploy cannot be found (see README). Default: `true`. Changing it updates the resource in place.
         """
         return pulumi.get(self, "require_smoke_test")
 
@@ -126,7 +126,7 @@ class AppPromotionArgs:
     @pulumi.getter(name="sourceDeployId")
     def source_deploy_id(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        The deploy that built `version` (e.g. `staging.deployId`), for the smoke-test gate.
+        The deploy that built `version` (e.g. `staging.deployId`), for the smoke-test gate. Changing it updates the resource in place.
         """
         return pulumi.get(self, "source_deploy_id")
 
@@ -152,14 +152,16 @@ class AppPromotion(pulumi.CustomResource):
         """
         Serves an exact, already built App version in an environment (an instant restore, no rebuild), gated on its deploy's smoke test.
 
+        No upload and no rebuild: the version is restored into the environment and checked to be served. With `requireSmokeTest`, the deploy that built the version (`sourceDeployId`) must be complete with a passing smoke test. Import with the id `<appId>/<environment>`.
+
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
         :param pulumi.Input[_builtins.str] app_id: The app. Changing it replaces the resource.
-        :param pulumi.Input[_builtins.str] base_url: The Mixpeek API endpoint for this resource; defaults to the provider's. Replaces.
+        :param pulumi.Input[_builtins.str] base_url: The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
         :param pulumi.Input[_builtins.str] environment: Where to serve it. Changing it replaces the resource. One of `staging`, `production`. Default: `"production"`.
-        :param pulumi.Input[_builtins.str] on_delete: `retain` leaves the version live; `rollback` restores the one served before. Default: `"retain"`.
-        :param pulumi.Input[_builtins.bool] require_smoke_test: Refuse a version whose deploy failed or whose smoke test failed, or whose deploy cannot be found (see README). Default: `true`.
-        :param pulumi.Input[_builtins.str] source_deploy_id: The deploy that built `version` (e.g. `staging.deployId`), for the smoke-test gate.
+        :param pulumi.Input[_builtins.str] on_delete: `retain` leaves the version live; `rollback` restores the one served before. Default: `"retain"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.bool] require_smoke_test: Refuse a version whose deploy failed or whose smoke test failed, or whose deploy cannot be found (see README). Default: `true`. Changing it updates the resource in place.
+        :param pulumi.Input[_builtins.str] source_deploy_id: The deploy that built `version` (e.g. `staging.deployId`), for the smoke-test gate. Changing it updates the resource in place.
         :param pulumi.Input[_builtins.int] version: The version to serve, e.g. `staging.version`. Changing it is an update (an instant restore, no rebuild).
         """
         ...
@@ -170,6 +172,8 @@ class AppPromotion(pulumi.CustomResource):
                  opts: Optional[pulumi.ResourceOptions] = None):
         """
         Serves an exact, already built App version in an environment (an instant restore, no rebuild), gated on its deploy's smoke test.
+
+        No upload and no rebuild: the version is restored into the environment and checked to be served. With `requireSmokeTest`, the deploy that built the version (`sourceDeployId`) must be complete with a passing smoke test. Import with the id `<appId>/<environment>`.
 
         :param str resource_name: The name of the resource.
         :param AppPromotionArgs args: The arguments to use to populate this resource's properties.
@@ -266,7 +270,7 @@ class AppPromotion(pulumi.CustomResource):
     @pulumi.getter(name="assetPrefix")
     def asset_prefix(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        Where the version's assets live.
+        Where the version's assets live. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "asset_prefix")
 
@@ -274,7 +278,7 @@ class AppPromotion(pulumi.CustomResource):
     @pulumi.getter(name="baseUrl")
     def base_url(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        The Mixpeek API endpoint for this resource; defaults to the provider's. Replaces.
+        The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
         """
         return pulumi.get(self, "base_url")
 
@@ -282,7 +286,7 @@ class AppPromotion(pulumi.CustomResource):
     @pulumi.getter(name="deployId")
     def deploy_id(self) -> pulumi.Output[_builtins.str]:
         """
-        The deploy the environment serves after the restore.
+        The deploy the environment serves after the restore. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "deploy_id")
 
@@ -298,7 +302,7 @@ class AppPromotion(pulumi.CustomResource):
     @pulumi.getter
     def live(self) -> pulumi.Output[_builtins.bool]:
         """
-        Whether the environment still serves this version (false after drift).
+        Whether the environment still serves this version (false after drift). Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "live")
 
@@ -306,7 +310,7 @@ class AppPromotion(pulumi.CustomResource):
     @pulumi.getter(name="onDelete")
     def on_delete(self) -> pulumi.Output[_builtins.str]:
         """
-        `retain` leaves the version live; `rollback` restores the one served before. Default: `"retain"`.
+        `retain` leaves the version live; `rollback` restores the one served before. Default: `"retain"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "on_delete")
 
@@ -314,7 +318,7 @@ class AppPromotion(pulumi.CustomResource):
     @pulumi.getter(name="previousVersion")
     def previous_version(self) -> pulumi.Output[Optional[_builtins.int]]:
         """
-        The version the environment served before this resource first promoted.
+        The version the environment served before this resource first promoted. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "previous_version")
 
@@ -322,7 +326,7 @@ class AppPromotion(pulumi.CustomResource):
     @pulumi.getter(name="requireSmokeTest")
     def require_smoke_test(self) -> pulumi.Output[_builtins.bool]:
         """
-        Refuse a version whose deploy failed or whose smoke test failed, or whose deploy cannot be found (see README). Default: `true`.
+        Refuse a version whose deploy failed or whose smoke test failed, or whose deploy cannot be found (see README). Default: `true`. Changing it updates the resource in place.
         """
         return pulumi.get(self, "require_smoke_test")
 
@@ -330,7 +334,7 @@ class AppPromotion(pulumi.CustomResource):
     @pulumi.getter(name="sourceDeployId")
     def source_deploy_id(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        The deploy that built `version` (e.g. `staging.deployId`), for the smoke-test gate.
+        The deploy that built `version` (e.g. `staging.deployId`), for the smoke-test gate. Changing it updates the resource in place.
         """
         return pulumi.get(self, "source_deploy_id")
 
@@ -338,7 +342,7 @@ class AppPromotion(pulumi.CustomResource):
     @pulumi.getter
     def url(self) -> pulumi.Output[_builtins.str]:
         """
-        The environment's URL.
+        The environment's URL. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "url")
 

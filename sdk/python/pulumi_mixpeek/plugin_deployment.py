@@ -34,14 +34,14 @@ class PluginDeploymentArgs:
 
         :param pulumi.Input[_builtins.str] name: A letter, then 2 to 63 ASCII letters, digits or underscores. Changing it replaces.
         :param pulumi.Input[_builtins.str] namespace_id: The namespace. Changing it replaces the resource.
-        :param pulumi.Input[_builtins.str] source: A plugin folder or .zip with `manifest.py` and `pipeline.py`; new code under the same version is refused.
+        :param pulumi.Input[_builtins.str] source: A plugin folder or .zip with `manifest.py` and `pipeline.py`; new code under the same version is refused. New code under the same `version` is refused, since plugin versions are immutable: bump `version`, which replaces the resource. A new path with the same code changes nothing.
         :param pulumi.Input[_builtins.str] version: `X.Y.Z` in ASCII digits. Versions are immutable: new code needs a new version, which replaces the resource (the new one serves before the old one is undeployed).
-        :param pulumi.Input[_builtins.str] base_url: The Mixpeek API endpoint for this resource; defaults to the provider's. Replaces.
+        :param pulumi.Input[_builtins.str] base_url: The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
         :param pulumi.Input[_builtins.str] deployment_type: `realtime` or `batch_only`. Changing it is an update (a redeploy). Default: `"realtime"`.
-        :param pulumi.Input[_builtins.str] description: Sent with the upload only.
-        :param pulumi.Input[_builtins.str] on_delete: `undeploy` (and wait), `delete` (also the plugin and its archive), or `retain`. Default: `"undeploy"`.
-        :param pulumi.Input[_builtins.float] poll_interval_seconds: The first status poll interval; it backs off to 15 s. Default: `5`.
-        :param pulumi.Input[_builtins.float] timeout_seconds: How long create and update wait for the rollout; the native provider's `customTimeouts`, where set, take its place. Default: `1800`.
+        :param pulumi.Input[_builtins.str] description: Sent with the upload only. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.str] on_delete: `undeploy` (and wait), `delete` (also the plugin and its archive), or `retain`. Default: `"undeploy"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.float] poll_interval_seconds: The first status poll interval; it backs off to 15 s. Default: `5`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.float] timeout_seconds: How long create and update wait for the rollout; the native provider's `customTimeouts`, where set, take its place. Default: `1800`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         pulumi.set(__self__, "name", name)
         pulumi.set(__self__, "namespace_id", namespace_id)
@@ -88,7 +88,7 @@ class PluginDeploymentArgs:
     @pulumi.getter
     def source(self) -> pulumi.Input[_builtins.str]:
         """
-        A plugin folder or .zip with `manifest.py` and `pipeline.py`; new code under the same version is refused.
+        A plugin folder or .zip with `manifest.py` and `pipeline.py`; new code under the same version is refused. New code under the same `version` is refused, since plugin versions are immutable: bump `version`, which replaces the resource. A new path with the same code changes nothing.
         """
         return pulumi.get(self, "source")
 
@@ -112,7 +112,7 @@ class PluginDeploymentArgs:
     @pulumi.getter(name="baseUrl")
     def base_url(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        The Mixpeek API endpoint for this resource; defaults to the provider's. Replaces.
+        The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
         """
         return pulumi.get(self, "base_url")
 
@@ -136,7 +136,7 @@ class PluginDeploymentArgs:
     @pulumi.getter
     def description(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        Sent with the upload only.
+        Sent with the upload only. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "description")
 
@@ -148,7 +148,7 @@ class PluginDeploymentArgs:
     @pulumi.getter(name="onDelete")
     def on_delete(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        `undeploy` (and wait), `delete` (also the plugin and its archive), or `retain`. Default: `"undeploy"`.
+        `undeploy` (and wait), `delete` (also the plugin and its archive), or `retain`. Default: `"undeploy"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "on_delete")
 
@@ -160,7 +160,7 @@ class PluginDeploymentArgs:
     @pulumi.getter(name="pollIntervalSeconds")
     def poll_interval_seconds(self) -> pulumi.Input[Optional[_builtins.float]]:
         """
-        The first status poll interval; it backs off to 15 s. Default: `5`.
+        The first status poll interval; it backs off to 15 s. Default: `5`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "poll_interval_seconds")
 
@@ -172,7 +172,7 @@ class PluginDeploymentArgs:
     @pulumi.getter(name="timeoutSeconds")
     def timeout_seconds(self) -> pulumi.Input[Optional[_builtins.float]]:
         """
-        How long create and update wait for the rollout; the native provider's `customTimeouts`, where set, take its place. Default: `1800`.
+        How long create and update wait for the rollout; the native provider's `customTimeouts`, where set, take its place. Default: `1800`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "timeout_seconds")
 
@@ -201,17 +201,19 @@ class PluginDeployment(pulumi.CustomResource):
         """
         A Mixpeek custom plugin uploaded, validated and deployed for realtime inference under its `routePrefix`.
 
+        `pulumi preview` already runs the service's checks of the plugin's code. A new version is deployed before the old one is undeployed, so a route always serves. Destroy undeploys (`onDelete: undeploy`), also deletes (`delete`) or leaves it (`retain`). Import with the id `<namespaceId>/<pluginId>`.
+
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
-        :param pulumi.Input[_builtins.str] base_url: The Mixpeek API endpoint for this resource; defaults to the provider's. Replaces.
+        :param pulumi.Input[_builtins.str] base_url: The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
         :param pulumi.Input[_builtins.str] deployment_type: `realtime` or `batch_only`. Changing it is an update (a redeploy). Default: `"realtime"`.
-        :param pulumi.Input[_builtins.str] description: Sent with the upload only.
+        :param pulumi.Input[_builtins.str] description: Sent with the upload only. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         :param pulumi.Input[_builtins.str] name: A letter, then 2 to 63 ASCII letters, digits or underscores. Changing it replaces.
         :param pulumi.Input[_builtins.str] namespace_id: The namespace. Changing it replaces the resource.
-        :param pulumi.Input[_builtins.str] on_delete: `undeploy` (and wait), `delete` (also the plugin and its archive), or `retain`. Default: `"undeploy"`.
-        :param pulumi.Input[_builtins.float] poll_interval_seconds: The first status poll interval; it backs off to 15 s. Default: `5`.
-        :param pulumi.Input[_builtins.str] source: A plugin folder or .zip with `manifest.py` and `pipeline.py`; new code under the same version is refused.
-        :param pulumi.Input[_builtins.float] timeout_seconds: How long create and update wait for the rollout; the native provider's `customTimeouts`, where set, take its place. Default: `1800`.
+        :param pulumi.Input[_builtins.str] on_delete: `undeploy` (and wait), `delete` (also the plugin and its archive), or `retain`. Default: `"undeploy"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.float] poll_interval_seconds: The first status poll interval; it backs off to 15 s. Default: `5`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[_builtins.str] source: A plugin folder or .zip with `manifest.py` and `pipeline.py`; new code under the same version is refused. New code under the same `version` is refused, since plugin versions are immutable: bump `version`, which replaces the resource. A new path with the same code changes nothing.
+        :param pulumi.Input[_builtins.float] timeout_seconds: How long create and update wait for the rollout; the native provider's `customTimeouts`, where set, take its place. Default: `1800`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         :param pulumi.Input[_builtins.str] version: `X.Y.Z` in ASCII digits. Versions are immutable: new code needs a new version, which replaces the resource (the new one serves before the old one is undeployed).
         """
         ...
@@ -222,6 +224,8 @@ class PluginDeployment(pulumi.CustomResource):
                  opts: Optional[pulumi.ResourceOptions] = None):
         """
         A Mixpeek custom plugin uploaded, validated and deployed for realtime inference under its `routePrefix`.
+
+        `pulumi preview` already runs the service's checks of the plugin's code. A new version is deployed before the old one is undeployed, so a route always serves. Destroy undeploys (`onDelete: undeploy`), also deletes (`delete`) or leaves it (`retain`). Import with the id `<namespaceId>/<pluginId>`.
 
         :param str resource_name: The name of the resource.
         :param PluginDeploymentArgs args: The arguments to use to populate this resource's properties.
@@ -331,7 +335,7 @@ class PluginDeployment(pulumi.CustomResource):
     @pulumi.getter(name="baseUrl")
     def base_url(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        The Mixpeek API endpoint for this resource; defaults to the provider's. Replaces.
+        The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
         """
         return pulumi.get(self, "base_url")
 
@@ -339,7 +343,7 @@ class PluginDeployment(pulumi.CustomResource):
     @pulumi.getter(name="codeSha256")
     def code_sha256(self) -> pulumi.Output[_builtins.str]:
         """
-        The digest of the plugin's files (computed by `check`).
+        The digest of the plugin's files (computed by `check`). Computed by the provider from the inputs (`pulumi preview` shows it); the diff compares it.
         """
         return pulumi.get(self, "code_sha256")
 
@@ -347,7 +351,7 @@ class PluginDeployment(pulumi.CustomResource):
     @pulumi.getter
     def deployed(self) -> pulumi.Output[_builtins.bool]:
         """
-        Whether the plugin is deployed (false after drift).
+        Whether the plugin is deployed (false after drift). Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "deployed")
 
@@ -355,7 +359,7 @@ class PluginDeployment(pulumi.CustomResource):
     @pulumi.getter(name="deployedAt")
     def deployed_at(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        When the service deployed it.
+        When the service deployed it. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "deployed_at")
 
@@ -371,7 +375,7 @@ class PluginDeployment(pulumi.CustomResource):
     @pulumi.getter
     def description(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        Sent with the upload only.
+        Sent with the upload only. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "description")
 
@@ -379,7 +383,7 @@ class PluginDeployment(pulumi.CustomResource):
     @pulumi.getter(name="featureUri")
     def feature_uri(self) -> pulumi.Output[_builtins.str]:
         """
-        `mixpeek://name@version`.
+        `mixpeek://name@version`. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "feature_uri")
 
@@ -403,7 +407,7 @@ class PluginDeployment(pulumi.CustomResource):
     @pulumi.getter(name="onDelete")
     def on_delete(self) -> pulumi.Output[_builtins.str]:
         """
-        `undeploy` (and wait), `delete` (also the plugin and its archive), or `retain`. Default: `"undeploy"`.
+        `undeploy` (and wait), `delete` (also the plugin and its archive), or `retain`. Default: `"undeploy"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "on_delete")
 
@@ -411,7 +415,7 @@ class PluginDeployment(pulumi.CustomResource):
     @pulumi.getter(name="pluginId")
     def plugin_id(self) -> pulumi.Output[_builtins.str]:
         """
-        The plugin's id, `{name}_{version with . as _}`.
+        The plugin's id, `{name}_{version with . as _}`. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "plugin_id")
 
@@ -419,7 +423,7 @@ class PluginDeployment(pulumi.CustomResource):
     @pulumi.getter(name="pollIntervalSeconds")
     def poll_interval_seconds(self) -> pulumi.Output[_builtins.float]:
         """
-        The first status poll interval; it backs off to 15 s. Default: `5`.
+        The first status poll interval; it backs off to 15 s. Default: `5`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "poll_interval_seconds")
 
@@ -427,7 +431,7 @@ class PluginDeployment(pulumi.CustomResource):
     @pulumi.getter(name="realtimeEnabled")
     def realtime_enabled(self) -> pulumi.Output[Optional[_builtins.bool]]:
         """
-        Whether realtime inference is on.
+        Whether realtime inference is on. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "realtime_enabled")
 
@@ -435,7 +439,7 @@ class PluginDeployment(pulumi.CustomResource):
     @pulumi.getter(name="routePrefix")
     def route_prefix(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        Where the plugin serves realtime inference.
+        Where the plugin serves realtime inference. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "route_prefix")
 
@@ -443,7 +447,7 @@ class PluginDeployment(pulumi.CustomResource):
     @pulumi.getter
     def source(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        The plugin folder or .zip deployed; empty for an imported resource until the program names one. Default: `""`.
+        The plugin folder or .zip deployed; empty for an imported resource until the program names one. Default: `""`. New code under the same `version` is refused, since plugin versions are immutable: bump `version`, which replaces the resource. A new path with the same code changes nothing.
         """
         return pulumi.get(self, "source")
 
@@ -451,7 +455,7 @@ class PluginDeployment(pulumi.CustomResource):
     @pulumi.getter
     def status(self) -> pulumi.Output[_builtins.str]:
         """
-        The deployment status the service reported last.
+        The deployment status the service reported last. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "status")
 
@@ -459,7 +463,7 @@ class PluginDeployment(pulumi.CustomResource):
     @pulumi.getter(name="timeoutSeconds")
     def timeout_seconds(self) -> pulumi.Output[_builtins.float]:
         """
-        How long create and update wait for the rollout; the native provider's `customTimeouts`, where set, take its place. Default: `1800`.
+        How long create and update wait for the rollout; the native provider's `customTimeouts`, where set, take its place. Default: `1800`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "timeout_seconds")
 
@@ -467,7 +471,7 @@ class PluginDeployment(pulumi.CustomResource):
     @pulumi.getter(name="validationStatus")
     def validation_status(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        The service's validation result, `passed`.
+        The service's validation result, `passed`. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "validation_status")
 

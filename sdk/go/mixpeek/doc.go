@@ -1,0 +1,2 @@
+// Deploy Mixpeek Apps and Plugins from any Pulumi language.
+package mixpeek

@@ -1,0 +1,73 @@
+"""The console scripts behave as console scripts do: `--help` and `--version` print and exit,
+the emulator names the extra it needs, and it prints the id of every app it made."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from mixpeek_pulumi import __version__
+
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+
+def run(code: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=ENV,
+        check=False,
+    )
+
+
+PLUGIN = "import sys; from mixpeek_pulumi.native.server import main; main(sys.argv[1:])"
+EMULATOR = "import sys; from mixpeek_emulator.__main__ import main; sys.exit(main(sys.argv[1:]))"
+NO_EXTRA = "import sys; sys.modules['fastapi'] = sys.modules['uvicorn'] = None; " + EMULATOR
+
+
+def test_plugin_help_prints_and_exits_without_serving() -> None:
+    for flag in ("--help", "-h"):
+        done = run(PLUGIN, flag, timeout=20)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("usage: pulumi-resource-mixpeek")
+        assert f"pulumi plugin install resource mixpeek {__version__}" in done.stdout
+
+
+def test_plugin_version() -> None:
+    done = run(PLUGIN, "--version")
+    assert (done.returncode, done.stdout) == (0, f"{__version__}\n")
+
+
+def test_emulator_version_and_help_need_no_extra() -> None:
+    version = run(NO_EXTRA, "--version")
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.startswith("mixpeek-emulator ")
+    helped = run(NO_EXTRA, "--help")
+    assert helped.returncode == 0
+    assert "--app my-site makes app_my_site" in " ".join(helped.stdout.split())
+
+
+def test_emulator_without_the_extra_says_what_to_install() -> None:
+    done = run(NO_EXTRA, "--api-key", "k")
+    assert done.returncode == 2
+    assert "pip install 'mixpeek-pulumi[emulator]'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_emulator_prints_the_id_of_every_app_it_made() -> None:
+    apps = ["--app", "my-site", "--app", "demo"]
+    command = [sys.executable, "-c", EMULATOR, "--api-key", "k", *apps]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            lines = [proc.stdout.readline().strip() for _ in range(3)]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+    assert lines[0].startswith("http://127.0.0.1:")
+    assert lines[1:] == ["app app_my_site my-site", "app app_demo demo"]
