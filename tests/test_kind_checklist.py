@@ -46,7 +46,9 @@ def test_a_kind_is_in_the_schema_and_the_generated_sdks(name: str) -> None:
     schema = json.loads(read("sdk", "schema.json"))
     assert f"{PACKAGE}:index:{name}" in schema["resources"], "run make sdks"
     assert (ROOT / "sdk" / "python" / "pulumi_mixpeek" / f"{snake(name)}.py").exists()
-    assert (ROOT / "sdk" / "nodejs" / f"{name[0].lower()}{name[1:]}.ts").exists()
+    camel = f"{name[0].lower()}{name[1:]}"
+    assert (ROOT / "sdk" / "nodejs" / f"{camel}.ts").exists()
+    assert (ROOT / "sdk" / "go" / "mixpeek" / f"{camel}.go").exists()
 
 
 @pytest.mark.parametrize("name", sorted(KINDS))
@@ -81,6 +83,7 @@ def test_a_kind_has_fault_matrix_rows_and_hostile_input_cases(name: str) -> None
 def test_a_kind_is_documented(name: str) -> None:
     readme = read("README.md")
     assert f"### {name}\n" in readme, f"README.md has no section for {name}"
+    assert (ROOT / "docs" / "resources" / f"{snake(name)}.md").exists(), "run make docs"
     assert f"`{name}`" in read("docs", "architecture.md")
 
 
