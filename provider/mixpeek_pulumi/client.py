@@ -490,51 +490,74 @@ def _validation_lines(items: Any, *, fastapi: bool) -> list[str]:
     return lines
 
 
-def _error_info(response: Answer, *, secrets: tuple[str, ...]) -> dict[str, Any]:
-    """Read the ``ErrorResponse`` / ``HTTPValidationError`` body, or describe what came instead."""
+@dataclass(frozen=True)
+class _ErrorBody:
+    """What an error body says, whichever of the shapes the API uses it came in."""
+
+    message: str = ""
+    error_type: str | None = None
+    code: str | None = None
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    validation: tuple[str, ...] = ()
+
+
+def _error_body(response: Answer) -> _ErrorBody:
+    """The ``ErrorResponse`` envelope, FastAPI's ``HTTPValidationError`` or plain ``detail``
+    text; anything else is described for what it is (HTML from a proxy, no body, ...)."""
     try:
         data: Any = None if response.cut else response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         data = None
     parsed = _error_response(data)
-    message = ""
-    error_type: str | None = None
-    code: str | None = None
-    details: dict[str, Any] = {}
-    validation: list[str] = []
     if parsed is not None:
-        message, error_type, code = parsed.error.message, parsed.error.type, parsed.error.code
         details = dict(parsed.error.details or {})
-        validation = _validation_lines(details.get("validation_errors"), fastapi=False)
-    elif isinstance(data, dict) and isinstance(data.get("detail"), list):
-        error_type = "ValidationError"
-        validation = _validation_lines(data["detail"], fastapi=True)
-    elif isinstance(data, dict) and isinstance(data.get("detail"), str):
-        message = data["detail"]
-    else:
-        message = _describe_foreign_body(response)
-    if validation:
-        extra = [v.split(":")[0] for v in validation if "extra_forbidden" in v]
-        if extra:
-            message = f"the request has fields the API does not accept ({', '.join(extra)}); " + (
-                message or "unknown keys are refused"
-            )
-        elif not message:
-            message = "the request failed validation"
+        return _ErrorBody(
+            parsed.error.message,
+            parsed.error.type,
+            parsed.error.code,
+            details,
+            tuple(_validation_lines(details.get("validation_errors"), fastapi=False)),
+        )
+    detail = data.get("detail") if isinstance(data, dict) else None
+    if isinstance(detail, list):
+        lines = tuple(_validation_lines(detail, fastapi=True))
+        return _ErrorBody(error_type="ValidationError", validation=lines)
+    if isinstance(detail, str):
+        return _ErrorBody(message=detail)
+    return _ErrorBody(message=_describe_foreign_body(response))
+
+
+def _explained(body: _ErrorBody, response: Answer) -> str:
+    """The body's message, or what its validation errors and status amount to."""
+    message = body.message
+    extra = [v.split(":")[0] for v in body.validation if "extra_forbidden" in v]
+    if extra:
+        fields = ", ".join(extra)
+        message = f"the request has fields the API does not accept ({fields}); " + (
+            message or "unknown keys are refused"
+        )
+    elif body.validation and not message:
+        message = "the request failed validation"
     if response.is_redirect and not message:
         message = f"a redirect to {response.headers.get('location', 'nowhere')!r}"
+    return message
+
+
+def _error_info(response: Answer, *, secrets: tuple[str, ...]) -> dict[str, Any]:
+    """Read the ``ErrorResponse`` / ``HTTPValidationError`` body, or describe what came instead."""
+    body = _error_body(response)
     request_id = response.headers.get("x-request-id") or (
-        str(details["request_id"]) if details.get("request_id") else None
+        str(body.details["request_id"]) if body.details.get("request_id") else None
     )
     return {
         "status_code": response.status_code,
-        "message": redact(message, secrets),
-        "error_type": error_type,
-        "code": code,
-        "details": details,
+        "message": redact(_explained(body, response), secrets),
+        "error_type": body.error_type,
+        "code": body.code,
+        "details": body.details,
         "request_id": request_id,
         "retry_after": parse_retry_after(response.headers.get("retry-after")),
-        "validation_errors": [redact(v, secrets) for v in validation],
+        "validation_errors": [redact(v, secrets) for v in body.validation],
     }
 
 

@@ -333,41 +333,75 @@ class ResponseTooLargeError(ResponseValidationError):
 
 
 class DeployError(MixpeekError):
-    """A deploy that the API accepted did not end well."""
+    """A deploy, rollout or validation that the API accepted did not end well.
+
+    Built whole, once (``Operation.failed`` and ``Operation.timed_out`` build every one the
+    deploy layer raises) and read-only after: the log tail and the partial state are part of
+    what it says, never added to it later."""
 
     def __init__(
         self,
         headline: str,
         *,
         resource: str,
-        deploy_id: str,
         status: str,
         reason: str,
+        subject_id: str = "",
         log_tail: Iterable[str] = (),
+        partial: Any = None,
+        deploy_id: str = "",
     ) -> None:
-        self.resource = resource
-        self.deploy_id = deploy_id
-        self.status = status
-        self.reason = reason
-        self.headline = _sentence(headline)
-        self.log_tail = [redact(line) for line in log_tail]
-        self.partial: Any = None
-        """What exists at the service so far (a state), for a front door that can keep it."""
+        self._resource = resource
+        self._subject_id = subject_id or deploy_id
+        self._status = status
+        self._reason = reason
+        self._headline = _sentence(headline)
+        self._log_tail = tuple(redact(line) for line in log_tail)
+        self._partial = partial
         super().__init__(self._compose())
 
+    @property
+    def resource(self) -> str:
+        return self._resource
+
+    @property
+    def subject_id(self) -> str:
+        """The id of what failed: a deploy, a plugin, an upload."""
+        return self._subject_id
+
+    @property
+    def deploy_id(self) -> str:
+        """``subject_id``, under the name it had when only deploys failed."""
+        return self._subject_id
+
+    @property
+    def status(self) -> str:
+        return self._status
+
+    @property
+    def reason(self) -> str:
+        return self._reason
+
+    @property
+    def headline(self) -> str:
+        return self._headline
+
+    @property
+    def log_tail(self) -> list[str]:
+        return list(self._log_tail)
+
+    @property
+    def partial(self) -> Any:
+        """What exists at the service so far (a state), for a front door that can keep it."""
+        return self._partial
+
     def _compose(self) -> str:
-        text = self.headline
-        if self.log_tail:
-            text += f"\nLast {len(self.log_tail)} log lines:\n" + "\n".join(
-                f"  | {line}" for line in self.log_tail
+        text = self._headline
+        if self._log_tail:
+            text += f"\nLast {len(self._log_tail)} log lines:\n" + "\n".join(
+                f"  | {line}" for line in self._log_tail
             )
         return text
-
-    def attach_log_tail(self, lines: Iterable[str]) -> None:
-        """Add the build log's last lines, once they are known."""
-        self.log_tail = [redact(line) for line in lines]
-        self.message = redact(self._compose())
-        self.args = (self.message,)
 
 
 class DeployFailedError(DeployError):

@@ -25,7 +25,6 @@ from ..errors import (
     AuthenticationError,
     BundleError,
     DeployFailedError,
-    DeployTimeoutError,
     MixpeekError,
     NotFoundError,
     PermissionDeniedError,
@@ -34,7 +33,7 @@ from ..errors import (
 from ..logs import LogFollower
 from ..models import DEPLOY_TERMINAL, AppResponse, DeployRequest, DeployStatusResponse
 from ..spec import AppDeployInputs, AppDeployState
-from ..waiting import Poller
+from ..waiting import Poller, WaitTimeout
 from . import environments
 from .common import (
     Diff,
@@ -161,11 +160,7 @@ class AppDeployer:
     ) -> AppDeployState:
         """Wait for the deploy and judge it; at the deadline the error carries what exists.
         A complete deploy counts only once the environment is seen serving it."""
-        try:
-            final, tail = self._wait(run, deploy_id)
-        except DeployTimeoutError as exc:
-            exc.partial = self._partial(run, deploy_id, previous, exc.status)
-            raise
+        final, tail = self._wait(run, deploy_id, previous)
         if final.known_status == "failed":
             self._forget(run)
             raise self._failed(run, final, tail)
@@ -181,17 +176,15 @@ class AppDeployer:
         self, run: _Deploy, deploy_id: str, previous: int | None, status: str
     ) -> AppDeployState:
         """The state of a deploy still under way: enough for a later run to re-attach."""
-        return AppDeployState.model_validate(
-            {
-                **run.inputs.model_dump(),
-                "bundle_sha256": run.digest,
-                "deploy_id": deploy_id,
-                "status": status,
-                "bundle_s3_key": run.s3_key,
-                "bundle_size": run.archive_size or None,
-                "file_count": run.file_count or None,
-                "previous_version": previous,
-            }
+        return AppDeployState(
+            **run.inputs.model_dump(),
+            bundle_sha256=run.digest,
+            deploy_id=deploy_id,
+            status=status,
+            bundle_s3_key=run.s3_key,
+            bundle_size=run.archive_size or None,
+            file_count=run.file_count or None,
+            previous_version=previous,
         )
 
     def _attempt(
@@ -355,15 +348,12 @@ class AppDeployer:
         )
         final = await_terminal(
             poller,
-            lambda last: DeployTimeoutError(
-                f"{self.op.who}: deploy {hint.deploy_id} of other content, left building by an "
-                f"earlier run, {self.op.why_stopped()} (last status "
-                f"{last.status if last else 'unknown'}); it must end before this deploy to "
-                f"{run.inputs.environment} starts, so the next `pulumi up` waits for it again",
-                resource=self.op.name,
-                deploy_id=hint.deploy_id,
+            lambda last: self.op.timed_out(
+                f"deploy {hint.deploy_id} of other content, left building by an earlier run,",
+                subject=hint.deploy_id,
                 status=last.status if last else "unknown",
-                reason="an earlier deploy of other content is still building",
+                then=f"it must end before this deploy to {run.inputs.environment} starts, so "
+                "the next `pulumi up` waits for it again",
             ),
         )
         return final.known_status == "complete"
@@ -439,13 +429,11 @@ class AppDeployer:
     def _restore_failed(
         self, run: _Deploy, deploy_id: str, version: int, exc: MixpeekError
     ) -> DeployFailedError:
-        env = run.inputs.environment
-        return DeployFailedError(
-            f"{self.op.who}: deploy {deploy_id} of this bundle completed, but restoring its "
-            f"version {version} to {env} of app {run.inputs.app_id} failed ({_first(exc)}); "
+        return self.op.failed(
+            f"deploy {deploy_id} of this bundle completed, but restoring its version {version} "
+            f"to {run.inputs.environment} of app {run.inputs.app_id} failed ({_first(exc)}); "
             "the next `pulumi up` restores it again, with no rebuild",
-            resource=self.op.name,
-            deploy_id=deploy_id,
+            subject=deploy_id,
             status="restore_failed",
             reason=_first(exc),
         )
@@ -520,22 +508,22 @@ class AppDeployer:
         )
         found = await_terminal(
             poller,
-            lambda _last: DeployTimeoutError(
-                f"{self.op.who}: the deploy request to {inputs.environment} of app "
-                f"{inputs.app_id} lost its answer ({first}) and no deploy of this bundle went "
-                f"live: the wait {self.op.why_stopped()}",
-                resource=self.op.name,
-                deploy_id="unknown",
+            lambda _last: self.op.timed_out(
+                f"the deploy request to {inputs.environment} of app {inputs.app_id} lost its "
+                f"answer ({first}), and the wait for a deploy of this bundle to go live",
+                subject="unknown",
                 status="unknown",
-                reason=first,
             ),
         )
         assert found is not None
         return found
 
-    def _wait(self, run: _Deploy, deploy_id: str) -> tuple[DeployStatusResponse, list[str]]:
+    def _wait(
+        self, run: _Deploy, deploy_id: str, previous: int | None
+    ) -> tuple[DeployStatusResponse, list[str]]:
         """Poll until terminal while the log stream echoes the build and wakes the poll the
-        moment it says the deploy ended."""
+        moment it says the deploy ended; at the deadline (or a Cancel) the error carries the
+        log's tail and what exists, for a later run to re-attach."""
         inputs = run.inputs
         wake = threading.Event()
         follower = LogFollower(self.api, inputs.app_id, deploy_id, sink=self.op.say, wake=wake)
@@ -552,42 +540,33 @@ class AppDeployer:
             relaxed=follower.is_alive,
         )
         try:
-            final = await_terminal(poller, lambda last: self._timed_out(run, deploy_id, last))
+            final = poller.run()
             # Status can turn terminal a moment before the stream's last lines arrive.
             follower.finished.wait(timeout=0.5)
-        except DeployTimeoutError as exc:
-            exc.attach_log_tail(follower.lines())
-            raise
+        except WaitTimeout as exc:
+            status = exc.last.status if exc.last is not None else "unknown"
+            raise self.op.timed_out(
+                f"deploy {deploy_id} to {inputs.environment} of app {inputs.app_id}",
+                subject=deploy_id,
+                status=status,
+                then="the next `pulumi up` re-attaches to it instead of deploying again",
+                log_tail=follower.lines(),
+                partial=self._partial(run, deploy_id, previous, status),
+            ) from None
         finally:
             follower.stop()
         if follower.finished.is_set():
             follower.join(timeout=1)  # the last lines are in; the tail is complete
         return final, follower.lines()
 
-    def _timed_out(
-        self, run: _Deploy, deploy_id: str, last: DeployStatusResponse | None
-    ) -> DeployTimeoutError:
-        inputs = run.inputs
-        status = last.status if last is not None else "unknown"
-        return DeployTimeoutError(
-            f"{self.op.who}: deploy {deploy_id} to {inputs.environment} of app {inputs.app_id} "
-            f"{self.op.why_stopped()} (last status {status}); the next `pulumi up` re-attaches to it instead of "
-            "deploying again",
-            resource=self.op.name,
-            deploy_id=deploy_id,
-            status=status,
-            reason="timeout",
-        )
-
     def _failed(
         self, run: _Deploy, final: DeployStatusResponse, tail: list[str]
     ) -> DeployFailedError:
         reason = final.error or "the service gave no reason"
-        return DeployFailedError(
-            f"{self.op.who}: deploy {final.deploy_id} to {run.inputs.environment} of app "
+        return self.op.failed(
+            f"deploy {final.deploy_id} to {run.inputs.environment} of app "
             f"{run.inputs.app_id} ended with status {final.status}: {reason}",
-            resource=self.op.name,
-            deploy_id=final.deploy_id,
+            subject=final.deploy_id,
             status=final.status,
             reason=reason,
             log_tail=tail,
@@ -612,11 +591,10 @@ class AppDeployer:
                 outcome = (
                     f"restoring version {served_before} failed too ({str(exc).splitlines()[0]})"
                 )
-        return DeployFailedError(
-            f"{self.op.who}: deploy {final.deploy_id} to {env} of app {run.inputs.app_id} "
+        return self.op.failed(
+            f"deploy {final.deploy_id} to {env} of app {run.inputs.app_id} "
             f"completed but its smoke test failed ({errors}); {outcome}",
-            resource=self.op.name,
-            deploy_id=final.deploy_id,
+            subject=final.deploy_id,
             status="smoke_test_failed",
             reason=errors,
             log_tail=tail,
@@ -646,12 +624,11 @@ class AppDeployer:
                 )
                 return app, restored.deploy_id
         tried = "restoring its version did not take" if version else "its version is unknown"
-        raise DeployFailedError(
-            f"{self.op.who}: deploy {deploy_id} to {env.name} of app {env.app_id} completed, "
+        raise self.op.failed(
+            f"deploy {deploy_id} to {env.name} of app {env.app_id} completed, "
             f"but {env.name} serves {env.deploy_id(app) or 'nothing'} instead and {tried}; "
             "run `pulumi up` again, or check who else deploys there",
-            resource=self.op.name,
-            deploy_id=deploy_id,
+            subject=deploy_id,
             status="not_served",
             reason=f"{env.name} serves {env.deploy_id(app) or 'nothing'}",
         )
@@ -665,23 +642,21 @@ class AppDeployer:
         deploy_id: str,
     ) -> AppDeployState:
         smoke = final.smoke_test
-        return AppDeployState.model_validate(
-            {
-                **run.inputs.model_dump(),
-                "bundle_sha256": run.digest,
-                "deploy_id": deploy_id,
-                "version": run.env.version_of(app, deploy_id, run.tag),
-                "status": final.status,
-                "bundle_s3_key": final.bundle_s3_key or run.s3_key,
-                "bundle_size": run.archive_size,
-                "file_count": run.file_count,
-                "url": run.env.url(app),
-                "smoke_test": smoke.model_dump(mode="json") if smoke else None,
-                "queued_at": final.queued_at,
-                "live": True,
-                "deploy_message": final.message,
-                "previous_version": previous,
-            }
+        return AppDeployState(
+            **run.inputs.model_dump(),
+            bundle_sha256=run.digest,
+            deploy_id=deploy_id,
+            version=run.env.version_of(app, deploy_id, run.tag),
+            status=final.status,
+            bundle_s3_key=final.bundle_s3_key or run.s3_key,
+            bundle_size=run.archive_size,
+            file_count=run.file_count,
+            url=run.env.url(app),
+            smoke_test=smoke.model_dump(mode="json") if smoke else None,
+            queued_at=final.queued_at,
+            live=True,
+            deploy_message=final.message,
+            previous_version=previous,
         )
 
     def update(self, olds: AppDeployState, inputs: AppDeployInputs) -> AppDeployState:
@@ -722,12 +697,11 @@ class AppDeployer:
         except NotFoundError:
             return None
         except (ApiStatusError, ApiConnectionError, ResponseValidationError) as exc:
-            raise DeployFailedError(
-                f"{self.op.who}: {state.environment} of app {state.app_id} no longer serves "
-                f"deploy {state.deploy_id}, and restoring its version {state.version} failed "
+            raise self.op.failed(
+                f"{state.environment} of app {state.app_id} no longer serves deploy "
+                f"{state.deploy_id}, and restoring its version {state.version} failed "
                 f"({_first(exc)}); the next `pulumi up` tries again",
-                resource=self.op.name,
-                deploy_id=state.deploy_id or "unknown",
+                subject=state.deploy_id or "unknown",
                 status="restore_failed",
                 reason=_first(exc),
             ) from None

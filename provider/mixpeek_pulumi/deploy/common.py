@@ -13,9 +13,9 @@ from pydantic import ValidationError
 from .. import bundle as bundles
 from ..client import MixpeekClient
 from ..deadline import Deadline
-from ..errors import DeployTimeoutError, MixpeekError, StorageError, redact
+from ..errors import DeployFailedError, DeployTimeoutError, MixpeekError, StorageError, redact
 from ..journal import Journal
-from ..spec import Inputs, change_of
+from ..spec import Inputs, State, change_of
 from ..waiting import Poller, WaitTimeout
 
 S = TypeVar("S")
@@ -51,6 +51,51 @@ class Operation:
         if self.deadline.cancelled:
             return "was interrupted before it finished"
         return f"did not finish within {self.timeout_name}"
+
+    def failed(
+        self,
+        what: str,
+        *,
+        subject: str,
+        status: str,
+        reason: str,
+        log_tail: Iterable[str] = (),
+    ) -> DeployFailedError:
+        """The one way the deploy layer says something ended badly: ``what`` happened to
+        ``subject`` (a deploy, plugin or upload id), headed by the resource."""
+        return DeployFailedError(
+            f"{self.who}: {what}",
+            resource=self.name,
+            subject_id=subject,
+            status=status,
+            reason=reason,
+            log_tail=log_tail,
+        )
+
+    def timed_out(
+        self,
+        what: str,
+        *,
+        subject: str,
+        status: str,
+        then: str = "",
+        log_tail: Iterable[str] = (),
+        partial: State | None = None,
+    ) -> DeployTimeoutError:
+        """The one way a wait ends early: ``what`` was waited on, whether the deadline passed or
+        the engine interrupted it, the last status read, what happens next, and what exists
+        (``partial``) for a front door that keeps it."""
+        text = f"{self.who}: {what} {self.why_stopped()} (last status {status})"
+        reason = "interrupted" if self.deadline.cancelled else "timeout"
+        return DeployTimeoutError(
+            f"{text}; {then}" if then else text,
+            resource=self.name,
+            subject_id=subject,
+            status=status,
+            reason=reason,
+            log_tail=log_tail,
+            partial=partial,
+        )
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ from ..errors import (
     ConfigError,
     ConflictError,
     DeployFailedError,
-    DeployTimeoutError,
     MethodNotAllowedError,
     MixpeekError,
     NotFoundError,
@@ -132,16 +131,7 @@ class PluginRollout:
 
     def create(self, inputs: PluginDeploymentInputs) -> PluginDeploymentState:
         plugin_id, digest = self._upload(inputs)
-        try:
-            status = self._deploy(inputs, plugin_id)
-        except DeployTimeoutError as exc:
-            # What exists: a validated plugin whose rollout is under way, for a later re-attach.
-            exc.partial = PluginDeploymentState.model_validate(
-                {**inputs.model_dump(), "code_sha256": digest, "plugin_id": plugin_id}
-                | {"status": exc.status, "validation_status": "passed"}
-            )
-            raise
-        return self._state(inputs, status, digest)
+        return self._state(inputs, self._deploy(inputs, plugin_id, digest), digest)
 
     def update(
         self, olds: PluginDeploymentState, inputs: PluginDeploymentInputs
@@ -158,10 +148,10 @@ class PluginRollout:
         plugin_id = olds.plugin_id or plugin_id_for(inputs.name, inputs.version)
         digest = olds.code_sha256 or ""
         try:
-            status = self._deploy(inputs, plugin_id)
+            status = self._deploy(inputs, plugin_id, digest)
         except NotFoundError:
             plugin_id, digest = self._upload(inputs)
-            status = self._deploy(inputs, plugin_id)
+            status = self._deploy(inputs, plugin_id, digest)
         return self._state(inputs, status, digest)
 
     def read(self, state: PluginDeploymentState) -> PluginDeploymentState | None:
@@ -235,13 +225,10 @@ class PluginRollout:
             )
             await_terminal(
                 poller,
-                lambda _last: DeployTimeoutError(
-                    f"{self.op.who}: plugin {plugin_id} was still deployed, as the wait after "
-                    f"the undeploy request {self.op.why_stopped()}",
-                    resource=self.op.name,
-                    deploy_id=plugin_id,
-                    status="DEPLOYED",
-                    reason="undeploy timeout",
+                lambda last: self.op.timed_out(
+                    f"the wait for plugin {plugin_id} to be undeployed",
+                    subject=plugin_id,
+                    status=last.status if last is not None else "DEPLOYED",
                 ),
             )
             self.op.say(f"undeployed {plugin_id}")
@@ -305,10 +292,9 @@ class PluginRollout:
             raise self._validation_failed(label, exc) from None
         if confirmed.validation_status == "failed" or not confirmed.plugin_id:
             errors = "; ".join(confirmed.validation_errors or []) or confirmed.message or ""
-            raise DeployFailedError(
-                f"{self.op.who}: {label} failed validation: {errors or 'no reason given'}",
-                resource=self.op.name,
-                deploy_id=confirmed.plugin_id or slot.upload_id,
+            raise self.op.failed(
+                f"{label} failed validation: {errors or 'no reason given'}",
+                subject=confirmed.plugin_id or slot.upload_id,
                 status="validation_failed",
                 reason=errors,
             )
@@ -327,12 +313,11 @@ class PluginRollout:
             url and self._remote_digest(url) == digest
         )
         if not same:
-            raise DeployFailedError(
-                f"{self.op.who}: plugin {inputs.name} {inputs.version} already exists in "
-                f"namespace {inputs.namespace_id} as {plugin_id} with different code; plugin "
-                "versions are immutable, so bump version to deploy this code",
-                resource=self.op.name,
-                deploy_id=plugin_id,
+            raise self.op.failed(
+                f"plugin {inputs.name} {inputs.version} already exists in namespace "
+                f"{inputs.namespace_id} as {plugin_id} with different code; plugin versions "
+                "are immutable, so bump version to deploy this code",
+                subject=plugin_id,
                 status="conflict",
                 reason="different code under the same version",
             )
@@ -348,24 +333,25 @@ class PluginRollout:
         listed = exc.details.get("validation_errors") or []
         problems = [str(p) for p in listed] if isinstance(listed, list) else []
         reason = "; ".join(problems) or exc.server_message
-        return DeployFailedError(
-            f"{self.op.who}: {label} was refused by the service's validation: {reason}",
-            resource=self.op.name,
-            deploy_id=str(exc.details.get("plugin_id") or label),
+        return self.op.failed(
+            f"{label} was refused by the service's validation: {reason}",
+            subject=str(exc.details.get("plugin_id") or label),
             status="validation_failed",
             reason=reason,
         )
 
     # ------------------------------------------------------------------------- deploy
 
-    def _deploy(self, inputs: PluginDeploymentInputs, plugin_id: str) -> PluginStatusResponse:
+    def _deploy(
+        self, inputs: PluginDeploymentInputs, plugin_id: str, digest: str
+    ) -> PluginStatusResponse:
         namespace = inputs.namespace_id
         current = self.api.get_plugin_status(namespace, plugin_id)
         if current.known_status in ROLLING:
             # A rollout already under way (ours, cut short by a timeout or Ctrl-C, perhaps on
             # another machine) is waited for, not requested a second time.
             self.op.say(f"re-attaching to the rollout of {plugin_id} under way ({current.status})")
-            current = self._wait(inputs, plugin_id)
+            current = self._wait(inputs, plugin_id, digest)
             if current.known_status == "FAILED":
                 return self._outcome(inputs, plugin_id, current)  # raises that rollout's reason
         if serving(current, inputs.deployment_type):
@@ -374,9 +360,11 @@ class PluginRollout:
         self.op.say(
             f"deploy of {plugin_id} requested ({inputs.deployment_type}): {response.status}"
         )
-        return self._outcome(inputs, plugin_id, self._wait(inputs, plugin_id))
+        return self._outcome(inputs, plugin_id, self._wait(inputs, plugin_id, digest))
 
-    def _wait(self, inputs: PluginDeploymentInputs, plugin_id: str) -> PluginStatusResponse:
+    def _wait(
+        self, inputs: PluginDeploymentInputs, plugin_id: str, digest: str
+    ) -> PluginStatusResponse:
         """The plugin's status once terminal, or a timeout naming the last one read."""
         namespace = inputs.namespace_id
         poller = Poller(
@@ -390,14 +378,12 @@ class PluginRollout:
         )
         return await_terminal(
             poller,
-            lambda last: DeployTimeoutError(
-                f"{self.op.who}: the rollout of plugin {plugin_id} in namespace {namespace} "
-                f"{self.op.why_stopped()} (last status "
-                f"{last.status if last is not None else 'unknown'})",
-                resource=self.op.name,
-                deploy_id=plugin_id,
+            lambda last: self.op.timed_out(
+                f"the rollout of plugin {plugin_id} in namespace {namespace}",
+                subject=plugin_id,
                 status=last.status if last is not None else "unknown",
-                reason="timeout",
+                # What exists: a validated plugin whose rollout is under way, to re-attach to.
+                partial=self._partial(inputs, plugin_id, digest, last),
             ),
         )
 
@@ -413,11 +399,10 @@ class PluginRollout:
         reason = final.error or final.message or "the service gave no reason"
         if status == "NOT_DEPLOYED":
             reason = f"it reports NOT_DEPLOYED after a realtime deploy request ({reason})"
-        raise DeployFailedError(
-            f"{self.op.who}: plugin {plugin_id} in namespace {inputs.namespace_id} ended with "
-            f"status {final.status}: {reason}",
-            resource=self.op.name,
-            deploy_id=plugin_id,
+        raise self.op.failed(
+            f"plugin {plugin_id} in namespace {inputs.namespace_id} ended with status "
+            f"{final.status}: {reason}",
+            subject=plugin_id,
             status=final.status,
             reason=reason,
         )
@@ -425,19 +410,32 @@ class PluginRollout:
     def _state(
         self, inputs: PluginDeploymentInputs, status: PluginStatusResponse, digest: str
     ) -> PluginDeploymentState:
-        return PluginDeploymentState.model_validate(
-            {
-                **inputs.model_dump(),
-                "plugin_id": status.plugin_id,
-                "route_prefix": status.route_prefix,
-                "feature_uri": status.feature_uri,
-                "status": status.status,
-                "deployed": deployed(status, inputs.deployment_type),
-                "realtime_enabled": status.realtime_enabled,
-                "validation_status": "passed",
-                "code_sha256": digest,
-                "deployed_at": status.deployed_at,
-            }
+        return PluginDeploymentState(
+            **inputs.model_dump(),
+            plugin_id=status.plugin_id,
+            route_prefix=status.route_prefix,
+            feature_uri=status.feature_uri,
+            status=status.status,
+            deployed=deployed(status, inputs.deployment_type),
+            realtime_enabled=status.realtime_enabled,
+            validation_status="passed",
+            code_sha256=digest,
+            deployed_at=status.deployed_at,
+        )
+
+    def _partial(
+        self,
+        inputs: PluginDeploymentInputs,
+        plugin_id: str,
+        digest: str,
+        last: PluginStatusResponse | None,
+    ) -> PluginDeploymentState:
+        return PluginDeploymentState(
+            **inputs.model_dump(),
+            code_sha256=digest or None,
+            plugin_id=plugin_id,
+            status=last.status if last is not None else "unknown",
+            validation_status="passed",
         )
 
 

@@ -19,7 +19,7 @@ from ..errors import (
     ResponseValidationError,
     ServerError,
 )
-from ..models import ENVIRONMENTS, AppResponse, VersionRecord
+from ..models import ENVIRONMENTS, AppResponse, DeployStatusResponse, VersionRecord
 from ..spec import AppPromotionInputs, AppPromotionState
 from . import environments
 from .common import Diff, Operation, diff_inputs
@@ -70,15 +70,13 @@ class Promoter:
                 "the environment did not switch",
             )
         self.op.say(f"{inputs.environment} now serves version {inputs.version}")
-        return AppPromotionState.model_validate(
-            {
-                **inputs.model_dump(),
-                "deploy_id": now,
-                "asset_prefix": app.environment(inputs.environment).asset_prefix,
-                "previous_version": previous,
-                "url": env.url(app),
-                "live": True,
-            }
+        return AppPromotionState(
+            **inputs.model_dump(),
+            deploy_id=now,
+            asset_prefix=app.environment(inputs.environment).asset_prefix,
+            previous_version=previous,
+            url=env.url(app),
+            live=True,
         )
 
     def adopt(self, resource_id: str) -> AppPromotionState | None:
@@ -134,8 +132,27 @@ class Promoter:
         return None
 
     def _gate(self, inputs: AppPromotionInputs, app: AppResponse, record: VersionRecord) -> None:
+        """Refuse a version whose deploy did not pass, or whose deploy cannot be told."""
         where = f"version {inputs.version} of app {inputs.app_id} is not promoted to "
         where += inputs.environment
+        status = self._builder_status(inputs, app, record, where)
+        if status.known_status != "complete" or status.smoke_failed:
+            reason = _why_not_passed(status)
+            raise self._refused(
+                inputs,
+                status.deploy_id,
+                status.status,
+                f"{where}: its deploy {status.deploy_id} did not pass ({reason}); set "
+                "require_smoke_test=False to promote it anyway",
+                reason,
+            )
+
+    def _builder_status(
+        self, inputs: AppPromotionInputs, app: AppResponse, record: VersionRecord, where: str
+    ) -> DeployStatusResponse:
+        """The deploy that built the version, as the service has it: the one the program
+        names, else the one an environment serves with its assets; a refusal when neither
+        can be had or the named one did not build it."""
         deploy_id = inputs.source_deploy_id or self._builder(app, record)
         if deploy_id is None:
             raise self._refused(
@@ -158,12 +175,8 @@ class Promoter:
                 "built it; check source_deploy_id or set require_smoke_test=False",
                 "unknown deploy",
             ) from None
-        if (
-            inputs.source_deploy_id
-            and status.message
-            and record.message
-            and status.message != record.message
-        ):
+        named = inputs.source_deploy_id is not None
+        if named and status.message and record.message and status.message != record.message:
             raise self._refused(
                 inputs,
                 deploy_id,
@@ -172,32 +185,12 @@ class Promoter:
                 "the deploy that did as source_deploy_id",
                 "source_deploy_id names another deploy",
             )
-        if status.known_status != "complete" or status.smoke_failed:
-            smoke = status.smoke_test
-            reason = (
-                status.error
-                or "; ".join((smoke.errors or []) if smoke else [])
-                or ("its smoke test failed" if status.smoke_failed else f"it is {status.status}")
-            )
-            raise self._refused(
-                inputs,
-                deploy_id,
-                status.status,
-                f"{where}: its deploy {deploy_id} did not pass ({reason}); set "
-                "require_smoke_test=False to promote it anyway",
-                reason,
-            )
+        return status
 
     def _refused(
         self, inputs: AppPromotionInputs, deploy_id: str, status: str, text: str, reason: str
     ) -> DeployFailedError:
-        return DeployFailedError(
-            f"{self.op.who}: {text}",
-            resource=self.op.name,
-            deploy_id=deploy_id,
-            status=status,
-            reason=reason,
-        )
+        return self.op.failed(text, subject=deploy_id, status=status, reason=reason)
 
 
 class AppPromotionLifecycle(Lifecycle[AppPromotionInputs, AppPromotionState]):
@@ -230,3 +223,12 @@ class AppPromotionLifecycle(Lifecycle[AppPromotionInputs, AppPromotionState]):
 
     def import_(self, s: Session, resource_id: str) -> AppPromotionState | None:
         return Promoter(s.api, s.op).adopt(resource_id)
+
+
+def _why_not_passed(status: DeployStatusResponse) -> str:
+    smoke = status.smoke_test
+    return (
+        status.error
+        or "; ".join((smoke.errors or []) if smoke else [])
+        or ("its smoke test failed" if status.smoke_failed else f"it is {status.status}")
+    )
