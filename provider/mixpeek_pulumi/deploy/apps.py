@@ -202,7 +202,7 @@ class AppDeployer:
             inputs, env, digest, marker(inputs.environment, digest), key, size, count, s3_key
         )
 
-    def adopt(self, resource_id: str) -> AppDeployState | None:
+    def read_imported(self, resource_id: str) -> AppDeployState | None:
         """What ``pulumi import <app_id>/<environment>`` reads: the deploy the environment
         serves, with the digest of its bundle so an unchanged build shows no change. None
         when the environment serves nothing."""
@@ -744,7 +744,7 @@ class AppDeployLifecycle(Lifecycle[AppDeployInputs, AppDeployState]):
         environments.roll_back(s.api, s.op, state, "deploy")
 
     def import_(self, s: Session, resource_id: str) -> AppDeployState | None:
-        return AppDeployer(s.api, s.op).adopt(resource_id)
+        return AppDeployer(s.api, s.op).read_imported(resource_id)
 
 
 def _first(exc: BaseException) -> str:

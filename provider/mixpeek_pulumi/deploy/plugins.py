@@ -169,7 +169,7 @@ class PluginRollout:
             }
         )
 
-    def adopt(self, resource_id: str) -> PluginDeploymentState | None:
+    def read_imported(self, resource_id: str) -> PluginDeploymentState | None:
         """What ``pulumi import <namespace_id>/<plugin_id>`` reads: the plugin as it is, with the
         digest of its code so an unchanged source shows no change."""
         namespace, _, plugin_id = resource_id.partition("/")
@@ -267,7 +267,7 @@ class PluginRollout:
                     ),
                 )
             except ConflictError as exc:
-                return self._adopt(inputs, exc, digest, archive.sha256), digest
+                return self._take_over(inputs, exc, digest, archive.sha256), digest
         confirm = ConfirmPluginUploadRequest(etag=stored.etag, file_size_bytes=archive.size)
         return self._confirm(inputs, slot, confirm), digest
 
@@ -300,7 +300,7 @@ class PluginRollout:
             )
         return confirmed.plugin_id
 
-    def _adopt(
+    def _take_over(
         self, inputs: PluginDeploymentInputs, conflict: ConflictError, digest: str, archive: str
     ) -> str:
         """The same name and version exist: adopt them if the code is ours (by the archive's
@@ -500,4 +500,4 @@ class PluginDeploymentLifecycle(Lifecycle[PluginDeploymentInputs, PluginDeployme
         PluginRollout(s.api, s.op).remove(state)
 
     def import_(self, s: Session, resource_id: str) -> PluginDeploymentState | None:
-        return PluginRollout(s.api, s.op).adopt(resource_id)
+        return PluginRollout(s.api, s.op).read_imported(resource_id)

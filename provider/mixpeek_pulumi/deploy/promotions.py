@@ -79,7 +79,7 @@ class Promoter:
             live=True,
         )
 
-    def adopt(self, resource_id: str) -> AppPromotionState | None:
+    def read_imported(self, resource_id: str) -> AppPromotionState | None:
         """What ``pulumi import <app_id>/<environment>`` reads: the version served there."""
         found = imported(self.api, resource_id)
         if found is None:
@@ -222,7 +222,7 @@ class AppPromotionLifecycle(Lifecycle[AppPromotionInputs, AppPromotionState]):
         environments.roll_back(s.api, s.op, state, "promotion")
 
     def import_(self, s: Session, resource_id: str) -> AppPromotionState | None:
-        return Promoter(s.api, s.op).adopt(resource_id)
+        return Promoter(s.api, s.op).read_imported(resource_id)
 
 
 def _why_not_passed(status: DeployStatusResponse) -> str:
