@@ -177,7 +177,7 @@ class AppDeployer:
     ) -> AppDeployState:
         """The state of a deploy still under way: enough for a later run to re-attach."""
         return AppDeployState(
-            **run.inputs.model_dump(),
+            **run.inputs.model_dump(exclude={"bundle_sha256"}),
             bundle_sha256=run.digest,
             deploy_id=deploy_id,
             status=status,
@@ -643,7 +643,7 @@ class AppDeployer:
     ) -> AppDeployState:
         smoke = final.smoke_test
         return AppDeployState(
-            **run.inputs.model_dump(),
+            **run.inputs.model_dump(exclude={"bundle_sha256"}),
             bundle_sha256=run.digest,
             deploy_id=deploy_id,
             version=run.env.version_of(app, deploy_id, run.tag),

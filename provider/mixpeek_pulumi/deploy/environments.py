@@ -186,14 +186,18 @@ def refresh_deploy(api: MixpeekClient, state: AppDeployState) -> AppDeployState 
     if not state.bundle_sha256:
         return refreshed
     update: dict[str, object] = {}
-    tagged = env.serving_tagged(app, marker(state.environment, state.bundle_sha256))
-    if tagged is not None:
-        update = {"deploy_id": tagged, "live": True, "version": env.served_version(app)}
-    deploy_id = tagged or state.deploy_id
-    status = _status_of(api, state.app_id, deploy_id) if deploy_id else None
-    if status is not None:
-        update["status"] = status.status
-        if state.require_smoke_test and status.smoke_failed:
+    tag = marker(state.environment, state.bundle_sha256)
+    served = env.serving_tagged(app, tag)
+    record = _status_of(api, state.app_id, served) if served else None
+    if served and served != state.deploy_id and record and carries(record.message, tag):
+        # This bundle serves through another deploy of it (an earlier run's), as its own
+        # record confirms: that is the deploy this resource stands for now.
+        update = {"deploy_id": served, "live": True, "version": env.served_version(app)}
+    else:
+        record = _status_of(api, state.app_id, state.deploy_id) if state.deploy_id else None
+    if record is not None:
+        update["status"] = record.status
+        if state.require_smoke_test and record.smoke_failed:
             update["live"] = False  # served, but not as the program asked: the next up acts
     return refreshed.model_copy(update=update)
 

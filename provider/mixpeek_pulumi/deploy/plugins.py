@@ -411,7 +411,7 @@ class PluginRollout:
         self, inputs: PluginDeploymentInputs, status: PluginStatusResponse, digest: str
     ) -> PluginDeploymentState:
         return PluginDeploymentState(
-            **inputs.model_dump(),
+            **inputs.model_dump(exclude={"code_sha256"}),
             plugin_id=status.plugin_id,
             route_prefix=status.route_prefix,
             feature_uri=status.feature_uri,
@@ -431,7 +431,7 @@ class PluginRollout:
         last: PluginStatusResponse | None,
     ) -> PluginDeploymentState:
         return PluginDeploymentState(
-            **inputs.model_dump(),
+            **inputs.model_dump(exclude={"code_sha256"}),
             code_sha256=digest or None,
             plugin_id=plugin_id,
             status=last.status if last is not None else "unknown",
