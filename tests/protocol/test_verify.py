@@ -44,9 +44,8 @@ def live(stack: Stack, app_id: str) -> Any:
 
 def writes(stack: Stack, app_id: str) -> int:
     """Deploy and upload requests: what a promotion must never send."""
-    return stack.emulator.count("POST", f"/v1/apps/{app_id}/deploy") + stack.emulator.count(
-        "POST", f"/v1/apps/{app_id}/deploy/upload-url"
-    )
+    deploys: int = stack.emulator.count("POST", f"/v1/apps/{app_id}/deploy")
+    return deploys + int(stack.emulator.count("POST", f"/v1/apps/{app_id}/deploy/upload-url"))
 
 
 def test_a_good_version_verifies_and_a_failing_one_is_rolled_back(
