@@ -9,7 +9,6 @@ records method, path, status and whether the handler ran, never a header or a bo
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 import json
 import threading
@@ -19,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from .closing import Closing
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -142,9 +143,10 @@ class _Dropped(Exception):
 
 
 class FaultMiddleware:
-    def __init__(self, app: ASGIApp, faults: Faults) -> None:
+    def __init__(self, app: ASGIApp, faults: Faults, closing: Closing) -> None:
         self.app = app
         self.faults = faults
+        self.closing = closing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -166,9 +168,10 @@ class FaultMiddleware:
             if rule is None:
                 await self.app(scope, receive, logged_send)
             elif rule.action == "delay":
-                # The body arrives first and the answer is late, as with a slow server.
+                # The body arrives first and the answer is late, as with a slow server; a
+                # shutdown cuts the wait short so the answer still goes out before it ends.
                 replay = await _buffer(receive)
-                await asyncio.sleep(rule.delay)
+                await self.closing.wait(rule.delay)
                 await self.app(scope, replay, logged_send)
             else:
                 if rule.after_handler:
