@@ -150,15 +150,15 @@ def verify_upload(
 ) -> dict[str, Any]:
     app_or_404(ctx, app_id)
     key = body["bundle_s3_key"]
-    if not ctx.objects.exists(key):
+    stored = ctx.objects.stored(key)
+    if stored is None:
         return {"bundle_s3_key": key, "exists": False}
-    info = ctx.objects.path(key).stat()
     return {
         "bundle_s3_key": key,
         "exists": True,
-        "etag": f'"{ctx.objects.md5(key)}"',
-        "size_bytes": info.st_size,
-        "last_modified": iso(info.st_mtime),
+        "etag": stored.etag,
+        "size_bytes": stored.size,
+        "last_modified": iso(stored.modified),
     }
 
 
