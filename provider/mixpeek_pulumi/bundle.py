@@ -30,6 +30,7 @@ import re
 import stat
 import threading
 import unicodedata
+import weakref
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -481,6 +482,11 @@ class _Archive:
         with self._lock:
             if self._zip is None:
                 self._zip = zipfile.ZipFile(self.source)
+                # Closed by a callback, not by ZipFile.__del__: when the files end up in a
+                # reference cycle (an exception's traceback), the collector may finalize the
+                # open file before the ZipFile, and the file then closes itself with a
+                # ResourceWarning. Weakref callbacks run before any finalizer.
+                weakref.finalize(self, self._zip.close)
         return self._zip.open(member)
 
 
