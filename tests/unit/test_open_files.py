@@ -1,6 +1,6 @@
-"""Files a bundle reads are closed by the code that opened them, never by their own finalizer:
-under ``filterwarnings = error`` a file that closes itself is a ResourceWarning, and the
-collector reports it in whichever test (and thread) it happens to run."""
+"""Files are closed by the code that opened them, never by their own finalizer: under
+``filterwarnings = error`` a file that closes itself is a ResourceWarning, and the collector
+reports it in whichever test (and thread) it happens to run, far from its cause."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import warnings
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from mixpeek_pulumi import bundle
+from tests.engine import ProviderHost
 from tests.sites import site
 
 
@@ -36,5 +39,14 @@ def test_a_zip_collection_dropped_in_a_reference_cycle_closes_its_archive(tmp_pa
     del files, cycle
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
+        gc.collect()
+    assert [str(w.message) for w in caught] == []
+
+
+def test_a_provider_host_that_dies_before_its_handshake_leaves_no_pipe_open() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with pytest.raises(RuntimeError, match="exited before its handshake"):
+            ProviderHost(python="false")  # exits at once, having printed no port
         gc.collect()
     assert [str(w.message) for w in caught] == []
