@@ -132,6 +132,17 @@ class ProviderHost:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
+        self._drains: list[threading.Thread] = []
+        self.channel: Any = None
+        try:
+            self._handshake()
+        except BaseException:
+            # Stopped and its pipes closed here: left to the garbage collector, each pipe is a
+            # ResourceWarning that fails whichever later test is running when it is collected.
+            self.close()
+            raise
+
+    def _handshake(self) -> None:
         assert self.process.stdout is not None
         assert self.process.stderr is not None
         port = b""
@@ -169,7 +180,8 @@ class ProviderHost:
             return "\n".join(self.diagnostics)
 
     def close(self) -> None:
-        self.channel.close()
+        if self.channel is not None:
+            self.channel.close()
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
@@ -593,5 +605,9 @@ def open_stack(
 ) -> Stack:
     host = ProviderHost(env={"MIXPEEK_PULUMI_STATE_DIR": str(tmp_path / "inflight"), **(env or {})})
     cfg = {"mixpeek:apiKey": emulator.api_key, "mixpeek:baseUrl": emulator.url, **config}
-    engine = FakeEngine(host, config=cfg, secret_keys={"mixpeek:apiKey"})
+    try:
+        engine = FakeEngine(host, config=cfg, secret_keys={"mixpeek:apiKey"})
+    except BaseException:
+        host.close()  # the caller never gets the stack it would close
+        raise
     return Stack(emulator, host, engine, tmp_path)

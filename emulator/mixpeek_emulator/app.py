@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from .closing import Closing
 from .context import ApiFailure, Context, authorize, error_body
 from .faults import FaultMiddleware, Faults
 from .routes import apps as app_routes
@@ -53,6 +54,10 @@ class Emulator:
     @property
     def timing(self) -> Timing:
         return self.context.timing
+
+    @property
+    def closing(self) -> Closing:
+        return self.context.closing
 
     def set_public_url(self, url: str) -> None:
         """Where presigned storage URLs point; known only once the server has its port."""
@@ -89,6 +94,7 @@ def create_app(
         timing=timing,
         extensions=chosen,
         scratch=scratch,
+        closing=Closing(),
     )
     api = FastAPI(title="mixpeek-emulator", version="0.82", docs_url=None, redoc_url=None)
     api.state.context = ctx
@@ -101,7 +107,7 @@ def create_app(
     api.include_router(sites.router)
     api.include_router(control.router)
     _seed_apps(ctx.store, apps)
-    return Emulator(api, FaultMiddleware(api, ctx.faults), ctx)
+    return Emulator(api, FaultMiddleware(api, ctx.faults, ctx.closing), ctx)
 
 
 def _seed_apps(store: Store, slugs: Iterable[str]) -> None:

@@ -20,6 +20,7 @@ from fastapi import Request
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 
+from .closing import Closing
 from .faults import Faults
 from .state import Store, Timing
 from .storage import ObjectStore
@@ -89,6 +90,7 @@ class Context:
     timing: Timing
     extensions: frozenset[str]
     scratch: Path | None
+    closing: Closing
 
 
 def context(request: Request) -> Context:

@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .closing import Closing
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -148,9 +150,10 @@ class _Dropped(Exception):
 
 
 class FaultMiddleware:
-    def __init__(self, app: ASGIApp, faults: Faults) -> None:
+    def __init__(self, app: ASGIApp, faults: Faults, closing: Closing) -> None:
         self.app = app
         self.faults = faults
+        self.closing = closing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -172,9 +175,10 @@ class FaultMiddleware:
             if rule is None:
                 await self.app(scope, receive, logged_send)
             elif rule.action == "delay":
-                # The body arrives first and the answer is late, as with a slow server.
+                # The body arrives first and the answer is late, as with a slow server; a
+                # shutdown cuts the wait short so the answer still goes out before it ends.
                 replay = await _buffer(receive)
-                await asyncio.sleep(rule.delay)
+                await self.closing.wait(rule.delay)
                 await self.app(scope, replay, logged_send)
             else:
                 if rule.after_handler:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from .app import Emulator
+from .closing import Closing
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -37,7 +38,19 @@ def server_for(
         ssl_certfile=tls[0] if tls else None,
         ssl_keyfile=tls[1] if tls else None,
     )
-    return uvicorn.Server(config)
+    return _Server(config, emulator.closing)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the emulator when its shutdown starts (see ``Closing``)."""
+
+    def __init__(self, config: uvicorn.Config, closing: Closing) -> None:
+        super().__init__(config)
+        self._closing = closing
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._closing.set()
+        await super().shutdown(sockets)
 
 
 def url_of(sock: socket.socket, tls: tuple[str, str] | None = None) -> str:

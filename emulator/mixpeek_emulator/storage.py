@@ -5,13 +5,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Final
 from urllib.parse import quote, urlencode
+
+CHUNK: Final = 1024 * 1024
 
 
 class StorageRefusal(Exception):
@@ -37,6 +41,7 @@ class StoredObject:
     key: str
     size: int
     md5_hex: str
+    modified: float
 
     @property
     def etag(self) -> str:
@@ -98,20 +103,23 @@ class ObjectStore:
     async def write(
         self, key: str, chunks: AsyncIterator[bytes], *, content_md5: str | None
     ) -> StoredObject:
-        """Stream ``chunks`` to disk; a wrong ``Content-MD5`` leaves the old object in place."""
+        """Stream ``chunks`` to disk; a wrong ``Content-MD5`` leaves the old object in place.
+        The ETag computed on the way in is kept beside the object, never read back."""
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f"{target.name}.{secrets.token_hex(4)}.part")
         digest = hashlib.md5()  # noqa: S324 - S3's ETag is an MD5, not a security control
-        size = 0
         try:
             with tmp.open("wb") as handle:
                 async for chunk in chunks:
                     digest.update(chunk)
-                    size += len(chunk)
                     handle.write(chunk)
                 handle.flush()
                 os.fsync(handle.fileno())
+                # Taken from the open file, not the path: a PUT racing this one may have
+                # replaced the path by the time the metadata is written. A rename keeps all
+                # of these.
+                info = os.fstat(handle.fileno())
             if content_md5 is not None:
                 try:
                     sent = base64.b64decode(content_md5, validate=True)
@@ -128,20 +136,76 @@ class ObjectStore:
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
-        return StoredObject(key=key, size=size, md5_hex=digest.hexdigest())
+        stored = StoredObject(key, info.st_size, digest.hexdigest(), info.st_mtime)
+        self._remember(target, info, stored.md5_hex)
+        return stored
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
-    def size(self, key: str) -> int:
-        return self.path(key).stat().st_size
+    def open(self, key: str) -> BinaryIO:
+        """The object for reading; ``FileNotFoundError`` if there is none."""
+        return self.path(key).open("rb")
 
-    def md5(self, key: str) -> str:
-        digest = hashlib.md5()  # noqa: S324 - ETag
-        with self.path(key).open("rb") as handle:
-            while block := handle.read(1 << 20):
+    def stored(self, key: str) -> StoredObject | None:
+        """Size, ETag and time of the object, or None if there is none."""
+        try:
+            handle = self.open(key)
+        except FileNotFoundError:
+            return None
+        with handle:
+            return self.describe(key, handle)
+
+    def describe(self, key: str, handle: BinaryIO) -> StoredObject:
+        """The object open in ``handle``: its ETag as recorded at upload. It is computed again
+        (and recorded) only when the record is not of this very file: an object written before
+        records were kept, or a crash between the object's rename and its record's."""
+        info = os.fstat(handle.fileno())
+        md5_hex = self._recalled(self.path(key), info)
+        if md5_hex is None:
+            digest = hashlib.md5()  # noqa: S324 - ETag
+            handle.seek(0)
+            while block := handle.read(CHUNK):
                 digest.update(block)
-        return digest.hexdigest()
+            handle.seek(0)
+            md5_hex = digest.hexdigest()
+            self._remember(self.path(key), info, md5_hex)
+        return StoredObject(key, info.st_size, md5_hex, info.st_mtime)
 
     def delete(self, key: str) -> None:
-        self.path(key).unlink(missing_ok=True)
+        target = self.path(key)
+        target.unlink(missing_ok=True)
+        _record_of(target).unlink(missing_ok=True)
+
+    # A record names the file it describes (inode, size, mtime): one left behind by a crash, or
+    # by two PUTs of one key writing their records out of order, never lends its ETag to
+    # another file.
+
+    def _remember(self, target: Path, info: os.stat_result, md5_hex: str) -> None:
+        record = _record_of(target)
+        tmp = record.with_name(f"{record.name}.{secrets.token_hex(4)}.part")
+        try:
+            tmp.write_text(json.dumps({"md5": md5_hex, **_identity(info)}), encoding="utf-8")
+            os.replace(tmp, record)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _recalled(self, target: Path, info: os.stat_result) -> str | None:
+        try:
+            record = json.loads(_record_of(target).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or any(
+            record.get(k) != v for k, v in _identity(info).items()
+        ):
+            return None
+        md5_hex = record.get("md5")
+        return md5_hex if isinstance(md5_hex, str) else None
+
+
+def _record_of(target: Path) -> Path:
+    return target.with_name(f"{target.name}.meta")
+
+
+def _identity(info: os.stat_result) -> dict[str, int]:
+    return {"inode": info.st_ino, "size": info.st_size, "mtime_ns": info.st_mtime_ns}

@@ -39,6 +39,7 @@ import stat
 import struct
 import threading
 import unicodedata
+import weakref
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -696,6 +697,11 @@ class _Archive:
         self.label = label
         self.noun = noun
         self._lock = threading.Lock()
+        # Closed by a callback, not by ZipFile.__del__: when the files end up in a reference
+        # cycle (an exception's traceback), the collector may finalize the open file before the
+        # ZipFile, and the file then closes itself with a ResourceWarning. Weakref callbacks
+        # run before any finalizer.
+        weakref.finalize(self, listing.close)
 
     def opener(self, info: zipfile.ZipInfo, name: str) -> Callable[[], IO[bytes]]:
         guard = ZipGuard(self.label, name, self.noun)

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,6 +68,67 @@ def test_prints_url_first_and_exits_cleanly(sig: signal.Signals) -> None:
         assert response.json()["slug"] == "seeded-site"
         proc.send_signal(sig)
         assert proc.wait(timeout=10) == 0
+
+
+class LogReader(threading.Thread):
+    """Follows one deploy's log stream as a client would, noting what it saw and how it ended."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.first_line = threading.Event()
+        self.lines: list[str] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        headers = {"Authorization": f"Bearer {KEY}"}
+        try:
+            with httpx.stream("GET", self.url, headers=headers, timeout=60) as response:
+                for line in response.iter_lines():
+                    self.lines.append(line)
+                    if line.startswith("data:"):
+                        self.first_line.set()
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.first_line.set()  # also when the stream failed: the test looks at why
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_with_log_streams_open_is_quiet_and_ends_each_stream(sig: signal.Signals) -> None:
+    # The build outlasts the test: each stream is waiting for its next line when the signal comes.
+    with cli("--app", "streamed-site", "--queue-seconds", "0", "--build-seconds", "3600") as (
+        proc,
+        url,
+    ):
+        readers = []
+        for _ in range(3):
+            deploy = httpx.post(
+                f"{url}/v1/apps/app_streamed_site/deploy",
+                json={"bundle_s3_key": "app-builds/app_streamed_site/never-uploaded.zip"},
+                headers={"Authorization": f"Bearer {KEY}"},
+            )
+            deploy.raise_for_status()
+            path = f"/v1/apps/app_streamed_site/deploys/{deploy.json()['deploy_id']}/logs/stream"
+            readers.append(LogReader(url + path))
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            assert reader.first_line.wait(timeout=30)
+            assert reader.error is None, reader.error
+        proc.send_signal(sig)
+        assert proc.wait(timeout=30) == 0
+        _, err = proc.communicate(timeout=10)
+        for reader in readers:
+            reader.join(timeout=30)
+            assert not reader.is_alive()
+            # Ended by the server as a whole message: no "incomplete chunked read".
+            assert reader.error is None, reader.error
+            assert reader.lines[0].startswith("data: ") and "Build started" in reader.lines[0]
+            assert "event: done" not in reader.lines
+    assert "Traceback" not in err, err
+    assert "CancelledError" not in err, err
+    assert "ERROR" not in err, err
 
 
 def test_state_survives_a_kill_with_a_data_dir(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import json
 import re
@@ -151,15 +150,15 @@ def verify_upload(
 ) -> dict[str, Any]:
     app_or_404(ctx, app_id)
     key = body["bundle_s3_key"]
-    if not ctx.objects.exists(key):
+    stored = ctx.objects.stored(key)
+    if stored is None:
         return {"bundle_s3_key": key, "exists": False}
-    info = ctx.objects.path(key).stat()
     return {
         "bundle_s3_key": key,
         "exists": True,
-        "etag": f'"{ctx.objects.md5(key)}"',
-        "size_bytes": info.st_size,
-        "last_modified": iso(info.st_mtime),
+        "etag": stored.etag,
+        "size_bytes": stored.size,
+        "last_modified": iso(stored.modified),
     }
 
 
@@ -249,17 +248,20 @@ def deploy_logs(ctx: Ctx, app_id: str, deploy_id: str) -> StreamingResponse:
 async def _log_events(
     ctx: Context, d: Deploy, cut_after: int | None, never_done: bool
 ) -> AsyncIterator[bytes]:
-    """Cached lines first, then each line when the build reaches it; ``done`` at the end."""
+    """Cached lines first, then each line when the build reaches it; ``done`` at the end. A
+    shutdown ends the stream where it is, without ``done``, as a restarting server would: the
+    client reconnects or falls back to polling the status."""
     for sent, (at, line) in enumerate(d.log_schedule()):
         delay = at - time.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        if delay > 0 and await ctx.closing.wait(delay):
+            return
         if cut_after is not None and sent >= cut_after:
             return
         yield f"data: {json.dumps({'ts': at, 'line': line})}\n\n".encode()
     ctx.store.settle()
     while never_done:  # holds the stream open, as a stuck pub/sub would
-        await asyncio.sleep(1)
+        if await ctx.closing.wait(1):
+            return
         yield b": keep-alive\n\n"
     yield b"event: done\ndata: {}\n\n"
 

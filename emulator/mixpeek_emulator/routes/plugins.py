@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Depends
@@ -13,6 +14,7 @@ from fastapi import APIRouter, Depends
 from ..bundles import inspect_plugin_archive
 from ..context import ApiFailure, Context, context, invalid, not_found, official_body
 from ..state import Plugin, PluginUpload, iso, new_id
+from ..storage import CHUNK
 
 router = APIRouter(prefix="/namespaces/{namespace_id}/plugins")
 Ctx = Annotated[Context, Depends(context)]
@@ -117,14 +119,15 @@ def _upload_to_confirm(
             raise ApiFailure(
                 400, "BadRequestError", f"Upload {upload_id} has expired; start a new upload"
             )
-    if not ctx.objects.exists(upload.s3_key):
+    stored = ctx.objects.stored(upload.s3_key)
+    if stored is None:
         raise ApiFailure(
             404,
             "NotFoundError",
             f"No archive was uploaded for upload {upload_id}",
             details={"id": upload_id, "resource": "upload"},
         )
-    if etag and etag.strip('"') != ctx.objects.md5(upload.s3_key):
+    if etag and etag.strip('"') != stored.md5_hex:
         raise ApiFailure(
             400, "BadRequestError", f"The etag does not match the archive uploaded for {upload_id}"
         )
@@ -168,7 +171,7 @@ def plugin_confirm(
             version=upload.version,
             description=upload.description,
             s3_key=upload.s3_key,
-            code_hash=hashlib.sha256(archive.read_bytes()).hexdigest(),
+            code_hash=_sha256(archive),
             created_at=time.time(),
             manifest=inspected.manifest,
             deploy_seconds=ctx.timing.plugin_seconds,
@@ -186,6 +189,14 @@ def plugin_confirm(
         "s3_archive_url": f"s3://mixpeek-plugins/{plugin.s3_key}",
         "message": "Plugin validated; call /deploy to deploy it",
     }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @router.get("")

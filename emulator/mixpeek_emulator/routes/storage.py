@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import AsyncIterator
+from typing import Annotated, BinaryIO
 
+import anyio
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from ..context import Context, context
-from ..storage import StorageRefusal
+from ..storage import CHUNK, ObjectStore, StorageRefusal
 
 router = APIRouter(prefix="/_storage")
 Ctx = Annotated[Context, Depends(context)]
@@ -15,6 +19,10 @@ Ctx = Annotated[Context, Depends(context)]
 
 def _refused(refusal: StorageRefusal, key: str) -> Response:
     return Response(refusal.xml(key), status_code=refusal.status, media_type="application/xml")
+
+
+def _no_such_key() -> StorageRefusal:
+    return StorageRefusal(404, "NoSuchKey", "The specified key does not exist.")
 
 
 @router.put("/{key:path}")
@@ -36,9 +44,46 @@ def storage_get(ctx: Ctx, key: str, request: Request) -> Response:
     try:
         ctx.objects.verify("GET", key, dict(request.query_params), "")
         if not ctx.objects.exists(key):
-            raise StorageRefusal(404, "NoSuchKey", "The specified key does not exist.")
+            raise _no_such_key()
     except StorageRefusal as refusal:
         return _refused(refusal, key)
-    data = ctx.objects.path(key).read_bytes()
-    headers = {"ETag": f'"{ctx.objects.md5(key)}"'}
-    return Response(data, media_type="application/zip", headers=headers)
+    return ObjectResponse(ctx.objects, key)
+
+
+class ObjectResponse(StreamingResponse):
+    """A stored object sent from one open file in reads of ``CHUNK``: memory stays flat
+    whatever its size, and the length and ETag describe exactly the bytes sent, even when a
+    PUT replaces the object meanwhile."""
+
+    def __init__(self, objects: ObjectStore, key: str) -> None:
+        super().__init__(self._chunks(), media_type="application/zip")
+        self._objects = objects
+        self._key = key
+        self._handle: BinaryIO | None = None
+        self._left = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            # Opened here on the loop, not in a worker thread: a worker's result is dropped
+            # when its caller is cancelled, and a file dropped that way is closed only by the
+            # garbage collector.
+            handle = self._objects.open(self._key)
+        except FileNotFoundError:  # deleted since the route looked
+            await _refused(_no_such_key(), self._key)(scope, receive, send)
+            return
+        with handle:
+            stored = await anyio.to_thread.run_sync(self._objects.describe, self._key, handle)
+            self.headers["content-length"] = str(stored.size)
+            self.headers["etag"] = stored.etag
+            self._handle, self._left = handle, stored.size
+            await super().__call__(scope, receive, send)
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        handle = self._handle
+        assert handle is not None
+        while self._left > 0:
+            block = await anyio.to_thread.run_sync(handle.read, min(CHUNK, self._left))
+            if not block:
+                raise OSError(f"{self._key} ended {self._left} bytes early")
+            self._left -= len(block)
+            yield block
