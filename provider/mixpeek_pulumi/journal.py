@@ -69,7 +69,12 @@ class Journal:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-            with os.fdopen(fd, "w") as handle:
+            try:
+                handle = os.fdopen(fd, "w")
+            except OSError:
+                os.close(fd)
+                raise
+            with handle:
                 json.dump(
                     {"deploy_id": deploy_id, "recorded_at": time.time(), "key": list(key)},
                     handle,

@@ -153,12 +153,14 @@ def test_timeout_then_next_up_waits_for_the_same_rollout(stack: Stack, tmp_path:
     """A rollout cut short by the deadline is still under way at the service; the next run
     adopts the uploaded plugin and waits for that rollout instead of requesting another."""
     source = write_tree(tmp_path / "src", plugin())
-    stack.emulator.timing(plugin_seconds=2.0)
+    # Time enough for the upload on a loaded machine, so the rollout is always requested
+    # before the deadline passes; the rollout outlasts it.
+    stack.emulator.timing(plugin_seconds=4.0)
     with pytest.raises(EngineError) as info:
-        run_program(stack.engine, program(source, timeout_seconds=0.3))
+        run_program(stack.engine, program(source, timeout_seconds=1.5))
     assert (
         "the rollout of plugin text_embed_1_0_0 in namespace ns_test did not finish within "
-        "timeout_seconds=0.3" in info.value.headline
+        "timeout_seconds=1.5" in info.value.headline
     )
     assert stack.engine.state == {}
 
