@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Any, Final, TypeVar
+from typing import IO, Any, Final, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -58,6 +58,7 @@ from .models import (
     UploadUrlRequest,
     UploadUrlResponse,
     VersionDetailResponse,
+    VersionDiffResponse,
     VersionListResponse,
 )
 from .retry import RetryPolicy, parse_retry_after
@@ -76,6 +77,13 @@ class StoredObject:
     """What the presigned PUT answered: the object's ETag without quotes."""
 
     etag: str | None
+
+
+class Body(Protocol):
+    """What an upload reads from: a file, or one that counts what is read."""
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class MixpeekClient:
@@ -281,6 +289,10 @@ class MixpeekClient:
         path = f"/v1/apps/{_seg(app_id)}/versions/{int(version)}"
         return self._call("GET", path, VersionDetailResponse)
 
+    def diff_versions(self, app_id: str, old: int, new: int) -> VersionDiffResponse:
+        path = f"/v1/apps/{_seg(app_id)}/versions/{int(old)}/diff/{int(new)}"
+        return self._call("GET", path, VersionDiffResponse)
+
     def download_version(self, app_id: str, version: int) -> DownloadUrlResponse:
         path = f"/v1/apps/{_seg(app_id)}/versions/{int(version)}/download"
         return self._call("GET", path, DownloadUrlResponse)
@@ -341,7 +353,7 @@ class MixpeekClient:
     def put_object(
         self,
         url: str,
-        body: IO[bytes],
+        body: Body,
         *,
         size: int,
         content_type: str,
