@@ -257,6 +257,9 @@ class AppDeployState(AppDeployInputs, State):
     """The message the deploy carries, with its content tag."""
     previous_version: int | None = None
     """The version the environment served before this resource first deployed."""
+    bundle_files: dict[str, str] | None = None
+    """What a preview compares the bundle's files with: each path the environment serves
+    mapped to the first 16 hex digits of its sha256; none for bundles over 1,000 files."""
 
     @property
     def resource_id(self) -> str:

@@ -64,6 +64,7 @@ class AppDeploy(Resource, module="mixpeek", name="AppDeploy"):
     live: pulumi.Output[bool]
     deploy_message: pulumi.Output[str]
     previous_version: pulumi.Output[int]
+    bundle_files: pulumi.Output[dict[str, str]]
 
     def __init__(
         self,

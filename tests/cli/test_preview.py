@@ -1,0 +1,72 @@
+"""What a preview says, through the real CLI, in both front doors: the changed property is
+named (``[diff: ~bundle]``, and marked by ``preview --diff``), the files that differ are
+listed under the resource, and an unchanged bundle shows no change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scripts.pulumi_cli import Cli
+from tests.cli.conftest import open_native_stack, open_stack, site_project
+from tests.cli.test_native_provider import SITE, yaml_program
+from tests.emulator_fixture import EmulatorHandle
+from tests.sites import site, write_tree
+
+pytestmark = pytest.mark.cli
+
+CHANGED = "bundle: 1 changed, 1 added, 1 removed: app.js, +assets/new.css, -assets/style.css"
+
+
+def edit(folder: Path) -> None:
+    """One file changed, one added, one removed; index.html stays as it was."""
+    (folder / "app.js").write_text("console.log('hello again');")
+    (folder / "assets" / "new.css").write_text("p { margin: 0; }")
+    (folder / "assets" / "style.css").unlink()
+
+
+def test_native_preview_names_bundle_and_lists_its_files(
+    cli: Cli, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    write_tree(project / "site", site())
+    (project / "Pulumi.yaml").write_text(yaml_program("previewed", SITE))
+    stack = open_native_stack(cli, emulator, project, tmp_path)
+    stack.set_config("appId", emulator.create_app("previewed-site"))
+    assert stack.up().ok
+    index = project / "site" / "index.html"
+    index.write_text(index.read_text())  # rebuilt, the same bytes: no change
+    assert stack.preview(expect_no_changes=True).ok
+
+    edit(project / "site")
+    plain = stack.preview()
+    detailed = stack.preview(diff=True)
+
+    assert plain.ok, plain.output
+    assert "[diff: ~bundle]" in plain.output, plain.output
+    assert CHANGED in plain.output, plain.output
+    assert "index.html" not in plain.output
+    assert any(line.strip().startswith("~ bundle") for line in detailed.lines), detailed.output
+
+
+def test_dynamic_preview_names_bundle_and_lists_its_files(
+    cli: Cli, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    project = site_project(tmp_path / "project")
+    write_tree(project / "site", site())
+    stack = open_stack(cli, emulator, project, tmp_path)
+    stack.set_config("appId", emulator.create_app("previewed-dynamic"))
+    stack.set_config("bundle", str(project / "site"))
+    assert stack.up().ok
+    assert stack.preview(expect_no_changes=True).ok
+
+    edit(project / "site")
+    plain = stack.preview()
+    detailed = stack.preview(diff=True)
+
+    assert plain.ok, plain.output
+    assert "[diff: ~bundle]" in plain.output, plain.output
+    assert "bundle_sha256" not in plain.output
+    assert CHANGED in plain.output, plain.output
+    assert any(line.strip().startswith("~ bundle") for line in detailed.lines), detailed.output
