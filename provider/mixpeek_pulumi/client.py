@@ -26,6 +26,7 @@ from .bounds import MAX_ERROR_BODY, Answer, EventReader, Lane, exchange, size_te
 from .config import ProviderConfig
 from .deadline import Deadline
 from .errors import (
+    ApiConnectionError,
     ApiStatusError,
     MixpeekError,
     ResponseValidationError,
@@ -106,8 +107,10 @@ class MixpeekClient:
         transport: httpx.BaseTransport | None = None,
         log: Callable[[str], None] | None = None,
         deadline: Deadline | None = None,
+        endpoint_source: str = "the client's `base_url`",
     ) -> None:
         self._api_key = api_key
+        self._endpoint_source = endpoint_source
         self._timeout = timeout
         self._deadline = deadline or Deadline.never()
         self._retry = retry or RetryPolicy()
@@ -143,6 +146,7 @@ class MixpeekClient:
             base_url=config.base_url,
             log=log,
             deadline=deadline,
+            endpoint_source=config.endpoint_source,
             **kwargs,
         )
 
@@ -234,7 +238,10 @@ class MixpeekClient:
             return _parse(method, path, response, model)
 
         what = f"{method} {path}"
-        return self._retry.call(attempt, creates=creates, what=what, deadline=self._deadline)
+        try:
+            return self._retry.call(attempt, creates=creates, what=what, deadline=self._deadline)
+        except ApiConnectionError as exc:
+            raise exc.located(self._base, self._endpoint_source) from None
 
     def _status_error(self, method: str, path: str, answer: Answer) -> ApiStatusError:
         info = _error_info(answer, secrets=(self._api_key,))

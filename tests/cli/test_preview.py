@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,27 @@ def test_large_deploy_reports_progress_and_a_heartbeat(
     assert uploading[0].startswith("uploading: 7 files, 100.0 MB"), uploading
     assert len(uploading) >= 3 and uploading[-1].startswith("uploading: done, 7 files"), logs
     assert any(re.match(r"waiting for deploy \S+ to end, [\d.]+s elapsed$", x) for x in logs)
+
+
+def test_plugin_on_path_is_announced_four_times_per_command(
+    cli: Cli, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    """What the README says of a plugin found on PATH rather than installed: the engine's own
+    warning, once per plugin load, four times per command with this CLI."""
+    project = tmp_path / "project"
+    write_tree(project / "site", site())
+    (project / "Pulumi.yaml").write_text(yaml_program("onpath", SITE))
+    stack = open_stack(cli, emulator, project, tmp_path)
+    stack.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{stack.env['PATH']}"
+    stack.set_config("appId", emulator.create_app("on-path"))
+
+    preview = stack.preview()
+
+    assert preview.ok, preview.output
+    notice = "warning: using pulumi-resource-mixpeek from $PATH at "
+    assert (
+        diagnostics_of(preview.lines, "pulumi:pulumi:Stack (onpath-dev)").count(
+            notice + str(Path(sys.executable).parent / "pulumi-resource-mixpeek")
+        )
+        == 4
+    )
