@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# setuptools prints a notice about editable installs on every `pip install -e`; the install is
+# as intended, so the first `make demo` shows that notice no more than any other noise.
+QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 # Mixpeek's official SDKs, the second reading of the API the conformance tests hold us to. They
 # share the package name `mixpeek`, so each lives in a folder of its own under .venv/sdks/.
 SDK_APPS := 1.3.783
@@ -15,9 +18,9 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml sdk/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(QUIET_EDITABLE) $(BIN)/python -m pip install --quiet -e '.[dev]'
 	# The native provider's generated Python SDK (pulumi_mixpeek), as its users install it.
-	$(BIN)/python -m pip install --quiet -e ./sdk/python
+	$(QUIET_EDITABLE) $(BIN)/python -m pip install --quiet -e ./sdk/python
 	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/sdks/mixpeek-$(SDK_APPS) mixpeek==$(SDK_APPS)
 	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/sdks/mixpeek-$(SDK_PLUGINS) mixpeek==$(SDK_PLUGINS)
 	touch $(STAMP)

@@ -82,6 +82,7 @@ def with_cli(cli: Cli, url: str, api_key: str) -> None:
     )
     stack.set_config("mixpeek:baseUrl", url)
     stack.set_config("mixpeek:apiKey", api_key, secret=True)
+    stack.set_config("verifyUrl", live_site(url))
     stack.echo = lambda line: say(f"  {line}")
     how = "" if not stack.inline else " (the program is served inline: see README)"
     say(f"\n== pulumi up{how} ==")
@@ -93,6 +94,11 @@ def with_cli(cli: Cli, url: str, api_key: str) -> None:
     say("\n== pulumi preview --expect-no-changes (a second run changes nothing) ==")
     if not stack.preview(expect_no_changes=True).ok:
         raise SystemExit("pulumi preview found changes on an unchanged program")
+
+
+def live_site(url: str) -> str:
+    """Where the emulator serves production's live files, for the promotion's checks."""
+    return f"{url}/_sites/app_demo_site/production"
 
 
 def with_engine_stand_in(url: str, api_key: str) -> None:
@@ -111,7 +117,11 @@ def with_engine_stand_in(url: str, api_key: str) -> None:
     try:
         engine = FakeEngine(
             host,
-            config={"mixpeek:apiKey": api_key, "mixpeek:baseUrl": url},
+            config={
+                "mixpeek:apiKey": api_key,
+                "mixpeek:baseUrl": url,
+                "mixpeek-demo:verifyUrl": live_site(url),
+            },
             secret_keys={"mixpeek:apiKey"},
             project="mixpeek-demo",
             stack="demo",

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from .context import ApiFailure, Context, authorize, error_body
 from .faults import FaultMiddleware, Faults
 from .routes import apps as app_routes
-from .routes import control, plugins, storage
+from .routes import control, plugins, sites, storage
 from .state import EXTENSIONS, App, Store, Timing
 from .storage import ObjectStore
 
@@ -98,6 +98,7 @@ def create_app(
     v1.include_router(plugins.router)
     api.include_router(v1)
     api.include_router(storage.router)
+    api.include_router(sites.router)
     api.include_router(control.router)
     _seed_apps(ctx.store, apps)
     return Emulator(api, FaultMiddleware(api, ctx.faults), ctx)

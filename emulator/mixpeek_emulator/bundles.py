@@ -35,6 +35,21 @@ class AppBundle:
     files: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
+def read_site_file(path: Path, rel: str) -> bytes | None:
+    """The bytes of ``rel`` in a deployed bundle, relative to its site root (the folder that
+    holds index.html), or None when the bundle has no such file."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [i.filename for i in archive.infolist() if not i.is_dir()]
+            entry = _find_entry(names, "index.html")
+            prefix = entry[: -len("index.html")] if entry else ""
+            if prefix + rel not in names or ".." in rel.split("/"):
+                return None
+            return archive.read(prefix + rel)
+    except UNREADABLE:
+        return None
+
+
 def inspect_app_bundle(path: Path | None) -> AppBundle:
     """Read a bundle as the build service does; never extracts anything to disk."""
     if path is None or not path.is_file():

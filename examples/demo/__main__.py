@@ -1,14 +1,15 @@
 """The demo project (`pulumi up` at the repository root, or `make demo`): the app and the plugin.
 
-Deploys examples/app/site to staging, promotes that exact version to production, and deploys
-the examples/plugin/text_embed plugin for realtime inference.
+Deploys examples/app/site to staging, promotes that exact version to production and verifies
+the live site there (rolling back by itself if it fails), and deploys the
+examples/plugin/text_embed plugin for realtime inference.
 """
 
 from pathlib import Path
 
 import pulumi
 
-from mixpeek_pulumi import AppDeploy, AppPromotion, PluginDeployment
+from mixpeek_pulumi import AppDeploy, AppPromotion, PluginDeployment, VerifyArgs
 
 EXAMPLES = Path(__file__).resolve().parents[1]
 config = pulumi.Config()
@@ -22,8 +23,17 @@ staging = AppDeploy(
     message="Demo site",
     poll_interval_seconds=1,
 )
+# Against a real account, leave `url` out: the checks go to production's own URL. The demo's
+# emulator serves each environment's live files under /_sites/, which `make demo` sets here.
+verify_url = config.get("verifyUrl")
 production = AppPromotion(
-    "site-production", app_id=app_id, version=staging.version, source_deploy_id=staging.deploy_id
+    "site-production",
+    app_id=app_id,
+    version=staging.version,
+    source_deploy_id=staging.deploy_id,
+    verify=VerifyArgs(url=verify_url, path="/", expect_text="<title>mixpeek-pulumi demo</title>")
+    if verify_url
+    else None,
 )
 plugin = PluginDeployment(
     "text-embed",
@@ -39,5 +49,6 @@ pulumi.export("version", staging.version)
 pulumi.export("url", staging.url)
 pulumi.export("production_deploy_id", production.deploy_id)
 pulumi.export("production_url", production.url)
+pulumi.export("verified", production.verified)
 pulumi.export("route_prefix", plugin.route_prefix)
 pulumi.export("feature_uri", plugin.feature_uri)

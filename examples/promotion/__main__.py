@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pulumi
 
-from mixpeek_pulumi import AppDeploy, AppPromotion
+from mixpeek_pulumi import AppDeploy, AppPromotion, VerifyArgs
 
 config = pulumi.Config()
 app_id = config.get("appId") or "app_demo_site"
@@ -22,10 +22,14 @@ if pulumi.get_stack() == "production":
         version=staging.require_output("version"),
         source_deploy_id=staging.require_output("deploy_id"),
         environment="production",
+        # Checks the live site after the switch and restores the version before if it fails;
+        # `url` defaults to production's own URL (set `verifyUrl` to check elsewhere).
+        verify=VerifyArgs(path="/", expect_text="<title>", url=config.get("verifyUrl")),
     )
     pulumi.export("version", promoted.version)
     pulumi.export("deploy_id", promoted.deploy_id)
     pulumi.export("url", promoted.url)
+    pulumi.export("verified", promoted.verified)
 else:
     deployed = AppDeploy(
         "staging",

@@ -10,6 +10,7 @@ from .errors import (
     DeployTimeoutError,
     MixpeekError,
 )
+from .resources._common import VerifyArgs
 from .resources.app_deploy import AppDeploy, AppDeployArgs
 from .resources.app_promotion import AppPromotion, AppPromotionArgs
 from .resources.plugin_deployment import PluginDeployment, PluginDeploymentArgs
@@ -28,5 +29,6 @@ __all__ = [
     "MixpeekError",
     "PluginDeployment",
     "PluginDeploymentArgs",
+    "VerifyArgs",
     "__version__",
 ]

@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    model_validator,
 )
 
 from .config import base_url_problem
@@ -91,6 +92,29 @@ def identifier_problem(value: str) -> str | None:
     except ValidationError:
         return f"{value[:80]!r} is not an id ({IDENTIFIER_RULE})"
     return None
+
+
+class Verify(BaseModel):
+    """A check of the live site right after a switch: ``GET url + path`` until ``checks``
+    answers in a row pass, else the version served before is restored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    path: str = Field("/", min_length=1, max_length=2000, pattern=r"^/[^\s]*$")
+    """The path requested, appended to ``url`` as it is."""
+    expect_status: WholeNumber = Field(200, ge=100, le=599)
+    """The HTTP status every check must answer."""
+    expect_text: str | None = Field(None, min_length=1, max_length=10_000)
+    """Text the body must contain, if set."""
+    checks: WholeNumber = Field(3, ge=1, le=100)
+    """How many checks in a row must pass."""
+    interval_seconds: Seconds = Field(2, ge=MIN_POLL_SECONDS, le=MAX_POLL_SECONDS)
+    """The pause between checks."""
+    timeout_seconds: Seconds = Field(60, gt=0, le=MAX_TIMEOUT_SECONDS)
+    """How long the checks may take to pass, within the operation's own deadline."""
+    url: Endpoint = None
+    """The base URL to check instead of the environment's URL from the service (a private
+    network, the emulator's ``/_sites/<app_id>/<environment>``); a path of its own is kept."""
 
 
 def setting(default: Any = ..., *, change: Change, **kwargs: Any) -> Any:
@@ -180,6 +204,14 @@ class State(BaseModel):
         )
 
 
+def _rollback_from_previous(data: Any) -> Any:
+    # Before 0.2, ``previous_version`` was what on_delete="rollback" restores; a state written
+    # then has no ``rollback_version``, so it keeps restoring what it always would have.
+    if isinstance(data, dict) and "rollback_version" not in data:
+        return {**data, "rollback_version": data.get("previous_version")}
+    return data
+
+
 # ------------------------------------------------------------------------------- AppDeploy
 
 
@@ -219,6 +251,9 @@ class AppDeployInputs(Inputs):
     before is restored."""
     on_delete: Literal["retain", "rollback"] = setting("retain", change="none")
     """``retain`` leaves the deploy live; ``rollback`` restores the version served before."""
+    verify: Verify | None = setting(None, change="none")
+    """Check the live site after the switch and restore the version served before if it
+    fails (see README); a change applies to the next switch."""
     bundle_sha256: str | None = setting(None, change="computed")
     """The content digest of the bundle (computed by ``check``): what the diff compares."""
 
@@ -256,10 +291,17 @@ class AppDeployState(AppDeployInputs, State):
     deploy_message: str | None = None
     """The message the deploy carries, with its content tag."""
     previous_version: int | None = None
-    """The version the environment served before this resource first deployed."""
+    """The version the environment served just before this resource's last deploy, or null."""
+    rollback_version: int | None = None
+    """The version ``on_delete="rollback"`` restores: what the environment served before this
+    resource first deployed."""
+    verified: bool | None = None
+    """Whether ``verify`` ran and passed after the last switch (false without ``verify``)."""
     bundle_files: dict[str, str] | None = None
     """What a preview compares the bundle's files with: each path the environment serves
     mapped to the first 16 hex digits of its sha256; none for bundles over 1,000 files."""
+
+    _rollback_from_previous = model_validator(mode="before")(_rollback_from_previous)
 
     @property
     def resource_id(self) -> str:
@@ -286,6 +328,9 @@ class AppPromotionInputs(Inputs):
     be found (see README)."""
     on_delete: Literal["retain", "rollback"] = setting("retain", change="none")
     """``retain`` leaves the version live; ``rollback`` restores the one served before."""
+    verify: Verify | None = setting(None, change="none")
+    """Check the live site after the switch and restore the version served before if it
+    fails (see README); a change applies to the next switch."""
 
 
 class AppPromotionState(AppPromotionInputs, State):
@@ -300,7 +345,15 @@ class AppPromotionState(AppPromotionInputs, State):
     asset_prefix: str | None = None
     """Where the version's assets live."""
     previous_version: int | None = None
-    """The version the environment served before this resource first promoted."""
+    """The version the environment served just before this resource's last promotion, or
+    null."""
+    rollback_version: int | None = None
+    """The version ``on_delete="rollback"`` restores: what the environment served before this
+    resource first promoted."""
+    verified: bool | None = None
+    """Whether ``verify`` ran and passed after the last switch (false without ``verify``)."""
+
+    _rollback_from_previous = model_validator(mode="before")(_rollback_from_previous)
     url: str | None = None
     """The environment's URL."""
     live: bool | None = None

@@ -2,6 +2,8 @@
 // *** Do not edit by hand unless you're certain you know what you are doing! ***
 
 import * as pulumi from "@pulumi/pulumi";
+import * as inputs from "./types/input";
+import * as outputs from "./types/output";
 import * as utilities from "./utilities";
 
 /**
@@ -117,7 +119,7 @@ export class AppDeploy extends pulumi.CustomResource {
      */
     declare public readonly pollIntervalSeconds: pulumi.Output<number>;
     /**
-     * The version the environment served before this resource first deployed. Output: set by the provider from what the service reports.
+     * The version the environment served just before this resource's last deploy, or null. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly previousVersion: pulumi.Output<number | undefined>;
     /**
@@ -128,6 +130,10 @@ export class AppDeploy extends pulumi.CustomResource {
      * A complete deploy whose smoke test failed counts as a failure, and the version served before is restored. Default: `true`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     declare public readonly requireSmokeTest: pulumi.Output<boolean>;
+    /**
+     * The version `onDelete="rollback"` restores: what the environment served before this resource first deployed. Output: set by the provider from what the service reports.
+     */
+    declare public /*out*/ readonly rollbackVersion: pulumi.Output<number | undefined>;
     /**
      * The service's smoke-test result for the deploy. Output: set by the provider from what the service reports.
      */
@@ -144,6 +150,14 @@ export class AppDeploy extends pulumi.CustomResource {
      * The environment's URL (the service's, or derived from the app's; see README). Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly url: pulumi.Output<string>;
+    /**
+     * Whether `verify` ran and passed after the last switch (false without `verify`). Output: set by the provider from what the service reports.
+     */
+    declare public /*out*/ readonly verified: pulumi.Output<boolean | undefined>;
+    /**
+     * Check the live site after the switch and restore the version served before if it fails (see README); a change applies to the next switch. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+     */
+    declare public readonly verify: pulumi.Output<outputs.Verify | undefined>;
     /**
      * The version that deploy produced. Output: set by the provider from what the service reports.
      */
@@ -180,6 +194,7 @@ export class AppDeploy extends pulumi.CustomResource {
             resourceInputs["pollIntervalSeconds"] = args?.pollIntervalSeconds;
             resourceInputs["requireSmokeTest"] = args?.requireSmokeTest;
             resourceInputs["timeoutSeconds"] = args?.timeoutSeconds;
+            resourceInputs["verify"] = args?.verify;
             resourceInputs["bundleFiles"] = undefined /*out*/;
             resourceInputs["bundleS3Key"] = undefined /*out*/;
             resourceInputs["bundleSha256"] = undefined /*out*/;
@@ -190,9 +205,11 @@ export class AppDeploy extends pulumi.CustomResource {
             resourceInputs["live"] = undefined /*out*/;
             resourceInputs["previousVersion"] = undefined /*out*/;
             resourceInputs["queuedAt"] = undefined /*out*/;
+            resourceInputs["rollbackVersion"] = undefined /*out*/;
             resourceInputs["smokeTest"] = undefined /*out*/;
             resourceInputs["status"] = undefined /*out*/;
             resourceInputs["url"] = undefined /*out*/;
+            resourceInputs["verified"] = undefined /*out*/;
             resourceInputs["version"] = undefined /*out*/;
         } else {
             resourceInputs["appId"] = undefined /*out*/;
@@ -218,10 +235,13 @@ export class AppDeploy extends pulumi.CustomResource {
             resourceInputs["previousVersion"] = undefined /*out*/;
             resourceInputs["queuedAt"] = undefined /*out*/;
             resourceInputs["requireSmokeTest"] = undefined /*out*/;
+            resourceInputs["rollbackVersion"] = undefined /*out*/;
             resourceInputs["smokeTest"] = undefined /*out*/;
             resourceInputs["status"] = undefined /*out*/;
             resourceInputs["timeoutSeconds"] = undefined /*out*/;
             resourceInputs["url"] = undefined /*out*/;
+            resourceInputs["verified"] = undefined /*out*/;
+            resourceInputs["verify"] = undefined /*out*/;
             resourceInputs["version"] = undefined /*out*/;
         }
         opts = pulumi.mergeOptions(utilities.resourceOptsDefaults(), opts);
@@ -289,4 +309,8 @@ export interface AppDeployArgs {
      * How long create and update wait for the deploy (one deadline for every wait and retry); the native provider's `customTimeouts`, where set, take its place. Default: `1800`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
      */
     timeoutSeconds?: pulumi.Input<number | undefined>;
+    /**
+     * Check the live site after the switch and restore the version served before if it fails (see README); a change applies to the next switch. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+     */
+    verify?: pulumi.Input<inputs.VerifyArgs | undefined>;
 }

@@ -2,6 +2,8 @@
 // *** Do not edit by hand unless you're certain you know what you are doing! ***
 
 import * as pulumi from "@pulumi/pulumi";
+import * as inputs from "./types/input";
+import * as outputs from "./types/output";
 import * as utilities from "./utilities";
 
 /**
@@ -65,13 +67,17 @@ export class AppPromotion extends pulumi.CustomResource {
      */
     declare public readonly onDelete: pulumi.Output<string>;
     /**
-     * The version the environment served before this resource first promoted. Output: set by the provider from what the service reports.
+     * The version the environment served just before this resource's last promotion, or null. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly previousVersion: pulumi.Output<number | undefined>;
     /**
      * Refuse a version whose deploy failed or whose smoke test failed, or whose deploy cannot be found (see README). Default: `true`. Changing it updates the resource in place.
      */
     declare public readonly requireSmokeTest: pulumi.Output<boolean>;
+    /**
+     * The version `onDelete="rollback"` restores: what the environment served before this resource first promoted. Output: set by the provider from what the service reports.
+     */
+    declare public /*out*/ readonly rollbackVersion: pulumi.Output<number | undefined>;
     /**
      * The deploy that built `version` (e.g. `staging.deployId`), for the smoke-test gate. Changing it updates the resource in place.
      */
@@ -80,6 +86,14 @@ export class AppPromotion extends pulumi.CustomResource {
      * The environment's URL. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly url: pulumi.Output<string>;
+    /**
+     * Whether `verify` ran and passed after the last switch (false without `verify`). Output: set by the provider from what the service reports.
+     */
+    declare public /*out*/ readonly verified: pulumi.Output<boolean | undefined>;
+    /**
+     * Check the live site after the switch and restore the version served before if it fails (see README); a change applies to the next switch. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+     */
+    declare public readonly verify: pulumi.Output<outputs.Verify | undefined>;
     /**
      * The version to serve, e.g. `staging.version`. Changing it is an update (an instant restore, no rebuild).
      */
@@ -108,12 +122,15 @@ export class AppPromotion extends pulumi.CustomResource {
             resourceInputs["onDelete"] = args?.onDelete;
             resourceInputs["requireSmokeTest"] = args?.requireSmokeTest;
             resourceInputs["sourceDeployId"] = args?.sourceDeployId;
+            resourceInputs["verify"] = args?.verify;
             resourceInputs["version"] = args?.version;
             resourceInputs["assetPrefix"] = undefined /*out*/;
             resourceInputs["deployId"] = undefined /*out*/;
             resourceInputs["live"] = undefined /*out*/;
             resourceInputs["previousVersion"] = undefined /*out*/;
+            resourceInputs["rollbackVersion"] = undefined /*out*/;
             resourceInputs["url"] = undefined /*out*/;
+            resourceInputs["verified"] = undefined /*out*/;
         } else {
             resourceInputs["appId"] = undefined /*out*/;
             resourceInputs["assetPrefix"] = undefined /*out*/;
@@ -124,8 +141,11 @@ export class AppPromotion extends pulumi.CustomResource {
             resourceInputs["onDelete"] = undefined /*out*/;
             resourceInputs["previousVersion"] = undefined /*out*/;
             resourceInputs["requireSmokeTest"] = undefined /*out*/;
+            resourceInputs["rollbackVersion"] = undefined /*out*/;
             resourceInputs["sourceDeployId"] = undefined /*out*/;
             resourceInputs["url"] = undefined /*out*/;
+            resourceInputs["verified"] = undefined /*out*/;
+            resourceInputs["verify"] = undefined /*out*/;
             resourceInputs["version"] = undefined /*out*/;
         }
         opts = pulumi.mergeOptions(utilities.resourceOptsDefaults(), opts);
@@ -161,6 +181,10 @@ export interface AppPromotionArgs {
      * The deploy that built `version` (e.g. `staging.deployId`), for the smoke-test gate. Changing it updates the resource in place.
      */
     sourceDeployId?: pulumi.Input<string | undefined>;
+    /**
+     * Check the live site after the switch and restore the version served before if it fails (see README); a change applies to the next switch. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+     */
+    verify?: pulumi.Input<inputs.VerifyArgs | undefined>;
     /**
      * The version to serve, e.g. `staging.version`. Changing it is an update (an instant restore, no rebuild).
      */

@@ -99,12 +99,14 @@ def test_promotion_example_two_stacks(cli: Cli, emulator: EmulatorHandle, tmp_pa
     assert staging.up().ok
     production = open_stack(cli, emulator, project, tmp_path, stack="production")
     production.set_config("appId", app_id)
+    production.set_config("verifyUrl", f"{emulator.url}/_sites/{app_id}/production")
     promoted = production.up()
     assert promoted.ok, promoted.output
 
     staged, live = staging.outputs(), production.outputs()
     app = emulator.records().apps[app_id]
     assert live["version"] == staged["version"] == 1
+    assert live["verified"] is True
     assert app.environments["production"]["deploy_id"] == staged["deploy_id"] == live["deploy_id"]
     assert len(emulator.records().deploys) == 1  # promoted, never rebuilt
     assert production.preview(expect_no_changes=True).ok

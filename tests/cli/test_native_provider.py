@@ -341,6 +341,58 @@ def test_import_reads_live_app_environment_and_plugin_without_deploying(
     assert stack.preview(expect_no_changes=True).ok
 
 
+VERIFIED = SITE + (
+    "  prod:\n"
+    "    type: mixpeek:index:AppPromotion\n"
+    "    properties:\n"
+    "      appId: ${appId}\n"
+    "      version: ${site.version}\n"
+    "      sourceDeployId: ${site.deployId}\n"
+    "      verify:\n"
+    "        url: ${liveSite}\n"
+    "        path: /healthz\n"
+    "        checks: 2\n"
+    "        intervalSeconds: 0.1\n"
+    "        timeoutSeconds: 3\n"
+    "outputs:\n"
+    "  verified: ${prod.verified}\n"
+    "  version: ${prod.version}\n"
+)
+
+
+def test_promotion_that_fails_verification_puts_production_back_through_the_cli(
+    cli: Cli, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    write_tree(project / "site", {**site("v1"), "healthz": "ok"})
+    header = yaml_program("verified", VERIFIED).replace(
+        "    type: string\n", "    type: string\n  liveSite:\n    type: string\n", 1
+    )
+    (project / "Pulumi.yaml").write_text(header)
+    stack = open_native_stack(cli, emulator, project, tmp_path)
+    app_id = emulator.create_app("verified-site")
+    stack.set_config("appId", app_id)
+    stack.set_config("liveSite", f"{emulator.url}/_sites/{app_id}/production")
+
+    first = stack.up()
+    assert first.ok, first.output
+    assert stack.outputs() == {"verified": True, "version": 1}
+
+    write_tree(project / "site", site("v2"))
+    (project / "site" / "healthz").unlink()
+    second = stack.up()
+
+    assert not second.ok
+    assert (
+        "AppPromotion 'prod': version 2 failed verification after the switch to production "
+        f"(GET {emulator.url}/_sites/{app_id}/production/healthz answered 404, expected 200); "
+        "production serves version 1 again."
+    ) in second.output
+    assert emulator.served_version(app_id, "production") == 1
+    assert stack.outputs() == {"verified": True, "version": 1}  # the state is as it was
+    assert emulator.count("POST", DEPLOYS) == 2  # staging's two deploys; the promotion none
+
+
 TWO_ENVIRONMENTS = """\
   site-production:
     type: mixpeek:index:AppDeploy

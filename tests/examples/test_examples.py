@@ -69,7 +69,9 @@ def test_plugin_example(demo: EmulatorHandle, tmp_path: Path) -> None:
 
 def test_promotion_example_two_stacks(demo: EmulatorHandle, tmp_path: Path) -> None:
     program = EXAMPLES / "promotion" / "__main__.py"
-    config = {"mixpeek-promotion:appId": app_id_of(demo)}
+    app_id = app_id_of(demo)
+    live_site = f"{demo.url}/_sites/{app_id}/production"
+    config = {"mixpeek-promotion:appId": app_id, "mixpeek-promotion:verifyUrl": live_site}
     host, staging = engine(demo, tmp_path, "mixpeek-promotion", stack="staging")
     try:
         staged = run_program(staging, program, config=config).outputs
@@ -85,6 +87,7 @@ def test_promotion_example_two_stacks(demo: EmulatorHandle, tmp_path: Path) -> N
         assert promoted["version"] == staged["version"] == 1
         assert promoted["deploy_id"] == staged["deploy_id"]
         assert promoted["url"] == "https://demo-site.mxp.co"
+        assert promoted["verified"] is True  # the live site answered, checked in a row
         assert demo.count("POST", "/v1/apps/*/deploy") == 1
         again = run_program(production, program, config=config, stack_references=refs)
         assert again.steps == [("same", "production")]
@@ -94,9 +97,14 @@ def test_promotion_example_two_stacks(demo: EmulatorHandle, tmp_path: Path) -> N
 
 def test_demo_project_at_the_root(demo: EmulatorHandle, tmp_path: Path) -> None:
     host, eng = engine(demo, tmp_path, "mixpeek-demo")
-    config = {"mixpeek-demo:appId": app_id_of(demo)}
+    app_id = app_id_of(demo)
+    config = {
+        "mixpeek-demo:appId": app_id,
+        "mixpeek-demo:verifyUrl": f"{demo.url}/_sites/{app_id}/production",
+    }
     try:
         out = run_program(eng, EXAMPLES / "demo" / "__main__.py", config=config).outputs
+        assert out["verified"] is True
         assert out["route_prefix"] == "/inference/custom_plugin_text_embed_1_0_0"
         assert out["production_deploy_id"] == out["deploy_id"]
         assert {

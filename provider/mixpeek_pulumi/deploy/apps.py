@@ -56,6 +56,7 @@ from .environments import (
     untagged,
 )
 from .lifecycle import Checked, Lifecycle, Session
+from .verify import Switch, verify_switch
 
 DEFAULT_MESSAGE: Final = "Deployed with mixpeek-pulumi"
 RELAXED_POLL: Final = 10.0
@@ -142,6 +143,15 @@ class _Deploy:
 
 
 @dataclass(frozen=True)
+class _Before:
+    """What an environment served when an operation started (``served``), and the version
+    ``on_delete="rollback"`` restores (``restores``)."""
+
+    restores: int | None
+    served: int | None
+
+
+@dataclass(frozen=True)
 class Hint:
     """A deploy id remembered from an earlier run: only a hint until the service confirms it."""
 
@@ -161,42 +171,46 @@ class AppDeployer:
         self,
         inputs: AppDeployInputs,
         *,
-        previous: Previous,
+        rollback: Previous,
         hints: tuple[Hint, ...] = (),
         others: tuple[Hint, ...] = (),
     ) -> AppDeployState:
         """Make the environment serve ``inputs.bundle``: adopt what the service already serves
-        or builds of it, else upload and deploy; ``previous`` is the version to roll back to
-        on delete (what is served now, on a first deploy); ``hints`` are deploys of this
+        or builds of it, else upload and deploy, then verify the live site when
+        ``inputs.verify`` asks to; ``rollback`` is the version ``on_delete="rollback"``
+        restores (what is served now, on a first deploy); ``hints`` are deploys of this
         bundle and ``others`` deploys of other content that earlier runs left. Raises ``DeployFailedError`` or
         ``DeployTimeoutError`` with the deploy id, the status and the reason."""
         env = AppEnvironment(self.api, inputs.app_id, inputs.environment)
         app = env.app()
         served_before = env.served_version(app)
-        if previous == SERVED_NOW:
-            previous = served_before
+        restores = served_before if rollback == SERVED_NOW else rollback
         run, deploy_id = self._adopt_or_start(inputs, env, app, hints, others)
-        return self._finish(run, deploy_id, previous, served_before)
+        return self._finish(run, deploy_id, _Before(restores, served_before))
 
-    def _finish(
-        self, run: _Deploy, deploy_id: str, previous: int | None, served_before: int | None
-    ) -> AppDeployState:
+    def _finish(self, run: _Deploy, deploy_id: str, before: _Before) -> AppDeployState:
         """Wait for the deploy and judge it; at the deadline the error carries what exists.
         A complete deploy counts only once the environment is seen serving it."""
-        final, tail = self._wait(run, deploy_id, previous)
+        final, tail = self._wait(run, deploy_id, before)
         if final.known_status == "failed":
             self._forget(run)
             raise self._failed(run, final, tail)
         if run.inputs.require_smoke_test and final.smoke_failed:
             self._forget(run)
-            raise self._smoke_failed(run, final, tail, served_before)
-        # Remembered until seen served: a complete deploy that is not is restored next time.
+            raise self._smoke_failed(run, final, tail, before.served)
+        # Remembered until seen served and verified: the next run restores it instead of
+        # building it again (and verifies it again).
         app, served_id = self._served_after(run, final)
+        version = run.env.version_of(app, served_id, run.tag)
+        switch = Switch(
+            run.env, version, served_id, before.served, version != before.served, run.env.url(app)
+        )
+        verified = verify_switch(self.op, run.inputs.verify, switch)
         self._forget(run)
-        return self._state(run, final, previous, app, served_id)
+        return self._state(run, final, before, app, served_id, verified)
 
     def _partial(
-        self, run: _Deploy, deploy_id: str, previous: int | None, status: str
+        self, run: _Deploy, deploy_id: str, before: _Before, status: str
     ) -> AppDeployState:
         """The state of a deploy still under way: enough for a later run to re-attach."""
         return AppDeployState(
@@ -207,7 +221,8 @@ class AppDeployer:
             bundle_s3_key=run.s3_key,
             bundle_size=run.archive_size or None,
             file_count=run.file_count or None,
-            previous_version=previous,
+            previous_version=before.served,
+            rollback_version=before.restores,
         )
 
     def _attempt(
@@ -548,7 +563,7 @@ class AppDeployer:
         return found
 
     def _wait(
-        self, run: _Deploy, deploy_id: str, previous: int | None
+        self, run: _Deploy, deploy_id: str, before: _Before
     ) -> tuple[DeployStatusResponse, list[str]]:
         """Poll until terminal while the log stream echoes the build and wakes the poll the
         moment it says the deploy ended; at the deadline (or a Cancel) the error carries the
@@ -582,7 +597,7 @@ class AppDeployer:
                 status=status,
                 then="the next `pulumi up` re-attaches to it instead of deploying again",
                 log_tail=follower.lines(),
-                partial=self._partial(run, deploy_id, previous, status),
+                partial=self._partial(run, deploy_id, before, status),
             ) from None
         finally:
             follower.stop()
@@ -668,9 +683,10 @@ class AppDeployer:
         self,
         run: _Deploy,
         final: DeployStatusResponse,
-        previous: int | None,
+        before: _Before,
         app: AppResponse,
         deploy_id: str,
+        verified: bool,
     ) -> AppDeployState:
         smoke = final.smoke_test
         served = run.env.served(app)
@@ -690,7 +706,9 @@ class AppDeployer:
             queued_at=final.queued_at,
             live=True,
             deploy_message=final.message,
-            previous_version=previous,
+            previous_version=before.served,
+            rollback_version=before.restores,
+            verified=verified,
         )
 
     def update(self, olds: AppDeployState, inputs: AppDeployInputs) -> AppDeployState:
@@ -706,7 +724,7 @@ class AppDeployer:
                 return kept.model_copy(update=settings)
         recorded = (Hint(olds.deploy_id, "the stack state"),) if olds.deploy_id else ()
         hints, others = (recorded, ()) if same_content else ((), recorded)
-        state = self.deploy(inputs, previous=olds.previous_version, hints=hints, others=others)
+        state = self.deploy(inputs, rollback=olds.rollback_version, hints=hints, others=others)
         self._say_version_diff(state.app_id, olds.version, state.version)
         return state
 
@@ -789,7 +807,7 @@ class AppDeployLifecycle(Lifecycle[AppDeployInputs, AppDeployState]):
         return diff(olds, news, unknown)
 
     def create(self, s: Session, inputs: AppDeployInputs) -> AppDeployState:
-        return AppDeployer(s.api, s.op).deploy(inputs, previous=SERVED_NOW)
+        return AppDeployer(s.api, s.op).deploy(inputs, rollback=SERVED_NOW)
 
     def update(self, s: Session, olds: AppDeployState, inputs: AppDeployInputs) -> AppDeployState:
         return AppDeployer(s.api, s.op).update(olds, inputs)

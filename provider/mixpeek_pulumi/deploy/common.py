@@ -6,9 +6,9 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .. import bundle as bundles
 from ..client import MixpeekClient
@@ -162,10 +162,25 @@ def _normalized(model: type[Inputs], props: Mapping[str, Any]) -> dict[str, Any]
     result: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         if props.get(name) is not None:
-            result[name] = props[name]
+            result[name] = _filled(info, props[name])
         elif not info.is_required():
             result[name] = info.get_default(call_default_factory=True)
     return result
+
+
+def _filled(info: Any, value: Any) -> Any:
+    """A nested object (``verify``) with its defaults filled in, so a program that leaves a
+    default out and a state that recorded it compare equal."""
+    nested = next(
+        (a for a in get_args(info.annotation) if isinstance(a, type) and issubclass(a, BaseModel)),
+        None,
+    )
+    if nested is None or not isinstance(value, Mapping):
+        return value
+    try:
+        return nested.model_validate(dict(value)).model_dump()
+    except ValidationError:
+        return value
 
 
 def await_terminal(poller: Poller[S], timed_out: Callable[[S | None], DeployTimeoutError]) -> S:

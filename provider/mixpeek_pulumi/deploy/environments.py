@@ -226,7 +226,7 @@ def roll_back(api: MixpeekClient, op: Operation, state: St, what: str) -> None:
         app = env.app()
     except NotFoundError:
         return
-    ours, previous = state.deploy_id, state.previous_version
+    ours, previous = state.deploy_id, state.rollback_version
     if env.deploy_id(app) != ours:
         op.say(f"{env.name} no longer serves deploy {ours}; nothing to roll back")
     elif previous is None:

@@ -26,6 +26,7 @@ from . import environments
 from .common import Diff, Operation, diff_inputs
 from .environments import SERVED_NOW, AppEnvironment, Previous, imported
 from .lifecycle import Lifecycle, Session
+from .verify import Switch, verify_switch
 
 
 def diff(olds: AppPromotionState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
@@ -43,25 +44,55 @@ class Promoter:
     def update(self, olds: AppPromotionState, inputs: AppPromotionInputs) -> AppPromotionState:
         if olds.version == inputs.version and olds.live is not False:
             return olds.model_copy(update=inputs.model_dump())
-        return self.promote(inputs, previous=olds.previous_version)
+        return self.promote(inputs, rollback=olds.rollback_version, recorded=olds.version)
 
-    def promote(self, inputs: AppPromotionInputs, *, previous: Previous) -> AppPromotionState:
-        """Restore ``inputs.version`` into the environment and check that it serves it.
+    def promote(
+        self, inputs: AppPromotionInputs, *, rollback: Previous, recorded: int | None = None
+    ) -> AppPromotionState:
+        """Restore ``inputs.version`` into the environment, check that it serves it, and
+        verify the live site when ``inputs.verify`` asks to; ``rollback`` is the version
+        ``on_delete="rollback"`` restores (what is served now, on a first promotion).
 
-        Raises ``DeployFailedError`` for a missing version, a failed gate or an environment
-        that did not switch."""
+        Raises ``DeployFailedError`` for a missing version, a failed gate, an environment that
+        did not switch, or a failed verification (after serving the version before again).
+        ``recorded`` is the version the state says this resource served: what a switch an
+        interrupted run already made replaced."""
         env = AppEnvironment(self.api, inputs.app_id, inputs.environment)
         app = env.app()
-        if previous == SERVED_NOW:
-            previous = env.served_version(app)
+        before = env.served_version(app)
+        if before == inputs.version and recorded is not None:
+            before = recorded
         record = self._version(inputs)
         if inputs.require_smoke_test:
             self._gate(inputs, app, record)
         expected = self._restore(inputs, env)
         app = env.app()
+        now = self._switched(inputs, env, app, expected)
+        self.op.say(f"{inputs.environment} now serves version {inputs.version}")
+        switch = Switch(env, inputs.version, now, before, before != inputs.version, env.url(app))
+        verified = verify_switch(self.op, inputs.verify, switch)
+        return AppPromotionState(
+            **inputs.model_dump(),
+            deploy_id=now,
+            asset_prefix=app.environment(inputs.environment).asset_prefix,
+            previous_version=before,
+            rollback_version=before if rollback == SERVED_NOW else rollback,
+            url=env.url(app),
+            live=True,
+            verified=verified,
+        )
+
+    def _switched(
+        self,
+        inputs: AppPromotionInputs,
+        env: AppEnvironment,
+        app: AppResponse,
+        expected: str | None,
+    ) -> str:
+        """The deploy the environment serves once it serves the version, or the refusal."""
         served = env.served_version(app)
         now = env.deploy_id(app)
-        if served != inputs.version or (expected is not None and now != expected):
+        if served != inputs.version or (expected is not None and now != expected) or not now:
             raise self._refused(
                 inputs,
                 now or "",
@@ -70,15 +101,7 @@ class Promoter:
                 f"{inputs.app_id} serves version {served} (deploy {now}) instead",
                 "the environment did not switch",
             )
-        self.op.say(f"{inputs.environment} now serves version {inputs.version}")
-        return AppPromotionState(
-            **inputs.model_dump(),
-            deploy_id=now,
-            asset_prefix=app.environment(inputs.environment).asset_prefix,
-            previous_version=previous,
-            url=env.url(app),
-            live=True,
-        )
+        return now
 
     def read_imported(self, resource_id: str) -> AppPromotionState | None:
         """What ``pulumi import <app_id>/<environment>`` reads: the version served there."""
@@ -226,7 +249,7 @@ class AppPromotionLifecycle(Lifecycle[AppPromotionInputs, AppPromotionState]):
         return diff(olds, news, unknown)
 
     def create(self, s: Session, inputs: AppPromotionInputs) -> AppPromotionState:
-        return Promoter(s.api, s.op).promote(inputs, previous=SERVED_NOW)
+        return Promoter(s.api, s.op).promote(inputs, rollback=SERVED_NOW)
 
     def update(
         self, s: Session, olds: AppPromotionState, inputs: AppPromotionInputs

@@ -14,6 +14,7 @@ import types
 from collections.abc import Iterable
 from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from .._version import __version__
@@ -100,6 +101,28 @@ def token(kind: Kind) -> str:
     return f"{PACKAGE}:index:{kind.name}"
 
 
+def type_token(model: type[BaseModel]) -> str:
+    return f"{PACKAGE}:index:{model.__name__}"
+
+
+def object_types() -> dict[str, Any]:
+    """The nested input types (``verify``), each an object of camelCase properties."""
+    found: dict[str, type[BaseModel]] = {}
+    for kind in KINDS.values():
+        for field in kind.inputs.model_fields.values():
+            model = _strip_optional(field.annotation)
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                found[type_token(model)] = model
+    return {
+        name: {
+            "type": "object",
+            "description": re.sub(r"``([^`]+)``", r"`\1`", " ".join((model.__doc__ or "").split())),
+            "properties": {camel(n): prop(f) for n, f in model.model_fields.items()},
+        }
+        for name, model in sorted(found.items())
+    }
+
+
 def camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
@@ -129,6 +152,7 @@ def schema() -> dict[str, Any]:
             "properties": {"baseUrl": CONFIG["baseUrl"]},
         },
         "resources": {token(kind): resource(kind) for kind in KINDS.values()},
+        "types": object_types(),
         "language": {
             "python": {
                 "packageName": "pulumi_mixpeek",
@@ -253,6 +277,8 @@ def _type(annotation: Any) -> dict[str, Any]:
         return {"type": "array", "items": _type(get_args(annotation)[0])}
     if get_origin(annotation) is dict:
         return {"type": "object", "additionalProperties": {"$ref": "pulumi.json#/Any"}}
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return {"$ref": f"#/types/{type_token(annotation)}"}
     raise TypeError(f"no schema type for {annotation!r}: add it to native.schema._type")
 
 

@@ -3,13 +3,14 @@ camelCase keys on the wire, plain dicts with the models' snake_case names inside
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from google.protobuf import json_format, struct_pb2
+from pydantic import BaseModel
 
 from ..deploy.lifecycle import Kind
-from .schema import INTERNAL, camel, snake
+from .schema import INTERNAL, _strip_optional, camel, snake
 
 UNKNOWN: Final = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 """The engine's stand-in for a value a preview does not know yet."""
@@ -43,14 +44,26 @@ class Codec:
         fields = set(kind.state.model_fields) | set(kind.inputs.model_fields)
         self.to_model = {camel(name): name for name in fields if name not in INTERNAL}
         self.to_wire = {name: wire for wire, name in self.to_model.items()}
+        # Inputs that are objects of their own (``verify``): their keys are renamed too.
+        self.nested = {
+            name
+            for name, field in kind.inputs.model_fields.items()
+            if isinstance(_strip_optional(field.annotation), type)
+            and issubclass(_strip_optional(field.annotation), BaseModel)
+        }
 
     def model(self, props: Mapping[str, Any]) -> dict[str, Any]:
         """Wire properties under the models' names; an unknown key keeps a snake_case form of
         itself so the model's check can name it as a typo."""
-        return {self.to_model.get(k, snake(k)): v for k, v in props.items()}
+        named = {self.to_model.get(k, snake(k)): v for k, v in props.items()}
+        return {k: _renamed(v, snake) if k in self.nested else v for k, v in named.items()}
 
     def wire(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        return {self.name(k): v for k, v in values.items() if k not in INTERNAL}
+        return {
+            self.name(k): _renamed(v, camel) if k in self.nested else v
+            for k, v in values.items()
+            if k not in INTERNAL
+        }
 
     def name(self, field: str) -> str:
         """A model field (or a check failure's field path) as the program spells it."""
@@ -59,6 +72,12 @@ class Codec:
 
     def names(self, fields: Iterable[str]) -> list[str]:
         return [self.name(f) for f in fields]
+
+
+def _renamed(value: Any, rename: Callable[[str], str]) -> Any:
+    if isinstance(value, Mapping):
+        return {rename(k): v for k, v in value.items()}
+    return value
 
 
 def is_unknown(value: Any) -> bool:

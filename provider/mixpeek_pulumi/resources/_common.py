@@ -13,6 +13,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, ClassVar, Final, ParamSpec, TypeVar
 
 import pulumi
@@ -262,6 +263,32 @@ def _name(props: dict[str, Any], fallback: str = "") -> str:
     return str(props.get("resource_name") or fallback)
 
 
+@dataclass(frozen=True, kw_only=True)
+class VerifyArgs:
+    """A check of the live site after a switch (``spec.Verify`` documents each field); a plain
+    dict with these snake_case keys works the same."""
+
+    path: pulumi.Input[str] | None = None
+    expect_status: pulumi.Input[int] | None = None
+    expect_text: pulumi.Input[str] | None = None
+    checks: pulumi.Input[int] | None = None
+    interval_seconds: pulumi.Input[float] | None = None
+    timeout_seconds: pulumi.Input[float] | None = None
+    url: pulumi.Input[str] | None = None
+
+
+def _plain_args(value: Any) -> Any:
+    """A nested Args dataclass as the dict the engine carries, its unset fields left out
+    (shallow: ``asdict`` would deep-copy Outputs)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: getattr(value, f.name)
+            for f in dataclasses.fields(value)
+            if getattr(value, f.name) is not None
+        }
+    return value
+
+
 def resource_props(
     kind: str,
     state: type[State],
@@ -277,7 +304,7 @@ def resource_props(
     boolean version), in the program, before it reaches the engine.
     """
     given = {
-        f.name: getattr(args, f.name)
+        f.name: _plain_args(getattr(args, f.name))
         for f in dataclasses.fields(args)
         if getattr(args, f.name) is not None
     }

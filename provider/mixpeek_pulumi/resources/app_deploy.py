@@ -16,6 +16,7 @@ from pulumi.dynamic import (
 from ..spec import AppDeployState
 from ._common import (
     DynamicProvider,
+    VerifyArgs,
     resource_props,
 )
 
@@ -44,6 +45,7 @@ class AppDeployArgs:
     require_smoke_test: pulumi.Input[bool] | None = None
     on_delete: pulumi.Input[str] | None = None
     base_url: pulumi.Input[str] | None = None
+    verify: pulumi.Input[VerifyArgs | dict[str, Any]] | None = None
 
 
 class AppDeploy(Resource, module="mixpeek", name="AppDeploy"):
@@ -64,6 +66,8 @@ class AppDeploy(Resource, module="mixpeek", name="AppDeploy"):
     live: pulumi.Output[bool]
     deploy_message: pulumi.Output[str]
     previous_version: pulumi.Output[int]
+    rollback_version: pulumi.Output[int]
+    verified: pulumi.Output[bool]
     bundle_files: pulumi.Output[dict[str, str]]
 
     def __init__(

@@ -16,6 +16,7 @@ from pulumi.dynamic import (
 from ..spec import AppPromotionState
 from ._common import (
     DynamicProvider,
+    VerifyArgs,
     resource_props,
 )
 
@@ -37,6 +38,7 @@ class AppPromotionArgs:
     require_smoke_test: pulumi.Input[bool] | None = None
     on_delete: pulumi.Input[str] | None = None
     base_url: pulumi.Input[str] | None = None
+    verify: pulumi.Input[VerifyArgs | dict[str, Any]] | None = None
 
 
 class AppPromotion(Resource, module="mixpeek", name="AppPromotion"):
@@ -48,6 +50,8 @@ class AppPromotion(Resource, module="mixpeek", name="AppPromotion"):
     deploy_id: pulumi.Output[str]
     asset_prefix: pulumi.Output[str]
     previous_version: pulumi.Output[int]
+    rollback_version: pulumi.Output[int]
+    verified: pulumi.Output[bool]
     url: pulumi.Output[str]
     live: pulumi.Output[bool]
 

@@ -58,12 +58,14 @@ type AppDeploy struct {
 	OnDelete pulumi.StringOutput `pulumi:"onDelete"`
 	// How often the deploy status is read while no log stream says it ended. Default: `2`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
 	PollIntervalSeconds pulumi.Float64Output `pulumi:"pollIntervalSeconds"`
-	// The version the environment served before this resource first deployed. Output: set by the provider from what the service reports.
+	// The version the environment served just before this resource's last deploy, or null. Output: set by the provider from what the service reports.
 	PreviousVersion pulumi.IntPtrOutput `pulumi:"previousVersion"`
 	// When the service queued the deploy. Output: set by the provider from what the service reports.
 	QueuedAt pulumi.StringPtrOutput `pulumi:"queuedAt"`
 	// A complete deploy whose smoke test failed counts as a failure, and the version served before is restored. Default: `true`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
 	RequireSmokeTest pulumi.BoolOutput `pulumi:"requireSmokeTest"`
+	// The version `onDelete="rollback"` restores: what the environment served before this resource first deployed. Output: set by the provider from what the service reports.
+	RollbackVersion pulumi.IntPtrOutput `pulumi:"rollbackVersion"`
 	// The service's smoke-test result for the deploy. Output: set by the provider from what the service reports.
 	SmokeTest pulumi.MapOutput `pulumi:"smokeTest"`
 	// The deploy's terminal status, `complete`. Output: set by the provider from what the service reports.
@@ -72,6 +74,10 @@ type AppDeploy struct {
 	TimeoutSeconds pulumi.Float64Output `pulumi:"timeoutSeconds"`
 	// The environment's URL (the service's, or derived from the app's; see README). Output: set by the provider from what the service reports.
 	Url pulumi.StringOutput `pulumi:"url"`
+	// Whether `verify` ran and passed after the last switch (false without `verify`). Output: set by the provider from what the service reports.
+	Verified pulumi.BoolPtrOutput `pulumi:"verified"`
+	// Check the live site after the switch and restore the version served before if it fails (see README); a change applies to the next switch. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+	Verify VerifyPtrOutput `pulumi:"verify"`
 	// The version that deploy produced. Output: set by the provider from what the service reports.
 	Version pulumi.IntOutput `pulumi:"version"`
 }
@@ -150,6 +156,8 @@ type appDeployArgs struct {
 	RequireSmokeTest *bool `pulumi:"requireSmokeTest"`
 	// How long create and update wait for the deploy (one deadline for every wait and retry); the native provider's `customTimeouts`, where set, take its place. Default: `1800`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
 	TimeoutSeconds *float64 `pulumi:"timeoutSeconds"`
+	// Check the live site after the switch and restore the version served before if it fails (see README); a change applies to the next switch. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+	Verify *Verify `pulumi:"verify"`
 }
 
 // The set of arguments for constructing a AppDeploy resource.
@@ -182,6 +190,8 @@ type AppDeployArgs struct {
 	RequireSmokeTest pulumi.BoolPtrInput
 	// How long create and update wait for the deploy (one deadline for every wait and retry); the native provider's `customTimeouts`, where set, take its place. Default: `1800`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
 	TimeoutSeconds pulumi.Float64PtrInput
+	// Check the live site after the switch and restore the version served before if it fails (see README); a change applies to the next switch. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+	Verify VerifyPtrInput
 }
 
 func (AppDeployArgs) ElementType() reflect.Type {
@@ -371,7 +381,7 @@ func (o AppDeployOutput) PollIntervalSeconds() pulumi.Float64Output {
 	return o.ApplyT(func(v *AppDeploy) pulumi.Float64Output { return v.PollIntervalSeconds }).(pulumi.Float64Output)
 }
 
-// The version the environment served before this resource first deployed. Output: set by the provider from what the service reports.
+// The version the environment served just before this resource's last deploy, or null. Output: set by the provider from what the service reports.
 func (o AppDeployOutput) PreviousVersion() pulumi.IntPtrOutput {
 	return o.ApplyT(func(v *AppDeploy) pulumi.IntPtrOutput { return v.PreviousVersion }).(pulumi.IntPtrOutput)
 }
@@ -384,6 +394,11 @@ func (o AppDeployOutput) QueuedAt() pulumi.StringPtrOutput {
 // A complete deploy whose smoke test failed counts as a failure, and the version served before is restored. Default: `true`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
 func (o AppDeployOutput) RequireSmokeTest() pulumi.BoolOutput {
 	return o.ApplyT(func(v *AppDeploy) pulumi.BoolOutput { return v.RequireSmokeTest }).(pulumi.BoolOutput)
+}
+
+// The version `onDelete="rollback"` restores: what the environment served before this resource first deployed. Output: set by the provider from what the service reports.
+func (o AppDeployOutput) RollbackVersion() pulumi.IntPtrOutput {
+	return o.ApplyT(func(v *AppDeploy) pulumi.IntPtrOutput { return v.RollbackVersion }).(pulumi.IntPtrOutput)
 }
 
 // The service's smoke-test result for the deploy. Output: set by the provider from what the service reports.
@@ -404,6 +419,16 @@ func (o AppDeployOutput) TimeoutSeconds() pulumi.Float64Output {
 // The environment's URL (the service's, or derived from the app's; see README). Output: set by the provider from what the service reports.
 func (o AppDeployOutput) Url() pulumi.StringOutput {
 	return o.ApplyT(func(v *AppDeploy) pulumi.StringOutput { return v.Url }).(pulumi.StringOutput)
+}
+
+// Whether `verify` ran and passed after the last switch (false without `verify`). Output: set by the provider from what the service reports.
+func (o AppDeployOutput) Verified() pulumi.BoolPtrOutput {
+	return o.ApplyT(func(v *AppDeploy) pulumi.BoolPtrOutput { return v.Verified }).(pulumi.BoolPtrOutput)
+}
+
+// Check the live site after the switch and restore the version served before if it fails (see README); a change applies to the next switch. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+func (o AppDeployOutput) Verify() VerifyPtrOutput {
+	return o.ApplyT(func(v *AppDeploy) VerifyPtrOutput { return v.Verify }).(VerifyPtrOutput)
 }
 
 // The version that deploy produced. Output: set by the provider from what the service reports.

@@ -32,14 +32,20 @@ type AppPromotion struct {
 	Live pulumi.BoolOutput `pulumi:"live"`
 	// `retain` leaves the version live; `rollback` restores the one served before. Default: `"retain"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
 	OnDelete pulumi.StringOutput `pulumi:"onDelete"`
-	// The version the environment served before this resource first promoted. Output: set by the provider from what the service reports.
+	// The version the environment served just before this resource's last promotion, or null. Output: set by the provider from what the service reports.
 	PreviousVersion pulumi.IntPtrOutput `pulumi:"previousVersion"`
 	// Refuse a version whose deploy failed or whose smoke test failed, or whose deploy cannot be found (see README). Default: `true`. Changing it updates the resource in place.
 	RequireSmokeTest pulumi.BoolOutput `pulumi:"requireSmokeTest"`
+	// The version `onDelete="rollback"` restores: what the environment served before this resource first promoted. Output: set by the provider from what the service reports.
+	RollbackVersion pulumi.IntPtrOutput `pulumi:"rollbackVersion"`
 	// The deploy that built `version` (e.g. `staging.deployId`), for the smoke-test gate. Changing it updates the resource in place.
 	SourceDeployId pulumi.StringPtrOutput `pulumi:"sourceDeployId"`
 	// The environment's URL. Output: set by the provider from what the service reports.
 	Url pulumi.StringOutput `pulumi:"url"`
+	// Whether `verify` ran and passed after the last switch (false without `verify`). Output: set by the provider from what the service reports.
+	Verified pulumi.BoolPtrOutput `pulumi:"verified"`
+	// Check the live site after the switch and restore the version served before if it fails (see README); a change applies to the next switch. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+	Verify VerifyPtrOutput `pulumi:"verify"`
 	// The version to serve, e.g. `staging.version`. Changing it is an update (an instant restore, no rebuild).
 	Version pulumi.IntOutput `pulumi:"version"`
 }
@@ -102,6 +108,8 @@ type appPromotionArgs struct {
 	RequireSmokeTest *bool `pulumi:"requireSmokeTest"`
 	// The deploy that built `version` (e.g. `staging.deployId`), for the smoke-test gate. Changing it updates the resource in place.
 	SourceDeployId *string `pulumi:"sourceDeployId"`
+	// Check the live site after the switch and restore the version served before if it fails (see README); a change applies to the next switch. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+	Verify *Verify `pulumi:"verify"`
 	// The version to serve, e.g. `staging.version`. Changing it is an update (an instant restore, no rebuild).
 	Version int `pulumi:"version"`
 }
@@ -120,6 +128,8 @@ type AppPromotionArgs struct {
 	RequireSmokeTest pulumi.BoolPtrInput
 	// The deploy that built `version` (e.g. `staging.deployId`), for the smoke-test gate. Changing it updates the resource in place.
 	SourceDeployId pulumi.StringPtrInput
+	// Check the live site after the switch and restore the version served before if it fails (see README); a change applies to the next switch. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+	Verify VerifyPtrInput
 	// The version to serve, e.g. `staging.version`. Changing it is an update (an instant restore, no rebuild).
 	Version pulumi.IntInput
 }
@@ -246,7 +256,7 @@ func (o AppPromotionOutput) OnDelete() pulumi.StringOutput {
 	return o.ApplyT(func(v *AppPromotion) pulumi.StringOutput { return v.OnDelete }).(pulumi.StringOutput)
 }
 
-// The version the environment served before this resource first promoted. Output: set by the provider from what the service reports.
+// The version the environment served just before this resource's last promotion, or null. Output: set by the provider from what the service reports.
 func (o AppPromotionOutput) PreviousVersion() pulumi.IntPtrOutput {
 	return o.ApplyT(func(v *AppPromotion) pulumi.IntPtrOutput { return v.PreviousVersion }).(pulumi.IntPtrOutput)
 }
@@ -254,6 +264,11 @@ func (o AppPromotionOutput) PreviousVersion() pulumi.IntPtrOutput {
 // Refuse a version whose deploy failed or whose smoke test failed, or whose deploy cannot be found (see README). Default: `true`. Changing it updates the resource in place.
 func (o AppPromotionOutput) RequireSmokeTest() pulumi.BoolOutput {
 	return o.ApplyT(func(v *AppPromotion) pulumi.BoolOutput { return v.RequireSmokeTest }).(pulumi.BoolOutput)
+}
+
+// The version `onDelete="rollback"` restores: what the environment served before this resource first promoted. Output: set by the provider from what the service reports.
+func (o AppPromotionOutput) RollbackVersion() pulumi.IntPtrOutput {
+	return o.ApplyT(func(v *AppPromotion) pulumi.IntPtrOutput { return v.RollbackVersion }).(pulumi.IntPtrOutput)
 }
 
 // The deploy that built `version` (e.g. `staging.deployId`), for the smoke-test gate. Changing it updates the resource in place.
@@ -264,6 +279,16 @@ func (o AppPromotionOutput) SourceDeployId() pulumi.StringPtrOutput {
 // The environment's URL. Output: set by the provider from what the service reports.
 func (o AppPromotionOutput) Url() pulumi.StringOutput {
 	return o.ApplyT(func(v *AppPromotion) pulumi.StringOutput { return v.Url }).(pulumi.StringOutput)
+}
+
+// Whether `verify` ran and passed after the last switch (false without `verify`). Output: set by the provider from what the service reports.
+func (o AppPromotionOutput) Verified() pulumi.BoolPtrOutput {
+	return o.ApplyT(func(v *AppPromotion) pulumi.BoolPtrOutput { return v.Verified }).(pulumi.BoolPtrOutput)
+}
+
+// Check the live site after the switch and restore the version served before if it fails (see README); a change applies to the next switch. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+func (o AppPromotionOutput) Verify() VerifyPtrOutput {
+	return o.ApplyT(func(v *AppPromotion) VerifyPtrOutput { return v.Verify }).(VerifyPtrOutput)
 }
 
 // The version to serve, e.g. `staging.version`. Changing it is an update (an instant restore, no rebuild).

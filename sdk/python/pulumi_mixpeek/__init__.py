@@ -10,6 +10,8 @@ from .app_deploy import *
 from .app_promotion import *
 from .plugin_deployment import *
 from .provider import *
+from ._inputs import *
+from . import outputs
 
 # Make subpackages available:
 if typing.TYPE_CHECKING:

@@ -13,6 +13,8 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import NotRequired, TypedDict, TypeAlias
 from . import _utilities
+from . import outputs
+from ._inputs import *
 
 __all__ = ['AppDeployArgs', 'AppDeploy']
 
@@ -32,7 +34,8 @@ class AppDeployArgs:
                  on_delete: pulumi.Input[Optional[_builtins.str]] = None,
                  poll_interval_seconds: pulumi.Input[Optional[_builtins.float]] = None,
                  require_smoke_test: pulumi.Input[Optional[_builtins.bool]] = None,
-                 timeout_seconds: pulumi.Input[Optional[_builtins.float]] = None):
+                 timeout_seconds: pulumi.Input[Optional[_builtins.float]] = None,
+                 verify: pulumi.Input[Optional['VerifyArgs']] = None):
         """
         The set of arguments for constructing a AppDeploy resource.
 
@@ -50,6 +53,7 @@ class AppDeployArgs:
         :param pulumi.Input[_builtins.float] poll_interval_seconds: How often the deploy status is read while no log stream says it ended. Default: `2`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         :param pulumi.Input[_builtins.bool] require_smoke_test: A complete deploy whose smoke test failed counts as a failure, and the version served before is restored. Default: `true`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         :param pulumi.Input[_builtins.float] timeout_seconds: How long create and update wait for the deploy (one deadline for every wait and retry); the native provider's `customTimeouts`, where set, take its place. Default: `1800`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input['VerifyArgs'] verify: Check the live site after the switch and restore the version served before if it fails (see README); a change applies to the next switch. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         pulumi.set(__self__, "app_id", app_id)
         pulumi.set(__self__, "bundle", bundle)
@@ -77,6 +81,8 @@ class AppDeployArgs:
             pulumi.set(__self__, "require_smoke_test", require_smoke_test)
         if timeout_seconds is not None:
             pulumi.set(__self__, "timeout_seconds", timeout_seconds)
+        if verify is not None:
+            pulumi.set(__self__, "verify", verify)
 
     @_builtins.property
     @pulumi.getter(name="appId")
@@ -246,6 +252,18 @@ class AppDeployArgs:
     def timeout_seconds(self, value: pulumi.Input[Optional[_builtins.float]]):
         pulumi.set(self, "timeout_seconds", value)
 
+    @_builtins.property
+    @pulumi.getter
+    def verify(self) -> pulumi.Input[Optional['VerifyArgs']]:
+        """
+        Check the live site after the switch and restore the version served before if it fails (see README); a change applies to the next switch. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        """
+        return pulumi.get(self, "verify")
+
+    @verify.setter
+    def verify(self, value: pulumi.Input[Optional['VerifyArgs']]):
+        pulumi.set(self, "verify", value)
+
 
 @pulumi.type_token("mixpeek:index:AppDeploy")
 class AppDeploy(pulumi.CustomResource):
@@ -267,6 +285,7 @@ class AppDeploy(pulumi.CustomResource):
                  poll_interval_seconds: pulumi.Input[Optional[_builtins.float]] = None,
                  require_smoke_test: pulumi.Input[Optional[_builtins.bool]] = None,
                  timeout_seconds: pulumi.Input[Optional[_builtins.float]] = None,
+                 verify: pulumi.Input[Optional[Union['VerifyArgs', 'VerifyArgsDict']]] = None,
                  __props__=None):
         """
         A Mixpeek App deploy of a build folder or .zip, live once `pulumi up` returns.
@@ -289,6 +308,7 @@ class AppDeploy(pulumi.CustomResource):
         :param pulumi.Input[_builtins.float] poll_interval_seconds: How often the deploy status is read while no log stream says it ended. Default: `2`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         :param pulumi.Input[_builtins.bool] require_smoke_test: A complete deploy whose smoke test failed counts as a failure, and the version served before is restored. Default: `true`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         :param pulumi.Input[_builtins.float] timeout_seconds: How long create and update wait for the deploy (one deadline for every wait and retry); the native provider's `customTimeouts`, where set, take its place. Default: `1800`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        :param pulumi.Input[Union['VerifyArgs', 'VerifyArgsDict']] verify: Check the live site after the switch and restore the version served before if it fails (see README); a change applies to the next switch. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         ...
     @overload
@@ -330,6 +350,7 @@ class AppDeploy(pulumi.CustomResource):
                  poll_interval_seconds: pulumi.Input[Optional[_builtins.float]] = None,
                  require_smoke_test: pulumi.Input[Optional[_builtins.bool]] = None,
                  timeout_seconds: pulumi.Input[Optional[_builtins.float]] = None,
+                 verify: pulumi.Input[Optional[Union['VerifyArgs', 'VerifyArgsDict']]] = None,
                  __props__=None):
         opts = pulumi.ResourceOptions.merge(_utilities.get_resource_opts_defaults(), opts)
         if not isinstance(opts, pulumi.ResourceOptions):
@@ -357,6 +378,7 @@ class AppDeploy(pulumi.CustomResource):
             __props__.__dict__["poll_interval_seconds"] = poll_interval_seconds
             __props__.__dict__["require_smoke_test"] = require_smoke_test
             __props__.__dict__["timeout_seconds"] = timeout_seconds
+            __props__.__dict__["verify"] = verify
             __props__.__dict__["bundle_files"] = None
             __props__.__dict__["bundle_s3_key"] = None
             __props__.__dict__["bundle_sha256"] = None
@@ -367,9 +389,11 @@ class AppDeploy(pulumi.CustomResource):
             __props__.__dict__["live"] = None
             __props__.__dict__["previous_version"] = None
             __props__.__dict__["queued_at"] = None
+            __props__.__dict__["rollback_version"] = None
             __props__.__dict__["smoke_test"] = None
             __props__.__dict__["status"] = None
             __props__.__dict__["url"] = None
+            __props__.__dict__["verified"] = None
             __props__.__dict__["version"] = None
         super(AppDeploy, __self__).__init__(
             'mixpeek:index:AppDeploy',
@@ -416,10 +440,13 @@ class AppDeploy(pulumi.CustomResource):
         __props__.__dict__["previous_version"] = None
         __props__.__dict__["queued_at"] = None
         __props__.__dict__["require_smoke_test"] = None
+        __props__.__dict__["rollback_version"] = None
         __props__.__dict__["smoke_test"] = None
         __props__.__dict__["status"] = None
         __props__.__dict__["timeout_seconds"] = None
         __props__.__dict__["url"] = None
+        __props__.__dict__["verified"] = None
+        __props__.__dict__["verify"] = None
         __props__.__dict__["version"] = None
         return AppDeploy(resource_name, opts=opts, __props__=__props__)
 
@@ -587,7 +614,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter(name="previousVersion")
     def previous_version(self) -> pulumi.Output[Optional[_builtins.int]]:
         """
-        The version the environment served before this resource first deployed. Output: set by the provider from what the service reports.
+        The version the environment served just before this resource's last deploy, or null. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "previous_version")
 
@@ -606,6 +633,14 @@ class AppDeploy(pulumi.CustomResource):
         A complete deploy whose smoke test failed counts as a failure, and the version served before is restored. Default: `true`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         return pulumi.get(self, "require_smoke_test")
+
+    @_builtins.property
+    @pulumi.getter(name="rollbackVersion")
+    def rollback_version(self) -> pulumi.Output[Optional[_builtins.int]]:
+        """
+        The version `onDelete="rollback"` restores: what the environment served before this resource first deployed. Output: set by the provider from what the service reports.
+        """
+        return pulumi.get(self, "rollback_version")
 
     @_builtins.property
     @pulumi.getter(name="smokeTest")
@@ -638,6 +673,22 @@ class AppDeploy(pulumi.CustomResource):
         The environment's URL (the service's, or derived from the app's; see README). Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "url")
+
+    @_builtins.property
+    @pulumi.getter
+    def verified(self) -> pulumi.Output[Optional[_builtins.bool]]:
+        """
+        Whether `verify` ran and passed after the last switch (false without `verify`). Output: set by the provider from what the service reports.
+        """
+        return pulumi.get(self, "verified")
+
+    @_builtins.property
+    @pulumi.getter
+    def verify(self) -> pulumi.Output[Optional['outputs.Verify']]:
+        """
+        Check the live site after the switch and restore the version served before if it fails (see README); a change applies to the next switch. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        """
+        return pulumi.get(self, "verify")
 
     @_builtins.property
     @pulumi.getter

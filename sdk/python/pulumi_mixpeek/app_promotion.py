@@ -13,6 +13,8 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import NotRequired, TypedDict, TypeAlias
 from . import _utilities
+from . import outputs
+from ._inputs import *
 
 __all__ = ['AppPromotionArgs', 'AppPromotion']
 
@@ -25,7 +27,8 @@ class AppPromotionArgs:
                  environment: pulumi.Input[Optional[_builtins.str]] = None,
                  on_delete: pulumi.Input[Optional[_builtins.str]] = None,
                  require_smoke_test: pulumi.Input[Optional[_builtins.bool]] = None,
-                 source_deploy_id: pulumi.Input[Optional[_builtins.str]] = None):
+                 source_deploy_id: pulumi.Input[Optional[_builtins.str]] = None,
+                 verify: pulumi.Input[Optional['VerifyArgs']] = None):
         """
         The set of arguments for constructing a AppPromotion resource.
 
@@ -36,6 +39,7 @@ class AppPromotionArgs:
         :param pulumi.Input[_builtins.str] on_delete: `retain` leaves the version live; `rollback` restores the one served before. Default: `"retain"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         :param pulumi.Input[_builtins.bool] require_smoke_test: Refuse a version whose deploy failed or whose smoke test failed, or whose deploy cannot be found (see README). Default: `true`. Changing it updates the resource in place.
         :param pulumi.Input[_builtins.str] source_deploy_id: The deploy that built `version` (e.g. `staging.deployId`), for the smoke-test gate. Changing it updates the resource in place.
+        :param pulumi.Input['VerifyArgs'] verify: Check the live site after the switch and restore the version served before if it fails (see README); a change applies to the next switch. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         """
         pulumi.set(__self__, "app_id", app_id)
         pulumi.set(__self__, "version", version)
@@ -49,6 +53,8 @@ class AppPromotionArgs:
             pulumi.set(__self__, "require_smoke_test", require_smoke_test)
         if source_deploy_id is not None:
             pulumi.set(__self__, "source_deploy_id", source_deploy_id)
+        if verify is not None:
+            pulumi.set(__self__, "verify", verify)
 
     @_builtins.property
     @pulumi.getter(name="appId")
@@ -134,6 +140,18 @@ class AppPromotionArgs:
     def source_deploy_id(self, value: pulumi.Input[Optional[_builtins.str]]):
         pulumi.set(self, "source_deploy_id", value)
 
+    @_builtins.property
+    @pulumi.getter
+    def verify(self) -> pulumi.Input[Optional['VerifyArgs']]:
+        """
+        Check the live site after the switch and restore the version served before if it fails (see README); a change applies to the next switch. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        """
+        return pulumi.get(self, "verify")
+
+    @verify.setter
+    def verify(self, value: pulumi.Input[Optional['VerifyArgs']]):
+        pulumi.set(self, "verify", value)
+
 
 @pulumi.type_token("mixpeek:index:AppPromotion")
 class AppPromotion(pulumi.CustomResource):
@@ -147,6 +165,7 @@ class AppPromotion(pulumi.CustomResource):
                  on_delete: pulumi.Input[Optional[_builtins.str]] = None,
                  require_smoke_test: pulumi.Input[Optional[_builtins.bool]] = None,
                  source_deploy_id: pulumi.Input[Optional[_builtins.str]] = None,
+                 verify: pulumi.Input[Optional[Union['VerifyArgs', 'VerifyArgsDict']]] = None,
                  version: pulumi.Input[Optional[_builtins.int]] = None,
                  __props__=None):
         """
@@ -162,6 +181,7 @@ class AppPromotion(pulumi.CustomResource):
         :param pulumi.Input[_builtins.str] on_delete: `retain` leaves the version live; `rollback` restores the one served before. Default: `"retain"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         :param pulumi.Input[_builtins.bool] require_smoke_test: Refuse a version whose deploy failed or whose smoke test failed, or whose deploy cannot be found (see README). Default: `true`. Changing it updates the resource in place.
         :param pulumi.Input[_builtins.str] source_deploy_id: The deploy that built `version` (e.g. `staging.deployId`), for the smoke-test gate. Changing it updates the resource in place.
+        :param pulumi.Input[Union['VerifyArgs', 'VerifyArgsDict']] verify: Check the live site after the switch and restore the version served before if it fails (see README); a change applies to the next switch. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         :param pulumi.Input[_builtins.int] version: The version to serve, e.g. `staging.version`. Changing it is an update (an instant restore, no rebuild).
         """
         ...
@@ -196,6 +216,7 @@ class AppPromotion(pulumi.CustomResource):
                  on_delete: pulumi.Input[Optional[_builtins.str]] = None,
                  require_smoke_test: pulumi.Input[Optional[_builtins.bool]] = None,
                  source_deploy_id: pulumi.Input[Optional[_builtins.str]] = None,
+                 verify: pulumi.Input[Optional[Union['VerifyArgs', 'VerifyArgsDict']]] = None,
                  version: pulumi.Input[Optional[_builtins.int]] = None,
                  __props__=None):
         opts = pulumi.ResourceOptions.merge(_utilities.get_resource_opts_defaults(), opts)
@@ -214,6 +235,7 @@ class AppPromotion(pulumi.CustomResource):
             __props__.__dict__["on_delete"] = on_delete
             __props__.__dict__["require_smoke_test"] = require_smoke_test
             __props__.__dict__["source_deploy_id"] = source_deploy_id
+            __props__.__dict__["verify"] = verify
             if version is None and not opts.urn:
                 raise TypeError("Missing required property 'version'")
             __props__.__dict__["version"] = version
@@ -221,7 +243,9 @@ class AppPromotion(pulumi.CustomResource):
             __props__.__dict__["deploy_id"] = None
             __props__.__dict__["live"] = None
             __props__.__dict__["previous_version"] = None
+            __props__.__dict__["rollback_version"] = None
             __props__.__dict__["url"] = None
+            __props__.__dict__["verified"] = None
         super(AppPromotion, __self__).__init__(
             'mixpeek:index:AppPromotion',
             resource_name,
@@ -253,8 +277,11 @@ class AppPromotion(pulumi.CustomResource):
         __props__.__dict__["on_delete"] = None
         __props__.__dict__["previous_version"] = None
         __props__.__dict__["require_smoke_test"] = None
+        __props__.__dict__["rollback_version"] = None
         __props__.__dict__["source_deploy_id"] = None
         __props__.__dict__["url"] = None
+        __props__.__dict__["verified"] = None
+        __props__.__dict__["verify"] = None
         __props__.__dict__["version"] = None
         return AppPromotion(resource_name, opts=opts, __props__=__props__)
 
@@ -318,7 +345,7 @@ class AppPromotion(pulumi.CustomResource):
     @pulumi.getter(name="previousVersion")
     def previous_version(self) -> pulumi.Output[Optional[_builtins.int]]:
         """
-        The version the environment served before this resource first promoted. Output: set by the provider from what the service reports.
+        The version the environment served just before this resource's last promotion, or null. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "previous_version")
 
@@ -329,6 +356,14 @@ class AppPromotion(pulumi.CustomResource):
         Refuse a version whose deploy failed or whose smoke test failed, or whose deploy cannot be found (see README). Default: `true`. Changing it updates the resource in place.
         """
         return pulumi.get(self, "require_smoke_test")
+
+    @_builtins.property
+    @pulumi.getter(name="rollbackVersion")
+    def rollback_version(self) -> pulumi.Output[Optional[_builtins.int]]:
+        """
+        The version `onDelete="rollback"` restores: what the environment served before this resource first promoted. Output: set by the provider from what the service reports.
+        """
+        return pulumi.get(self, "rollback_version")
 
     @_builtins.property
     @pulumi.getter(name="sourceDeployId")
@@ -345,6 +380,22 @@ class AppPromotion(pulumi.CustomResource):
         The environment's URL. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "url")
+
+    @_builtins.property
+    @pulumi.getter
+    def verified(self) -> pulumi.Output[Optional[_builtins.bool]]:
+        """
+        Whether `verify` ran and passed after the last switch (false without `verify`). Output: set by the provider from what the service reports.
+        """
+        return pulumi.get(self, "verified")
+
+    @_builtins.property
+    @pulumi.getter
+    def verify(self) -> pulumi.Output[Optional['outputs.Verify']]:
+        """
+        Check the live site after the switch and restore the version served before if it fails (see README); a change applies to the next switch. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        """
+        return pulumi.get(self, "verify")
 
     @_builtins.property
     @pulumi.getter
