@@ -279,9 +279,26 @@ def resource_page(token: str, spec: dict[str, Any]) -> str:
             "```",
             "",
             "Import reads what is live and deploys nothing.",
+            *_import_path_note(kind),
             "",
         ]
     )
+
+
+def _import_path_note(kind: str) -> list[str]:
+    """What to put in the local path an import cannot know (the provider's placeholder)."""
+    from mixpeek_pulumi.deploy.kinds import KINDS
+    from mixpeek_pulumi.native.server import import_placeholder
+
+    found = KINDS[kind]
+    if not found.path:
+        return []
+    return [
+        f'The generated program has `{found.path}: "{import_placeholder(found)}"`: replace',
+        f"it with the path of the {found.path} that was deployed. Its content is compared with",
+        "what is live, so the same files show no change in the next `pulumi preview`; other",
+        "files show as an update that lists them.",
+    ]
 
 
 def index_page(schema: dict[str, Any]) -> str:

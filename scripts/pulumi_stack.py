@@ -162,25 +162,35 @@ class CliStack:
         """``pulumi up``; ``parallel`` is the engine's ``--parallel`` (default 4 per CPU)."""
         return self._program("up", parallel=parallel)
 
-    def preview(self, *, expect_no_changes: bool = False) -> CliResult:
-        return self._program("preview", expect_no_changes=expect_no_changes)
+    def preview(self, *, expect_no_changes: bool = False, diff: bool = False) -> CliResult:
+        """``pulumi preview``; ``diff`` adds ``--diff`` (every changed property's values)."""
+        return self._program("preview", expect_no_changes=expect_no_changes, diff=diff)
 
     def _program(
-        self, verb: str, *, expect_no_changes: bool = False, parallel: int | None = None
+        self,
+        verb: str,
+        *,
+        expect_no_changes: bool = False,
+        parallel: int | None = None,
+        diff: bool = False,
     ) -> CliResult:
         if not self.inline:
             flags = ["--yes", "--skip-preview"] if verb == "up" else []
             if expect_no_changes:
                 flags.append("--expect-no-changes")
+            if diff:
+                flags.append("--diff")
             if parallel:
                 flags += ["--parallel", str(parallel)]
             result = self.run(verb, *flags, check=False)
             if result.ok and verb == "up":
                 result.summary = self.last_changes()
             return result
-        return self._inline(verb, expect_no_changes=expect_no_changes, parallel=parallel)
+        return self._inline(verb, expect_no_changes=expect_no_changes, parallel=parallel, diff=diff)
 
-    def _inline(self, verb: str, *, expect_no_changes: bool, parallel: int | None) -> CliResult:
+    def _inline(
+        self, verb: str, *, expect_no_changes: bool, parallel: int | None, diff: bool = False
+    ) -> CliResult:
         """The program served by a child Python process through the Automation API, as the
         language host would serve it from its own process; its CLI output is streamed back."""
         result = CliResult(verb, ok=False)
@@ -190,6 +200,8 @@ class CliStack:
             command.append("--expect-no-changes")
         if parallel:
             command.append(f"--parallel={parallel}")
+        if diff:
+            command.append("--diff")
         # The stack's own PYTHONPATH (its env, else this process's) decides which code the
         # program imports, as it does for the provider processes the CLI starts.
         path = self.env.get("PYTHONPATH", "")
@@ -270,6 +282,8 @@ def serve_inline(argv: list[str]) -> int:
     options: dict[str, Any] = {"on_output": echo, "on_error": echo, "color": "never"}
     if "--expect-no-changes" in argv:
         options["expect_no_changes"] = True
+    if "--diff" in argv:
+        options["diff"] = True
     for flag in argv:
         if flag.startswith("--parallel="):
             options["parallel"] = int(flag.split("=", 1)[1])

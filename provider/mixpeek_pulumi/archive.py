@@ -23,7 +23,7 @@ import threading
 import zipfile
 import zlib
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Final
@@ -478,16 +478,18 @@ def write_archive(
     max_bytes: int | None = None,
     source: str | None = None,
     noun: str = "bundle",
+    progress: Callable[[int], None] | None = None,
 ) -> Archive:
     """A deterministic zip (sorted, fixed dates and modes) of ``files``, written in one pass with
     compression on every core into an unnamed temporary file: nothing is left behind even if
     the process is killed. Memory stays bounded whatever the bundle's size. Raises
     ``BundleError`` (naming ``source``, the ``noun``'s folder or .zip) as soon as the archive
-    grows past ``max_bytes``, or when a file changed while it was being packed."""
+    grows past ``max_bytes``, or when a file changed while it was being packed. ``progress``
+    is told how many bytes of the files each step packed."""
     handle = tempfile.TemporaryFile(prefix="mixpeek-bundle-")  # noqa: SIM115 - the Archive owns it
     try:
         writer = _ZipWriter(handle, max_bytes, source or "the archive", noun)
-        content = _Packer(writer).pack(files)
+        content = _Packer(writer, progress).pack(files)
         writer.finish()
         handle.flush()
     except _Changed as exc:
@@ -513,14 +515,17 @@ def write_archive(
 class _Packer:
     """Consumes the jobs' results in archive order and feeds the writer."""
 
-    def __init__(self, writer: _ZipWriter) -> None:
+    def __init__(self, writer: _ZipWriter, progress: Callable[[int], None] | None = None) -> None:
         self.writer = writer
+        self.progress = progress
         self.content = hashlib.sha256()
         self.opened: tuple[bytes, int, bool] | None = None
         self.csize = 0
 
     def pack(self, files: Sequence[SourceFile]) -> str:
         for job, result in _ordered(_jobs(files)):
+            if self.progress is not None:
+                self.progress(job.weight)
             if isinstance(result, list):
                 for f, packed in zip(job.batch, result, strict=True):
                     self.writer.add_packed(f.rel, f.size, packed)

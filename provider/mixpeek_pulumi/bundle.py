@@ -749,11 +749,16 @@ def digest(files: Sequence[SourceFile]) -> Digest:
     """sha256 over each sorted path, its size and its bytes' sha256: independent of mtimes and
     modes. Files are hashed on every core (hashlib and reads release the GIL), in runs of
     neighbours so the pool's own cost stays small."""
+    return hashed(files)[0]
+
+
+def hashed(files: Sequence[SourceFile]) -> tuple[Digest, list[bytes]]:
+    """The content digest and each file's sha256, from one read of every file."""
     hashes = parallel(files, hash_file)
     h = hashlib.sha256()
     for f, file_hash in zip(files, hashes, strict=True):
         h.update(entry_line(f, file_hash))
-    return Digest(h.hexdigest(), len(files), sum(f.size for f in files))
+    return Digest(h.hexdigest(), len(files), sum(f.size for f in files)), hashes
 
 
 T = TypeVar("T")

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Any, Final, TypeVar
+from typing import IO, Any, Final, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -26,6 +26,7 @@ from .bounds import MAX_ERROR_BODY, Answer, EventReader, Lane, exchange, size_te
 from .config import ProviderConfig
 from .deadline import Deadline
 from .errors import (
+    ApiConnectionError,
     ApiStatusError,
     MixpeekError,
     ResponseValidationError,
@@ -58,6 +59,7 @@ from .models import (
     UploadUrlRequest,
     UploadUrlResponse,
     VersionDetailResponse,
+    VersionDiffResponse,
     VersionListResponse,
 )
 from .retry import RetryPolicy, parse_retry_after
@@ -76,6 +78,13 @@ class StoredObject:
     """What the presigned PUT answered: the object's ETag without quotes."""
 
     etag: str | None
+
+
+class Body(Protocol):
+    """What an upload reads from: a file, or one that counts what is read."""
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class MixpeekClient:
@@ -98,8 +107,10 @@ class MixpeekClient:
         transport: httpx.BaseTransport | None = None,
         log: Callable[[str], None] | None = None,
         deadline: Deadline | None = None,
+        endpoint_source: str = "the client's `base_url`",
     ) -> None:
         self._api_key = api_key
+        self._endpoint_source = endpoint_source
         self._timeout = timeout
         self._deadline = deadline or Deadline.never()
         self._retry = retry or RetryPolicy()
@@ -135,6 +146,7 @@ class MixpeekClient:
             base_url=config.base_url,
             log=log,
             deadline=deadline,
+            endpoint_source=config.endpoint_source,
             **kwargs,
         )
 
@@ -226,7 +238,10 @@ class MixpeekClient:
             return _parse(method, path, response, model)
 
         what = f"{method} {path}"
-        return self._retry.call(attempt, creates=creates, what=what, deadline=self._deadline)
+        try:
+            return self._retry.call(attempt, creates=creates, what=what, deadline=self._deadline)
+        except ApiConnectionError as exc:
+            raise exc.located(self._base, self._endpoint_source) from None
 
     def _status_error(self, method: str, path: str, answer: Answer) -> ApiStatusError:
         info = _error_info(answer, secrets=(self._api_key,))
@@ -280,6 +295,10 @@ class MixpeekClient:
     def get_version(self, app_id: str, version: int) -> VersionDetailResponse:
         path = f"/v1/apps/{_seg(app_id)}/versions/{int(version)}"
         return self._call("GET", path, VersionDetailResponse)
+
+    def diff_versions(self, app_id: str, old: int, new: int) -> VersionDiffResponse:
+        path = f"/v1/apps/{_seg(app_id)}/versions/{int(old)}/diff/{int(new)}"
+        return self._call("GET", path, VersionDiffResponse)
 
     def download_version(self, app_id: str, version: int) -> DownloadUrlResponse:
         path = f"/v1/apps/{_seg(app_id)}/versions/{int(version)}/download"
@@ -341,7 +360,7 @@ class MixpeekClient:
     def put_object(
         self,
         url: str,
-        body: IO[bytes],
+        body: Body,
         *,
         size: int,
         content_type: str,

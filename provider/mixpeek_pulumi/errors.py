@@ -153,12 +153,42 @@ class ApiConnectionError(ApiError):
     def __init__(self, *, method: str, path: str, reason: str, sent: bool) -> None:
         self.sent = sent
         self.reason = reason
-        where = "after it was sent" if sent else "before it was sent"
+        where = " (after it was sent)" if sent else ""
         super().__init__(
-            _sentence(f"{method} {path} could not reach the Mixpeek API ({where}): {reason}"),
+            _sentence(f"{method} {path} could not reach the Mixpeek API{where}: {reason}"),
             method=method,
             path=path,
         )
+
+    def located(self, base_url: str, source: str) -> ApiConnectionError:
+        """This error naming the endpoint it tried and the setting that chose it, with what
+        to do; timeouts and interruptions are about time, not the address, and stay as
+        they are."""
+        if type(self) is not ApiConnectionError:
+            return self
+        where = " (after it was sent)" if self.sent else ""
+        found = ApiConnectionError(method=self.method, path=self.path, reason="", sent=self.sent)
+        found.reason = self.reason
+        found.message = redact(
+            _sentence(
+                f"{self.method} {self.path} could not reach the Mixpeek API at {base_url}, "
+                f"the address {source} names{where}: {self.reason.rstrip('.')}; check that "
+                f"the address is right and reachable from here, or {_fix(source)}"
+            )
+        )
+        found.args = (found.message,)
+        return found
+
+
+def _fix(source: str) -> str:
+    """How to change the endpoint that came from ``source`` (``ProviderConfig``'s words)."""
+    if "base_url" in source:
+        return "change the resource's `base_url`"
+    if "MIXPEEK_BASE_URL" in source:
+        return "change MIXPEEK_BASE_URL (or set `mixpeek:baseUrl`, which wins)"
+    if "mixpeek:baseUrl" in source:
+        return "change it with `pulumi config set mixpeek:baseUrl <url>`"
+    return "set your Mixpeek host with `pulumi config set mixpeek:baseUrl <url>`"
 
 
 class ApiTimeoutError(ApiConnectionError):

@@ -152,6 +152,8 @@ class VersionRecord(Response):
     git_commit_message: str | None = None
     git_author: str | None = None
     is_active: dict[str, bool] | None = None
+    asset_manifest: dict[str, Any] | None = None
+    """Each path the version serves: ``{s3_key, hash, size}``."""
 
     def serves(self, environment: str) -> bool | None:
         """What the record itself says about ``environment``; None when it says nothing."""
@@ -208,7 +210,21 @@ class VersionListResponse(Response):
 
 class VersionDetailResponse(VersionRecord):
     source_files: dict[str, str] | None = None
-    asset_manifest: dict[str, Any] | None = None
+
+
+class FileDiff(Response):
+    path: str
+    status: str
+    """``added``, ``removed``, ``modified`` or ``unchanged``."""
+
+
+class VersionDiffResponse(Response):
+    """The official ``VersionDiffResponse``: what changed, file by file, between versions."""
+
+    from_version: int | None = None
+    to_version: int | None = None
+    files: list[FileDiff] = []
+    summary: dict[str, int] | None = None
 
 
 class DownloadUrlResponse(Response):

@@ -111,7 +111,8 @@ class RetryPolicy:
             exc = state.outcome.exception()
             first = str(exc).splitlines()[0] if exc else "unknown error"
             self.on_retry(
-                f"{what}: attempt {state.attempt_number} failed ({first}); "
+                f"{what}: attempt {state.attempt_number} of {self.max_attempts} failed "
+                f"({first.rstrip('.')}); "
                 f"retrying in {state.next_action.sleep:.1f}s"
             )
 

@@ -297,6 +297,9 @@ class AppDeployState(AppDeployInputs, State):
     resource first deployed."""
     verified: bool | None = None
     """Whether ``verify`` ran and passed after the last switch (false without ``verify``)."""
+    bundle_files: dict[str, str] | None = None
+    """What a preview compares the bundle's files with: each path the environment serves
+    mapped to the first 16 hex digits of its sha256; none for bundles over 1,000 files."""
 
     _rollback_from_previous = model_validator(mode="before")(_rollback_from_previous)
 

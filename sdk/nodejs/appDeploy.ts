@@ -51,6 +51,10 @@ export class AppDeploy extends pulumi.CustomResource {
      */
     declare public readonly bundle: pulumi.Output<string | undefined>;
     /**
+     * What a preview compares the bundle's files with: each path the environment serves mapped to the first 16 hex digits of its sha256; none for bundles over 1,000 files. Output: set by the provider from what the service reports.
+     */
+    declare public /*out*/ readonly bundleFiles: pulumi.Output<{[key: string]: any} | undefined>;
+    /**
      * Where the uploaded bundle is kept. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly bundleS3Key: pulumi.Output<string | undefined>;
@@ -191,6 +195,7 @@ export class AppDeploy extends pulumi.CustomResource {
             resourceInputs["requireSmokeTest"] = args?.requireSmokeTest;
             resourceInputs["timeoutSeconds"] = args?.timeoutSeconds;
             resourceInputs["verify"] = args?.verify;
+            resourceInputs["bundleFiles"] = undefined /*out*/;
             resourceInputs["bundleS3Key"] = undefined /*out*/;
             resourceInputs["bundleSha256"] = undefined /*out*/;
             resourceInputs["bundleSize"] = undefined /*out*/;
@@ -210,6 +215,7 @@ export class AppDeploy extends pulumi.CustomResource {
             resourceInputs["appId"] = undefined /*out*/;
             resourceInputs["baseUrl"] = undefined /*out*/;
             resourceInputs["bundle"] = undefined /*out*/;
+            resourceInputs["bundleFiles"] = undefined /*out*/;
             resourceInputs["bundleS3Key"] = undefined /*out*/;
             resourceInputs["bundleSha256"] = undefined /*out*/;
             resourceInputs["bundleSize"] = undefined /*out*/;

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mixpeek_pulumi import bundle as bundles
 from scripts import node_toolchain
 from scripts.pulumi_cli import Cli
 from scripts.pulumi_stack import CliStack
@@ -307,7 +308,14 @@ def test_import_reads_live_app_environment_and_plugin_without_deploying(
         check=False,
     )
     assert app.ok, app.output
-    assert f"appId: {app_id}" in code.read_text()
+    # The inputs the import read pass the provider's own check: no warning at all.
+    assert "warning" not in app.output.lower(), app.output
+    assert "failed to validate" not in app.output
+    generated = code.read_text()
+    assert f"appId: {app_id}" in generated
+    # The generated program says what to put in `bundle`, and nothing computed.
+    assert "bundle: <the build folder or .zip this AppDeploy was deployed from>" in generated
+    assert "bundleSha256" not in generated
     plug = stack.run(
         "import",
         "mixpeek:index:PluginDeployment",
@@ -318,6 +326,7 @@ def test_import_reads_live_app_environment_and_plugin_without_deploying(
         check=False,
     )
     assert plug.ok, plug.output
+    assert "warning" not in plug.output.lower(), plug.output
 
     resources = stack.resources()
     outputs = resources["site"]["outputs"]
@@ -382,3 +391,80 @@ def test_promotion_that_fails_verification_puts_production_back_through_the_cli(
     assert emulator.served_version(app_id, "production") == 1
     assert stack.outputs() == {"verified": True, "version": 1}  # the state is as it was
     assert emulator.count("POST", DEPLOYS) == 2  # staging's two deploys; the promotion none
+
+
+TWO_ENVIRONMENTS = """\
+  site-production:
+    type: mixpeek:index:AppDeploy
+    properties:
+      appId: ${appId}
+      bundle: ./production
+      environment: production
+  site-staging:
+    type: mixpeek:index:AppDeploy
+    properties:
+      appId: ${appId}
+      bundle: ./staging
+      environment: staging
+"""
+
+
+def deploy_by_hand(emulator: EmulatorHandle, app_id: str, files: dict[str, str], env: str) -> str:
+    key = emulator.upload_bundle(app_id, files)
+    with emulator.api() as api:
+        answer = api.post(
+            f"/v1/apps/{app_id}/deploy",
+            json={"message": f"by hand to {env}", "environment": env, "bundle_s3_key": key},
+        )
+        answer.raise_for_status()
+    deploy_id = str(answer.json()["deploy_id"])
+    assert wait_until(
+        lambda: (
+            emulator.records().apps[app_id].environments.get(env, {}).get("deploy_id") == deploy_id
+        )
+    )
+    return deploy_id
+
+
+@pytest.mark.parametrize("first", ["production", "staging"])
+def test_import_reads_exactly_the_environment_it_names(
+    first: str, cli: Cli, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    """Production and staging serve different deploys: each import reads its own (deploy,
+    version, digest), in either order, and the program with the right folders has nothing
+    to do."""
+    app_id = emulator.create_app(f"two-envs-{first}")
+    content = {"staging": site("staging build"), "production": site("production build")}
+    order = [first, "staging" if first == "production" else "production"]
+    served = {env: deploy_by_hand(emulator, app_id, content[env], env) for env in order}
+    project = tmp_path / "project"
+    for env, files in content.items():
+        write_tree(project / env, files)
+    (project / "Pulumi.yaml").write_text(yaml_program("two-envs", TWO_ENVIRONMENTS))
+    stack = open_native_stack(cli, emulator, project, tmp_path)
+    stack.set_config("appId", app_id)
+
+    for env in order:
+        imported = stack.run(
+            "import",
+            "mixpeek:index:AppDeploy",
+            f"site-{env}",
+            f"{app_id}/{env}",
+            "--yes",
+            "--generate-code=false",
+            check=False,
+        )
+        assert imported.ok, imported.output
+        assert "warning" not in imported.output.lower(), imported.output
+
+    resources = stack.resources()
+    versions = {env: emulator.served_version(app_id, env) for env in order}
+    assert versions[order[0]] == 1 and versions[order[1]] == 2
+    for env in order:
+        outputs = resources[f"site-{env}"]["outputs"]
+        folder = project / env
+        digest = bundles.digest(bundles.collect(folder, bundles.Excludes())).sha256
+        assert resources[f"site-{env}"]["id"] == f"{app_id}/{env}"
+        assert (outputs["deployId"], outputs["version"]) == (served[env], versions[env])
+        assert outputs["bundleSha256"] == digest, env
+    assert stack.preview(expect_no_changes=True).ok

@@ -293,3 +293,19 @@ def test_timeout_seconds_is_one_deadline_for_every_wait_and_retry(
     assert "did not finish within timeout_seconds=3 (last status unknown)" in headline
     deploy_id = headline.split("deploy ", 1)[1].split(" ", 1)[0]
     assert deploy_id in stack.emulator.running.emulator.store.state.deploys
+
+
+def test_promotion_to_a_missing_version_lists_the_last_five_that_exist(
+    stack: Stack, tmp_path: Path
+) -> None:
+    app_id = stack.emulator.create_app("six-versions")
+    for i in range(6):
+        bundle = write_tree(tmp_path / f"dist{i}", site(f"v{i}"))
+        run_program(stack.engine, deploy_program(app_id, bundle, poll_interval_seconds=0.1))
+    missing = lambda: AppPromotion("prod", app_id=app_id, version=99) and None  # noqa: E731
+    with pytest.raises(EngineError) as info:
+        run_program(stack.engine, missing)
+    assert (
+        f"app {app_id} has no version 99 to promote to production (the last 5 it has: "
+        "6, 5, 4, 3, 2; only completed deploys become versions)"
+    ) in info.value.headline, info.value.headline

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pulumi
@@ -32,6 +33,12 @@ def test_twenty_app_deploys(stack: Stack, tmp_path: Path) -> None:
             files = c.get(f"/v1/apps/{app_id}/versions/1").json()["asset_manifest"]
             assert set(files) == {"index.html", "app.js", "assets/style.css"}, i
     assert stack.emulator.count("POST", "/v1/apps/*/deploy") == 20
+    # Twenty resources printed side by side, and every line is one resource's, whole.
+    printed = [x for x in stack.host.output().splitlines() if "AppDeploy site" in x]
+    assert len(printed) > 20 * 5
+    for line in printed:
+        assert re.fullmatch(r"AppDeploy site\d\d: [^\n]*", line), line
+        assert line.count("AppDeploy site") == 1, line
     again = run_program(stack.engine, program).steps
     assert sorted(again) == [("same", f"site{i:02d}") for i in range(20)]
 

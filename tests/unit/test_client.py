@@ -282,9 +282,46 @@ def test_connection_refused_is_a_sentence(sleeps) -> None:
     assert not info.value.sent  # never reached a server, so the POST was retried safely
     assert len(sleeps) == 1
     assert str(info.value).startswith(
-        f"POST {DEPLOY} could not reach the Mixpeek API (before it was sent)"
+        f"POST {DEPLOY} could not reach the Mixpeek API at http://127.0.0.1:9, the address "
+        "the client's `base_url` names: ConnectError"
     )
+    assert "before it was sent" not in str(info.value)
     assert not isinstance(info.value, ApiTimeoutError)
+
+
+@pytest.mark.parametrize(
+    ("source", "fix"),
+    [
+        ("`mixpeek:baseUrl`", "change it with `pulumi config set mixpeek:baseUrl <url>`"),
+        ("the MIXPEEK_BASE_URL variable", "change MIXPEEK_BASE_URL (or set `mixpeek:baseUrl`"),
+        ("the default endpoint", "set your Mixpeek host with `pulumi config set mixpeek:baseUrl"),
+        ("the resource's `base_url`", "change the resource's `base_url`"),
+    ],
+)
+def test_unreachable_api_names_the_address_and_the_setting_that_chose_it(
+    sleeps, source: str, fix: str
+) -> None:
+    policy = RetryPolicy(max_attempts=3, sleep=sleeps.append)
+    said: list[str] = []
+    client = MixpeekClient(
+        api_key=KEY,
+        base_url="http://127.0.0.1:9",
+        retry=policy,
+        log=said.append,
+        endpoint_source=source,
+    )
+    with client as c, pytest.raises(ApiConnectionError) as info:
+        c.get_app("app_1")
+    text = str(info.value)
+    assert text.startswith(
+        f"GET /v1/apps/app_1 could not reach the Mixpeek API at http://127.0.0.1:9, the "
+        f"address {source} names: ConnectError"
+    ), text
+    assert fix in text
+    assert len(text.splitlines()) == 1
+    # Each retry is one line with its attempt number.
+    assert [line.split(": attempt ")[1][:6] for line in said] == ["1 of 3", "2 of 3"]
+    assert all("\n" not in line for line in said)
 
 
 def test_rate_limit_gives_up_after_the_attempts(server, sleeps) -> None:

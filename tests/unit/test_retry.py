@@ -117,6 +117,7 @@ def test_retries_are_reported_with_the_reason_and_the_delay() -> None:
     policy = RetryPolicy(sleep=clock.sleep, on_retry=said.append)
     policy.call(failing(status(429, 2)), creates=True, what="POST /v1/x")  # type: ignore[arg-type]
     assert said == [
-        "POST /v1/x: attempt 1 failed (Mixpeek API answered POST /v1/x with HTTP 429 error: m.); "
+        "POST /v1/x: attempt 1 of 6 failed (Mixpeek API answered POST /v1/x with HTTP 429 "
+        "error: m); "
         "retrying in 2.0s"
     ]

@@ -18,6 +18,7 @@ from typing import Any, Final
 from .. import archive as archives
 from .. import bundle as bundles
 from .. import gitinfo
+from .. import manifest as manifests
 from ..client import MixpeekClient
 from ..errors import (
     ApiConnectionError,
@@ -32,6 +33,7 @@ from ..errors import (
 )
 from ..logs import LogFollower
 from ..models import DEPLOY_TERMINAL, AppResponse, DeployRequest, DeployStatusResponse
+from ..progress import Heartbeat, Meter, MeteredReader
 from ..spec import AppDeployInputs, AppDeployState
 from ..waiting import Poller, WaitTimeout
 from . import environments
@@ -77,7 +79,7 @@ def check_bundle(inputs: AppDeployInputs) -> str:
             "it has no index.html at its root or inside a single top-level folder, "
             "which the Mixpeek build requires",
         )
-    return bundles.digest(files).sha256
+    return manifests.of_files(files)[0]
 
 
 def check(
@@ -100,9 +102,30 @@ def diff(olds: AppDeployState, news: Mapping[str, Any], unknown: set[str]) -> Di
     same bytes is no change; an environment that drifted away is a change too."""
     content = "bundle" in unknown or news.get("bundle_sha256") != olds.bundle_sha256
     extra = (["bundle"] if content else []) + (["live"] if olds.live is False else [])
-    return diff_inputs(
+    found = diff_inputs(
         AppDeployInputs, olds.model_dump(), news, unknown, skip=("bundle",), extra=extra
     )
+    if not content or "bundle" in unknown:
+        return found
+    return found.with_notes([_files_note(olds, news)])
+
+
+def _files_note(olds: AppDeployState, news: Mapping[str, Any]) -> str:
+    """Which files of the bundle differ from what is live, without a network call: the
+    state's manifest against the one ``check`` computed (or a fresh read of the bundle)."""
+    new = manifests.recalled(news.get("bundle_sha256"))
+    if new is None and isinstance(news.get("bundle"), str):
+        try:
+            excludes = bundles.Excludes(news.get("exclude") or [])
+            new = manifests.of_files(bundles.collect(Path(news["bundle"]), excludes))[1]
+        except (MixpeekError, OSError, ValueError):
+            new = None
+    if olds.bundle_files is None or new is None:
+        return (
+            "bundle: its content changed (no file list to compare: the state keeps one only "
+            f"for bundles of up to {manifests.MAX_FILES} files)"
+        )
+    return manifests.summary("bundle", olds.bundle_files, new)
 
 
 @dataclass
@@ -241,6 +264,7 @@ class AppDeployer:
                 bundles.Excludes(),
                 bundles.APP_LIMITS,
             ),
+            bundle_files=manifests.from_service(record.asset_manifest),
             deploy_id=deploy_id,
             version=record.version,
             status=status.status,
@@ -282,7 +306,9 @@ class AppDeployer:
         self, inputs: AppDeployInputs
     ) -> Iterator[tuple[archives.Archive, list[bundles.SourceFile]]]:
         files = collect(inputs)
-        with archives.write_archive(files, source=inputs.bundle) as archive:
+        meter = Meter(self.op.say, "packing", sum(f.size for f in files), len(files))
+        with archives.write_archive(files, source=inputs.bundle, progress=meter.add) as archive:
+            meter.finish()
             yield archive, files
 
     # ------------------------------------------------------------------ reconciling
@@ -463,16 +489,19 @@ class AppDeployer:
             self.op.journal.forget(run.key)
 
     def _upload(self, run: _Deploy, archive: archives.Archive) -> str:
+        meter = Meter(self.op.say, "uploading", archive.size, run.file_count)
+
         def put(slot: Any) -> object:
             return self.api.put_object(
                 slot.upload_url,
-                archive.file,
+                MeteredReader(archive.file, meter),
                 size=archive.size,
                 content_type="application/zip",
                 content_md5=archive.md5_base64,
             )
 
         slot, _ = upload_fresh(lambda: self.api.get_upload_url(run.inputs.app_id, BUNDLE_NAME), put)
+        meter.finish(archive.size)
         key: str = slot.bundle_s3_key
         return key
 
@@ -541,7 +570,8 @@ class AppDeployer:
         log's tail and what exists, for a later run to re-attach."""
         inputs = run.inputs
         wake = threading.Event()
-        follower = LogFollower(self.api, inputs.app_id, deploy_id, sink=self.op.say, wake=wake)
+        beat = Heartbeat(self.op.say, lambda: f"waiting for deploy {deploy_id} to end")
+        follower = LogFollower(self.api, inputs.app_id, deploy_id, sink=beat.say, wake=wake)
         follower.start()
         poller = Poller(
             fetch=lambda: self.api.get_deploy(inputs.app_id, deploy_id),
@@ -555,7 +585,8 @@ class AppDeployer:
             relaxed=follower.is_alive,
         )
         try:
-            final = poller.run()
+            with beat:
+                final = poller.run()
             # Status can turn terminal a moment before the stream's last lines arrive.
             follower.finished.wait(timeout=0.5)
         except WaitTimeout as exc:
@@ -658,9 +689,12 @@ class AppDeployer:
         verified: bool,
     ) -> AppDeployState:
         smoke = final.smoke_test
+        served = run.env.served(app)
+        live_files = manifests.from_service(served.asset_manifest if served else None)
         return AppDeployState(
             **run.inputs.model_dump(exclude={"bundle_sha256"}),
             bundle_sha256=run.digest,
+            bundle_files=live_files or manifests.recalled(run.digest),
             deploy_id=deploy_id,
             version=run.env.version_of(app, deploy_id, run.tag),
             status=final.status,
@@ -690,7 +724,30 @@ class AppDeployer:
                 return kept.model_copy(update=settings)
         recorded = (Hint(olds.deploy_id, "the stack state"),) if olds.deploy_id else ()
         hints, others = (recorded, ()) if same_content else ((), recorded)
-        return self.deploy(inputs, rollback=olds.rollback_version, hints=hints, others=others)
+        state = self.deploy(inputs, rollback=olds.rollback_version, hints=hints, others=others)
+        self._say_version_diff(state.app_id, olds.version, state.version)
+        return state
+
+    def _say_version_diff(self, app_id: str, old: int | None, new: int | None) -> None:
+        """The service's own diff of the version replaced and the new one, in one line."""
+        if old is None or new is None or old == new:
+            return
+        try:
+            found = self.api.diff_versions(app_id, old, new)
+        except MixpeekError as exc:
+            self.op.say(
+                f"version {old} to {new}: the service's diff cannot be read ({_first(exc)})"
+            )
+            return
+        counts = {k: 0 for k in ("modified", "added", "removed", "unchanged")}
+        counts |= {k: v for k, v in (found.summary or {}).items() if k in counts}
+        marks = {"modified": "", "added": "+", "removed": "-"}
+        names = [f"{marks[f.status]}{f.path}" for f in found.files if f.status in marks]
+        shown = ", ".join(names[: manifests.NAMES_SHOWN])
+        more = len(names) - manifests.NAMES_SHOWN
+        said = ", ".join(f"{v} {k}" for k, v in counts.items())
+        tail = (f": {shown}" if shown else "") + (f", and {more} more" if more > 0 else "")
+        self.op.say(f"version {old} to {new}, as the service diffs them: {said}{tail}")
 
     # ------------------------------------------------------------------- drift repair
 

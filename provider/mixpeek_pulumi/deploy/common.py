@@ -100,14 +100,27 @@ class Operation:
 
 @dataclass(frozen=True)
 class Diff:
-    """What changed between the state and the new inputs."""
+    """What changed between the state and the new inputs: each changed property with what its
+    change does (``update`` or ``replace``, as the README's tables say), and lines a preview
+    shows under the resource (which files of a bundle changed)."""
 
     replaces: tuple[str, ...] = ()
     changes: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    """Changed properties that are outputs, not inputs (``live`` after drift)."""
+    notes: tuple[str, ...] = ()
+    """What a preview says under the resource, one line each."""
 
     @property
     def changed(self) -> bool:
         return bool(self.changes)
+
+    def kinds(self) -> dict[str, str]:
+        """Each changed property and what changing it does: ``update`` or ``replace``."""
+        return {k: "replace" if k in self.replaces else "update" for k in self.changes}
+
+    def with_notes(self, notes: Iterable[str]) -> Diff:
+        return Diff(self.replaces, self.changes, self.outputs, (*self.notes, *notes))
 
 
 def diff_inputs(
@@ -135,7 +148,14 @@ def diff_inputs(
             if kind == "replace":
                 replaces.append(name)
     changes.extend(x for x in extra if x not in changes)
-    return Diff(tuple(replaces), tuple(changes))
+    outputs = tuple(x for x in changes if x not in model.model_fields)
+    recorded = [
+        x for x in changes if x in model.model_fields and change_of(model.model_fields[x]) == "none"
+    ]
+    notes: tuple[str, ...] = ()
+    if recorded and len(recorded) == len(changes):
+        notes = (f"{', '.join(recorded)}: recorded in the state only; nothing is deployed",)
+    return Diff(tuple(replaces), tuple(changes), outputs, notes)
 
 
 def _normalized(model: type[Inputs], props: Mapping[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from ..models import (
     PluginStatusResponse,
 )
 from ..plugin_scan import check_plugin
+from ..progress import Heartbeat, Meter, MeteredReader
 from ..spec import PluginDeploymentInputs, PluginDeploymentState, identifier_problem
 from ..waiting import Poller
 from .common import (
@@ -243,12 +244,17 @@ class PluginRollout:
     def _upload(self, inputs: PluginDeploymentInputs) -> tuple[str, str]:
         """Upload and confirm, or adopt an existing plugin with the same code; returns the
         plugin id and the code digest. The archive is removed as soon as it is uploaded."""
+        files = collect(inputs.source)
+        packing = Meter(self.op.say, "packing", sum(f.size for f in files), len(files))
         with archives.write_archive(
-            collect(inputs.source),
+            files,
             max_bytes=MAX_ARCHIVE_BYTES,
             source=inputs.source,
             noun=bundles.PLUGIN_LIMITS.noun,
+            progress=packing.add,
         ) as archive:
+            packing.finish()
+            uploading = Meter(self.op.say, "uploading", archive.size, len(files))
             digest = archive.digest.sha256
             request = CreatePluginUploadRequest(
                 name=inputs.name,
@@ -261,13 +267,14 @@ class PluginRollout:
                     lambda: self._mint(inputs, request),
                     lambda s: self.api.put_object(
                         s.presigned_url,
-                        archive.file,
+                        MeteredReader(archive.file, uploading),
                         size=archive.size,
                         content_type="application/zip",
                     ),
                 )
             except ConflictError as exc:
                 return self._take_over(inputs, exc, digest, archive.sha256), digest
+            uploading.finish(archive.size)
         confirm = ConfirmPluginUploadRequest(etag=stored.etag, file_size_bytes=archive.size)
         return self._confirm(inputs, slot, confirm), digest
 
@@ -367,25 +374,27 @@ class PluginRollout:
     ) -> PluginStatusResponse:
         """The plugin's status once terminal, or a timeout naming the last one read."""
         namespace = inputs.namespace_id
+        beat = Heartbeat(self.op.say, lambda: f"waiting for the rollout of {plugin_id}")
         poller = Poller(
             fetch=lambda: self.api.get_plugin_status(namespace, plugin_id),
             is_terminal=lambda s: s.known_status in TERMINAL,
             deadline=self.op.deadline,
             interval=inputs.poll_interval_seconds,
             max_interval=max(MAX_POLL_INTERVAL, inputs.poll_interval_seconds),
-            on_status=_on_change(lambda s: self.op.say(f"{plugin_id}: {s.status}")),
-            on_problem=self.op.say,
+            on_status=_on_change(lambda s: beat.say(f"{plugin_id}: {s.status}")),
+            on_problem=beat.say,
         )
-        return await_terminal(
-            poller,
-            lambda last: self.op.timed_out(
-                f"the rollout of plugin {plugin_id} in namespace {namespace}",
-                subject=plugin_id,
-                status=last.status if last is not None else "unknown",
-                # What exists: a validated plugin whose rollout is under way, to re-attach to.
-                partial=self._partial(inputs, plugin_id, digest, last),
-            ),
-        )
+        with beat:
+            return await_terminal(
+                poller,
+                lambda last: self.op.timed_out(
+                    f"the rollout of plugin {plugin_id} in namespace {namespace}",
+                    subject=plugin_id,
+                    status=last.status if last is not None else "unknown",
+                    # What exists: a validated plugin whose rollout is under way.
+                    partial=self._partial(inputs, plugin_id, digest, last),
+                ),
+            )
 
     def _outcome(
         self, inputs: PluginDeploymentInputs, plugin_id: str, final: PluginStatusResponse

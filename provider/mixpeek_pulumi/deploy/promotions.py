@@ -15,6 +15,7 @@ from ..client import MixpeekClient
 from ..errors import (
     ApiConnectionError,
     DeployFailedError,
+    MixpeekError,
     NotFoundError,
     ResponseValidationError,
     ServerError,
@@ -130,9 +131,26 @@ class Promoter:
                 "",
                 "missing",
                 f"app {inputs.app_id} has no version {inputs.version} to promote to "
-                f"{inputs.environment} (only completed deploys become versions)",
+                f"{inputs.environment} ({self._existing(inputs.app_id)}; only completed "
+                "deploys become versions)",
                 "no such version",
             ) from None
+
+    def _existing(self, app_id: str) -> str:
+        """The last five versions the app has, newest first, for a version that is not."""
+        try:
+            records = self.api.list_versions(app_id).records()
+        except MixpeekError as exc:
+            return f"its versions cannot be listed: {str(exc).splitlines()[0].rstrip('.')}"
+        found = sorted({r.version for r in records if r.version is not None}, reverse=True)
+        if not found:
+            return "it has no versions yet"
+        shown = ", ".join(str(v) for v in found[:5])
+        return (
+            f"the last {min(5, len(found))} it has: {shown}"
+            if len(found) > 1
+            else f"it has only version {shown}"
+        )
 
     def _restore(self, inputs: AppPromotionInputs, env: AppEnvironment) -> str | None:
         """The restore, and the deploy id the environment should then serve (None when the

@@ -31,7 +31,8 @@ from ..deploy.common import Failure, split_unknowns
 from ..deploy.kinds import KINDS
 from ..deploy.lifecycle import Door, Kind, failure
 from ..errors import DeployError, redact
-from ..spec import State
+from ..progress import write_line
+from ..spec import State, change_of
 from . import wire
 from .schema import PACKAGE, input_fields, schema_json
 
@@ -49,7 +50,7 @@ class EngineLog:
     def sink(self, urn: str) -> Callable[[str], None]:
         def write(line: str) -> None:
             if self._stub is None:
-                print(line, file=sys.stderr, flush=True)  # noqa: T201
+                write_line(redact(line))
                 return
             request = engine_pb2.LogRequest(severity=engine_pb2.INFO, message=redact(line), urn=urn)
             with suppress(grpc.RpcError):  # the engine is going away; the deploy goes on
@@ -130,10 +131,14 @@ class NativeProvider(rpc.ResourceProviderServicer):
 
     def _check(self, call: Call, olds: dict[str, Any], news: dict[str, Any]) -> Any:
         known, unknown = split_unknowns(call.codec.model(news), wire.is_unknown)
+        placeholder = known.get(call.kind.path) == import_placeholder(call.kind)
         if _imported(call, olds, news):
             unknown.add(call.kind.path)  # an import knows no local path; the program will
         known["resource_name"] = call.name
         computed, failures = call.kind.check(call.codec.model(olds), known, unknown)
+        if placeholder and call.kind.path not in unknown:
+            failures = [f for f in failures if f.field != call.kind.path]
+            failures.append(Failure(call.kind.path, _placeholder_reason(call.kind)))
         inputs = input_fields(call.kind)
         for key in sorted(k for k in news if call.codec.to_model.get(k) not in inputs):
             failures.append(Failure(key, f"{key} is not an input of {call.kind.name}."))
@@ -154,7 +159,17 @@ class NativeProvider(rpc.ResourceProviderServicer):
         diff = await self._run(
             context, call, lambda: call.kind.diff(call.props(olds), known, unknown)
         )
-        return _diff_response(call.codec.names(diff.changes), call.codec.names(diff.replaces))
+        if diff.notes:
+            say = self.engine.sink(call.urn)
+            await asyncio.get_running_loop().run_in_executor(
+                self.pool, lambda: [say(note) for note in diff.notes]
+            )
+        return _diff_response(
+            call.codec.names(diff.changes),
+            call.codec.names(diff.replaces),
+            {call.codec.name(k): v for k, v in diff.kinds().items()},
+            set(call.codec.names(diff.outputs)),
+        )
 
     async def Create(self, request: Any, context: Any) -> Any:
         call = await self._call(context, request.urn, request.type, request.name)
@@ -272,7 +287,22 @@ async def _abort(
     raise AssertionError("unreachable")
 
 
-def _diff_response(changed: list[str], replaces: list[str] | None = None) -> Any:
+PROPERTY_DIFF: Final = {
+    "update": provider_pb2.PropertyDiff.UPDATE,
+    "replace": provider_pb2.PropertyDiff.UPDATE_REPLACE,
+}
+
+
+def _diff_response(
+    changed: list[str],
+    replaces: list[str] | None = None,
+    kinds: Mapping[str, str] | None = None,
+    outputs: set[str] | frozenset[str] = frozenset(),
+) -> Any:
+    """The engine's diff: the changed properties, and for each whether it updates or
+    replaces (``detailedDiff``), so the CLI names them (``[diff: ~bundle]``) even when the
+    value it compares (a folder's path) reads the same."""
+    kinds = kinds if kinds is not None else dict.fromkeys(changed, "update")
     return provider_pb2.DiffResponse(
         changes=provider_pb2.DiffResponse.DIFF_SOME
         if changed
@@ -280,18 +310,42 @@ def _diff_response(changed: list[str], replaces: list[str] | None = None) -> Any
         diffs=changed,
         replaces=replaces or [],
         deleteBeforeReplace=False,  # a new deploy or plugin serves before the old one goes
+        detailedDiff={
+            key: provider_pb2.PropertyDiff(kind=PROPERTY_DIFF[kind], inputDiff=key not in outputs)
+            for key, kind in kinds.items()
+        },
+        hasDetailedDiff=True,
+    )
+
+
+def import_placeholder(kind: Kind) -> str:
+    """What an import writes for the local path it cannot know: the generated program says
+    what to put there."""
+    noun = "build folder or .zip" if kind.path == "bundle" else "plugin folder or .zip"
+    return f"<the {noun} this {kind.name} was deployed from>"
+
+
+def _placeholder_reason(kind: Kind) -> str:
+    return (
+        f"{kind.path} still holds what `pulumi import` wrote, {import_placeholder(kind)!r}: "
+        f"put the path of the {kind.path} deployed there (its content is compared with "
+        "what is live, so the same files show no change)."
     )
 
 
 def _imported(call: Call, olds: Mapping[str, Any], news: Mapping[str, Any]) -> bool:
-    """The engine's check of what an import read: the same inputs twice, without the path."""
+    """The engine's check of what an import read: the same inputs twice, with the path
+    absent or the import's placeholder."""
     path = call.codec.name(call.kind.path) if call.kind.path else ""
-    return bool(olds) and olds == news and bool(path) and path not in news
+    if not (olds and olds == news and path):
+        return False
+    return path not in news or news[path] == import_placeholder(call.kind)
 
 
 def _import_inputs(call: Call, state: State) -> dict[str, Any]:
     """What an imported resource's program must say: the identity and what differs from the
-    defaults (not the local path, which only the program knows)."""
+    defaults, and for the local path, which only the program knows, a placeholder saying
+    what to put there. Computed values (a digest) are no inputs: they would fail ``check``."""
     model = call.kind.inputs
     values = state.model_dump(mode="json")
     chosen = {
@@ -299,9 +353,12 @@ def _import_inputs(call: Call, state: State) -> dict[str, Any]:
         for name, field in model.model_fields.items()
         if name in values
         and name != call.kind.path
+        and change_of(field) != "computed"
         and values[name] is not None
         and (field.is_required() or values[name] != field.get_default(call_default_factory=True))
     }
+    if call.kind.path:
+        chosen[call.kind.path] = import_placeholder(call.kind)
     return call.codec.wire({k: v for k, v in chosen.items() if k in call.codec.to_wire})
 
 

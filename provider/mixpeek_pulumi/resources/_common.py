@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from ..deploy.kinds import KINDS
 from ..deploy.lifecycle import Door, Kind, failure
 from ..errors import InputError, redact
 from ..journal import Journal
+from ..progress import write_line
 from ..spec import State
 
 P = ParamSpec("P")
@@ -74,6 +76,7 @@ def widen_provider_host() -> bool:
             flush=True,
         )
         return False
+    detail_host_diffs(main)
     if getattr(verbs[0], "experimental_thread_pool", None) is None:
         pool = ThreadPoolExecutor(HOST_WORKERS, thread_name_prefix="mixpeek-host")
         for verb in verbs:
@@ -85,17 +88,80 @@ def check_failures(failures: Sequence[Failure]) -> list[CheckFailure]:
     return [CheckFailure(f.field, f.reason) for f in failures]
 
 
+_DETAIL = threading.local()
+"""The last diff's detail, per thread: the host builds its answer right after ``diff``."""
+
+
 def diff_result(diff: Diff) -> DiffResult:
+    _DETAIL.diff = diff
     return DiffResult(
         changes=diff.changed, replaces=list(diff.replaces), delete_before_replace=False
     )
+
+
+class _DetailedDiffResponse:
+    """The host's ``DiffResponse`` with the changed properties added (``diffs``,
+    ``detailedDiff``): the SDK's host sends only ``changes`` and ``replaces`` (3.139 to
+    3.272), so the CLI would name the inputs whose values differ instead (a digest)."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)  # DIFF_SOME and the like
+
+    def __call__(self, **fields: Any) -> Any:
+        diff: Diff | None = getattr(_DETAIL, "diff", None)
+        _DETAIL.diff = None
+        if diff is not None and "diffs" not in fields:
+            fields = {**fields, **detailed_fields(diff)}
+        return self._real(**fields)
+
+
+def detailed_fields(diff: Diff) -> dict[str, Any]:
+    from pulumi.runtime.proto import provider_pb2
+
+    kinds = {"update": provider_pb2.PropertyDiff.UPDATE}
+    kinds["replace"] = provider_pb2.PropertyDiff.UPDATE_REPLACE
+    return {
+        "diffs": list(diff.changes),
+        "detailedDiff": {
+            key: provider_pb2.PropertyDiff(kind=kinds[kind], inputDiff=key not in diff.outputs)
+            for key, kind in diff.kinds().items()
+        },
+        "hasDetailedDiff": True,
+    }
+
+
+class _HostProto:
+    """The host's ``proto`` module, with ``DiffResponse`` detailed."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.DiffResponse = _DetailedDiffResponse(real.DiffResponse)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def detail_host_diffs(main: Any) -> bool:
+    """Let the SDK's host send each diff's changed properties, where it is shaped as expected
+    (its ``Diff`` builds ``proto.DiffResponse`` from the module's ``proto``); else nothing
+    changes and the CLI names the inputs that differ."""
+    real = getattr(main, "proto", None)
+    if isinstance(real, _HostProto):
+        return True
+    if real is None or not callable(getattr(real, "DiffResponse", None)):
+        return False
+    main.proto = _HostProto(real)
+    return True
 
 
 def echo(kind: str, name: str) -> Callable[[str], None]:
     """A sink that shows a line the way the CLI shows provider output (stderr, unbuffered)."""
 
     def write(line: str) -> None:
-        print(f"{kind} {name}: {redact(line)}", file=sys.stderr, flush=True)  # noqa: T201
+        write_line(f"{kind} {name}: {redact(line)}")
 
     return write
 
@@ -157,8 +223,13 @@ class DynamicProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         known, unknown = split_unknowns(news, lambda v: isinstance(v, Unknown))
-        with reported(self.kind, _name(news, _id)):
-            return diff_result(self.steps.diff(olds, known, unknown))
+        name = _name(news, _id)
+        with reported(self.kind, name):
+            diff = self.steps.diff(olds, known, unknown)
+        say = echo(self.kind, name)
+        for note in diff.notes:
+            say(note)
+        return diff_result(diff)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         name = _name(props)

@@ -68,6 +68,7 @@ class AppDeploy(Resource, module="mixpeek", name="AppDeploy"):
     previous_version: pulumi.Output[int]
     rollback_version: pulumi.Output[int]
     verified: pulumi.Output[bool]
+    bundle_files: pulumi.Output[dict[str, str]]
 
     def __init__(
         self,

@@ -24,6 +24,8 @@ type AppDeploy struct {
 	BaseUrl pulumi.StringPtrOutput `pulumi:"baseUrl"`
 	// The build folder or .zip deployed; empty for an imported resource until the program names one. Default: `""`. A change of the bundle's content updates the resource in place (a new deploy and version); a new path, or a rebuild with the same bytes, changes nothing.
 	Bundle pulumi.StringPtrOutput `pulumi:"bundle"`
+	// What a preview compares the bundle's files with: each path the environment serves mapped to the first 16 hex digits of its sha256; none for bundles over 1,000 files. Output: set by the provider from what the service reports.
+	BundleFiles pulumi.MapOutput `pulumi:"bundleFiles"`
 	// Where the uploaded bundle is kept. Output: set by the provider from what the service reports.
 	BundleS3Key pulumi.StringPtrOutput `pulumi:"bundleS3Key"`
 	// The content digest of the bundle (computed by `check`): what the diff compares. Computed by the provider from the inputs (`pulumi preview` shows it); the diff compares it.
@@ -292,6 +294,11 @@ func (o AppDeployOutput) BaseUrl() pulumi.StringPtrOutput {
 // The build folder or .zip deployed; empty for an imported resource until the program names one. Default: `""`. A change of the bundle's content updates the resource in place (a new deploy and version); a new path, or a rebuild with the same bytes, changes nothing.
 func (o AppDeployOutput) Bundle() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v *AppDeploy) pulumi.StringPtrOutput { return v.Bundle }).(pulumi.StringPtrOutput)
+}
+
+// What a preview compares the bundle's files with: each path the environment serves mapped to the first 16 hex digits of its sha256; none for bundles over 1,000 files. Output: set by the provider from what the service reports.
+func (o AppDeployOutput) BundleFiles() pulumi.MapOutput {
+	return o.ApplyT(func(v *AppDeploy) pulumi.MapOutput { return v.BundleFiles }).(pulumi.MapOutput)
 }
 
 // Where the uploaded bundle is kept. Output: set by the provider from what the service reports.

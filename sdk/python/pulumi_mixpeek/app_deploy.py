@@ -379,6 +379,7 @@ class AppDeploy(pulumi.CustomResource):
             __props__.__dict__["require_smoke_test"] = require_smoke_test
             __props__.__dict__["timeout_seconds"] = timeout_seconds
             __props__.__dict__["verify"] = verify
+            __props__.__dict__["bundle_files"] = None
             __props__.__dict__["bundle_s3_key"] = None
             __props__.__dict__["bundle_sha256"] = None
             __props__.__dict__["bundle_size"] = None
@@ -419,6 +420,7 @@ class AppDeploy(pulumi.CustomResource):
         __props__.__dict__["app_id"] = None
         __props__.__dict__["base_url"] = None
         __props__.__dict__["bundle"] = None
+        __props__.__dict__["bundle_files"] = None
         __props__.__dict__["bundle_s3_key"] = None
         __props__.__dict__["bundle_sha256"] = None
         __props__.__dict__["bundle_size"] = None
@@ -471,6 +473,14 @@ class AppDeploy(pulumi.CustomResource):
         The build folder or .zip deployed; empty for an imported resource until the program names one. Default: `""`. A change of the bundle's content updates the resource in place (a new deploy and version); a new path, or a rebuild with the same bytes, changes nothing.
         """
         return pulumi.get(self, "bundle")
+
+    @_builtins.property
+    @pulumi.getter(name="bundleFiles")
+    def bundle_files(self) -> pulumi.Output[Optional[Mapping[str, Any]]]:
+        """
+        What a preview compares the bundle's files with: each path the environment serves mapped to the first 16 hex digits of its sha256; none for bundles over 1,000 files. Output: set by the provider from what the service reports.
+        """
+        return pulumi.get(self, "bundle_files")
 
     @_builtins.property
     @pulumi.getter(name="bundleS3Key")
