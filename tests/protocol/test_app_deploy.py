@@ -57,12 +57,15 @@ def test_create_noop_update_replace(stack: Stack, tmp_path: Path) -> None:
     assert second.steps == [("update", "site")]
     assert second.outputs["deploy_id"] != first.outputs["deploy_id"]
     assert second.outputs["version"] == 2
+    # The service's own diff of the two versions, summarised once the update deployed.
+    assert "AppDeploy site: version 1 to 2, as the service diffs them: " in stack.host.output()
     assert stack.engine.find("site").id == f"{app_id}/staging"
 
     assert run_program(stack.engine, deploy_program(app_id, bundle, message="new words")).steps == [
         ("update", "site")
     ]
     assert stack.emulator.count("POST", "/v1/apps/*/deploy") == 2  # a message alone deploys nothing
+    assert "message: recorded in the state only; nothing is deployed" in stack.host.output()
 
     other = stack.emulator.create_app("other-site")
     replaced = run_program(stack.engine, deploy_program(other, bundle))

@@ -81,6 +81,22 @@ def test_secrets_are_left_out_unless_reincluded(tmp_path: Path) -> None:
     assert "assets/style.css" not in files_of(root, "assets/")
 
 
+@pytest.mark.parametrize("secret", [".env", "id_rsa", "Server.PEM", ".aws/credentials"])
+def test_a_link_to_a_secret_inside_the_bundle_is_refused_by_name(
+    tmp_path: Path, secret: str
+) -> None:
+    """The link's own name looks harmless; what it points to is left out as a secret, so the
+    link would ship the secret's bytes under another name: refused, naming the link."""
+    root = write_tree(tmp_path / "s", site())
+    (root / secret).parent.mkdir(parents=True, exist_ok=True)
+    (root / secret).write_text("TOKEN=hunter2")
+    (root / "config.txt").symlink_to(root / secret)
+    with pytest.raises(BundleError) as info:
+        bundle.collect(root, bundle.Excludes())
+    assert "the symlink config.txt points to" in str(info.value)
+    assert "left out of the bundle" in str(info.value)
+
+
 def test_symlink_outside_and_special_files_are_refused(tmp_path: Path) -> None:
     root = write_tree(tmp_path / "s", site())
     (tmp_path / "outside.txt").write_text("secret")

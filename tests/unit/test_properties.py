@@ -134,6 +134,22 @@ def _links(root: Path, extra: set[str], secret: Path) -> None:
 
 
 REFUSED = {"link-out", "link-to-secret", "link-loop", "link-broken", "fifo", "bad-name"}
+NAMED = {
+    "link-out": "out-link",
+    "link-to-secret": "config.txt",
+    "link-loop": "loop",
+    "link-broken": "gone.js",
+    "fifo": "pipe",
+    "bad-name": "caf",
+}
+"""What the failure must name for each refused input: the link, the file, not just fail."""
+
+
+def refused_without(tmp: Path, files: dict[str, bytes], extra: set[str], secret: str) -> bool:
+    root = tmp / "plain"
+    build(root, files, extra, secret)
+    result = AppDeployProvider().check({}, {"app_id": "app_1", "bundle": str(root)})
+    return bool(result.failures)
 
 
 @SETTINGS
@@ -151,8 +167,14 @@ def test_any_folder_gives_a_sentence_or_an_archive_without_secrets(
             assert failure.property == "bundle"
             assert failure.reason.startswith(f"The bundle at {root} cannot be used: ")
             assert failure.reason.endswith(".") and "\n" not in failure.reason
-        if extra & REFUSED:
+        refused = extra & REFUSED
+        if refused:
             assert result.failures
+            reason = result.failures[0].reason
+            # It names what was refused, unless the tree has another fault of its own: the
+            # same tree without the refused inputs must then be refused too.
+            if not any(NAMED[kind] in reason for kind in refused):
+                assert refused_without(tmp, files, extra - REFUSED, secret), reason
         if not result.failures:
             collected = bundle.collect(root, bundle.Excludes())
             with write_archive(collected) as archive, zipfile.ZipFile(archive.file) as zf:
