@@ -13,7 +13,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from ..bundles import inspect_app_bundle
+from ..bundles import AppBundle, inspect_app_bundle
 from ..context import ApiFailure, Context, context, invalid, not_found, official_body
 from ..state import APP_SETTINGS, ENVIRONMENTS, App, Deploy, Version, iso, new_id
 
@@ -170,12 +170,29 @@ def deploy(
 ) -> dict[str, Any]:
     app = app_or_404(ctx, app_id)
     environment = environment_of(body)
-    key = body.get("bundle_s3_key")
-    if body.get("source", "cli_upload") == "git":
+    key = bundle_key_of(body)
+    bundle = inspect_app_bundle(ctx.objects.path(key) if ctx.objects.exists(key) else None)
+    with ctx.store.lock:
+        d = new_deploy(ctx, app.app_id, environment, key, body, bundle)
+        ctx.store.state.deploys[d.deploy_id] = d
+        ctx.store.save()
+    return {  # DeployResponse: queued; the status and the log stream tell the rest
+        "app_id": app.app_id,
+        "deploy_id": d.deploy_id,
+        "status": "queued",
+        "environment": d.environment,
+        "message": d.message,
+    }
+
+
+def bundle_key_of(body: dict[str, Any]) -> str:
+    """The uploaded bundle a deploy builds: the only source the service accepts so far."""
+    source = body.get("source", "cli_upload")
+    if source == "git":
         raise ApiFailure(
             400, "BadRequestError", "Git deploys are not available yet (source='git' is Phase 3b)"
         )
-    if body.get("source", "cli_upload") != "cli_upload":
+    if source != "cli_upload":
         raise invalid(
             [
                 {
@@ -185,42 +202,39 @@ def deploy(
                 }
             ]
         )
+    key: str | None = body.get("bundle_s3_key")
     if not key:
         raise ApiFailure(
             400, "BadRequestError", "bundle_s3_key is required for source='cli_upload'"
         )
-    message = body.get("message") or DEFAULT_MESSAGE
-    inspected = inspect_app_bundle(ctx.objects.path(key) if ctx.objects.exists(key) else None)
+    return key
+
+
+def new_deploy(
+    ctx: Context, app_id: str, environment: str, key: str, body: dict[str, Any], bundle: AppBundle
+) -> Deploy:
+    """The deploy, queued now. Its outcome is decided here and revealed as its stages pass, so
+    a restart neither loses nor repeats it: an unusable bundle or a ``deploy_fail`` fails it."""
     forced = ctx.faults.take("deploy_fail")
-    with ctx.store.lock:
-        d = Deploy(
-            deploy_id=new_id("dep"),
-            app_id=app.app_id,
-            environment=environment,
-            message=message,
-            bundle_s3_key=key,
-            queued_at=time.time(),
-            queue_seconds=ctx.timing.queue_seconds,
-            build_seconds=ctx.timing.build_seconds,
-            outcome="complete" if inspected.ok and not forced else "failed",
-            reason=forced or (None if inspected.ok else inspected.reason),
-            smoke_passed=not ctx.faults.take("smoke_fail"),
-            git_commit_sha=body.get("git_commit_sha"),
-            git_commit_message=body.get("git_commit_message"),
-            git_author=body.get("git_author"),
-            source_files=body.get("source_files"),
-            files=inspected.files,
-            file_count=len(inspected.files),
-        )
-        ctx.store.state.deploys[d.deploy_id] = d
-        ctx.store.save()
-    return {
-        "app_id": app.app_id,
-        "deploy_id": d.deploy_id,
-        "status": "queued",
-        "environment": d.environment,
-        "message": d.message,
-    }
+    return Deploy(
+        deploy_id=new_id("dep"),
+        app_id=app_id,
+        environment=environment,
+        message=body.get("message") or DEFAULT_MESSAGE,
+        bundle_s3_key=key,
+        queued_at=time.time(),
+        queue_seconds=ctx.timing.queue_seconds,
+        build_seconds=ctx.timing.build_seconds,
+        outcome="complete" if bundle.ok and not forced else "failed",
+        reason=forced or (None if bundle.ok else bundle.reason),
+        smoke_passed=not ctx.faults.take("smoke_fail"),
+        git_commit_sha=body.get("git_commit_sha"),
+        git_commit_message=body.get("git_commit_message"),
+        git_author=body.get("git_author"),
+        source_files=body.get("source_files"),
+        files=bundle.files,
+        file_count=len(bundle.files),
+    )
 
 
 @router.get("/apps/{app_id}/deploys/{deploy_id}")

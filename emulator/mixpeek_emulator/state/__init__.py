@@ -1,0 +1,30 @@
+"""The emulator's state: apps, deploys, versions, plugins and uploads, their rules, how each is
+shown on the wire, and the store that keeps and persists them.
+
+Split by job: ``apps`` and ``plugins`` hold each domain's records, rules and official JSON;
+``common`` what both share; ``persistence`` the ``state.json`` format; ``store`` the lock,
+saving and settling. The names stay importable from here, where routes, tests and tools
+always found them.
+"""
+
+from .apps import APP_SETTINGS, ENVIRONMENTS, App, Deploy, Version
+from .common import EXTENSIONS, Timing, iso, new_id
+from .persistence import State
+from .plugins import Plugin, PluginUpload
+from .store import Store
+
+__all__ = [
+    "APP_SETTINGS",
+    "ENVIRONMENTS",
+    "EXTENSIONS",
+    "App",
+    "Deploy",
+    "Plugin",
+    "PluginUpload",
+    "State",
+    "Store",
+    "Timing",
+    "Version",
+    "iso",
+    "new_id",
+]

@@ -1,0 +1,281 @@
+"""The App domain: apps, their deploys and versions, the rules that move a deploy through its
+stages and publish what finished, and each record's JSON in the official SDKs' shape: every
+field their response models require and nothing they do not define, unless an extension asks
+for more.
+
+Progress is a function of time: a deploy records when it was queued and how long each stage
+lasts, so its status is computed on read and survives restarts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from .common import iso
+
+ENVIRONMENTS: Final = ("staging", "production")
+# Fields of CreateAppRequest the app keeps and shows back (the deprecated page fields too).
+APP_SETTINGS: Final = (
+    "auth_config",
+    "build_config",
+    "monitoring_config",
+    "template",
+    "sections",
+    "custom_html",
+    "hero",
+    "theme",
+    "seo",
+    "stats",
+    "featured_gallery",
+    "tabs",
+)
+
+
+@dataclass
+class Deploy:
+    deploy_id: str
+    app_id: str
+    environment: str
+    message: str
+    bundle_s3_key: str | None
+    queued_at: float
+    queue_seconds: float
+    build_seconds: float
+    outcome: str  # "complete" | "failed", decided when queued, revealed over time
+    reason: str | None
+    smoke_passed: bool
+    source: str = "cli_upload"
+    git_commit_sha: str | None = None
+    git_commit_message: str | None = None
+    git_author: str | None = None
+    source_files: dict[str, str] | None = None
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    file_count: int = 0
+    settled: bool = False
+    version: int | None = None
+
+    @property
+    def done_at(self) -> float:
+        return self.queued_at + self.queue_seconds + self.build_seconds
+
+    def status(self, now: float) -> str:
+        if now < self.queued_at + self.queue_seconds:
+            return "queued"
+        if now < self.done_at:
+            return "building"
+        return self.outcome
+
+    def log_schedule(self) -> list[tuple[float, str]]:
+        """Every log line with the time it is emitted: the build's story."""
+        start = self.queued_at + self.queue_seconds
+        b = self.build_seconds
+        lines = [
+            (start, f"Build started for deploy {self.deploy_id} ({self.environment})"),
+            (start + b * 0.1, f"Downloading bundle {self.bundle_s3_key}"),
+            (start + b * 0.3, f"Extracting {self.file_count} files"),
+            (start + b * 0.5, "Validating bundle"),
+        ]
+        if self.outcome == "complete":
+            lines += [
+                (start + b * 0.7, f"Uploading {self.file_count} assets"),
+                (start + b * 0.9, "Running smoke test"),
+                (self.done_at, "Deploy complete!"),
+            ]
+        else:
+            lines.append((self.done_at, f"Deploy failed: {self.reason}"))
+        return lines
+
+    def status_json(self, app: App, now: float) -> dict[str, Any]:
+        """``DeployStatusResponse``."""
+        status = self.status(now)
+        body: dict[str, Any] = {
+            "deploy_id": self.deploy_id,
+            "status": status,
+            "environment": self.environment,
+            "source": self.source,
+            "bundle_s3_key": self.bundle_s3_key,
+            "message": self.message,
+            "queued_at": iso(self.queued_at),
+            "queued_by": "api_key",
+            "error": self.reason if status == "failed" else None,
+            "smoke_test": None,
+        }
+        if status == "complete":
+            url = app.url(self.environment)
+            body["smoke_test"] = {
+                "passed": self.smoke_passed,
+                "url": url,
+                "errors": [] if self.smoke_passed else [f"GET {url}/ returned HTTP 500"],
+                "duration_ms": 120,
+                "tested_at": iso(self.done_at),
+            }
+        return body
+
+
+@dataclass
+class Version:
+    version: int
+    deploy_id: str
+    environment: str
+    message: str
+    deployed_at: float
+    build_duration_ms: int
+    asset_prefix: str
+    bundle_s3_key: str | None
+    files: dict[str, dict[str, Any]]
+    source_files: dict[str, str] | None
+    git_commit_sha: str | None
+    git_commit_message: str | None
+    git_author: str | None
+
+    def to_json(
+        self, app: App, *, detail: bool = False, extensions: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
+        """``VersionRecord``, or with ``detail`` the ``VersionDetailResponse``."""
+        body: dict[str, Any] = {
+            "version": self.version,
+            "s3_version_id": f"s3v_{self.deploy_id}",
+            "asset_prefix": self.asset_prefix,
+            "asset_manifest": {
+                path: {"s3_key": f"{self.asset_prefix}{path}", **meta}
+                for path, meta in self.files.items()
+            },
+            "deployed_by": "api_key",
+            "deployed_at": iso(self.deployed_at),
+            "environment": self.environment,
+            "build_duration_ms": self.build_duration_ms,
+            "message": self.message,
+            "git_commit_sha": self.git_commit_sha,
+            "git_commit_message": self.git_commit_message,
+            "git_author": self.git_author,
+        }
+        if detail:
+            body["source_files"] = self.source_files
+            body["is_active"] = {env: app.serves(env, self.version) for env in ENVIRONMENTS}
+        else:
+            body["asset_manifest_url"] = f"s3://mixpeek-apps/{self.asset_prefix}manifest.json"
+        if "version-deploy-ids" in extensions:
+            body["deploy_id"] = self.deploy_id
+        return body
+
+
+@dataclass
+class App:
+    app_id: str
+    slug: str
+    title: str
+    created_at: float
+    environments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    versions: list[Version] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    is_active: bool = True
+
+    def url(self, environment: str = "production") -> str:
+        prefix = "" if environment == "production" else f"{environment}-"
+        return f"https://{prefix}{self.slug}.mxp.co"
+
+    def version(self, number: int) -> Version | None:
+        return next((v for v in self.versions if v.version == number), None)
+
+    def serves(self, environment: str, number: int) -> bool:
+        return self.environments.get(environment, {}).get("version") == number
+
+    def point(self, environment: str, version: Version) -> None:
+        self.environments[environment] = {
+            "deploy_id": version.deploy_id,
+            "asset_prefix": version.asset_prefix,
+            "version": version.version,
+            "deployed_at": iso(time.time()),
+        }
+
+    def environments_json(self, extensions: frozenset[str]) -> dict[str, Any]:
+        """The documented entry keys, ``deploy_id`` and ``asset_prefix``; the
+        ``environment-details`` extension adds the version, URL and time."""
+        shown: dict[str, Any] = {}
+        for env, entry in self.environments.items():
+            item = {"deploy_id": entry["deploy_id"], "asset_prefix": entry["asset_prefix"]}
+            if "environment-details" in extensions:
+                item.update(
+                    version=entry["version"], url=self.url(env), deployed_at=entry["deployed_at"]
+                )
+            shown[env] = item
+        return shown
+
+    def to_json(
+        self, *, full: bool = True, extensions: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
+        """``AppResponse``, or without ``full`` the ``AppListItem``."""
+        settings = self.settings
+        body: dict[str, Any] = {
+            "app_id": self.app_id,
+            "slug": self.slug,
+            "url": self.url(),
+            "meta": {"title": self.title, **self.meta},
+            "is_active": self.is_active,
+            "version": len(self.versions),
+            "has_unpublished_changes": False,
+            "template": settings.get("template") or "generic",
+            "custom_domains": [],
+            "auth_config": _masked_auth(settings.get("auth_config")),
+            "build_config": _masked_build(settings.get("build_config")),
+            "monitoring_config": settings.get("monitoring_config"),
+            "repo_url": None,
+            "repo_branch": None,
+            "environments": self.environments_json(extensions),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.versions[-1].deployed_at) if self.versions else None,
+        }
+        if full:
+            body.update(
+                versions=[v.to_json(self, extensions=extensions) for v in reversed(self.versions)],
+                sections=settings.get("sections") or [],
+                custom_html=settings.get("custom_html"),
+                hero=settings.get("hero"),
+                theme=settings.get("theme") or {},
+                seo=settings.get("seo"),
+                stats=settings.get("stats") or [],
+                featured_gallery=settings.get("featured_gallery"),
+                tabs=settings.get("tabs") or [],
+                password_protected=(settings.get("auth_config") or {}).get("mode") == "password",
+            )
+        return body
+
+
+def _masked_auth(config: Any) -> Any:
+    # A password is write-only in the official AuthConfig.
+    if not isinstance(config, dict):
+        return config
+    return {k: v for k, v in config.items() if k != "password"}
+
+
+def _masked_build(config: Any) -> Any:
+    # Build secrets are server-only: shown as *** (documented).
+    if not isinstance(config, dict) or not isinstance(config.get("secrets"), dict):
+        return config
+    return {**config, "secrets": dict.fromkeys(config["secrets"], "***")}
+
+
+def publish(app: App, deploy: Deploy) -> None:
+    """A deploy that finished well becomes the app's next version, served in its environment."""
+    number = len(app.versions) + 1
+    version = Version(
+        version=number,
+        deploy_id=deploy.deploy_id,
+        environment=deploy.environment,
+        message=deploy.message,
+        deployed_at=deploy.done_at,
+        build_duration_ms=int(deploy.build_seconds * 1000),
+        asset_prefix=f"apps/{app.app_id}/v{number}/",
+        bundle_s3_key=deploy.bundle_s3_key,
+        files=deploy.files,
+        source_files=deploy.source_files,
+        git_commit_sha=deploy.git_commit_sha,
+        git_commit_message=deploy.git_commit_message,
+        git_author=deploy.git_author,
+    )
+    deploy.version = number
+    app.versions.append(version)
+    app.point(deploy.environment, version)

@@ -1,0 +1,55 @@
+"""The one place the records live while the emulator runs: behind a re-entrant lock, saved
+after every change when a data dir is given, and settled as time passes.
+
+``Store.settle`` applies what finished (a new version, the environment repointed) exactly
+once, whichever request notices first.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from . import persistence
+from .apps import publish
+from .common import Timing
+from .persistence import State
+from .plugins import Plugin
+
+
+class Store:
+    """All state behind one re-entrant lock; persisted atomically when a data dir is given."""
+
+    def __init__(self, data_dir: Path | None, timing: Timing) -> None:
+        self.lock = threading.RLock()
+        self.timing = timing
+        self.data_dir = data_dir
+        self.state = State()
+        if data_dir is not None:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            self.state = persistence.load(data_dir / persistence.FILE) or State()
+
+    def plugins_of(self, namespace_id: str) -> dict[str, Plugin]:
+        return self.state.plugins.setdefault(namespace_id, {})
+
+    def save(self) -> None:
+        if self.data_dir is not None:
+            persistence.save(self.state, self.data_dir / persistence.FILE)
+
+    def settle(self, now: float | None = None) -> None:
+        """Apply every deploy that finished by ``now``: a version, the environment repointed."""
+        now = time.time() if now is None else now
+        with self.lock:
+            # In the order they finished, so version numbers follow completion, not queueing.
+            finished = sorted(
+                (d for d in self.state.deploys.values() if not d.settled and now >= d.done_at),
+                key=lambda d: d.done_at,
+            )
+            for deploy in finished:
+                deploy.settled = True
+                app = self.state.apps.get(deploy.app_id)
+                if app is not None and deploy.outcome == "complete":
+                    publish(app, deploy)
+            if finished:
+                self.save()
