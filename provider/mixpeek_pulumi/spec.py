@@ -427,6 +427,9 @@ class PluginDeploymentState(PluginDeploymentInputs, State):
     """The service's validation result, ``passed``."""
     deployed_at: str | None = None
     """When the service deployed it."""
+    code_files: dict[str, str] | None = None
+    """What a preview compares a new version's files with: each path of the deployed code
+    mapped to the first 16 hex digits of its sha256; none for sources over 1,000 files."""
 
     @property
     def resource_id(self) -> str:

@@ -41,6 +41,10 @@ export class PluginDeployment extends pulumi.CustomResource {
      */
     declare public readonly baseUrl: pulumi.Output<string | undefined>;
     /**
+     * What a preview compares a new version's files with: each path of the deployed code mapped to the first 16 hex digits of its sha256; none for sources over 1,000 files. Output: set by the provider from what the service reports.
+     */
+    declare public /*out*/ readonly codeFiles: pulumi.Output<{[key: string]: any} | undefined>;
+    /**
      * The digest of the plugin's files (computed by `check`). Computed by the provider from the inputs (`pulumi preview` shows it); the diff compares it.
      */
     declare public /*out*/ readonly codeSha256: pulumi.Output<string>;
@@ -146,6 +150,7 @@ export class PluginDeployment extends pulumi.CustomResource {
             resourceInputs["source"] = args?.source;
             resourceInputs["timeoutSeconds"] = args?.timeoutSeconds;
             resourceInputs["version"] = args?.version;
+            resourceInputs["codeFiles"] = undefined /*out*/;
             resourceInputs["codeSha256"] = undefined /*out*/;
             resourceInputs["deployed"] = undefined /*out*/;
             resourceInputs["deployedAt"] = undefined /*out*/;
@@ -157,6 +162,7 @@ export class PluginDeployment extends pulumi.CustomResource {
             resourceInputs["validationStatus"] = undefined /*out*/;
         } else {
             resourceInputs["baseUrl"] = undefined /*out*/;
+            resourceInputs["codeFiles"] = undefined /*out*/;
             resourceInputs["codeSha256"] = undefined /*out*/;
             resourceInputs["deployed"] = undefined /*out*/;
             resourceInputs["deployedAt"] = undefined /*out*/;

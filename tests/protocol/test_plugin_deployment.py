@@ -224,3 +224,27 @@ def test_an_unreadable_copy_at_the_service_is_refused_in_a_sentence(
         info.value.headline
     )
     assert "BadZipFile" not in info.value.details and "internal error" not in info.value.details
+
+
+def test_a_new_version_previews_the_files_that_differ_from_the_deployed_one(
+    stack: Stack, tmp_path: Path
+) -> None:
+    source = write_tree(tmp_path / "src", plugin("1.0.0"))
+    run_program(stack.engine, program(source))
+    assert stack.engine.outputs("embed")["code_files"].keys() == {
+        "manifest.py",
+        "pipeline.py",
+        "realtime.py",
+    }
+    write_tree(tmp_path / "src", plugin("1.0.1", body="return {'embedding': [1.0]}"))
+    (source / "tokenizer.json").write_text("{}")
+    mark = len(stack.host.output())
+
+    preview = run_program(stack.engine, program(source, version="1.0.1"), preview=True)
+
+    assert preview.steps == [("replace", "embed")]
+    said = stack.host.output()[mark:]
+    assert (
+        "source: 2 changed, 1 added, 0 removed: manifest.py, realtime.py, +tokenizer.json"
+    ) in said
+    assert "pipeline.py" not in said  # unchanged files are never listed

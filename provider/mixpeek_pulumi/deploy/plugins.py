@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from .. import archive as archives
 from .. import bundle as bundles
+from .. import manifest as manifests
 from ..client import MixpeekClient
 from ..errors import (
     ApiStatusError,
@@ -75,7 +76,7 @@ def check(
     try:
         files = collect(inputs.source)
         problems = check_plugin(files)
-        digest = None if problems else bundles.digest(files).sha256
+        digest = None if problems else manifests.of_files(files)[0]
     except BundleError as exc:
         return {}, [Failure("source", str(exc))]
     if problems:
@@ -105,9 +106,15 @@ def diff(olds: PluginDeploymentState, news: Mapping[str, Any], unknown: set[str]
     """Declared inputs compared; the source by its code digest (which ``check`` guards), and a
     plugin found undeployed is a change (a redeploy)."""
     extra = ["deployed"] if olds.deployed is False else []
-    return diff_inputs(
+    found = diff_inputs(
         PluginDeploymentInputs, olds.model_dump(), news, unknown, skip=("source",), extra=extra
     )
+    new = manifests.recalled(news.get("code_sha256"))
+    other_code = "source" not in unknown and news.get("code_sha256") != olds.code_sha256
+    if not other_code or olds.code_files is None or new is None:
+        return found
+    # A new version with other code: which files differ from the deployed one.
+    return found.with_notes([manifests.summary("source", olds.code_files, new)])
 
 
 def deployed(status: PluginStatusResponse, deployment_type: str) -> bool:
@@ -421,6 +428,7 @@ class PluginRollout:
     ) -> PluginDeploymentState:
         return PluginDeploymentState(
             **inputs.model_dump(exclude={"code_sha256"}),
+            code_files=manifests.recalled(digest),
             plugin_id=status.plugin_id,
             route_prefix=status.route_prefix,
             feature_uri=status.feature_uri,

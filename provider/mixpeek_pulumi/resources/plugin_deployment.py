@@ -54,6 +54,7 @@ class PluginDeployment(Resource, module="mixpeek", name="PluginDeployment"):
     realtime_enabled: pulumi.Output[bool]
     validation_status: pulumi.Output[str]
     deployed_at: pulumi.Output[str]
+    code_files: pulumi.Output[dict[str, str]]
 
     def __init__(
         self,

@@ -20,6 +20,8 @@ type PluginDeployment struct {
 
 	// The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
 	BaseUrl pulumi.StringPtrOutput `pulumi:"baseUrl"`
+	// What a preview compares a new version's files with: each path of the deployed code mapped to the first 16 hex digits of its sha256; none for sources over 1,000 files. Output: set by the provider from what the service reports.
+	CodeFiles pulumi.MapOutput `pulumi:"codeFiles"`
 	// The digest of the plugin's files (computed by `check`). Computed by the provider from the inputs (`pulumi preview` shows it); the diff compares it.
 	CodeSha256 pulumi.StringOutput `pulumi:"codeSha256"`
 	// Whether the plugin is deployed (false after drift). Output: set by the provider from what the service reports.
@@ -246,6 +248,11 @@ func (o PluginDeploymentOutput) ToPluginDeploymentOutputWithContext(ctx context.
 // The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
 func (o PluginDeploymentOutput) BaseUrl() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v *PluginDeployment) pulumi.StringPtrOutput { return v.BaseUrl }).(pulumi.StringPtrOutput)
+}
+
+// What a preview compares a new version's files with: each path of the deployed code mapped to the first 16 hex digits of its sha256; none for sources over 1,000 files. Output: set by the provider from what the service reports.
+func (o PluginDeploymentOutput) CodeFiles() pulumi.MapOutput {
+	return o.ApplyT(func(v *PluginDeployment) pulumi.MapOutput { return v.CodeFiles }).(pulumi.MapOutput)
 }
 
 // The digest of the plugin's files (computed by `check`). Computed by the provider from the inputs (`pulumi preview` shows it); the diff compares it.

@@ -279,6 +279,7 @@ class PluginDeployment(pulumi.CustomResource):
             if version is None and not opts.urn:
                 raise TypeError("Missing required property 'version'")
             __props__.__dict__["version"] = version
+            __props__.__dict__["code_files"] = None
             __props__.__dict__["code_sha256"] = None
             __props__.__dict__["deployed"] = None
             __props__.__dict__["deployed_at"] = None
@@ -311,6 +312,7 @@ class PluginDeployment(pulumi.CustomResource):
         __props__ = PluginDeploymentArgs.__new__(PluginDeploymentArgs)
 
         __props__.__dict__["base_url"] = None
+        __props__.__dict__["code_files"] = None
         __props__.__dict__["code_sha256"] = None
         __props__.__dict__["deployed"] = None
         __props__.__dict__["deployed_at"] = None
@@ -338,6 +340,14 @@ class PluginDeployment(pulumi.CustomResource):
         The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
         """
         return pulumi.get(self, "base_url")
+
+    @_builtins.property
+    @pulumi.getter(name="codeFiles")
+    def code_files(self) -> pulumi.Output[Optional[Mapping[str, Any]]]:
+        """
+        What a preview compares a new version's files with: each path of the deployed code mapped to the first 16 hex digits of its sha256; none for sources over 1,000 files. Output: set by the provider from what the service reports.
+        """
+        return pulumi.get(self, "code_files")
 
     @_builtins.property
     @pulumi.getter(name="codeSha256")
