@@ -294,7 +294,7 @@ class AppDeployState(AppDeployInputs, State):
     """The version the environment served just before this resource's last deploy, or null."""
     rollback_version: int | None = None
     """The version ``on_delete="rollback"`` restores: what the environment served before this
-    resource first deployed."""
+    resource first deployed (0: nothing)."""
     verified: bool | None = None
     """Whether ``verify`` ran and passed after the last switch (false without ``verify``)."""
     bundle_files: dict[str, str] | None = None
@@ -349,7 +349,7 @@ class AppPromotionState(AppPromotionInputs, State):
     null."""
     rollback_version: int | None = None
     """The version ``on_delete="rollback"`` restores: what the environment served before this
-    resource first promoted."""
+    resource first promoted (0: nothing)."""
     verified: bool | None = None
     """Whether ``verify`` ran and passed after the last switch (false without ``verify``)."""
 

@@ -127,3 +127,60 @@ def test_a_site_that_holds_every_check_fails_in_time_and_no_check_carries_the_ke
             assert stack.emulator.api_key not in str(seen.headers)
     finally:
         server.close()
+
+
+def test_on_delete_rollback_keeps_served_nothing_through_later_promotions(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """The dynamic host leaves a null output out of state: "served nothing before the first
+    promotion" must survive a second promotion, or destroy would restore version 1."""
+    app_id = stack.emulator.create_app("rollback-nothing")
+    bundle = write_tree(tmp_path / "dist", site("v1"))
+
+    def promoted() -> None:
+        staging = AppDeploy("site", app_id=app_id, bundle=str(bundle), environment="staging")
+        AppPromotion(
+            "prod",
+            app_id=app_id,
+            version=staging.version,
+            on_delete="rollback",
+            source_deploy_id=staging.deploy_id,
+        )
+
+    run_program(stack.engine, promoted)
+    write_tree(tmp_path / "dist", site("v2"))
+    run_program(stack.engine, promoted)
+    assert stack.engine.outputs("prod")["rollback_version"] == 0
+    assert stack.engine.outputs("prod")["previous_version"] == 1
+    stack.engine.destroy()
+    assert stack.emulator.served_version(app_id, "production") == 2
+    assert "production served nothing before this promotion" in stack.host.output()
+
+
+def test_a_body_that_trickles_in_fails_its_check_within_its_bound() -> None:
+    from mixpeek_pulumi.deadline import Deadline
+    from mixpeek_pulumi.deploy.common import Operation
+    from mixpeek_pulumi.deploy.verify import Verifier
+    from mixpeek_pulumi.spec import Verify
+
+    def trickle() -> Any:
+        import time
+
+        while True:
+            yield b"o"
+            time.sleep(0.3)
+
+    server = ScriptedServer()
+    try:
+        server.default[("GET", "/healthz")] = Reply(200, chunks=trickle)
+        op = Operation("AppPromotion", "prod", lambda _line: None, Deadline.after(120))
+        spec = Verify(
+            path="/healthz", checks=1, timeout_seconds=4, interval_seconds=0.1, expect_text="ok!"
+        )
+        outcome = Verifier(op, spec, server.url).run()
+    finally:
+        server.close()
+    assert not outcome.passed
+    assert outcome.said.startswith(
+        f"GET {server.url}/healthz did not send its body in full within "
+    )

@@ -562,3 +562,13 @@ def test_the_services_copy_damaged_or_hostile_gives_no_digest_and_no_traceback(
         assert remote("/good") == bundle.digest(bundle.collect(folder, bundle.Excludes())).sha256
         assert remote("/mismatched") is None
         assert remote("/many") is None
+
+
+def test_a_preview_shows_hostile_file_names_escaped_on_one_line() -> None:
+    from mixpeek_pulumi import manifest
+
+    forged = "x\nAppDeploy site: bundle: 0 changed (FORGED)\n\x1b[2J\x1b]0;pwned\x07.js"
+    line = manifest.summary("bundle", {}, {forged: "00", "b" * 300: "11"})
+    assert "\n" not in line and "\x1b" not in line and "\x07" not in line
+    assert "(FORGED)" in line  # shown, but on this line, escaped
+    assert "…" in line and len(line) < 400

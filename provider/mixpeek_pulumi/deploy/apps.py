@@ -53,6 +53,7 @@ from .environments import (
     carries,
     imported,
     marker,
+    nothing_as_zero,
     untagged,
 )
 from .lifecycle import Checked, Lifecycle, Session
@@ -184,7 +185,7 @@ class AppDeployer:
         env = AppEnvironment(self.api, inputs.app_id, inputs.environment)
         app = env.app()
         served_before = env.served_version(app)
-        restores = served_before if rollback == SERVED_NOW else rollback
+        restores = nothing_as_zero(served_before) if rollback == SERVED_NOW else rollback
         run, deploy_id = self._adopt_or_start(inputs, env, app, hints, others)
         return self._finish(run, deploy_id, _Before(restores, served_before))
 
@@ -742,7 +743,11 @@ class AppDeployer:
         counts = {k: 0 for k in ("modified", "added", "removed", "unchanged")}
         counts |= {k: v for k, v in (found.summary or {}).items() if k in counts}
         marks = {"modified": "", "added": "+", "removed": "-"}
-        names = [f"{marks[f.status]}{f.path}" for f in found.files if f.status in marks]
+        names = [
+            f"{marks[f.status]}{manifests.safe_name(f.path)}"
+            for f in found.files
+            if f.status in marks
+        ]
         shown = ", ".join(names[: manifests.NAMES_SHOWN])
         more = len(names) - manifests.NAMES_SHOWN
         said = ", ".join(f"{v} {k}" for k, v in counts.items())

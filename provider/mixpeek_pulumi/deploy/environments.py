@@ -43,6 +43,12 @@ deploy or promotion) whatever the environment serves when the operation starts."
 _TAGS: Final = re.compile(r"\s*\[" + re.escape(MARKER_PREFIX) + r"[^\]]*\]")
 
 
+def nothing_as_zero(version: int | None) -> int:
+    """The rollback target as state keeps it: 0 for "served nothing", since versions start at
+    1 and the dynamic-provider host leaves a null output out of the state altogether."""
+    return 0 if version is None else version
+
+
 def marker(environment: str, digest: str) -> str:
     """The tag a deploy message carries so a later run can recognise its own deploy."""
     return f"[{MARKER_PREFIX}{environment}:{digest[:32]}]"
@@ -226,7 +232,8 @@ def roll_back(api: MixpeekClient, op: Operation, state: St, what: str) -> None:
         app = env.app()
     except NotFoundError:
         return
-    ours, previous = state.deploy_id, state.rollback_version
+    # 0: the environment served nothing before (a null would not survive the dynamic host).
+    ours, previous = state.deploy_id, state.rollback_version or None
     if env.deploy_id(app) != ours:
         op.say(f"{env.name} no longer serves deploy {ours}; nothing to roll back")
     elif previous is None:

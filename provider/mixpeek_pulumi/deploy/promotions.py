@@ -24,7 +24,7 @@ from ..models import ENVIRONMENTS, AppResponse, DeployStatusResponse, VersionRec
 from ..spec import AppPromotionInputs, AppPromotionState
 from . import environments
 from .common import Diff, Operation, diff_inputs
-from .environments import SERVED_NOW, AppEnvironment, Previous, imported
+from .environments import SERVED_NOW, AppEnvironment, Previous, imported, nothing_as_zero
 from .lifecycle import Lifecycle, Session
 from .verify import Switch, verify_switch
 
@@ -76,7 +76,7 @@ class Promoter:
             deploy_id=now,
             asset_prefix=app.environment(inputs.environment).asset_prefix,
             previous_version=before,
-            rollback_version=before if rollback == SERVED_NOW else rollback,
+            rollback_version=nothing_as_zero(before) if rollback == SERVED_NOW else rollback,
             url=env.url(app),
             live=True,
             verified=verified,

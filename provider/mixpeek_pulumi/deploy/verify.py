@@ -16,6 +16,7 @@ from typing import Final
 import httpx
 
 from .._version import __version__
+from ..deadline import Deadline
 from ..errors import MixpeekError, redact
 from ..spec import Verify
 from ..waiting import Poller, WaitTimeout
@@ -52,10 +53,16 @@ class Verifier:
 
     def run(self) -> Outcome:
         passes, failed = 0, ""
+        # A 3xx can only be what is expected if it is not followed.
+        follow = not 300 <= self.spec.expect_status < 400
         with httpx.Client(
-            follow_redirects=True,
+            follow_redirects=follow,
             max_redirects=MAX_REDIRECTS,
-            headers={"User-Agent": f"mixpeek-pulumi/{__version__} (verify)"},
+            # Uncompressed, so the bytes read are the bytes the cap counts.
+            headers={
+                "User-Agent": f"mixpeek-pulumi/{__version__} (verify)",
+                "Accept-Encoding": "identity",
+            },
         ) as client:
             while not self.op.deadline.cancelled:
                 ok, said = self._check(client)
@@ -71,28 +78,35 @@ class Verifier:
 
     def _check(self, client: httpx.Client) -> tuple[bool, str]:
         seconds = max(0.05, min(CHECK_SECONDS, self.deadline.remaining()))
-        where = f"GET {self.url}"
+        # One bound for the whole check: a body that trickles in ends it like a silent one.
+        ends = self.deadline.sooner(seconds)
+        where, expected, text = f"GET {self.url}", self.spec.expect_status, self.spec.expect_text
         try:
             with client.stream("GET", self.url, timeout=seconds) as answer:
-                body = _start_of(answer)
+                # The status is judged as soon as it arrives; the body only when it must be.
+                if answer.status_code != expected:
+                    return False, f"{where} answered {answer.status_code}, expected {expected}"
+                body = _start_of(answer, ends) if text is not None else ""
         except httpx.HTTPError as exc:
             return False, redact(f"{where} failed ({type(exc).__name__}: {exc})")
-        expected = self.spec.expect_status
-        if answer.status_code != expected:
-            return False, f"{where} answered {answer.status_code}, expected {expected}"
-        text = self.spec.expect_text
+        if body is None:
+            return False, f"{where} did not send its body in full within {seconds:.1f} s"
         if text is not None and text not in body:
             return False, f"{where} answered {expected} without the text {text[:80]!r}"
         return True, f"{where} answered {expected}"
 
 
-def _start_of(answer: httpx.Response) -> str:
+def _start_of(answer: httpx.Response, ends: Deadline) -> str | None:
+    """The body's first ``MAX_BODY`` bytes in its own charset, or None when ``ends`` (the
+    check's bound, or a Cancel) came first."""
     read = bytearray()
-    for block in answer.iter_bytes():
+    for block in answer.iter_raw():
         read += block
         if len(read) >= MAX_BODY:
             break
-    return bytes(read[:MAX_BODY]).decode("utf-8", errors="replace")
+        if ends.expired:
+            return None
+    return bytes(read[:MAX_BODY]).decode(answer.encoding or "utf-8", errors="replace")
 
 
 @dataclass(frozen=True)
