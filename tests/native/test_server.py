@@ -3,8 +3,6 @@ process and the emulator: what reaches the program's author when a call goes wro
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,11 +12,12 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import empty_pb2, struct_pb2
-from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+from pulumi.runtime.proto import provider_pb2
 
 from mixpeek_pulumi import __version__
 from mixpeek_pulumi.native import wire
 from tests.emulator_fixture import EmulatorHandle
+from tests.plugin_process import native_provider
 from tests.sites import site, write_tree
 
 PLUGIN = Path(sys.executable).parent / "pulumi-resource-mixpeek"
@@ -33,31 +32,8 @@ def struct(values: dict[str, Any]) -> struct_pb2.Struct:
 @contextmanager
 def serving(emulator: EmulatorHandle, tmp_path: Path, env: dict[str, str] | None = None) -> Any:
     """The plugin process, configured as the engine does it: the key wrapped as a secret."""
-    proc = subprocess.Popen(
-        [str(PLUGIN)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        cwd=tmp_path,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-    try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline())
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = provider_pb2_grpc.ResourceProviderStub(channel)
-            secret = {wire.SIG: wire.SECRET_SIG, "value": emulator.api_key}
-            stub.Configure(
-                provider_pb2.ConfigureRequest(
-                    args=struct({"apiKey": secret, "baseUrl": emulator.url})
-                )
-            )
-            yield stub
-    finally:
-        proc.kill()
-        proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
+    with native_provider(emulator.url, emulator.api_key, tmp_path / "inflight", env) as stub:
+        yield stub
 
 
 @pytest.fixture
