@@ -75,7 +75,7 @@ export class AppPromotion extends pulumi.CustomResource {
      */
     declare public readonly requireSmokeTest: pulumi.Output<boolean>;
     /**
-     * The version `onDelete="rollback"` restores: what the environment served before this resource first promoted. Output: set by the provider from what the service reports.
+     * The version `onDelete="rollback"` restores: what the environment served before this resource first promoted (0: nothing). Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly rollbackVersion: pulumi.Output<number | undefined>;
     /**

@@ -64,7 +64,7 @@ type AppDeploy struct {
 	QueuedAt pulumi.StringPtrOutput `pulumi:"queuedAt"`
 	// A complete deploy whose smoke test failed counts as a failure, and the version served before is restored. Default: `true`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
 	RequireSmokeTest pulumi.BoolOutput `pulumi:"requireSmokeTest"`
-	// The version `onDelete="rollback"` restores: what the environment served before this resource first deployed. Output: set by the provider from what the service reports.
+	// The version `onDelete="rollback"` restores: what the environment served before this resource first deployed (0: nothing). Output: set by the provider from what the service reports.
 	RollbackVersion pulumi.IntPtrOutput `pulumi:"rollbackVersion"`
 	// The service's smoke-test result for the deploy. Output: set by the provider from what the service reports.
 	SmokeTest pulumi.MapOutput `pulumi:"smokeTest"`
@@ -396,7 +396,7 @@ func (o AppDeployOutput) RequireSmokeTest() pulumi.BoolOutput {
 	return o.ApplyT(func(v *AppDeploy) pulumi.BoolOutput { return v.RequireSmokeTest }).(pulumi.BoolOutput)
 }
 
-// The version `onDelete="rollback"` restores: what the environment served before this resource first deployed. Output: set by the provider from what the service reports.
+// The version `onDelete="rollback"` restores: what the environment served before this resource first deployed (0: nothing). Output: set by the provider from what the service reports.
 func (o AppDeployOutput) RollbackVersion() pulumi.IntPtrOutput {
 	return o.ApplyT(func(v *AppDeploy) pulumi.IntPtrOutput { return v.RollbackVersion }).(pulumi.IntPtrOutput)
 }

@@ -36,7 +36,7 @@ type AppPromotion struct {
 	PreviousVersion pulumi.IntPtrOutput `pulumi:"previousVersion"`
 	// Refuse a version whose deploy failed or whose smoke test failed, or whose deploy cannot be found (see README). Default: `true`. Changing it updates the resource in place.
 	RequireSmokeTest pulumi.BoolOutput `pulumi:"requireSmokeTest"`
-	// The version `onDelete="rollback"` restores: what the environment served before this resource first promoted. Output: set by the provider from what the service reports.
+	// The version `onDelete="rollback"` restores: what the environment served before this resource first promoted (0: nothing). Output: set by the provider from what the service reports.
 	RollbackVersion pulumi.IntPtrOutput `pulumi:"rollbackVersion"`
 	// The deploy that built `version` (e.g. `staging.deployId`), for the smoke-test gate. Changing it updates the resource in place.
 	SourceDeployId pulumi.StringPtrOutput `pulumi:"sourceDeployId"`
@@ -266,7 +266,7 @@ func (o AppPromotionOutput) RequireSmokeTest() pulumi.BoolOutput {
 	return o.ApplyT(func(v *AppPromotion) pulumi.BoolOutput { return v.RequireSmokeTest }).(pulumi.BoolOutput)
 }
 
-// The version `onDelete="rollback"` restores: what the environment served before this resource first promoted. Output: set by the provider from what the service reports.
+// The version `onDelete="rollback"` restores: what the environment served before this resource first promoted (0: nothing). Output: set by the provider from what the service reports.
 func (o AppPromotionOutput) RollbackVersion() pulumi.IntPtrOutput {
 	return o.ApplyT(func(v *AppPromotion) pulumi.IntPtrOutput { return v.RollbackVersion }).(pulumi.IntPtrOutput)
 }

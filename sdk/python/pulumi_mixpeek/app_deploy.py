@@ -638,7 +638,7 @@ class AppDeploy(pulumi.CustomResource):
     @pulumi.getter(name="rollbackVersion")
     def rollback_version(self) -> pulumi.Output[Optional[_builtins.int]]:
         """
-        The version `onDelete="rollback"` restores: what the environment served before this resource first deployed. Output: set by the provider from what the service reports.
+        The version `onDelete="rollback"` restores: what the environment served before this resource first deployed (0: nothing). Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "rollback_version")
 

@@ -361,7 +361,7 @@ class AppPromotion(pulumi.CustomResource):
     @pulumi.getter(name="rollbackVersion")
     def rollback_version(self) -> pulumi.Output[Optional[_builtins.int]]:
         """
-        The version `onDelete="rollback"` restores: what the environment served before this resource first promoted. Output: set by the provider from what the service reports.
+        The version `onDelete="rollback"` restores: what the environment served before this resource first promoted (0: nothing). Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "rollback_version")
 
