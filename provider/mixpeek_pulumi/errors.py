@@ -86,6 +86,11 @@ def _sentence(text: str) -> str:
     return text if text[-1] in ".!?" else text + "."
 
 
+def first_line(exc: BaseException) -> str:
+    """An error's first line without its full stop, to quote inside another sentence."""
+    return str(exc).splitlines()[0].rstrip(".") if str(exc) else type(exc).__name__
+
+
 class MixpeekError(Exception):
     """Base of every error this package raises."""
 

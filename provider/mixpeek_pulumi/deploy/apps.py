@@ -23,13 +23,12 @@ from ..client import MixpeekClient
 from ..errors import (
     ApiConnectionError,
     ApiStatusError,
-    AuthenticationError,
     BundleError,
     DeployFailedError,
     MixpeekError,
     NotFoundError,
-    PermissionDeniedError,
     ResponseValidationError,
+    first_line,
 )
 from ..logs import LogFollower
 from ..models import DEPLOY_TERMINAL, AppResponse, DeployRequest, DeployStatusResponse
@@ -51,6 +50,7 @@ from .environments import (
     AppEnvironment,
     Previous,
     carries,
+    deploy_record,
     imported,
     marker,
     nothing_as_zero,
@@ -339,15 +339,14 @@ class AppDeployer:
     def _smoke_failed_at(self, app_id: str, deploy_id: str) -> bool:
         """Whether the service says that deploy failed its smoke test; a record it no longer
         keeps (410, 404) says nothing against a copy that serves."""
-        try:
-            return self.api.get_deploy(app_id, deploy_id).smoke_failed
-        except (AuthenticationError, PermissionDeniedError):
-            raise
-        except (ApiStatusError, ResponseValidationError) as exc:
+        record = deploy_record(self.api, app_id, deploy_id)
+        if isinstance(record, MixpeekError):
             self.op.say(
-                f"deploy {deploy_id} serves this bundle; its record cannot be read ({_first(exc)})"
+                f"deploy {deploy_id} serves this bundle; its record cannot be read "
+                f"({first_line(record)})"
             )
             return False
+        return record.smoke_failed
 
     def _settle_others(self, run: _Deploy, others: tuple[Hint, ...]) -> None:
         """Deploys of other content to this environment that an earlier run left building
@@ -366,11 +365,8 @@ class AppDeployer:
 
     def _let_end(self, run: _Deploy, hint: Hint) -> bool:
         """Wait until the hinted deploy ends; whether it completed (False: failed or gone)."""
-        try:
-            status = self.api.get_deploy(run.inputs.app_id, hint.deploy_id)
-        except (AuthenticationError, PermissionDeniedError):
-            raise
-        except (ApiStatusError, ResponseValidationError):
+        status = deploy_record(self.api, run.inputs.app_id, hint.deploy_id)
+        if isinstance(status, MixpeekError):
             return False  # gone or unreadable: nothing the service will finish
         if status.environment not in (None, run.inputs.environment):
             return False
@@ -429,12 +425,9 @@ class AppDeployer:
     def _hint_status(self, run: _Deploy, hint: Hint) -> DeployStatusResponse | None:
         """What the service says of the hinted deploy, if it is a deploy of this bundle to this
         environment; None (the hint dropped) when it is gone, unreadable or someone else's."""
-        try:
-            status = self.api.get_deploy(run.inputs.app_id, hint.deploy_id)
-        except (AuthenticationError, PermissionDeniedError):
-            raise  # every other request would fail the same way
-        except (ApiStatusError, ResponseValidationError) as exc:
-            self._drop(run, hint, f"reading it failed ({_first(exc)})")
+        status = deploy_record(self.api, run.inputs.app_id, hint.deploy_id)
+        if isinstance(status, MixpeekError):
+            self._drop(run, hint, f"reading it failed ({first_line(status)})")
             return None
         if status.environment not in (None, run.inputs.environment):
             self._drop(run, hint, f"it is a deploy to {status.environment}")
@@ -473,11 +466,11 @@ class AppDeployer:
     ) -> DeployFailedError:
         return self.op.failed(
             f"deploy {deploy_id} of this bundle completed, but restoring its version {version} "
-            f"to {run.inputs.environment} of app {run.inputs.app_id} failed ({_first(exc)}); "
+            f"to {run.inputs.environment} of app {run.inputs.app_id} failed ({first_line(exc)}); "
             "the next `pulumi up` restores it again, with no rebuild",
             subject=deploy_id,
             status="restore_failed",
-            reason=_first(exc),
+            reason=first_line(exc),
         )
 
     def _drop(self, run: _Deploy, hint: Hint, why: str) -> None:
@@ -541,7 +534,7 @@ class AppDeployer:
         """The deploy request may have been stored though its answer was lost: wait for a
         deploy of this bundle to go live, until the deadline."""
         inputs = run.inputs
-        first = str(lost).splitlines()[0].rstrip(".")
+        first = first_line(lost)
         self.op.say(
             f"the answer to the deploy request was lost ({first}); waiting for the deploy to show"
         )
@@ -737,7 +730,7 @@ class AppDeployer:
             found = self.api.diff_versions(app_id, old, new)
         except MixpeekError as exc:
             self.op.say(
-                f"version {old} to {new}: the service's diff cannot be read ({_first(exc)})"
+                f"version {old} to {new}: the service's diff cannot be read ({first_line(exc)})"
             )
             return
         counts = {k: 0 for k in ("modified", "added", "removed", "unchanged")}
@@ -780,10 +773,10 @@ class AppDeployer:
             raise self.op.failed(
                 f"{state.environment} of app {state.app_id} no longer serves deploy "
                 f"{state.deploy_id}, and restoring its version {state.version} failed "
-                f"({_first(exc)}); the next `pulumi up` tries again",
+                f"({first_line(exc)}); the next `pulumi up` tries again",
                 subject=state.deploy_id or "unknown",
                 status="restore_failed",
-                reason=_first(exc),
+                reason=first_line(exc),
             ) from None
         app = env.app()
         if env.deploy_id(app) != restored.deploy_id:
@@ -825,8 +818,3 @@ class AppDeployLifecycle(Lifecycle[AppDeployInputs, AppDeployState]):
 
     def import_(self, s: Session, resource_id: str) -> AppDeployState | None:
         return AppDeployer(s.api, s.op).read_imported(resource_id)
-
-
-def _first(exc: BaseException) -> str:
-    """An error's first line without its full stop, to quote inside another sentence."""
-    return str(exc).splitlines()[0].rstrip(".") if str(exc) else type(exc).__name__

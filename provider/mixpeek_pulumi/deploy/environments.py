@@ -208,15 +208,25 @@ def refresh_deploy(api: MixpeekClient, state: AppDeployState) -> AppDeployState 
     return refreshed.model_copy(update=update)
 
 
-def _status_of(api: MixpeekClient, app_id: str, deploy_id: str) -> DeployStatusResponse | None:
-    """The deploy's record, or None when the service no longer keeps it or cannot say: the
-    status stays as it was, since a version the deploy built may still serve."""
+def deploy_record(
+    api: MixpeekClient, app_id: str, deploy_id: str
+) -> DeployStatusResponse | MixpeekError:
+    """The deploy's record, or the error that made it unreadable (gone, refused, garbled),
+    for callers that go on without it; auth errors are raised, since every other request would
+    fail the same way."""
     try:
         return api.get_deploy(app_id, deploy_id)
     except (AuthenticationError, PermissionDeniedError):
         raise
-    except (ApiStatusError, ResponseValidationError):
-        return None
+    except (ApiStatusError, ResponseValidationError) as exc:
+        return exc
+
+
+def _status_of(api: MixpeekClient, app_id: str, deploy_id: str) -> DeployStatusResponse | None:
+    """The deploy's record, or None: the status then stays as it was, since a version the
+    deploy built may still serve."""
+    record = deploy_record(api, app_id, deploy_id)
+    return None if isinstance(record, MixpeekError) else record
 
 
 def roll_back(api: MixpeekClient, op: Operation, state: St, what: str) -> None:

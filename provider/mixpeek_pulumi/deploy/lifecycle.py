@@ -10,6 +10,7 @@ mapping from whatever a step raised to the error the user reads, for both front 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import traceback
 from abc import ABC, abstractmethod
@@ -58,15 +59,7 @@ class Door:
     journal: Journal | None = None
 
     def with_seconds(self, seconds: float, timeout_name: str = "") -> Door:
-        return Door(
-            self.config,
-            self.sink,
-            self.name,
-            seconds,
-            timeout_name,
-            self.cancel,
-            self.journal,
-        )
+        return dataclasses.replace(self, seconds=seconds, timeout_name=timeout_name)
 
     @contextmanager
     def session(self, kind: str, subject: Inputs | State) -> Iterator[Session]:

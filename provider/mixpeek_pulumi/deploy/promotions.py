@@ -19,6 +19,7 @@ from ..errors import (
     NotFoundError,
     ResponseValidationError,
     ServerError,
+    first_line,
 )
 from ..models import ENVIRONMENTS, AppResponse, DeployStatusResponse, VersionRecord
 from ..spec import AppPromotionInputs, AppPromotionState
@@ -141,7 +142,7 @@ class Promoter:
         try:
             records = self.api.list_versions(app_id).records()
         except MixpeekError as exc:
-            return f"its versions cannot be listed: {str(exc).splitlines()[0].rstrip('.')}"
+            return f"its versions cannot be listed: {first_line(exc)}"
         found = sorted({r.version for r in records if r.version is not None}, reverse=True)
         if not found:
             return "it has no versions yet"
