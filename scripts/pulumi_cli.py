@@ -177,33 +177,35 @@ def _run_with_progress(command: list[str], cwd: Path, what: str) -> None:
     started = time.monotonic()
     count = 0
     tail: list[str] = []
-    proc = subprocess.Popen(
+    # The context closes the pipe: a Popen left to the garbage collector warns of an unclosed
+    # file in whichever test happens to run then.
+    with subprocess.Popen(
         command,
         cwd=cwd,
         env=_go_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-    )
+    ) as proc:
 
-    def report() -> None:
-        while proc.poll() is None:
-            time.sleep(20)
-            if proc.poll() is None:
-                elapsed = time.monotonic() - started
-                say(f"{what}: {count} packages so far, {elapsed:.0f} s")
+        def report() -> None:
+            while proc.poll() is None:
+                time.sleep(20)
+                if proc.poll() is None:
+                    elapsed = time.monotonic() - started
+                    say(f"{what}: {count} packages so far, {elapsed:.0f} s")
 
-    reporter = threading.Thread(target=report, daemon=True)
-    reporter.start()
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        count += 1
-        tail = [*tail[-19:], line.rstrip()]
-    if proc.wait() != 0:
+        threading.Thread(target=report, daemon=True).start()
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            count += 1
+            tail = [*tail[-19:], line.rstrip()]
+        returncode = proc.wait()
+    if returncode != 0:
         for line in tail:
             say(f"  {line}")
         last = next((line for line in reversed(tail) if line.strip()), "no output")
-        raise RuntimeError(f"{what} exited with code {proc.returncode}: {last.strip()}")
+        raise RuntimeError(f"{what} exited with code {returncode}: {last.strip()}")
 
 
 def _module_dir(module: str, cwd: Path) -> Path:
