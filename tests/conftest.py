@@ -18,14 +18,29 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from mixpeek_emulator.state import STATUS_CASES, StatusCase  # noqa: E402
 from tests.emulator_fixture import EmulatorHandle, start_emulator  # noqa: E402
 from tests.engine import Stack, open_stack  # noqa: E402
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``both_status_spellings`` run against an emulator that spells plugin
+    statuses as the wire examples do (``deployed``) and one that spells them as the status
+    model's description does (``DEPLOYED``): the provider must read either."""
+    if metafunc.definition.get_closest_marker("both_status_spellings") is not None:
+        metafunc.parametrize("plugin_status_case", STATUS_CASES, indirect=True)
+
+
 @pytest.fixture
-def emulator() -> Iterator[EmulatorHandle]:
+def plugin_status_case(request: pytest.FixtureRequest) -> StatusCase:
+    case: StatusCase = getattr(request, "param", "lower")
+    return case
+
+
+@pytest.fixture
+def emulator(plugin_status_case: StatusCase) -> Iterator[EmulatorHandle]:
     """mixpeek-emulator on a free loopback port, in the official shape, with short builds."""
-    handle = start_emulator()
+    handle = start_emulator(plugin_status_case=plugin_status_case)
     try:
         yield handle
     finally:

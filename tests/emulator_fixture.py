@@ -15,7 +15,7 @@ import httpx
 
 from mixpeek_emulator.app import create_app
 from mixpeek_emulator.server import RunningEmulator, start_in_thread
-from mixpeek_emulator.state import State, Timing
+from mixpeek_emulator.state import State, StatusCase, Timing
 
 TEST_KEY = "sk_test_EMULATOR_KEY_5c1f0a9e77"
 
@@ -64,6 +64,12 @@ class EmulatorHandle:
         store = self.running.emulator.store
         store.settle()
         return store.state
+
+    def forget_records(self) -> None:
+        """Start over with no apps, deploys or plugins, as a new service would (objects stay)."""
+        store = self.running.emulator.store
+        with store.lock:
+            store.state = State()
 
     def served_version(self, app_id: str, environment: str) -> int | None:
         """The version an environment serves, from the emulator's own records (the API's
@@ -115,10 +121,17 @@ class EmulatorHandle:
 
 
 def start_emulator(
-    *, timing: Timing | None = None, data_dir: Path | None = None, api_key: str = TEST_KEY
+    *,
+    timing: Timing | None = None,
+    data_dir: Path | None = None,
+    api_key: str = TEST_KEY,
+    plugin_status_case: StatusCase = "lower",
 ) -> EmulatorHandle:
     emulator = create_app(
-        api_key=api_key, data_dir=data_dir, timing=timing or Timing(0.05, 0.4, 0.4)
+        api_key=api_key,
+        data_dir=data_dir,
+        timing=timing or Timing(0.05, 0.4, 0.4),
+        plugin_status_case=plugin_status_case,
     )
     return EmulatorHandle(start_in_thread(emulator), api_key)
 

@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .state import EXTENSIONS, Timing
+from .state import EXTENSIONS, STATUS_CASES, Timing
 
 DISTRIBUTION = "mixpeek-pulumi"
 INSTALL_EXTRA = "pip install 'mixpeek-pulumi[emulator]'"
@@ -62,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
         choices=sorted(EXTENSIONS),
         help="answer with fields the official models do not define (off by default)",
     )
+    parser.add_argument(
+        "--plugin-status-case",
+        choices=STATUS_CASES,
+        default=os.environ.get("MIXPEEK_EMULATOR_PLUGIN_STATUS_CASE", "lower"),
+        help="spell plugin statuses as the API's wire examples do (lower: deployed, the "
+        "default) or as its status model's description does (upper: DEPLOYED); or "
+        "MIXPEEK_EMULATOR_PLUGIN_STATUS_CASE",
+    )
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
     return parser
@@ -81,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--tls-cert and --tls-key go together")
     if not args.api_key:
         parser.error("--api-key (or MIXPEEK_EMULATOR_API_KEY) is required")
+    if args.plugin_status_case not in STATUS_CASES:  # a default from the environment
+        parser.error(
+            f"MIXPEEK_EMULATOR_PLUGIN_STATUS_CASE is {args.plugin_status_case!r}; use lower or upper"
+        )
     tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
     try:
         from .app import create_app
@@ -100,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             timing=Timing(args.queue_seconds, args.build_seconds, args.plugin_seconds),
             apps=tuple(args.app),
             extensions=tuple(args.extension),
+            plugin_status_case=args.plugin_status_case,
         )
         sock = bind(args.host, args.port)
     except (OSError, ValueError) as exc:

@@ -2,9 +2,10 @@
 
 Written from the API documents and the official SDKs' models, independently of the
 ``mixpeek_pulumi`` client, so the two can disagree when the client is wrong. Request bodies are
-checked against the official request schemas and refuse undeclared keys (422
+checked against the contracts (``contract.py``) and refuse undeclared keys (422
 ``extra_forbidden``, as the real API does since 2026-11-02); every error, unknown routes
-included, is an ``ErrorResponse``.
+included, is in the envelope of its route family, and a documented operation the emulator does
+not serve answers 501.
 """
 
 from __future__ import annotations
@@ -12,22 +13,25 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Final
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from . import contract
 from .closing import Closing
-from .context import ApiFailure, Context, authorize, error_body
+from .context import ApiFailure, Context, authorize, error_body, invalid
+from .contract import family_of
 from .faults import FaultMiddleware, Faults
 from .routes import apps as app_routes
 from .routes import control, plugins, sites, storage
-from .state import EXTENSIONS, App, Store, Timing
+from .state import EXTENSIONS, App, StatusCase, Store, Timing
 from .storage import ObjectStore
 
 
@@ -76,9 +80,12 @@ def create_app(
     public_url: str = "http://127.0.0.1",
     apps: Iterable[str] = (),
     extensions: Iterable[str] = (),
+    plugin_status_case: StatusCase = "lower",
 ) -> Emulator:
-    """Build the emulator; ``apps`` are slugs of apps that exist from the start, and
-    ``extensions`` (off by default) add fields the official models do not define."""
+    """Build the emulator; ``apps`` are slugs of apps that exist from the start,
+    ``extensions`` (off by default) add fields the official models do not define, and
+    ``plugin_status_case`` spells plugin statuses as the wire examples do (``lower``) or as
+    the status model's description does (``upper``)."""
     chosen = frozenset(extensions)
     if not chosen <= EXTENSIONS:
         raise ValueError(f"unknown extensions {sorted(chosen - EXTENSIONS)}")
@@ -95,17 +102,19 @@ def create_app(
         extensions=chosen,
         scratch=scratch,
         closing=Closing(),
+        plugin_status_case=plugin_status_case,
     )
     api = FastAPI(title="mixpeek-emulator", version="0.82", docs_url=None, redoc_url=None)
     api.state.context = ctx
     _error_handlers(api)
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorize)])
-    v1.include_router(app_routes.router)
-    v1.include_router(plugins.router)
+    v1 = APIRouter(prefix=V1, dependencies=[Depends(authorize)])
+    for router in API_ROUTERS:
+        v1.include_router(router)
     api.include_router(v1)
     api.include_router(storage.router)
     api.include_router(sites.router)
     api.include_router(control.router)
+    _unemulated(api)
     _seed_apps(ctx.store, apps)
     return Emulator(api, FaultMiddleware(api, ctx.faults, ctx.closing), ctx)
 
@@ -121,14 +130,58 @@ def _seed_apps(store: Store, slugs: Iterable[str]) -> None:
         store.save()
 
 
+V1: Final = "/v1"
+API_ROUTERS: Final = (app_routes.router, plugins.router)  # served under /v1, behind the key
+
+
+def unemulated() -> tuple[contract.Operation, ...]:
+    """The operations the contracts document that the emulator does not serve: each answers
+    501 in the API's envelope, after the API key is checked, so it never looks like a wrong
+    path (404) or a wrong method (405)."""
+    served = {
+        (method, V1 + route.path)
+        for router in API_ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods or ()
+    }
+    return tuple(op for op in contract.operations() if (op.method, op.path) not in served)
+
+
+def _unemulated(api: FastAPI) -> None:
+    for op in unemulated():
+        api.add_api_route(
+            op.path,
+            _not_emulated(op),
+            methods=[op.method],
+            dependencies=[Depends(authorize)],
+            include_in_schema=False,
+        )
+
+
+def _not_emulated(op: contract.Operation) -> Callable[[], Awaitable[None]]:
+    async def answer() -> None:
+        raise ApiFailure(
+            501,
+            "NotImplementedError",
+            f"{op.method} {op.path} ({op.operation_id}) is part of the Mixpeek API but "
+            "mixpeek-emulator does not emulate it; run it against the Mixpeek service.",
+            details={"operation_id": op.operation_id, "method": op.method, "path": op.path},
+        )
+
+    answer.__name__ = f"not_emulated_{op.operation_id}"
+    return answer
+
+
 def _error_handlers(api: FastAPI) -> None:
     @api.exception_handler(ApiFailure)
-    async def _api_failure(_request: Request, exc: ApiFailure) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+    async def _api_failure(request: Request, exc: ApiFailure) -> JSONResponse:
+        # scope["path"], not url.path: the URL drops control characters a path may hold.
+        return JSONResponse(exc.body(family_of(request.scope["path"])), status_code=exc.status)
 
     @api.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        items = [
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
             {
                 "type": e.get("type"),
                 "location": ".".join(str(p) for p in e.get("loc", ())),
@@ -136,21 +189,21 @@ def _error_handlers(api: FastAPI) -> None:
             }
             for e in exc.errors()
         ]
-        body = error_body(
-            422,
-            "ValidationError",
-            "Request validation failed",
-            "validation_error",
-            {"validation_errors": items},
-        )
-        return JSONResponse(body, status_code=422)
+        return await _api_failure(request, invalid(problems))
 
     @api.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         # Unknown routes and methods answer in the API's envelope, not FastAPI's {"detail"}.
         kinds: dict[int, str] = {404: "NotFoundError", 405: "MethodNotAllowedError"}
-        message = f"{request.method} {request.url.path}: {exc.detail}"
-        body: dict[str, Any] = error_body(
-            exc.status_code, kinds.get(exc.status_code, "HTTPError"), message
-        )
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        path = request.scope["path"]
+        message = f"{request.method} {path}: {exc.detail}"
+        family = family_of(path)
+        body = error_body(family, exc.status_code, kinds.get(exc.status_code, "HTTPError"), message)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; every documented
+            # method of the path is allowed (each is served, or answers 501).
+            documented = contract.methods_of(path)
+            if documented:
+                headers["Allow"] = ", ".join(documented)
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)

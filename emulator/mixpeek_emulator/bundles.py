@@ -124,6 +124,7 @@ class PluginArchive:
     errors: list[str] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     manifest: str = ""
+    realtime: bool = False  # has realtime.py beside manifest.py: it can serve realtime inference
 
     @property
     def ok(self) -> bool:
@@ -148,6 +149,7 @@ def inspect_plugin_archive(path: Path) -> PluginArchive:
             for required in ("manifest.py", "pipeline.py"):
                 if prefix + required not in names:
                     result.errors.append(f"{required} is required but missing from the archive")
+            result.realtime = prefix + "realtime.py" in names
             for info in infos:
                 if not info.filename.endswith(".py"):
                     continue

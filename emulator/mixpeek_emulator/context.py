@@ -1,33 +1,34 @@
-"""What every route shares: the emulator's context, the API's error envelope, and request
-bodies checked against the official SDKs' request schemas.
+"""What every route shares: the emulator's context, the error envelopes of both route families,
+and request bodies checked against the contract of their operation.
 
 The real API refuses keys its request models do not define (422 ``extra_forbidden``, since
-2026-11-02) and answers every error as ``ErrorResponse``; so does the emulator.
+2026-11-02); so does the emulator. Errors are ``ErrorResponse`` in each family's version, and a
+422 on a plugin route is ``HTTPValidationError``, as spec 0.81 documents it.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable
+import time
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
-from jsonschema import Draft202012Validator
+from fastapi import Depends, Request
 from jsonschema.exceptions import ValidationError as SchemaError
 
+from . import contract
 from .closing import Closing
+from .contract import Family, Operation
 from .faults import Faults
-from .state import Store, Timing
+from .state import StatusCase, Store, Timing
 from .storage import ObjectStore
 
 
 class ApiFailure(Exception):
-    """An answer in the API's error envelope: status, ``error.type``, message, code, details."""
+    """An error answer: status, ``error.type``, message, code, details; a 422 also carries its
+    ``problems`` (``{type, location, message}`` each), which each family shapes its own way."""
 
     def __init__(
         self,
@@ -37,6 +38,7 @@ class ApiFailure(Exception):
         *,
         code: str | None = None,
         details: dict[str, Any] | None = None,
+        problems: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -44,18 +46,42 @@ class ApiFailure(Exception):
         self.message = message
         self.code = code
         self.details = details
+        self.problems = problems
 
-    def body(self) -> dict[str, Any]:
-        return error_body(self.status, self.type, self.message, self.code, self.details)
+    def body(self, family: Family) -> dict[str, Any]:
+        if self.problems is not None and family == "plugins":
+            return validation_detail(self.problems)
+        return error_body(family, self.status, self.type, self.message, self.code, self.details)
 
 
 def error_body(
-    status: int, type_: str, message: str, code: str | None = None, details: Any = None
+    family: Family,
+    status: int,
+    type_: str,
+    message: str,
+    code: str | None = None,
+    details: Any = None,
 ) -> dict[str, Any]:
+    """``ErrorResponse``: the apps SDK's ``ErrorDetail`` has ``code``; spec 0.81's, which the
+    plugin routes follow, does not."""
+    error: dict[str, Any] = {"message": message, "type": type_}
+    if family == "apps":
+        error["code"] = code
+    error["details"] = details
+    return {"success": False, "status": status, "error": error}
+
+
+def validation_detail(problems: list[dict[str, Any]]) -> dict[str, Any]:
+    """``HTTPValidationError``, the plugin routes' documented 422 (spec 0.81, SDK 0.81.1)."""
     return {
-        "success": False,
-        "status": status,
-        "error": {"message": message, "type": type_, "code": code, "details": details},
+        "detail": [
+            {
+                "loc": [int(p) if p.isdigit() else p for p in str(item["location"]).split(".")],
+                "msg": item["message"],
+                "type": item["type"],
+            }
+            for item in problems
+        ]
     }
 
 
@@ -69,13 +95,15 @@ def not_found(resource: str, id_: str) -> ApiFailure:
 
 
 def invalid(problems: list[dict[str, Any]]) -> ApiFailure:
-    """422 with ``details.validation_errors`` (``{type, location, message}``), as the API."""
+    """422: in the apps envelope, ``details.validation_errors`` (``{type, location, message}``);
+    on plugin routes, ``HTTPValidationError``."""
     return ApiFailure(
         422,
         "ValidationError",
         "Request validation failed",
         code="validation_error",
         details={"validation_errors": problems},
+        problems=problems,
     )
 
 
@@ -91,6 +119,7 @@ class Context:
     extensions: frozenset[str]
     scratch: Path | None
     closing: Closing
+    plugin_status_case: StatusCase = "lower"
 
 
 def context(request: Request) -> Context:
@@ -98,17 +127,7 @@ def context(request: Request) -> Context:
     return ctx
 
 
-# ------------------------------------------------------------------- official request bodies
-
-
-@cache
-def _validators() -> dict[str, Draft202012Validator]:
-    text = resources.files(__package__).joinpath("official_requests.json").read_text()
-    return {
-        name: Draft202012Validator(schema)
-        for name, schema in json.loads(text).items()
-        if not name.startswith("_")
-    }
+# ----------------------------------------------------------------- request bodies
 
 
 _ERROR_TYPES = {
@@ -151,35 +170,42 @@ def _problem(error: SchemaError) -> list[dict[str, Any]]:
     return [{"type": kind, "location": ".".join(where), "message": error.message}]
 
 
-def check_body(schema: str, body: Any) -> dict[str, Any]:
-    """``body`` as the official ``schema`` accepts it, or a 422 naming each problem."""
-    errors = sorted(_validators()[schema].iter_errors(body), key=lambda e: list(e.absolute_path))
+def check_body(op: Operation, body: Any) -> dict[str, Any]:
+    """``body`` as the contract of ``op`` accepts it, or a 422 naming each problem."""
+    assert op.body is not None
+    errors = sorted(op.body.iter_errors(body), key=lambda e: list(e.absolute_path))
     if errors:
-        problems = [p for e in errors for p in _problem(e)]
-        raise invalid(problems)
+        raise invalid([p for e in errors for p in _problem(e)])
     result: dict[str, Any] = body if isinstance(body, dict) else {}
     return result
 
 
-def official_body(
-    schema: str, *, optional: bool = False
-) -> Callable[[Request], Awaitable[dict[str, Any]]]:
-    """A dependency: the JSON body, checked against the official ``schema`` (an empty or null
-    body is ``{}`` where the endpoint documents the body as optional)."""
+async def contract_body(request: Request) -> dict[str, Any]:
+    """A dependency: the JSON body, checked against the request body the contract documents for
+    this route (an empty body is ``{}`` where the body is optional)."""
+    path = request.scope["path"]
+    op = contract.operation(request.method, path)
+    assert op is not None, f"{request.method} {path} is no documented operation"
+    assert op.body is not None, f"{request.method} {path} documents no JSON body"
+    raw = await request.body()
+    if not op.body_required and raw.strip() == b"":
+        return {}
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise invalid(
+            [{"type": "json_invalid", "location": "body", "message": "JSON decode error"}]
+        ) from None
+    return check_body(op, body)
 
-    async def read(request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if optional and raw.strip() in (b"", b"null"):
-            return {}
-        try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise invalid(
-                [{"type": "json_invalid", "location": "body", "message": "JSON decode error"}]
-            ) from None
-        return check_body(schema, body)
 
-    return read
+Body = Annotated[dict[str, Any], Depends(contract_body)]
+
+
+def signed_at(ctx: Context, expires_in: int) -> float | None:
+    """When a new presigned URL counts as signed: now (None), or under the ``expire_urls``
+    fault long enough ago that it has expired by the time it is used."""
+    return time.time() - expires_in - 5 if ctx.faults.take("expire_urls") else None
 
 
 def authorize(request: Request) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import calendar
 import hashlib
 import hmac
 import json
@@ -16,6 +17,7 @@ from typing import BinaryIO, Final
 from urllib.parse import quote, urlencode
 
 CHUNK: Final = 1024 * 1024
+AMZ_DATE: Final = "%Y%m%dT%H%M%SZ"  # SigV4's ISO 8601 basic format
 
 
 class StorageRefusal(Exception):
@@ -57,16 +59,28 @@ class ObjectStore:
         self.public_url = public_url.rstrip("/")
         self._secret = secret or secrets.token_bytes(32)
 
-    def _sign(self, method: str, key: str, expires: int, content_type: str) -> str:
-        text = f"{method}\n{key}\n{expires}\n{content_type}".encode()
+    def _sign(self, method: str, key: str, signed_at: str, expires_in: int, ctype: str) -> str:
+        text = f"{method}\n{key}\n{signed_at}\n{expires_in}\n{ctype}".encode()
         return hmac.new(self._secret, text, hashlib.sha256).hexdigest()
 
-    def presign(self, method: str, key: str, *, expires_in: int, content_type: str = "") -> str:
-        expires = int(time.time()) + expires_in
+    def presign(
+        self,
+        method: str,
+        key: str,
+        *,
+        expires_in: int,
+        content_type: str = "",
+        signed_at: float | None = None,
+    ) -> str:
+        """A URL valid for ``expires_in`` seconds from ``signed_at`` (now by default), spelled
+        as S3 spells a SigV4 URL: ``X-Amz-Date`` and ``X-Amz-Expires`` in seconds."""
+        when = time.strftime(AMZ_DATE, time.gmtime(time.time() if signed_at is None else signed_at))
         query = {
-            "X-Amz-Expires": str(expires),
+            "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+            "X-Amz-Date": when,
+            "X-Amz-Expires": str(expires_in),
             "X-Amz-SignedHeaders": "content-type" if content_type else "host",
-            "X-Amz-Signature": self._sign(method, key, expires, content_type),
+            "X-Amz-Signature": self._sign(method, key, when, expires_in, content_type),
         }
         if content_type:
             query["X-Emu-Content-Type"] = content_type
@@ -75,19 +89,21 @@ class ObjectStore:
     def verify(self, method: str, key: str, query: dict[str, str], content_type: str) -> None:
         """Raise ``StorageRefusal`` unless the signature, expiry and content type all hold."""
         try:
-            expires = int(query["X-Amz-Expires"])
+            signed_at = query["X-Amz-Date"]
+            expires_in = int(query["X-Amz-Expires"])
             signature = query["X-Amz-Signature"]
+            start = calendar.timegm(time.strptime(signed_at, AMZ_DATE))
         except (KeyError, ValueError):
             raise StorageRefusal(
                 403, "AccessDenied", "Query-string authentication required"
             ) from None
         signed_type = query.get("X-Emu-Content-Type", "")
-        expected = self._sign(method, key, expires, signed_type)
+        expected = self._sign(method, key, signed_at, expires_in, signed_type)
         if not hmac.compare_digest(expected, signature):
             raise StorageRefusal(
                 403, "SignatureDoesNotMatch", "The request signature we calculated does not match"
             )
-        if time.time() > expires:
+        if time.time() > start + expires_in:
             raise StorageRefusal(403, "AccessDenied", "Request has expired")
         if method == "PUT" and signed_type and content_type.split(";")[0].strip() != signed_type:
             raise StorageRefusal(

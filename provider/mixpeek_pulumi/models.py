@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Final, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from .errors import ResponseValidationError
 
@@ -300,6 +300,9 @@ class PluginStatusResponse(Response):
     plugin_id: str
     namespace_id: str
     status: str
+    """In the documented spelling (``DEPLOYED``) whichever case the service sends (the spec's
+    examples say ``deployed``), so outputs and state never change with the spelling; an unknown
+    status is kept as sent."""
     name: str | None = None
     version: str | None = None
     realtime_enabled: bool = False
@@ -311,6 +314,11 @@ class PluginStatusResponse(Response):
     feature_uri: str | None = None
     deployed_at: str | None = None
     error: str | None = None
+
+    @field_validator("status")
+    @classmethod
+    def _documented_spelling(cls, value: str) -> str:
+        return plugin_status(value) or value
 
     @property
     def known_status(self) -> PluginStatus | None:

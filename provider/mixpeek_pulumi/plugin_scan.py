@@ -16,6 +16,7 @@ from typing import Final
 from .bundle import SourceFile, entry_prefix
 
 REQUIRED: Final = ("manifest.py", "pipeline.py")
+REALTIME: Final = "realtime.py"  # beside manifest.py: without it, the service deploys batch-only
 BANNED_MODULES: Final = frozenset(
     {"subprocess", "ctypes", "socket", "multiprocessing", "threading"}
 )
@@ -78,6 +79,13 @@ def scan(path: str, source: str) -> list[Finding]:
     scanner = _Scanner(path)
     scanner.visit(tree)
     return sorted(scanner.findings, key=lambda f: (f.line, f.column))
+
+
+def has_realtime(files: Sequence[SourceFile]) -> bool:
+    """Whether the plugin can serve realtime inference: ``realtime.py`` beside ``manifest.py``
+    (spec 0.81 deploys a plugin without it for batch processing only)."""
+    prefix = entry_prefix(files, "manifest.py")
+    return prefix is not None and f"{prefix}{REALTIME}" in {f.rel for f in files}
 
 
 def check_plugin(files: Sequence[SourceFile]) -> list[str]:

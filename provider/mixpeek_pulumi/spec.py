@@ -418,7 +418,9 @@ class PluginDeploymentState(PluginDeploymentInputs, State):
     feature_uri: str | None = None
     """``mixpeek://name@version``."""
     status: str | None = None
-    """The deployment status the service reported last."""
+    """The deployment status the service reported last, spelled as documented (``QUEUED``,
+    ``PENDING``, ``IN_PROGRESS``, ``DEPLOYED``, ``FAILED``, ``NOT_DEPLOYED``) whichever case the
+    service uses."""
     deployed: bool | None = None
     """Whether the plugin is deployed (false after drift)."""
     realtime_enabled: bool | None = None

@@ -101,7 +101,7 @@ export class PluginDeployment extends pulumi.CustomResource {
      */
     declare public readonly source: pulumi.Output<string | undefined>;
     /**
-     * The deployment status the service reported last. Output: set by the provider from what the service reports.
+     * The deployment status the service reported last, spelled as documented (`QUEUED`, `PENDING`, `IN_PROGRESS`, `DEPLOYED`, `FAILED`, `NOT_DEPLOYED`) whichever case the service uses. Output: set by the provider from what the service reports.
      */
     declare public /*out*/ readonly status: pulumi.Output<string>;
     /**

@@ -277,6 +277,7 @@ def deploy_out_of_band(emulator: EmulatorHandle, app_id: str) -> str:
     return str(answer.json()["deploy_id"])
 
 
+@pytest.mark.both_status_spellings
 def test_import_reads_live_app_environment_and_plugin_without_deploying(
     cli: Cli, emulator: EmulatorHandle, tmp_path: Path
 ) -> None:
@@ -335,6 +336,8 @@ def test_import_reads_live_app_environment_and_plugin_without_deploying(
     record = emulator.records().plugins["ns_demo"]["text_embed_1_0_0"]
     assert resources["text-embed"]["outputs"]["routePrefix"] == record.route_prefix
     assert resources["text-embed"]["outputs"]["deployed"] is True
+    # The documented spelling, whichever the service used on the wire.
+    assert resources["text-embed"]["outputs"]["status"] == "DEPLOYED"
     # Nothing was deployed or uploaded, and the program naming the same content has nothing to do.
     assert emulator.count("POST", DEPLOYS) == deploys
     assert emulator.count("POST", "*/uploads") == uploads

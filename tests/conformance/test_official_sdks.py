@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from scripts.sync_official_schemas import APPS_SDK, PLUGINS_SDK, sdk_dir
+from scripts.contracts import APPS_SDK, PLUGINS_SDK, sdk_dir
 from tests.emulator_fixture import EmulatorHandle
 
 HERE = Path(__file__).resolve().parent
@@ -66,10 +66,11 @@ def test_the_official_plugins_sdk_runs_the_whole_plugin_workflow(
     assert parsed["get"] == "ApiNamespacesPluginsModelsPluginDetailResponse"
 
 
-def test_the_emulator_accepts_exactly_the_official_request_fields() -> None:
-    """The emulator's copy of the official request schemas is what both SDKs define now."""
+def test_the_apps_contract_is_what_the_official_sdk_defines() -> None:
+    """The apps contract the emulator and the contract tests follow is rebuilt from the SDK now
+    and compared, byte for byte, with the copy in the project."""
     done = subprocess.run(
-        [sys.executable, "-m", "scripts.sync_official_schemas", "--check"],
+        [sys.executable, "-m", "scripts.contracts", "--check"],
         capture_output=True,
         text=True,
         timeout=300,

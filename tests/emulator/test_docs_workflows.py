@@ -195,7 +195,7 @@ def test_whole_plugin_workflow(emulator: EmulatorHandle) -> None:
         assert confirmed["validation_status"] == "passed"
         assert confirmed["feature_uri"] == "mixpeek://my_embedder@1.0.0"
         before = checked(c.get(f"{ns}/{plugin_id}/status"), "PluginStatusResponse")
-        assert before["status"] == "NOT_DEPLOYED"
+        assert before["status"] == "not_deployed"  # as spec 0.81's examples spell statuses
 
         queued = c.post(f"{ns}/{plugin_id}/deploy", params={"deployment_type": "realtime"}).json()
         assert queued["status"] == "queued"
@@ -204,11 +204,11 @@ def test_whole_plugin_workflow(emulator: EmulatorHandle) -> None:
         for _ in range(200):
             status = checked(c.get(f"{ns}/{plugin_id}/status"), "PluginStatusResponse")
             seen.append(status["status"])
-            if status["status"] == "DEPLOYED":
+            if status["status"] == "deployed":
                 break
             time.sleep(0.02)
-        assert seen[-1] == "DEPLOYED"
-        assert {"QUEUED", "PENDING", "IN_PROGRESS"} <= set(seen)
+        assert seen[-1] == "deployed"
+        assert {"queued", "pending", "in_progress"} <= set(seen)
         assert status["route_prefix"] == f"/inference/custom_plugin_{plugin_id}"
         assert status["realtime_enabled"] is True
 
@@ -223,12 +223,12 @@ def test_whole_plugin_workflow(emulator: EmulatorHandle) -> None:
         assert c.post(f"{ns}/{plugin_id}/undeploy").status_code == 200
         assert (
             checked(c.get(f"{ns}/{plugin_id}/status"), "PluginStatusResponse")["status"]
-            == "NOT_DEPLOYED"
+            == "not_deployed"
         )
 
         again = c.post(f"{ns}/uploads", json=body)
         assert again.status_code == 409
-        assert_matches(again.json(), "ErrorResponse")
+        assert_matches(again.json(), "ErrorResponse", "plugins")
 
         deleted = checked(c.delete(f"{ns}/{plugin_id}"), "PluginDeleteResponse")
         assert deleted["deployment_removed"] is False

@@ -54,9 +54,11 @@ def test_slug_rules(emulator: EmulatorHandle) -> None:
         assert (
             c.post("/v1/apps", json={"slug": "good-1", "meta": {"title": "t"}}).status_code == 200
         )
-        assert (
-            c.post("/v1/apps", json={"slug": "good-1", "meta": {"title": "t"}}).status_code == 409
-        )
+        taken = c.post("/v1/apps", json={"slug": "good-1", "meta": {"title": "t"}})
+        # The SDK documents no 409 for create_app: a taken slug is one of its 400s.
+        assert taken.status_code == 400
+        assert_matches(taken.json(), "ErrorResponse")
+        assert taken.json()["error"]["code"] == "slug_taken"
 
 
 def test_plugin_name_and_version_rules(emulator: EmulatorHandle) -> None:
@@ -90,7 +92,7 @@ def test_plugin_validation_reports_file_and_line(emulator: EmulatorHandle) -> No
 
 
 def test_batch_only_and_failed_plugin_deployments(emulator: EmulatorHandle) -> None:
-    files = {"manifest.py": "x = 1\n", "pipeline.py": "y = 2\n"}
+    files = {"manifest.py": "x = 1\n", "pipeline.py": "y = 2\n", "realtime.py": "z = 3\n"}
     with emulator.api() as c:
         assert emulator.seed_plugin("ns_rules", "batchy", "1.0.0", files).status_code == 200
         batch = c.post(f"{NS}/batchy_1_0_0/deploy", params={"deployment_type": "batch_only"}).json()
@@ -101,7 +103,7 @@ def test_batch_only_and_failed_plugin_deployments(emulator: EmulatorHandle) -> N
         }
         status = c.get(f"{NS}/batchy_1_0_0/status").json()
         assert (status["status"], status["deployed"], status["route_prefix"]) == (
-            "NOT_DEPLOYED",
+            "not_deployed",
             True,
             None,
         )
@@ -109,7 +111,7 @@ def test_batch_only_and_failed_plugin_deployments(emulator: EmulatorHandle) -> N
         assert emulator.seed_plugin("ns_rules", "doomed", "2.0.0", files).status_code == 200
         emulator.next(plugin_fail_reason="GPU quota exhausted")
         c.post(f"{NS}/doomed_2_0_0/deploy")
-        assert wait_until(lambda: c.get(f"{NS}/doomed_2_0_0/status").json()["status"] == "FAILED")
+        assert wait_until(lambda: c.get(f"{NS}/doomed_2_0_0/status").json()["status"] == "failed")
         status = c.get(f"{NS}/doomed_2_0_0/status").json()
         assert status["error"] == "GPU quota exhausted"
 

@@ -1,4 +1,5 @@
-"""PluginDeployment through the real provider host, against the emulator."""
+"""PluginDeployment through the real provider host, against the emulator, with plugin statuses
+spelled both ways the API's documents spell them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tests.engine import EngineError, Stack, run_program
 from tests.sites import plugin, write_tree
 
 NS = "ns_test"
+pytestmark = pytest.mark.both_status_spellings
 
 
 def program(source: Path, version: str = "1.0.0", **extra: Any) -> Any:
@@ -35,9 +37,13 @@ def program(source: Path, version: str = "1.0.0", **extra: Any) -> Any:
 
 
 def status(stack: Stack, plugin_id: str) -> dict[str, Any]:
+    """What the service says, its status upper-cased whichever spelling it sent."""
     with stack.emulator.api() as c:
         response = c.get(f"/v1/namespaces/{NS}/plugins/{plugin_id}/status")
-        return {"http": response.status_code, **response.json()}
+        body = response.json()
+        if response.status_code == 200:
+            body["status"] = body["status"].upper()
+        return {"http": response.status_code, **body}
 
 
 def test_create_then_version_bump_replaces_without_a_gap(stack: Stack, tmp_path: Path) -> None:
@@ -71,6 +77,52 @@ def test_blocked_import_fails_in_check_before_any_upload(stack: Stack, tmp_path:
     assert info.value.op == "check"
     assert "pipeline.py:2:0: blocked import 'subprocess'" in info.value.details
     assert stack.emulator.count("POST", "/v1/namespaces/*") == 0
+
+
+def test_realtime_without_realtime_py_fails_in_check_before_any_upload(
+    stack: Stack, tmp_path: Path
+) -> None:
+    files = {k: v for k, v in plugin().items() if k != "realtime.py"}
+    source = write_tree(tmp_path / "batchy", files)
+    with pytest.raises(EngineError) as info:
+        run_program(stack.engine, program(source))
+    assert info.value.op == "check"
+    assert (
+        f"Plugin text_embed 1.0.0 asks for a realtime deployment, but its source at {source} "
+        "has no realtime.py beside manifest.py" in info.value.details
+    )
+    assert "set deployment_type to batch_only" in info.value.details
+    assert stack.emulator.count("POST", "/v1/namespaces/*") == 0
+    # The same source deploys as asked for batch processing.
+    batch = run_program(stack.engine, program(source, deployment_type="batch_only"))
+    assert batch.steps == [("create", "embed")]
+    assert stack.engine.outputs("embed")["status"] == "NOT_DEPLOYED"
+
+
+def test_a_realtime_deploy_answered_batch_only_fails_at_once(stack: Stack, tmp_path: Path) -> None:
+    """Spec 0.81's batch_only_requires_enterprise answer: no waiting for a realtime rollout the
+    service will never start, and the service's own reason in the sentence."""
+    reason = "Plugin has realtime capabilities but namespace requires dedicated infrastructure"
+    stack.emulator.fault(
+        method="POST",
+        path="/v1/namespaces/*/plugins/*/deploy",
+        status=200,
+        after_handler=True,
+        body={
+            "status": "batch_only",
+            "deployment_type": "batch_only",
+            "message": reason,
+            "realtime_available": False,
+        },
+    )
+    with pytest.raises(EngineError) as info:
+        run_program(stack.engine, program(write_tree(tmp_path / "src", plugin())))
+    assert info.value.headline == (
+        "PluginDeployment 'embed': plugin text_embed_1_0_0 in namespace ns_test was deployed for "
+        f"batch processing only, not realtime ({reason}); add realtime.py to the plugin and use a "
+        "namespace on dedicated infrastructure, or set deployment_type to batch_only."
+    )
+    assert stack.emulator.count("GET", "/v1/namespaces/*/plugins/*/status") == 1  # before only
 
 
 def test_server_validation_failure_lists_file_and_line(stack: Stack, tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,12 +13,11 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from ..bundles import AppBundle, inspect_app_bundle
-from ..context import ApiFailure, Context, context, invalid, not_found, official_body
-from ..state import APP_SETTINGS, ENVIRONMENTS, App, Deploy, Version, iso, new_id
+from ..context import ApiFailure, Body, Context, context, not_found, signed_at
+from ..state import APP_SETTINGS, App, Deploy, Version, iso, new_id
 
 router = APIRouter()
 Ctx = Annotated[Context, Depends(context)]
-SLUG: Final = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")
 DEFAULT_MESSAGE: Final = "Deploy via bundle upload"  # DeployRequest.message's official default
 
 
@@ -46,45 +44,33 @@ def deploy_or_404(ctx: Context, app_id: str, deploy_id: str) -> tuple[App, Deplo
     return app, d
 
 
-def environment_of(body: dict[str, Any], field: str = "environment") -> str:
-    """The seeds document ``staging | production``; the SDK types it as any string."""
-    value = body.get(field, "production")
-    if value not in ENVIRONMENTS:
-        raise invalid(
-            [
-                {
-                    "type": "enum",
-                    "location": f"body.{field}",
-                    "message": "Input should be 'staging' or 'production'",
-                }
-            ]
+def environment_of(body: dict[str, Any]) -> str:
+    """The contract allows ``staging``, ``production`` or null; null and absent mean the
+    documented default, ``production``."""
+    return str(body.get("environment") or "production")
+
+
+def slug_free(ctx: Context, slug: str, app_id: str | None = None) -> None:
+    """Slugs are globally unique (SDK ``create_app``); a taken one is a 400, a status the SDK
+    documents for this operation (it lists no 409)."""
+    if any(a.slug == slug and a.app_id != app_id for a in ctx.store.state.apps.values()):
+        raise ApiFailure(
+            400,
+            "BadRequestError",
+            f"Slug {slug} is taken: slugs are unique across all organizations",
+            code="slug_taken",
+            details={"slug": slug},
         )
-    return str(value)
 
 
 @router.post("/apps")
-def create_app(
-    ctx: Ctx, body: Annotated[dict[str, Any], Depends(official_body("CreateAppRequest"))]
-) -> dict[str, Any]:
-    slug = body["slug"]
-    if not SLUG.match(slug):
-        raise invalid(
-            [
-                {
-                    "type": "string_pattern_mismatch",
-                    "location": "body.slug",
-                    "message": "slug must be lowercase letters, digits and '-', starting and "
-                    "ending with a letter or digit",
-                }
-            ]
-        )
+def create_app(ctx: Ctx, body: Body) -> dict[str, Any]:
     meta = dict(body["meta"])
     with ctx.store.lock:
-        if any(a.slug == slug for a in ctx.store.state.apps.values()):
-            raise ApiFailure(409, "AlreadyExistsError", f"Slug {slug} is taken", code="slug_taken")
+        slug_free(ctx, body["slug"])
         app = App(
             app_id=new_id("app"),
-            slug=slug,
+            slug=body["slug"],
             title=meta.pop("title"),
             created_at=time.time(),
             meta={k: v for k, v in meta.items() if v is not None},
@@ -101,16 +87,19 @@ def list_apps(
     ctx: Ctx,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
+    template: str | None = None,
     slug: str | None = None,
     search: str | None = None,
 ) -> dict[str, Any]:
     ctx.store.settle()
     with ctx.store.lock:
-        apps = list(ctx.store.state.apps.values())
-        if slug:
-            apps = [a for a in apps if a.slug == slug]
-        if search:
-            apps = [a for a in apps if search.lower() in a.title.lower()]
+        apps = [
+            a
+            for a in ctx.store.state.apps.values()
+            if (template is None or a.template == template)
+            and (slug is None or a.slug == slug)
+            and (search is None or search.lower() in a.title.lower())
+        ]
         page = apps[offset : offset + limit]
         return {
             "results": [a.to_json(full=False, extensions=ctx.extensions) for a in page],
@@ -127,27 +116,47 @@ def get_app(ctx: Ctx, app_id: str) -> dict[str, Any]:
         return app_or_404(ctx, app_id).to_json(extensions=ctx.extensions)
 
 
+@router.patch("/apps/{app_id}")
+def update_app(ctx: Ctx, app_id: str, body: Body, dry_run: bool = False) -> dict[str, Any]:
+    """``dry_run`` only checks that the slug is free and writes nothing; otherwise the given
+    fields replace the app's, saved as unpublished changes unless ``publish`` is true."""
+    with ctx.store.lock:
+        app = app_or_404(ctx, app_id)
+        if body.get("slug") is not None:
+            slug_free(ctx, body["slug"], app_id)
+        if not dry_run:
+            app.update(
+                {k: v for k, v in body.items() if k != "publish"}, publish=bool(body.get("publish"))
+            )
+            ctx.store.save()
+        return app.to_json(extensions=ctx.extensions)
+
+
+@router.delete("/apps/{app_id}")
+def delete_app(ctx: Ctx, app_id: str) -> dict[str, Any]:
+    """``GenericDeleteResponse``; the slug is free at once, and the app's bundles go with it."""
+    with ctx.store.lock:
+        app_or_404(ctx, app_id)
+        keys = ctx.store.delete_app(app_id)
+    for key in keys:
+        ctx.objects.delete(key)
+    return {"message": "Successfully deleted", "success": True}
+
+
 @router.post("/apps/{app_id}/deploy/upload-url")
-def upload_url(
-    ctx: Ctx,
-    app_id: str,
-    body: Annotated[dict[str, Any], Depends(official_body("UploadUrlRequest"))],
-) -> dict[str, Any]:
+def upload_url(ctx: Ctx, app_id: str, body: Body) -> dict[str, Any]:
     app_or_404(ctx, app_id)
     name = Path(body["filename"]).name or "bundle.zip"
     key = f"app-builds/{app_id}/{new_id('up')}/{name}"
-    expires_in = -5 if ctx.faults.take("expire_urls") else 3600  # stale when it is used
     content_type = body.get("content_type") or "application/zip"
-    url = ctx.objects.presign("PUT", key, expires_in=expires_in, content_type=content_type)
+    url = ctx.objects.presign(
+        "PUT", key, expires_in=3600, content_type=content_type, signed_at=signed_at(ctx, 3600)
+    )
     return {"upload_url": url, "bundle_s3_key": key, "expires_in": 3600}
 
 
 @router.post("/apps/{app_id}/deploy/verify-upload")
-def verify_upload(
-    ctx: Ctx,
-    app_id: str,
-    body: Annotated[dict[str, Any], Depends(official_body("VerifyUploadRequest"))],
-) -> dict[str, Any]:
+def verify_upload(ctx: Ctx, app_id: str, body: Body) -> dict[str, Any]:
     app_or_404(ctx, app_id)
     key = body["bundle_s3_key"]
     stored = ctx.objects.stored(key)
@@ -163,11 +172,7 @@ def verify_upload(
 
 
 @router.post("/apps/{app_id}/deploy")
-def deploy(
-    ctx: Ctx,
-    app_id: str,
-    body: Annotated[dict[str, Any], Depends(official_body("DeployRequest"))],
-) -> dict[str, Any]:
+def deploy(ctx: Ctx, app_id: str, body: Body) -> dict[str, Any]:
     app = app_or_404(ctx, app_id)
     environment = environment_of(body)
     key = bundle_key_of(body)
@@ -191,16 +196,6 @@ def bundle_key_of(body: dict[str, Any]) -> str:
     if source == "git":
         raise ApiFailure(
             400, "BadRequestError", "Git deploys are not available yet (source='git' is Phase 3b)"
-        )
-    if source != "cli_upload":
-        raise invalid(
-            [
-                {
-                    "type": "enum",
-                    "location": "body.source",
-                    "message": "Input should be 'cli_upload' or 'git'",
-                }
-            ]
         )
     key: str | None = body.get("bundle_s3_key")
     if not key:
@@ -363,12 +358,7 @@ def _source_diff(old: Version, new: Version) -> dict[str, str] | None:
 
 
 @router.post("/apps/{app_id}/versions/{version}/restore")
-def restore_version(
-    ctx: Ctx,
-    app_id: str,
-    version: int,
-    body: Annotated[dict[str, Any], Depends(official_body("RestoreVersionRequest", optional=True))],
-) -> dict[str, Any]:
+def restore_version(ctx: Ctx, app_id: str, version: int, body: Body) -> dict[str, Any]:
     environment = environment_of(body)
     with ctx.store.lock:
         app = app_or_404(ctx, app_id)
@@ -386,7 +376,8 @@ def restore_version(
 
 @router.post("/apps/{app_id}/promote")
 def promote(ctx: Ctx, app_id: str) -> dict[str, Any]:
-    """Copies staging's ``deploy_id`` and ``asset_prefix`` to production (documented)."""
+    """Copies staging's ``deploy_id`` and ``asset_prefix`` to production, and the prefix to
+    ``build_config.asset_prefix`` (SDK ``promote_app``)."""
     with ctx.store.lock:
         app = app_or_404(ctx, app_id)
         staging = app.environments.get("staging")
@@ -395,6 +386,10 @@ def promote(ctx: Ctx, app_id: str) -> dict[str, Any]:
                 400, "BadRequestError", f"App {app_id} has nothing deployed to staging to promote"
             )
         app.environments["production"] = {**staging, "deployed_at": iso(time.time())}
+        app.settings["build_config"] = {
+            **(app.settings.get("build_config") or {}),
+            "asset_prefix": staging["asset_prefix"],
+        }
         ctx.store.save()
     return {
         "app_id": app_id,

@@ -6,20 +6,39 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, File, Form, UploadFile
 
 from ..bundles import inspect_plugin_archive
-from ..context import ApiFailure, Context, context, invalid, not_found, official_body
+from ..context import ApiFailure, Body, Context, context, invalid, not_found, signed_at
+from ..contract import PLUGIN_ARCHIVE_LIMIT
 from ..state import Plugin, PluginUpload, iso, new_id
 from ..storage import CHUNK
 
-router = APIRouter(prefix="/namespaces/{namespace_id}/plugins")
+# The emulator holds every namespace a client names, but one whose id no service could have
+# made (a space, a control character, a slash) is not found, as it would be there.
+NAMESPACE_ID: Final = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def namespace(namespace_id: str) -> None:
+    if not NAMESPACE_ID.match(namespace_id):
+        raise ApiFailure(
+            404,
+            "NotFoundError",
+            f"Namespace {namespace_id[:200]!r} not found",
+            details={"id": namespace_id[:200], "resource": "namespace"},
+        )
+
+
+router = APIRouter(prefix="/namespaces/{namespace_id}/plugins", dependencies=[Depends(namespace)])
 Ctx = Annotated[Context, Depends(context)]
 PLUGIN_NAME: Final = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{2,63}$")
 PLUGIN_VERSION: Final = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
+# The emulator is one organization; ids have the documented ``org_`` prefix.
+ORGANIZATION_ID: Final = "org_emulator"
 
 
 def plugin_id_for(name: str, version: str) -> str:
@@ -68,32 +87,32 @@ def _exists(name: str, version: str, namespace_id: str, plugin_id: str) -> ApiFa
 
 
 @router.post("/uploads")
-def plugin_upload(
-    ctx: Ctx,
-    namespace_id: str,
-    body: Annotated[dict[str, Any], Depends(official_body("CreatePluginUploadRequest"))],
-) -> dict[str, Any]:
+def plugin_upload(ctx: Ctx, namespace_id: str, body: Body) -> dict[str, Any]:
     _name_and_version(body)
     name, version = body["name"], body["version"]
     plugin_id = plugin_id_for(name, version)
-    expiration = body.get("presigned_url_expiration") or 3600
+    expiration = int(body.get("presigned_url_expiration", 3600))
+    upload_id = new_id("plu")
     with ctx.store.lock:
         if plugin_id in ctx.store.plugins_of(namespace_id):
             raise _exists(name, version, namespace_id, plugin_id)
         upload = PluginUpload(
-            upload_id=new_id("plu"),
+            upload_id=upload_id,
             namespace_id=namespace_id,
             name=name,
             version=version,
             description=body.get("description"),
-            s3_key=f"{namespace_id}/plugins/{plugin_id}/{plugin_id}.zip",
+            s3_key=_archive_key(namespace_id, upload_id, plugin_id),
             expires_at=time.time() + expiration,
         )
         ctx.store.state.uploads[upload.upload_id] = upload
         ctx.store.save()
-    expires_in = -5 if ctx.faults.take("expire_urls") else expiration
     url = ctx.objects.presign(
-        "PUT", upload.s3_key, expires_in=expires_in, content_type="application/zip"
+        "PUT",
+        upload.s3_key,
+        expires_in=expiration,
+        content_type="application/zip",
+        signed_at=signed_at(ctx, expiration),
     )
     return {
         "upload_id": upload.upload_id,
@@ -107,8 +126,10 @@ def plugin_upload(
 
 
 def _upload_to_confirm(
-    ctx: Context, namespace_id: str, upload_id: str, etag: str | None
+    ctx: Context, namespace_id: str, upload_id: str, body: dict[str, Any]
 ) -> PluginUpload:
+    """The upload to confirm, once its archive is stored and matches the ``etag`` and
+    ``file_size_bytes`` the client gives (both optional, "for integrity verification")."""
     with ctx.store.lock:
         upload = ctx.store.state.uploads.get(upload_id)
         if upload is None or upload.namespace_id != namespace_id:
@@ -127,24 +148,100 @@ def _upload_to_confirm(
             f"No archive was uploaded for upload {upload_id}",
             details={"id": upload_id, "resource": "upload"},
         )
+    etag, size = body.get("etag"), body.get("file_size_bytes")
     if etag and etag.strip('"') != stored.md5_hex:
         raise ApiFailure(
             400, "BadRequestError", f"The etag does not match the archive uploaded for {upload_id}"
+        )
+    if size is not None and size != stored.size:
+        raise ApiFailure(
+            400,
+            "BadRequestError",
+            f"file_size_bytes {size} does not match the {stored.size} bytes uploaded for "
+            f"{upload_id}",
         )
     return upload
 
 
 @router.post("/uploads/{upload_id}/confirm")
-def plugin_confirm(
+def plugin_confirm(ctx: Ctx, namespace_id: str, upload_id: str, body: Body) -> dict[str, Any]:
+    upload = _upload_to_confirm(ctx, namespace_id, upload_id, body)
+    plugin = _register(
+        ctx, namespace_id, upload.name, upload.version, upload.description, upload.s3_key, upload
+    )
+    return {
+        "success": True,
+        "upload_id": upload_id,
+        "plugin_id": plugin.plugin_id,
+        "validation_status": "passed",
+        "validation_errors": [],
+        "deployment_status": "pending",
+        "feature_uri": plugin.feature_uri,
+        "s3_archive_url": plugin.s3_archive_url,
+        "message": "Plugin validated; call /deploy to deploy it",
+    }
+
+
+@router.post("")
+async def plugin_upload_multipart(
     ctx: Ctx,
     namespace_id: str,
-    upload_id: str,
-    body: Annotated[
-        dict[str, Any], Depends(official_body("ConfirmPluginUploadRequest", optional=True))
-    ],
+    file: Annotated[UploadFile, File()],
+    name: Annotated[str, Form()],
+    version: Annotated[str, Form()],
+    description: Annotated[str | None, Form()] = None,
 ) -> dict[str, Any]:
-    upload = _upload_to_confirm(ctx, namespace_id, upload_id, body.get("etag"))
-    archive = ctx.objects.path(upload.s3_key)
+    """The one-request upload (``multipart/form-data``): the archive is stored, validated and
+    registered as the presigned flow's confirm does; deploying is still a separate call."""
+    _name_and_version({"name": name, "version": version})
+    plugin_id = plugin_id_for(name, version)
+    if plugin_id in ctx.store.plugins_of(namespace_id):
+        raise _exists(name, version, namespace_id, plugin_id)
+    if file.size is not None and file.size > PLUGIN_ARCHIVE_LIMIT:
+        raise ApiFailure(
+            400,
+            "BadRequestError",
+            f"The plugin archive has {file.size} bytes; the limit is {PLUGIN_ARCHIVE_LIMIT}",
+        )
+    key = _archive_key(namespace_id, new_id("plu"), plugin_id)
+    await ctx.objects.write(key, _chunks(file), content_md5=None)
+    plugin = _register(ctx, namespace_id, name, version, description, key)
+    return {
+        "success": True,
+        "plugin_id": plugin.plugin_id,
+        "validation_status": "passed",
+        "validation_errors": [],
+        "deployment_status": "pending",
+        "feature_uri": plugin.feature_uri,
+        "s3_archive_url": plugin.s3_archive_url,
+    }
+
+
+async def _chunks(file: UploadFile) -> AsyncIterator[bytes]:
+    while block := await file.read(CHUNK):
+        yield block
+
+
+def _archive_key(namespace_id: str, upload_id: str, plugin_id: str) -> str:
+    """Where an upload's archive is kept: one key per upload, as spec 0.81's example has it
+    (``ns_xxx/plugins/plu_abc123xyz789/my_plugin_1_0_0.zip``), so no upload overwrites
+    another's archive."""
+    return f"{namespace_id}/plugins/{upload_id}/{plugin_id}.zip"
+
+
+def _register(
+    ctx: Context,
+    namespace_id: str,
+    name: str,
+    version: str,
+    description: str | None,
+    key: str,
+    upload: PluginUpload | None = None,
+) -> Plugin:
+    """Validate the archive stored at ``key`` (a 400 listing what failed), then record the
+    plugin, pending a deploy, and the ``upload`` it came from as confirmed."""
+    plugin_id = plugin_id_for(name, version)
+    archive = ctx.objects.path(key)
     inspected = inspect_plugin_archive(archive)
     if not inspected.ok:
         errors = inspected.errors + [v.text() for v in inspected.violations]
@@ -159,36 +256,27 @@ def plugin_confirm(
                 "security_violations": [v.__dict__ for v in inspected.violations],
             },
         )
-    plugin_id = plugin_id_for(upload.name, upload.version)
+    plugin = Plugin(
+        plugin_id=plugin_id,
+        namespace_id=namespace_id,
+        name=name,
+        version=version,
+        description=description,
+        s3_key=key,
+        code_hash=_sha256(archive),
+        created_at=time.time(),
+        manifest=inspected.manifest,
+        deploy_seconds=ctx.timing.plugin_seconds,
+        has_realtime=inspected.realtime,
+    )
     with ctx.store.lock:
         if plugin_id in ctx.store.plugins_of(namespace_id):
-            raise _exists(upload.name, upload.version, namespace_id, plugin_id)
-        upload.confirmed = True
-        plugin = Plugin(
-            plugin_id=plugin_id,
-            namespace_id=namespace_id,
-            name=upload.name,
-            version=upload.version,
-            description=upload.description,
-            s3_key=upload.s3_key,
-            code_hash=_sha256(archive),
-            created_at=time.time(),
-            manifest=inspected.manifest,
-            deploy_seconds=ctx.timing.plugin_seconds,
-        )
+            raise _exists(name, version, namespace_id, plugin_id)
         ctx.store.plugins_of(namespace_id)[plugin_id] = plugin
+        if upload is not None:
+            upload.confirmed = True
         ctx.store.save()
-    return {
-        "success": True,
-        "upload_id": upload_id,
-        "plugin_id": plugin_id,
-        "validation_status": "passed",
-        "validation_errors": [],
-        "deployment_status": "pending",
-        "feature_uri": plugin.feature_uri,
-        "s3_archive_url": f"s3://mixpeek-plugins/{plugin.s3_key}",
-        "message": "Plugin validated; call /deploy to deploy it",
-    }
+    return plugin
 
 
 def _sha256(path: Path) -> str:
@@ -205,6 +293,20 @@ def list_plugins(ctx: Ctx, namespace_id: str) -> dict[str, Any]:
     with ctx.store.lock:
         items = [p.list_item(now) for p in ctx.store.plugins_of(namespace_id).values()]
     return {"success": True, "plugins": items, "total": len(items), "namespace_id": namespace_id}
+
+
+@router.get("/available")
+def available_org_plugins(namespace_id: str) -> dict[str, Any]:
+    """``AvailableOrgPluginsResponse``: the organization's own plugins (``/v1/plugins``) that
+    a namespace may enable. The emulator does not emulate organization-level uploads (they
+    answer 501), so its organization has none; namespace plugins are never listed here."""
+    return {
+        "success": True,
+        "plugins": [],
+        "total": 0,
+        "organization_id": ORGANIZATION_ID,
+        "namespace_id": namespace_id,
+    }
 
 
 @router.get("/{plugin_id}")
@@ -226,17 +328,21 @@ def deploy_plugin(
     plugin_id: str,
     deployment_type: Literal["realtime", "batch_only"] | None = None,
 ) -> dict[str, Any]:
-    kind = deployment_type or "realtime"
     failure = ctx.faults.take("plugin_fail")
     with ctx.store.lock:
         p = plugin_or_404(ctx, namespace_id, plugin_id)
+        # Without realtime.py a plugin has no realtime endpoint: it is deployed batch-only
+        # whatever was asked (spec 0.81's batch_only_no_realtime example).
+        kind = (deployment_type or "realtime") if p.has_realtime else "batch_only"
         p.request_deploy(kind, ctx.timing.plugin_seconds, failure)
         ctx.store.save()
     if kind == "batch_only":
         return {
             "status": "deployed",
             "deployment_type": "batch_only",
-            "message": f"Plugin {plugin_id} is available for batch processing",
+            "message": "Plugin deployed for batch processing (no realtime endpoint)"
+            if not p.has_realtime
+            else f"Plugin {plugin_id} is available for batch processing",
         }
     # The documented example of a queued realtime rollout (spec 0.81).
     return {
@@ -254,7 +360,8 @@ def deploy_plugin(
 @router.get("/{plugin_id}/status")
 def plugin_status(ctx: Ctx, namespace_id: str, plugin_id: str) -> dict[str, Any]:
     with ctx.store.lock:
-        body = plugin_or_404(ctx, namespace_id, plugin_id).status_json(time.time())
+        plugin = plugin_or_404(ctx, namespace_id, plugin_id)
+        body = plugin.status_json(time.time(), ctx.plugin_status_case)
     flap = ctx.faults.take("status_flap")
     if flap:
         body["status"] = flap

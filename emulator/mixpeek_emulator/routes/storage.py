@@ -8,11 +8,27 @@ from typing import Annotated, BinaryIO
 import anyio
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.types import Receive, Scope, Send
 
 from ..context import Context, context
 from ..storage import CHUNK, ObjectStore, StorageRefusal
 
+
+class AnyKey(Convertor[str]):
+    """An object key as S3 takes it: any characters, newlines included (Starlette's ``path``
+    stops at one, which made a key with a newline unreachable through its own URL)."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("key", AnyKey())
 router = APIRouter(prefix="/_storage")
 Ctx = Annotated[Context, Depends(context)]
 
@@ -25,7 +41,7 @@ def _no_such_key() -> StorageRefusal:
     return StorageRefusal(404, "NoSuchKey", "The specified key does not exist.")
 
 
-@router.put("/{key:path}")
+@router.put("/{key:key}")
 async def storage_put(ctx: Ctx, key: str, request: Request) -> Response:
     try:
         ctx.objects.verify(
@@ -39,7 +55,7 @@ async def storage_put(ctx: Ctx, key: str, request: Request) -> Response:
     return Response(b"", status_code=200, headers={"ETag": stored.etag})
 
 
-@router.get("/{key:path}")
+@router.get("/{key:key}")
 def storage_get(ctx: Ctx, key: str, request: Request) -> Response:
     try:
         ctx.objects.verify("GET", key, dict(request.query_params), "")

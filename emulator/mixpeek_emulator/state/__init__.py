@@ -10,18 +10,20 @@ always found them.
 from .apps import APP_SETTINGS, ENVIRONMENTS, App, Deploy, Version
 from .common import EXTENSIONS, Timing, iso, new_id
 from .persistence import State
-from .plugins import Plugin, PluginUpload
+from .plugins import STATUS_CASES, Plugin, PluginUpload, StatusCase
 from .store import Store
 
 __all__ = [
     "APP_SETTINGS",
     "ENVIRONMENTS",
     "EXTENSIONS",
+    "STATUS_CASES",
     "App",
     "Deploy",
     "Plugin",
     "PluginUpload",
     "State",
+    "StatusCase",
     "Store",
     "Timing",
     "Version",

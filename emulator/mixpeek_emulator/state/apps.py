@@ -172,6 +172,26 @@ class App:
     meta: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     is_active: bool = True
+    unpublished: bool = False
+
+    @property
+    def template(self) -> str:
+        return str(self.settings.get("template") or "generic")
+
+    def update(self, fields: dict[str, Any], *, publish: bool) -> None:
+        """``UpdateAppRequest``: each given field replaces the app's; without ``publish`` the
+        change is kept as unpublished (``has_unpublished_changes``)."""
+        if "slug" in fields and fields["slug"] is not None:
+            self.slug = fields["slug"]
+        if fields.get("meta") is not None:
+            meta = dict(fields["meta"])
+            self.title = meta.pop("title")
+            self.meta = {k: v for k, v in meta.items() if v is not None}
+        if fields.get("is_active") is not None:
+            self.is_active = bool(fields["is_active"])
+        self.settings.update({k: fields[k] for k in APP_SETTINGS if k in fields})
+        self.settings = {k: v for k, v in self.settings.items() if v is not None}
+        self.unpublished = not publish
 
     def url(self, environment: str = "production") -> str:
         prefix = "" if environment == "production" else f"{environment}-"
@@ -216,8 +236,8 @@ class App:
             "meta": {"title": self.title, **self.meta},
             "is_active": self.is_active,
             "version": len(self.versions),
-            "has_unpublished_changes": False,
-            "template": settings.get("template") or "generic",
+            "has_unpublished_changes": self.unpublished,
+            "template": self.template,
             "custom_domains": [],
             "auth_config": _masked_auth(settings.get("auth_config")),
             "build_config": _masked_build(settings.get("build_config")),

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Literal
 
 from .common import iso
+
+StatusCase = Literal["lower", "upper"]
+STATUS_CASES: Final[tuple[StatusCase, ...]] = ("lower", "upper")
 
 
 @dataclass
@@ -40,6 +43,13 @@ class Plugin:
     deploy_outcome: str = "DEPLOYED"
     deploy_error: str | None = None
     undeployed: bool = True
+    # Whether the archive has realtime.py; without it a plugin deploys batch-only. Records of
+    # an earlier release lack the field and were deployed as asked.
+    has_realtime: bool = True
+
+    @property
+    def s3_archive_url(self) -> str:
+        return f"s3://mixpeek-plugins/{self.s3_key}"
 
     @property
     def feature_uri(self) -> str:
@@ -89,8 +99,9 @@ class Plugin:
         self.deploy_outcome = "FAILED" if failure else "DEPLOYED"
         self.deploy_error = failure
 
-    def status_json(self, now: float) -> dict[str, Any]:
-        """``PluginStatusResponse``."""
+    def status_json(self, now: float, case: StatusCase = "lower") -> dict[str, Any]:
+        """``PluginStatusResponse``, its status spelled as the wire examples spell it (lower
+        case), or as the model's description does (upper case)."""
         status = self.status(now)
         requested = self.deploy_requested_at if not self.undeployed else None
         pending = status in ("QUEUED", "PENDING", "IN_PROGRESS")
@@ -98,7 +109,7 @@ class Plugin:
         return {
             "plugin_id": self.plugin_id,
             "namespace_id": self.namespace_id,
-            "status": status,
+            "status": status.lower() if case == "lower" else status,
             "name": self.name,
             "version": self.version,
             "realtime_enabled": self.realtime and status == "DEPLOYED",
@@ -129,7 +140,7 @@ class Plugin:
             "name": self.name,
             "version": self.version,
             "description": self.description,
-            "s3_archive_url": f"s3://mixpeek-plugins/{self.s3_key}",
+            "s3_archive_url": self.s3_archive_url,
             "code_hash": self.code_hash,
             "validation_status": "passed",
             "validation_errors": [],

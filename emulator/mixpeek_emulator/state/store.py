@@ -33,6 +33,17 @@ class Store:
     def plugins_of(self, namespace_id: str) -> dict[str, Plugin]:
         return self.state.plugins.setdefault(namespace_id, {})
 
+    def delete_app(self, app_id: str) -> list[str]:
+        """Forget the app and its deploys; returns the storage keys of its bundles."""
+        with self.lock:
+            app = self.state.apps.pop(app_id)
+            deploys = [d for d in self.state.deploys.values() if d.app_id == app_id]
+            for d in deploys:
+                del self.state.deploys[d.deploy_id]
+            self.save()
+        keys = {d.bundle_s3_key for d in deploys} | {v.bundle_s3_key for v in app.versions}
+        return sorted(k for k in keys if k)
+
     def save(self) -> None:
         if self.data_dir is not None:
             persistence.save(self.state, self.data_dir / persistence.FILE)

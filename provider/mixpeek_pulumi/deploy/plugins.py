@@ -32,10 +32,11 @@ from ..models import (
     ConfirmPluginUploadRequest,
     CreatePluginUploadRequest,
     DeploymentType,
+    PluginDeployResponse,
     PluginPresignedUrlResponse,
     PluginStatusResponse,
 )
-from ..plugin_scan import check_plugin
+from ..plugin_scan import check_plugin, has_realtime
 from ..progress import Heartbeat, Meter, MeteredReader
 from ..spec import PluginDeploymentInputs, PluginDeploymentState, identifier_problem
 from ..waiting import Poller
@@ -86,6 +87,16 @@ def check(
                 "source",
                 f"The plugin source at {inputs.source} would fail the service's validation: "
                 f"{listed}.",
+            )
+        ]
+    if inputs.deployment_type == "realtime" and not has_realtime(files):
+        return {}, [
+            Failure(
+                "deployment_type",
+                f"Plugin {inputs.name} {inputs.version} asks for a realtime deployment, but its "
+                f"source at {inputs.source} has no realtime.py beside manifest.py, and the "
+                "service deploys such a plugin for batch processing only; add realtime.py, or "
+                "set deployment_type to batch_only.",
             )
         ]
     same_version = all(
@@ -374,7 +385,24 @@ class PluginRollout:
         self.op.say(
             f"deploy of {plugin_id} requested ({inputs.deployment_type}): {response.status}"
         )
+        if inputs.deployment_type == "realtime" and response.deployment_type == "batch_only":
+            raise self._batch_only(inputs, plugin_id, response)
         return self._outcome(inputs, plugin_id, self._wait(inputs, plugin_id, digest))
+
+    def _batch_only(
+        self, inputs: PluginDeploymentInputs, plugin_id: str, response: PluginDeployResponse
+    ) -> DeployFailedError:
+        """A realtime deploy the service answered with a batch-only one (spec 0.81: a plugin
+        without realtime.py, or a namespace without dedicated infrastructure)."""
+        reason = response.message or "the service gave no reason"
+        return self.op.failed(
+            f"plugin {plugin_id} in namespace {inputs.namespace_id} was deployed for batch "
+            f"processing only, not realtime ({reason}); add realtime.py to the plugin and use a "
+            "namespace on dedicated infrastructure, or set deployment_type to batch_only",
+            subject=plugin_id,
+            status=response.status or "batch_only",
+            reason=reason,
+        )
 
     def _wait(
         self, inputs: PluginDeploymentInputs, plugin_id: str, digest: str

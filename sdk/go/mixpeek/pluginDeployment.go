@@ -50,7 +50,7 @@ type PluginDeployment struct {
 	RoutePrefix pulumi.StringPtrOutput `pulumi:"routePrefix"`
 	// The plugin folder or .zip deployed; empty for an imported resource until the program names one. Default: `""`. New code under the same `version` is refused, since plugin versions are immutable: bump `version`, which replaces the resource. A new path with the same code changes nothing.
 	Source pulumi.StringPtrOutput `pulumi:"source"`
-	// The deployment status the service reported last. Output: set by the provider from what the service reports.
+	// The deployment status the service reported last, spelled as documented (`QUEUED`, `PENDING`, `IN_PROGRESS`, `DEPLOYED`, `FAILED`, `NOT_DEPLOYED`) whichever case the service uses. Output: set by the provider from what the service reports.
 	Status pulumi.StringOutput `pulumi:"status"`
 	// How long create and update wait for the rollout; the native provider's `customTimeouts`, where set, take its place. Default: `1800`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
 	TimeoutSeconds pulumi.Float64Output `pulumi:"timeoutSeconds"`
@@ -325,7 +325,7 @@ func (o PluginDeploymentOutput) Source() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v *PluginDeployment) pulumi.StringPtrOutput { return v.Source }).(pulumi.StringPtrOutput)
 }
 
-// The deployment status the service reported last. Output: set by the provider from what the service reports.
+// The deployment status the service reported last, spelled as documented (`QUEUED`, `PENDING`, `IN_PROGRESS`, `DEPLOYED`, `FAILED`, `NOT_DEPLOYED`) whichever case the service uses. Output: set by the provider from what the service reports.
 func (o PluginDeploymentOutput) Status() pulumi.StringOutput {
 	return o.ApplyT(func(v *PluginDeployment) pulumi.StringOutput { return v.Status }).(pulumi.StringOutput)
 }

@@ -465,7 +465,7 @@ class PluginDeployment(pulumi.CustomResource):
     @pulumi.getter
     def status(self) -> pulumi.Output[_builtins.str]:
         """
-        The deployment status the service reported last. Output: set by the provider from what the service reports.
+        The deployment status the service reported last, spelled as documented (`QUEUED`, `PENDING`, `IN_PROGRESS`, `DEPLOYED`, `FAILED`, `NOT_DEPLOYED`) whichever case the service uses. Output: set by the provider from what the service reports.
         """
         return pulumi.get(self, "status")
 

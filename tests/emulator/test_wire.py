@@ -1,0 +1,328 @@
+"""The emulator answers as the published contracts spell the wire: plugin statuses as the
+examples spell them (and the documented switch), each route family's error shapes, batch-only
+plugins, promotion's asset prefix, the routes users' own programs call, and S3's URL fields."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from mixpeek_emulator.state import Timing
+from tests.emulator_fixture import EmulatorHandle, make_zip, start_emulator, wait_until
+from tests.schema import assert_matches
+
+NS = "/v1/namespaces/ns_wire/plugins"
+REALTIME = {
+    "manifest.py": "feature_extractor_name = 'wired'\n",
+    "pipeline.py": "def build_steps():\n    return []\n",
+    "realtime.py": "def run_inference(inputs):\n    return {}\n",
+}
+BATCH_ONLY = {k: v for k, v in REALTIME.items() if k != "realtime.py"}
+
+
+def rollout(emulator: EmulatorHandle, name: str, files: dict[str, str]) -> list[str]:
+    """Upload, confirm and deploy a plugin; every status read until a terminal one."""
+    assert emulator.seed_plugin("ns_wire", name, "1.0.0", files).status_code == 200
+    plugin_id = f"{name}_1_0_0"
+    seen: list[str] = []
+    with emulator.api() as c:
+        c.post(f"{NS}/{plugin_id}/deploy").raise_for_status()
+
+        def terminal() -> bool:
+            body = c.get(f"{NS}/{plugin_id}/status").json()
+            assert_matches(body, "PluginStatusResponse")
+            seen.append(body["status"])
+            return body["status"].upper() in ("DEPLOYED", "FAILED", "NOT_DEPLOYED")
+
+        assert wait_until(terminal)
+    return seen
+
+
+def test_plugin_statuses_are_spelled_as_the_wire_examples_spell_them(
+    emulator: EmulatorHandle,
+) -> None:
+    seen = rollout(emulator, "lowered", REALTIME)
+    assert seen[-1] == "deployed"
+    assert set(seen) <= {"queued", "pending", "in_progress", "deployed"}
+
+
+def test_the_documented_switch_spells_them_as_the_status_model_does() -> None:
+    handle = start_emulator(plugin_status_case="upper")
+    try:
+        seen = rollout(handle, "raised", REALTIME)
+    finally:
+        handle.running.stop()
+    assert seen[-1] == "DEPLOYED"
+    assert set(seen) <= {"QUEUED", "PENDING", "IN_PROGRESS", "DEPLOYED"}
+
+
+def test_the_switch_refuses_a_spelling_it_does_not_know() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mixpeek_emulator", "--api-key", "k"],
+        env={"MIXPEEK_EMULATOR_PLUGIN_STATUS_CASE": "Title", "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "MIXPEEK_EMULATOR_PLUGIN_STATUS_CASE is 'Title'; use lower or upper" in done.stderr
+
+
+def test_a_plugin_without_realtime_py_is_deployed_batch_only(emulator: EmulatorHandle) -> None:
+    assert emulator.seed_plugin("ns_wire", "batchy", "1.0.0", BATCH_ONLY).status_code == 200
+    with emulator.api() as c:
+        answer = c.post(f"{NS}/batchy_1_0_0/deploy", params={"deployment_type": "realtime"})
+        # Spec 0.81's batch_only_no_realtime example, word for word.
+        assert answer.json() == {
+            "status": "deployed",
+            "deployment_type": "batch_only",
+            "message": "Plugin deployed for batch processing (no realtime endpoint)",
+        }
+        status = c.get(f"{NS}/batchy_1_0_0/status").json()
+    assert (status["status"], status["deployed"]) == ("not_deployed", True)
+    assert (status["route_prefix"], status["realtime_enabled"]) == (None, False)
+
+
+def test_plugin_422s_are_http_validation_errors_and_app_422s_error_responses(
+    emulator: EmulatorHandle,
+) -> None:
+    app_id = emulator.create_app("wire-site")
+    with emulator.api() as c:
+        plugin = c.post(f"{NS}/uploads", json={"name": "ok_name", "version": "1.0"})
+        query = c.post(f"{NS}/x_1_0_0/deploy", params={"deployment_type": "sometimes"})
+        app = c.post(f"/v1/apps/{app_id}/deploy", json={"environment": "qa"})
+    assert plugin.status_code == query.status_code == app.status_code == 422
+    assert_matches(plugin.json(), "HTTPValidationError", "plugins")
+    assert plugin.json()["detail"][0]["loc"] == ["body", "version"]
+    assert_matches(query.json(), "HTTPValidationError", "plugins")
+    assert query.json()["detail"][0]["loc"] == ["query", "deployment_type"]
+    assert_matches(app.json(), "ErrorResponse", "apps")
+    [problem] = app.json()["error"]["details"]["validation_errors"]
+    assert (problem["type"], problem["location"]) == ("enum", "body.environment")
+
+
+def test_plugin_errors_carry_no_code_as_spec_0_81_defines_them(emulator: EmulatorHandle) -> None:
+    with emulator.api() as c:
+        missing = c.get(f"{NS}/nope_1_0_0/status")
+        app = c.get("/v1/apps/app_nope")
+    assert "code" not in missing.json()["error"]
+    assert_matches(missing.json(), "ErrorResponse", "plugins")
+    assert app.json()["error"]["code"] is None  # the apps SDK's ErrorDetail has one
+    assert_matches(app.json(), "ErrorResponse", "apps")
+
+
+def test_upload_fields_follow_the_spec(emulator: EmulatorHandle) -> None:
+    body = {"name": "sized", "version": "1.0.0"}
+    with emulator.api() as c:
+        null_expiry = c.post(f"{NS}/uploads", json={**body, "presigned_url_expiration": None})
+        empty = c.post(f"{NS}/uploads", json={**body, "file_size_bytes": 0})
+        too_big = c.post(f"{NS}/uploads", json={**body, "file_size_bytes": 524_288_001})
+        largest = c.post(f"{NS}/uploads", json={**body, "file_size_bytes": 524_288_000})
+    assert [r.status_code for r in (null_expiry, empty, too_big)] == [422, 422, 422]
+    assert null_expiry.json()["detail"][0]["loc"] == ["body", "presigned_url_expiration"]
+    assert empty.json()["detail"][0]["loc"] == ["body", "file_size_bytes"]
+    assert largest.status_code == 200  # SDK 0.81.1's 500 MB, over spec 0.81's 100 MB
+
+
+def test_a_confirm_checks_the_size_it_is_given(emulator: EmulatorHandle) -> None:
+    with emulator.api() as c:
+        slot = c.post(f"{NS}/uploads", json={"name": "measured", "version": "1.0.0"}).json()
+        archive = make_zip(REALTIME)
+        httpx.put(
+            slot["presigned_url"], content=archive, headers={"Content-Type": "application/zip"}
+        ).raise_for_status()
+        confirm = f"{NS}/uploads/{slot['upload_id']}/confirm"
+        wrong = c.post(confirm, json={"file_size_bytes": len(archive) + 1})
+        right = c.post(confirm, json={"file_size_bytes": len(archive)})
+    assert wrong.status_code == 400
+    assert f"does not match the {len(archive)} bytes uploaded" in wrong.json()["error"]["message"]
+    assert right.status_code == 200
+
+
+def test_presigned_urls_carry_s3s_date_and_expiry_in_seconds(emulator: EmulatorHandle) -> None:
+    app_id = emulator.create_app("signed-site")
+    before = time.time()
+    with emulator.api() as c:
+        url = c.post(f"/v1/apps/{app_id}/deploy/upload-url", json={"filename": "a.zip"}).json()
+    query = parse_qs(urlsplit(url["upload_url"]).query)
+    assert query["X-Amz-Expires"] == ["3600"]
+    signed = time.mktime(time.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ")) - time.timezone
+    assert before - 2 <= signed <= time.time() + 1
+
+
+def test_promote_updates_the_build_configs_asset_prefix(emulator: EmulatorHandle) -> None:
+    app_id = emulator.create_app("promoted-site")
+    key = emulator.upload_bundle(app_id, {"index.html": "<h1>p</h1>"})
+    with emulator.api() as c:
+        deploy = c.post(
+            f"/v1/apps/{app_id}/deploy",
+            json={"environment": "staging", "bundle_s3_key": key, "message": "m"},
+        ).json()
+        assert wait_until(
+            lambda: (
+                c.get(f"/v1/apps/{app_id}/deploys/{deploy['deploy_id']}").json()["status"]
+                == "complete"
+            )
+        )
+        promoted = c.post(f"/v1/apps/{app_id}/promote").json()
+        app = c.get(f"/v1/apps/{app_id}").json()
+    assert_matches(app, "AppResponse")
+    assert app["build_config"]["asset_prefix"] == promoted["asset_prefix"]
+    assert app["environments"]["production"]["asset_prefix"] == promoted["asset_prefix"]
+
+
+def test_restore_takes_a_null_environment_as_production(emulator: EmulatorHandle) -> None:
+    app_id = emulator.create_app("restored-site")
+    key = emulator.upload_bundle(app_id, {"index.html": "<h1>r</h1>"})
+    with emulator.api() as c:
+        c.post(f"/v1/apps/{app_id}/deploy", json={"environment": "staging", "bundle_s3_key": key})
+        assert wait_until(lambda: emulator.served_version(app_id, "staging") == 1)
+        restored = c.post(f"/v1/apps/{app_id}/versions/1/restore", json={"environment": None})
+    assert restored.status_code == 200
+    assert restored.json()["environment"] == "production"
+    assert emulator.served_version(app_id, "production") == 1
+
+
+def test_list_apps_filters_by_template(emulator: EmulatorHandle) -> None:
+    with emulator.api() as c:
+        for slug, template in (("gallery-one", "gallery"), ("plain-one", None)):
+            body = {"slug": slug, "meta": {"title": slug}}
+            c.post("/v1/apps", json={**body, "template": template} if template else body)
+        gallery = c.get("/v1/apps", params={"template": "gallery"}).json()
+        generic = c.get("/v1/apps", params={"template": "generic"}).json()
+    assert [a["slug"] for a in gallery["results"]] == ["gallery-one"]
+    assert [a["slug"] for a in generic["results"]] == ["plain-one"]
+
+
+# ------------------------------------------------------------- routes users' programs call
+
+
+def test_delete_app_frees_the_slug_and_removes_its_bundles(emulator: EmulatorHandle) -> None:
+    app_id = emulator.create_app("doomed-site")
+    key = emulator.upload_bundle(app_id, {"index.html": "<h1>d</h1>"})
+    with emulator.api() as c:
+        c.post(f"/v1/apps/{app_id}/deploy", json={"bundle_s3_key": key})
+        assert wait_until(lambda: emulator.served_version(app_id, "production") == 1)
+        anonymous = httpx.delete(f"{emulator.url}/v1/apps/{app_id}")
+        deleted = c.delete(f"/v1/apps/{app_id}")
+        again = c.delete(f"/v1/apps/{app_id}")
+        gone = c.get(f"/v1/apps/{app_id}")
+        reused = c.post("/v1/apps", json={"slug": "doomed-site", "meta": {"title": "t"}})
+    assert anonymous.status_code == 401  # not 405: the route exists, the key is missing
+    assert deleted.json() == {"message": "Successfully deleted", "success": True}
+    assert_matches(deleted.json(), "GenericDeleteResponse")
+    assert (again.status_code, gone.status_code, reused.status_code) == (404, 404, 200)
+    assert not emulator.running.emulator.objects.exists(key)
+    assert httpx.get(f"{emulator.url}/_sites/{app_id}/production/").status_code == 404
+
+
+def test_update_app_saves_unpublished_changes_unless_asked_to_publish(
+    emulator: EmulatorHandle,
+) -> None:
+    app_id = emulator.create_app("edited-site")
+    emulator.create_app("taken-site")
+    with emulator.api() as c:
+        dry = c.patch(f"/v1/apps/{app_id}", params={"dry_run": "true"}, json={"slug": "new-site"})
+        taken = c.patch(f"/v1/apps/{app_id}", json={"slug": "taken-site"})
+        draft = c.patch(f"/v1/apps/{app_id}", json={"meta": {"title": "Edited"}})
+        published = c.patch(f"/v1/apps/{app_id}", json={"slug": "new-site", "publish": True})
+        extra = c.patch(f"/v1/apps/{app_id}", json={"colour": "red"})
+    assert dry.json()["slug"] == "edited-site"  # checked, nothing written
+    assert (taken.status_code, taken.json()["error"]["code"]) == (400, "slug_taken")
+    assert_matches(draft.json(), "AppResponse")
+    assert (draft.json()["meta"]["title"], draft.json()["has_unpublished_changes"]) == (
+        "Edited",
+        True,
+    )
+    assert published.json()["slug"] == "new-site"
+    assert published.json()["url"] == "https://new-site.mxp.co"
+    assert published.json()["has_unpublished_changes"] is False
+    assert extra.status_code == 422
+
+
+def test_the_one_request_plugin_upload_validates_and_registers(
+    emulator: EmulatorHandle,
+) -> None:
+    def upload(name: str, files: dict[str, str]) -> httpx.Response:
+        with emulator.api() as c:
+            return c.post(
+                NS,
+                files={"file": ("plugin.zip", make_zip(files), "application/zip")},
+                data={"name": name, "version": "1.0.0", "description": "one request"},
+            )
+
+    good = upload("formed", REALTIME)
+    again = upload("formed", REALTIME)
+    unsafe = upload("unsafe", {**REALTIME, "pipeline.py": "import subprocess\n"})
+    unnamed = upload("", REALTIME)
+    assert good.status_code == 200, good.text
+    assert_matches(good.json(), "PluginUploadResponse", "plugins")
+    assert (good.json()["plugin_id"], good.json()["deployment_status"]) == (
+        "formed_1_0_0",
+        "pending",
+    )
+    assert again.status_code == 409
+    assert unsafe.status_code == 400
+    assert "blocked import 'subprocess'" in unsafe.json()["error"]["message"]
+    assert unnamed.status_code == 422
+    assert_matches(unnamed.json(), "HTTPValidationError", "plugins")
+    assert rollout_of(emulator, "formed_1_0_0") == "deployed"
+
+
+def rollout_of(emulator: EmulatorHandle, plugin_id: str) -> str:
+    with emulator.api() as c:
+        c.post(f"{NS}/{plugin_id}/deploy").raise_for_status()
+        assert wait_until(lambda: c.get(f"{NS}/{plugin_id}/status").json()["status"] == "deployed")
+        return str(c.get(f"{NS}/{plugin_id}/status").json()["status"])
+
+
+def test_available_lists_the_organizations_plugins_not_the_namespaces(
+    emulator: EmulatorHandle,
+) -> None:
+    assert emulator.seed_plugin("ns_wire", "local_one", "1.0.0", REALTIME).status_code == 200
+    with emulator.api() as c:
+        available = c.get(f"{NS}/available")
+        as_plugin = c.get(f"{NS}/available/status")
+    assert available.status_code == 200
+    assert_matches(available.json(), "AvailableOrgPluginsResponse", "plugins")
+    assert available.json()["plugins"] == []
+    assert available.json()["namespace_id"] == "ns_wire"
+    assert as_plugin.status_code == 404  # "available" is no plugin id
+
+
+@pytest.mark.parametrize("path", ["/v1/apps/app_x", "/v1/namespaces/ns/plugins/p_1_0_0"])
+def test_a_wrong_method_lists_every_documented_one(emulator: EmulatorHandle, path: str) -> None:
+    with emulator.api() as c:
+        answer = c.put(path, json={})
+    assert answer.status_code == 405
+    expected = "GET, DELETE, PATCH" if path.startswith("/v1/apps") else "GET, DELETE"
+    assert answer.headers["Allow"] == expected
+
+
+def test_a_namespace_no_service_could_make_is_not_found(emulator: EmulatorHandle) -> None:
+    with emulator.api() as c:
+        answer = c.get("/v1/namespaces/has%20space/plugins")
+    assert answer.status_code == 404
+    assert "Namespace 'has space' not found" in answer.json()["error"]["message"]
+
+
+def test_an_object_key_with_a_newline_is_reachable() -> None:
+    handle = start_emulator(timing=Timing(0.0, 0.0, 0.0))
+    try:
+        app_id = handle.create_app("newline-site")
+        with handle.api() as c:
+            slot = c.post(f"/v1/apps/{app_id}/deploy/upload-url", json={"filename": "a\nb.zip"})
+        put = httpx.put(
+            slot.json()["upload_url"],
+            content=make_zip({"index.html": "x"}),
+            headers={"Content-Type": "application/zip"},
+        )
+    finally:
+        handle.running.stop()
+    assert put.status_code == 200
