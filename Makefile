@@ -11,7 +11,7 @@ QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 SDK_APPS := 1.3.783
 SDK_PLUGINS := 0.81.1
 
-.PHONY: setup test lint typecheck pytest pulumi node sdks docs dist demo emulator bench reliability clean
+.PHONY: setup test lint typecheck pytest pulumi node sdks docs dist demo emulator contracts contract-test bench reliability clean
 
 setup: $(STAMP)
 
@@ -65,6 +65,16 @@ pytest: $(STAMP) pulumi node
 	$(BIN)/pytest --numprocesses=auto --maxprocesses=4
 
 test: lint typecheck pytest
+
+# The two API contracts the emulator follows (emulator/mixpeek_emulator/contracts/): rebuild the
+# apps one from the official SDK. The plugin one is Mixpeek's published OpenAPI document, copied
+# with `python -m scripts.contracts plugins --from <openapi.json> --commit <sha>`.
+contracts: $(STAMP)
+	$(BIN)/python -m scripts.contracts apps
+
+# schemathesis against the emulator from both contracts, stateless and stateful (part of pytest).
+contract-test: $(STAMP)
+	$(BIN)/pytest tests/contract --numprocesses=auto --maxprocesses=4
 
 # mixpeek-emulator: the local Mixpeek API (FastAPI + uvicorn) on 127.0.0.1.
 emulator: $(STAMP)
