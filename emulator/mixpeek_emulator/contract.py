@@ -91,9 +91,34 @@ def _event_stream(document: dict[str, Any]) -> None:
     answer["content"] = {"text/event-stream": {"schema": event}}
 
 
+def _sdk_only_operations(document: dict[str, Any]) -> None:
+    """Two plugin operations SDK 0.81.1 documents and spec 0.81 does not:
+    ``reconfigure_namespace_id_plugins`` (``POST .../plugins/reconfigure``) and
+    ``test_realtime_inference_namespaces_id_plugins`` (``POST .../{plugin_id}/realtime/test``).
+    The emulator serves neither; documented, they answer 501 instead of a 405 or 404 that would
+    look like a wrong path. Their bodies are left undescribed: nothing reads them."""
+    base = "/v1/namespaces/{namespace_id}/plugins"
+    for path, operation_id in (
+        (f"{base}/reconfigure", "reconfigure_namespace_id_plugins"),
+        (f"{base}/{{plugin_id}}/realtime/test", "test_realtime_inference_namespaces_id_plugins"),
+    ):
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in re.findall(r"\{(\w+)\}", path)
+        ]
+        answer = {"content": {"application/json": {"schema": {"type": "object"}}}}
+        document["paths"][path] = {
+            "post": {
+                "operationId": operation_id,
+                "parameters": parameters,
+                "responses": {"200": {"description": "Successful Response", **answer}},
+            }
+        }
+
+
 AMENDMENTS: Final[dict[Family, tuple[Callable[[dict[str, Any]], None], ...]]] = {
     "apps": (_event_stream,),
-    "plugins": (_archive_limit, _deployment_type),
+    "plugins": (_archive_limit, _deployment_type, _sdk_only_operations),
 }
 
 

@@ -170,14 +170,8 @@ def plugin_confirm(ctx: Ctx, namespace_id: str, upload_id: str, body: Body) -> d
         ctx, namespace_id, upload.name, upload.version, upload.description, upload.s3_key, upload
     )
     return {
-        "success": True,
+        **plugin.registered(),
         "upload_id": upload_id,
-        "plugin_id": plugin.plugin_id,
-        "validation_status": "passed",
-        "validation_errors": [],
-        "deployment_status": "pending",
-        "feature_uri": plugin.feature_uri,
-        "s3_archive_url": plugin.s3_archive_url,
         "message": "Plugin validated; call /deploy to deploy it",
     }
 
@@ -205,16 +199,7 @@ async def plugin_upload_multipart(
         )
     key = _archive_key(namespace_id, new_id("plu"), plugin_id)
     await ctx.objects.write(key, _chunks(file), content_md5=None)
-    plugin = _register(ctx, namespace_id, name, version, description, key)
-    return {
-        "success": True,
-        "plugin_id": plugin.plugin_id,
-        "validation_status": "passed",
-        "validation_errors": [],
-        "deployment_status": "pending",
-        "feature_uri": plugin.feature_uri,
-        "s3_archive_url": plugin.s3_archive_url,
-    }
+    return _register(ctx, namespace_id, name, version, description, key).registered()
 
 
 async def _chunks(file: UploadFile) -> AsyncIterator[bytes]:

@@ -99,6 +99,19 @@ class Plugin:
         self.deploy_outcome = "FAILED" if failure else "DEPLOYED"
         self.deploy_error = failure
 
+    def registered(self) -> dict[str, Any]:
+        """``PluginUploadResponse``, what a validated upload answers (a confirm adds its upload
+        id and a message): validated, its deployment pending a deploy call."""
+        return {
+            "success": True,
+            "plugin_id": self.plugin_id,
+            "validation_status": "passed",
+            "validation_errors": [],
+            "deployment_status": "pending",
+            "feature_uri": self.feature_uri,
+            "s3_archive_url": self.s3_archive_url,
+        }
+
     def status_json(self, now: float, case: StatusCase = "lower") -> dict[str, Any]:
         """``PluginStatusResponse``, its status spelled as the wire examples spell it (lower
         case), or as the model's description does (upper case)."""
