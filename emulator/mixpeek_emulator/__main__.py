@@ -64,8 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--plugin-status-case",
+        type=str.lower,
         choices=STATUS_CASES,
-        default=os.environ.get("MIXPEEK_EMULATOR_PLUGIN_STATUS_CASE", "lower"),
+        # Declared but empty, as CI often leaves a variable, means unset.
+        default=(os.environ.get("MIXPEEK_EMULATOR_PLUGIN_STATUS_CASE") or "lower").lower(),
         help="spell plugin statuses as the API's wire examples do (lower: deployed, the "
         "default) or as its status model's description does (upper: DEPLOYED); or "
         "MIXPEEK_EMULATOR_PLUGIN_STATUS_CASE",

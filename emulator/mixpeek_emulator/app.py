@@ -26,12 +26,12 @@ from starlette.exceptions import HTTPException
 
 from . import contract
 from .closing import Closing
-from .context import ApiFailure, Context, authorize, error_body, invalid
+from .context import ApiFailure, Context, authorize, error_body, invalid, problem
 from .contract import family_of
 from .faults import FaultMiddleware, Faults
 from .routes import apps as app_routes
 from .routes import control, plugins, sites, storage
-from .state import EXTENSIONS, App, StatusCase, Store, Timing
+from .state import EXTENSIONS, App, StatusCase, Store, Timing, new_id
 from .storage import ObjectStore
 
 
@@ -120,13 +120,19 @@ def create_app(
 
 
 def _seed_apps(store: Store, slugs: Iterable[str]) -> None:
+    """An app for each slug no app has yet: a restart with the same ``--data-dir`` and
+    ``--app`` finds the apps it made (or that replaced them) instead of adding twins. The id
+    is ``app_`` and the slug, unless an app renamed since holds it."""
     with store.lock:
         for slug in slugs:
+            if any(a.slug == slug for a in store.state.apps.values()):
+                continue
             app_id = f"app_{slug.replace('-', '_')}"
-            if app_id not in store.state.apps:
-                store.state.apps[app_id] = App(
-                    app_id=app_id, slug=slug, title=slug, created_at=time.time()
-                )
+            if app_id in store.state.apps:
+                app_id = new_id("app")
+            store.state.apps[app_id] = App(
+                app_id=app_id, slug=slug, title=slug, created_at=time.time()
+            )
         store.save()
 
 
@@ -182,11 +188,7 @@ def _error_handlers(api: FastAPI) -> None:
     @api.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [
-            {
-                "type": e.get("type"),
-                "location": ".".join(str(p) for p in e.get("loc", ())),
-                "message": e.get("msg"),
-            }
+            problem(str(e.get("type")), list(e.get("loc", ())), str(e.get("msg")))
             for e in exc.errors()
         ]
         return await _api_failure(request, invalid(problems))

@@ -71,18 +71,15 @@ def error_body(
     return {"success": False, "status": status, "error": error}
 
 
+def problem(type_: str, loc: list[str | int], message: str) -> dict[str, Any]:
+    """One 422 problem: its type, where (``["body", "meta", "title"]``; an int is a list
+    index), and a sentence."""
+    return {"type": type_, "loc": loc, "message": message}
+
+
 def validation_detail(problems: list[dict[str, Any]]) -> dict[str, Any]:
     """``HTTPValidationError``, the plugin routes' documented 422 (spec 0.81, SDK 0.81.1)."""
-    return {
-        "detail": [
-            {
-                "loc": [int(p) if p.isdigit() else p for p in str(item["location"]).split(".")],
-                "msg": item["message"],
-                "type": item["type"],
-            }
-            for item in problems
-        ]
-    }
+    return {"detail": [{"loc": p["loc"], "msg": p["message"], "type": p["type"]} for p in problems]}
 
 
 def not_found(resource: str, id_: str) -> ApiFailure:
@@ -95,14 +92,18 @@ def not_found(resource: str, id_: str) -> ApiFailure:
 
 
 def invalid(problems: list[dict[str, Any]]) -> ApiFailure:
-    """422: in the apps envelope, ``details.validation_errors`` (``{type, location, message}``);
-    on plugin routes, ``HTTPValidationError``."""
+    """422: in the apps envelope, ``details.validation_errors`` (``{type, location, message}``,
+    the location dotted); on plugin routes, ``HTTPValidationError``."""
+    listed = [
+        {"type": p["type"], "location": ".".join(map(str, p["loc"])), "message": p["message"]}
+        for p in problems
+    ]
     return ApiFailure(
         422,
         "ValidationError",
         "Request validation failed",
         code="validation_error",
-        details={"validation_errors": problems},
+        details={"validation_errors": listed},
         problems=problems,
     )
 
@@ -145,29 +146,24 @@ _ERROR_TYPES = {
 
 
 def _problem(error: SchemaError) -> list[dict[str, Any]]:
-    where = ["body", *(str(p) for p in error.absolute_path)]
+    where: list[str | int] = ["body", *error.absolute_path]
     if error.validator == "additionalProperties":
         schema: Any = error.schema
         declared: dict[str, Any] = schema.get("properties", {})
         given: Any = error.instance
         extra = sorted(set(given) - set(declared))
         return [
-            {
-                "type": "extra_forbidden",
-                "location": ".".join([*where, k]),
-                "message": "Extra inputs are not permitted",
-            }
-            for k in extra
+            problem("extra_forbidden", [*where, k], "Extra inputs are not permitted") for k in extra
         ]
     if error.validator == "required":
-        return [{"type": "missing", "location": ".".join(where), "message": error.message}]
+        return [problem("missing", where, error.message)]
     if error.validator in ("anyOf", "oneOf") and error.context:
         best = min(error.context, key=lambda e: len(list(e.absolute_path)))
         return _problem(best)
     kind = _ERROR_TYPES.get(str(error.validator), f"{error.validator}_error")
     if error.validator == "type":
         kind = f"{error.validator_value}_type" if isinstance(error.validator_value, str) else "type"
-    return [{"type": kind, "location": ".".join(where), "message": error.message}]
+    return [problem(kind, where, error.message)]
 
 
 def check_body(op: Operation, body: Any) -> dict[str, Any]:
@@ -182,21 +178,35 @@ def check_body(op: Operation, body: Any) -> dict[str, Any]:
 
 async def contract_body(request: Request) -> dict[str, Any]:
     """A dependency: the JSON body, checked against the request body the contract documents for
-    this route (an empty body is ``{}`` where the body is optional)."""
-    path = request.scope["path"]
-    op = contract.operation(request.method, path)
-    assert op is not None, f"{request.method} {path} is no documented operation"
-    assert op.body is not None, f"{request.method} {path} documents no JSON body"
+    this route (an empty body is ``{}`` where the body is optional). As FastAPI reads a body, a
+    declared media type other than JSON is not read as JSON."""
+    op = documented(request)
     raw = await request.body()
     if not op.body_required and raw.strip() == b"":
         return {}
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media and media != "application/json" and not media.endswith("+json"):
+        raise invalid([problem("model_attributes_type", ["body"], f"Expected JSON, got {media}")])
+    return check_body(op, parsed(raw))
+
+
+def documented(request: Request) -> Operation:
+    path = request.scope["path"]
+    op = contract.operation(request.method, path)
+    assert op is not None, f"{request.method} {path} is no documented operation"
+    assert op.body is not None, f"{request.method} {path} documents no request body"
+    return op
+
+
+def parsed(raw: bytes) -> Any:
+    """The JSON document, or a 422 for what is none or cannot be kept: bad syntax, nesting or
+    a number too deep or long to read, and lone surrogates (valid JSON escapes, but no text)."""
     try:
         body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise invalid(
-            [{"type": "json_invalid", "location": "body", "message": "JSON decode error"}]
-        ) from None
-    return check_body(op, body)
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeErrors are ValueErrors
+        raise invalid([problem("json_invalid", ["body"], "JSON decode error")]) from None
+    return body
 
 
 Body = Annotated[dict[str, Any], Depends(contract_body)]

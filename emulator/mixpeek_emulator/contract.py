@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any, Final, Literal
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -155,13 +156,36 @@ def document(family: Family) -> dict[str, Any]:
     return result
 
 
+def _ecma_pattern(
+    validator: Any, pattern: str, instance: Any, _schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not _ecma(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@cache
+def _ecma(pattern: str) -> re.Pattern[str]:
+    """A contract's pattern with the ECMA-262 meaning its writers gave it: ``$`` is the end of
+    the text (Python's also matches before a final newline, so ``"my-site\\n"`` passed) and
+    ``\\d`` an ASCII digit."""
+    return re.compile(re.sub(r"(?<!\\)\$", r"\\Z", pattern), re.ASCII)
+
+
+# The JSON Schema validator with the contracts' regular expressions read as ECMA-262.
+Validator: Any = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator, {"pattern": _ecma_pattern}
+)
+BODY_MEDIA: Final = ("application/json", "multipart/form-data")
+
+
 @dataclass(frozen=True)
 class Operation:
     family: Family
     method: str  # upper case, as a request has it
     path: str  # the template, as both contracts and the routes spell it
     operation_id: str
-    body: Draft202012Validator | None
+    body: Any  # a Validator of the documented request body, or None
+    body_media: str | None  # its media type: JSON, or a multipart form
     body_required: bool
 
 
@@ -181,14 +205,14 @@ def operations() -> tuple[Operation, ...]:
                 if op is None:
                     continue
                 body = op.get("requestBody", {})
+                media = next((m for m in BODY_MEDIA if m in body.get("content", {})), None)
                 validator = None
-                if "application/json" in body.get("content", {}):
+                if media is not None:
                     pointer = "/".join(
                         p.replace("~", "~0").replace("/", "~1")
-                        for p in ("paths", path, method, "requestBody", "content")
+                        for p in ("paths", path, method, "requestBody", "content", media)
                     )
-                    ref = f"{uri}#/{pointer}/application~1json/schema"
-                    validator = Draft202012Validator({"$ref": ref}, registry=registry)
+                    validator = Validator({"$ref": f"{uri}#/{pointer}/schema"}, registry=registry)
                 found.append(
                     Operation(
                         family=family,
@@ -196,6 +220,7 @@ def operations() -> tuple[Operation, ...]:
                         path=path,
                         operation_id=op["operationId"],
                         body=validator,
+                        body_media=media,
                         body_required=bool(body.get("required")),
                     )
                 )
@@ -205,14 +230,14 @@ def operations() -> tuple[Operation, ...]:
 def operation(method: str, path: str) -> Operation | None:
     """The documented operation a request of this method and concrete path is for, if any; a
     literal segment wins over a parameter (``plugins/available`` over ``plugins/{plugin_id}``)."""
-    found = [o for o in operations() if o.method == method and _pattern(o.path).fullmatch(path)]
+    found = [o for o in operations() if o.method == method and _pattern(o.path).match(path)]
     return min(found, key=lambda o: o.path.count("{"), default=None)
 
 
 def methods_of(path: str) -> list[str]:
     """The methods documented for the route template this concrete path is (the most specific
     one that matches, as ``operation`` chooses), in the usual order."""
-    templates = {o.path for o in operations() if _pattern(o.path).fullmatch(path)}
+    templates = {o.path for o in operations() if _pattern(o.path).match(path)}
     if not templates:
         return []
     template = min(templates, key=lambda t: t.count("{"))
@@ -221,7 +246,10 @@ def methods_of(path: str) -> list[str]:
 
 @cache
 def _pattern(template: str) -> re.Pattern[str]:
-    return re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)))
+    """The template as Starlette matches a path (``^...$``, a parameter is ``[^/]+``), so the
+    operation found is the one whose route serves the request, even for a path that ends in a
+    newline."""
+    return re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$")
 
 
 def family_of(path: str) -> Family:

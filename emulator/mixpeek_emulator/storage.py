@@ -9,12 +9,14 @@ import hmac
 import json
 import os
 import secrets
+import shutil
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
 from urllib.parse import quote, urlencode
+from xml.sax.saxutils import escape
 
 CHUNK: Final = 1024 * 1024
 AMZ_DATE: Final = "%Y%m%dT%H%M%SZ"  # SigV4's ISO 8601 basic format
@@ -33,8 +35,8 @@ class StorageRefusal(Exception):
         request_id = secrets.token_hex(8).upper()
         return (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Error><Code>{self.code}</Code><Message>{self.message}</Message>"
-            f"<Key>{key}</Key><RequestId>{request_id}</RequestId></Error>"
+            f"<Error><Code>{self.code}</Code><Message>{escape(self.message)}</Message>"
+            f"<Key>{escape(key)}</Key><RequestId>{request_id}</RequestId></Error>"
         ).encode()
 
 
@@ -105,7 +107,8 @@ class ObjectStore:
             )
         if time.time() > start + expires_in:
             raise StorageRefusal(403, "AccessDenied", "Request has expired")
-        if method == "PUT" and signed_type and content_type.split(";")[0].strip() != signed_type:
+        # The signed header must come back as signed, parameters included, as S3 has it.
+        if method == "PUT" and signed_type and content_type.strip() != signed_type.strip():
             raise StorageRefusal(
                 403,
                 "SignatureDoesNotMatch",
@@ -187,6 +190,29 @@ class ObjectStore:
             md5_hex = digest.hexdigest()
             self._remember(self.path(key), info, md5_hex)
         return StoredObject(key, info.st_size, md5_hex, info.st_mtime)
+
+    def freeze(self, source: str, target: str) -> StoredObject | None:
+        """A copy of ``source`` at ``target`` that no later PUT to ``source`` can change, or
+        None when there is no ``source``. It is a hard link where the disk allows: a PUT
+        replaces the file a key names and never writes into it, so the copy keeps the bytes."""
+        src, dst = self.path(source), self.path(target)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f"{dst.name}.{secrets.token_hex(4)}.part")
+        try:
+            try:
+                os.link(src, tmp)
+            except FileNotFoundError:
+                return None
+            except OSError:  # a file system without hard links
+                shutil.copyfile(src, tmp)
+            with tmp.open("rb") as handle:
+                described = self.describe(source, handle)
+                info = os.fstat(handle.fileno())
+            os.replace(tmp, dst)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self._remember(dst, info, described.md5_hex)
+        return StoredObject(target, described.size, described.md5_hex, described.modified)
 
     def delete(self, key: str) -> None:
         target = self.path(key)

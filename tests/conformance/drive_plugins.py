@@ -85,6 +85,18 @@ def main(url: str, key: str) -> int:
         ),
     )
     call("list", lambda: api.list_plugins_namespaces(NS, authorization=auth))
+    call("available", lambda: api.list_available_org_plugins_namespaces(NS, authorization=auth))
+    call(
+        "upload form",
+        lambda: api.upload_plugin_namespaces(
+            NS,
+            ("sdk_form.zip", archive()),
+            "sdk_form",
+            "1.0.0",
+            authorization=auth,
+            description="the one-request upload",
+        ),
+    )
     call("undeploy", lambda: api.undeploy_plugin_namespaces(NS, plugin_id, authorization=auth))
     call("delete", lambda: api.delete_plugin_namespaces(NS, plugin_id, authorization=auth))
     return 1 if FAILED else 0

@@ -21,7 +21,10 @@ APP_CALLS = [
     "versions", "versions items", "version", "download", "download GET", "diff", "restore",
     "promote", "environments",
 ]  # fmt: skip
-PLUGIN_CALLS = ["upload", "confirm", "deploy", "status", "get", "list", "undeploy", "delete"]
+PLUGIN_CALLS = [
+    "upload", "confirm", "deploy", "status", "get", "list", "available", "upload form",
+    "undeploy", "delete",
+]  # fmt: skip
 
 
 def drive(script: str, version: str, emulator: EmulatorHandle) -> list[dict[str, Any]]:
@@ -64,6 +67,8 @@ def test_the_official_plugins_sdk_runs_the_whole_plugin_workflow(
     parsed = {c["call"]: c["model"] for c in calls}
     assert parsed["status"] == "PluginStatusResponse"
     assert parsed["get"] == "ApiNamespacesPluginsModelsPluginDetailResponse"
+    assert parsed["available"] == "AvailableOrgPluginsResponse"
+    assert parsed["upload form"] == "PluginUploadResponse"
 
 
 def test_the_apps_contract_is_what_the_official_sdk_defines() -> None:

@@ -243,3 +243,30 @@ def test_unknown_routes_answer_in_the_api_envelope() -> None:
     assert response.json()["status"] == 404 and response.json()["success"] is False
     assert other.status_code == 405
     assert other.json()["error"]["type"] == "MethodNotAllowedError"
+
+
+def test_a_restart_with_the_same_apps_finds_them_instead_of_adding_twins(tmp_path: Path) -> None:
+    """A CI job restarts with the same --data-dir and --app: after the app was deleted and its
+    slug taken again, or the app renamed, there is one app of that slug, whose id is printed."""
+    auth = {"Authorization": f"Bearer {KEY}"}
+    args = ("--data-dir", str(tmp_path), "--app", "my-site", "--app", "other-site")
+    with cli(*args) as (_, url):
+        assert httpx.delete(f"{url}/v1/apps/app_my_site", headers=auth).status_code == 200
+        mine = httpx.post(
+            f"{url}/v1/apps", headers=auth, json={"slug": "my-site", "meta": {"title": "m"}}
+        )
+        renamed = httpx.patch(
+            f"{url}/v1/apps/app_other_site", headers=auth, json={"slug": "renamed-site"}
+        )
+        assert renamed.status_code == 200
+    with cli(*args) as (proc, url):
+        assert proc.stdout is not None
+        printed = [proc.stdout.readline().strip() for _ in args[3::2]]  # after the URL line
+        mine_now = httpx.get(f"{url}/v1/apps", headers=auth, params={"slug": "my-site"}).json()
+        other_now = httpx.get(f"{url}/v1/apps", headers=auth, params={"slug": "other-site"}).json()
+    assert [a["app_id"] for a in mine_now["results"]] == [mine.json()["app_id"]]
+    [other] = other_now["results"]
+    assert other["app_id"] != "app_other_site"  # that id is the renamed app's
+    assert sorted(printed) == sorted(
+        [f"app {mine.json()['app_id']} my-site", f"app {other['app_id']} other-site"]
+    )

@@ -4,10 +4,13 @@ plugins, promotion's asset prefix, the routes users' own programs call, and S3's
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import time
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -71,7 +74,7 @@ def test_the_switch_refuses_a_spelling_it_does_not_know() -> None:
         check=False,
     )
     assert done.returncode == 2
-    assert "MIXPEEK_EMULATOR_PLUGIN_STATUS_CASE is 'Title'; use lower or upper" in done.stderr
+    assert "MIXPEEK_EMULATOR_PLUGIN_STATUS_CASE is 'title'; use lower or upper" in done.stderr
 
 
 def test_a_plugin_without_realtime_py_is_deployed_batch_only(emulator: EmulatorHandle) -> None:
@@ -326,3 +329,232 @@ def test_an_object_key_with_a_newline_is_reachable() -> None:
     finally:
         handle.running.stop()
     assert put.status_code == 200
+
+
+# ---------------------------------------------------------- what a hostile review found
+
+
+def test_a_path_ending_in_a_newline_is_served_as_its_route_not_a_500(
+    emulator: EmulatorHandle,
+) -> None:
+    with emulator.api() as c:
+        created = c.post("/v1/apps%0A", json={"slug": "newline-path", "meta": {"title": "t"}})
+        upload = c.post(f"{NS}/uploads%0A", json={"name": "nl_plugin", "version": "1.0.0"})
+    assert created.status_code == 200  # as Starlette, and so the service, routes it
+    assert upload.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "where"),
+    [
+        ("/v1/apps", {"slug": "my-site\n", "meta": {"title": "t"}}, "body.slug"),
+        (f"{NS}/uploads", {"name": "abc\n", "version": "1.0.0"}, ["body", "name"]),
+        (f"{NS}/uploads", {"name": "abc", "version": "1.0.0\n"}, ["body", "version"]),
+        (f"{NS}/uploads", {"name": "abc", "version": "\u0661.0.0"}, ["body", "version"]),
+    ],
+)
+def test_patterns_mean_what_their_ecma_writers_meant(
+    emulator: EmulatorHandle, path: str, body: dict[str, Any], where: Any
+) -> None:
+    """``$`` is the end of the text (not before a final newline), ``\\d`` an ASCII digit."""
+    with emulator.api() as c:
+        answer = c.post(path, json=body)
+    assert answer.status_code == 422
+    got = answer.json()
+    found = (
+        got["detail"][0]["loc"]
+        if "detail" in got
+        else got["error"]["details"]["validation_errors"][0]["location"]
+    )
+    assert found == where
+    with emulator.api() as c:
+        assert c.get("/v1/namespaces/ns%0A/plugins").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"slug": "big-number", "meta": {"title": "t"}, "is_active": ' + b"9" * 5000 + b"}",
+        b'{"slug": "lone-title", "meta": {"title": "\\ud800"}}',
+    ],
+    ids=["deep", "long-number", "lone-surrogate"],
+)
+def test_hostile_json_is_a_422_and_stores_nothing(emulator: EmulatorHandle, raw: bytes) -> None:
+    with emulator.api() as c:
+        answer = c.post("/v1/apps", content=raw, headers={"Content-Type": "application/json"})
+        listed = c.get("/v1/apps")
+    assert answer.status_code == 422
+    assert answer.json()["error"]["details"]["validation_errors"][0]["type"] == "json_invalid"
+    assert listed.status_code == 200
+    assert listed.json()["results"] == []
+
+
+def test_a_body_sent_as_another_media_type_is_not_read_as_json(
+    emulator: EmulatorHandle,
+) -> None:
+    body = '{"name": "typed", "version": "1.0.0"}'
+    with emulator.api() as c:
+        plain = c.post(f"{NS}/uploads", content=body, headers={"Content-Type": "text/plain"})
+        untyped = c.post(f"{NS}/uploads", content=body)  # no type at all: read as JSON
+    assert plain.status_code == 422
+    assert plain.json()["detail"][0]["loc"] == ["body"]
+    assert untyped.status_code == 200
+
+
+def test_a_422_names_a_key_with_a_dot_as_one_key(emulator: EmulatorHandle) -> None:
+    with emulator.api() as c:
+        answer = c.post(f"{NS}/uploads", json={"name": "dotty", "version": "1.0.0", "a.b": 1})
+    assert answer.json()["detail"][0]["loc"] == ["body", "a.b"]
+
+
+def test_deleting_an_app_leaves_what_other_apps_and_plugins_keep(
+    emulator: EmulatorHandle,
+) -> None:
+    """A deploy may name any key, another app's bundle included; deleting its app removes
+    only the app's own."""
+    mine = emulator.create_app("keeper-site")
+    key = emulator.upload_bundle(mine, {"index.html": "<h1>kept</h1>"})
+    with emulator.api() as c:
+        c.post(f"/v1/apps/{mine}/deploy", json={"bundle_s3_key": key}).raise_for_status()
+        assert wait_until(lambda: emulator.served_version(mine, "production") == 1)
+        other = emulator.create_app("borrower-site")
+        c.post(f"/v1/apps/{other}/deploy", json={"bundle_s3_key": key}).raise_for_status()
+        assert wait_until(lambda: emulator.served_version(other, "production") == 1)
+        c.delete(f"/v1/apps/{other}").raise_for_status()
+        verified = c.post(f"/v1/apps/{mine}/deploy/verify-upload", json={"bundle_s3_key": key})
+    assert verified.json()["exists"] is True
+    site = httpx.get(f"{emulator.url}/_sites/{mine}/production/")
+    assert site.text == "<h1>kept</h1>"
+
+
+def put(url: str, files: dict[str, str]) -> None:
+    answer = httpx.put(url, content=make_zip(files), headers={"Content-Type": "application/zip"})
+    answer.raise_for_status()
+
+
+def test_a_put_after_deploy_or_confirm_changes_nothing_served(emulator: EmulatorHandle) -> None:
+    """A presigned URL stays valid for its hour; the build and the validated plugin keep their
+    own copies, so a second PUT changes neither the live site nor the deployed code."""
+    app_id = emulator.create_app("frozen-site")
+    with emulator.api() as c:
+        slot = c.post(f"/v1/apps/{app_id}/deploy/upload-url", json={"filename": "a.zip"}).json()
+        put(slot["upload_url"], {"index.html": "<h1>built</h1>"})
+        c.post(f"/v1/apps/{app_id}/deploy", json={"bundle_s3_key": slot["bundle_s3_key"]})
+        assert wait_until(lambda: emulator.served_version(app_id, "production") == 1)
+        put(slot["upload_url"], {"index.html": "<h1>never deployed</h1>"})
+
+        plugin = c.post(f"{NS}/uploads", json={"name": "frozen", "version": "1.0.0"}).json()
+        put(plugin["presigned_url"], REALTIME)
+        c.post(f"{NS}/uploads/{plugin['upload_id']}/confirm").raise_for_status()
+        put(plugin["presigned_url"], {**REALTIME, "pipeline.py": "import subprocess\n"})
+        detail = c.get(f"{NS}/frozen_1_0_0", params={"return_presigned_urls": "true"}).json()
+    assert httpx.get(f"{emulator.url}/_sites/{app_id}/production/").text == "<h1>built</h1>"
+    served = httpx.get(detail["presigned_download_url"]).content
+    assert hashlib.sha256(served).hexdigest() == detail["plugin"]["code_hash"]
+    assert served == make_zip(REALTIME)
+
+
+def test_a_confirm_after_the_same_plugin_was_registered_is_a_documented_400(
+    emulator: EmulatorHandle,
+) -> None:
+    with emulator.api() as c:
+        slot = c.post(f"{NS}/uploads", json={"name": "racer", "version": "1.0.0"}).json()
+        httpx.put(
+            slot["presigned_url"],
+            content=make_zip(REALTIME),
+            headers={"Content-Type": "application/zip"},
+        ).raise_for_status()
+        first = c.post(
+            NS,
+            files={"file": ("p.zip", make_zip(REALTIME), "application/zip")},
+            data={"name": "racer", "version": "1.0.0"},
+        )
+        late = c.post(f"{NS}/uploads/{slot['upload_id']}/confirm")
+    assert first.status_code == 200
+    assert late.status_code == 400  # spec 0.81 lists no 409 for confirm
+    assert "already exists" in late.json()["error"]["message"]
+
+
+def test_the_form_upload_checks_the_key_first_and_its_fields_like_a_body(
+    emulator: EmulatorHandle,
+) -> None:
+    malformed = httpx.post(
+        f"{emulator.url}{NS}",
+        content=b"--x\r\nnot a part",
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+    )
+    with emulator.api() as c:
+        extra = c.post(
+            NS,
+            files={"file": ("p.zip", make_zip(REALTIME), "application/zip")},
+            data={"name": "extra", "version": "1.0.0", "deploy": "true"},
+        )
+    assert malformed.status_code == 401
+    assert extra.status_code == 422
+    assert extra.json()["detail"] == [
+        {
+            "loc": ["body", "deploy"],
+            "msg": "Extra inputs are not permitted",
+            "type": "extra_forbidden",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("filename", "content_type"),
+    [("..", "application/zip"), ("site.zip", "application/zip; charset=binary")],
+)
+def test_every_presigned_url_can_be_used_as_given(
+    emulator: EmulatorHandle, filename: str, content_type: str
+) -> None:
+    app_id = emulator.create_app("usable-site")
+    with emulator.api() as c:
+        slot = c.post(
+            f"/v1/apps/{app_id}/deploy/upload-url",
+            json={"filename": filename, "content_type": content_type},
+        ).json()
+    put = httpx.put(
+        slot["upload_url"],
+        content=make_zip({"index.html": "x"}),
+        headers={"Content-Type": content_type},
+    )
+    assert put.status_code == 200, put.text
+    with emulator.api() as c:
+        verified = c.post(
+            f"/v1/apps/{app_id}/deploy/verify-upload", json={"bundle_s3_key": slot["bundle_s3_key"]}
+        )
+    assert verified.json()["exists"] is True
+
+
+def test_a_storage_refusal_is_well_formed_xml(emulator: EmulatorHandle) -> None:
+    app_id = emulator.create_app("xml-site")
+    with emulator.api() as c:
+        slot = c.post(
+            f"/v1/apps/{app_id}/deploy/upload-url", json={"filename": "R&D <v2>.zip"}
+        ).json()
+    refused = httpx.put(slot["upload_url"], content=b"x", headers={"Content-Type": "text/plain"})
+    assert refused.status_code == 403
+    root = ElementTree.fromstring(refused.content)
+    assert root.findtext("Key") == slot["bundle_s3_key"]
+    assert root.findtext("Code") == "SignatureDoesNotMatch"
+
+
+def test_a_log_stream_ends_when_its_app_is_deleted() -> None:
+    handle = start_emulator(timing=Timing(0.05, 2.0, 0.1))
+    try:
+        app_id = handle.create_app("streamed-away")
+        key = handle.upload_bundle(app_id, {"index.html": "x"})
+        with handle.api() as c:
+            deploy_id = c.post(f"/v1/apps/{app_id}/deploy", json={"bundle_s3_key": key}).json()[
+                "deploy_id"
+            ]
+            with c.stream("GET", f"/v1/apps/{app_id}/deploys/{deploy_id}/logs/stream") as stream:
+                lines = stream.iter_lines()
+                assert next(line for line in lines if line).startswith("data: ")
+                c.delete(f"/v1/apps/{app_id}").raise_for_status()
+                rest = [line for line in lines if line]
+    finally:
+        handle.running.stop()
+    assert "event: done" not in rest
+    assert not any("Deploy complete!" in line for line in rest)

@@ -146,7 +146,9 @@ def delete_app(ctx: Ctx, app_id: str) -> dict[str, Any]:
 @router.post("/apps/{app_id}/deploy/upload-url")
 def upload_url(ctx: Ctx, app_id: str, body: Body) -> dict[str, Any]:
     app_or_404(ctx, app_id)
-    name = Path(body["filename"]).name or "bundle.zip"
+    name = Path(body["filename"]).name
+    if name in ("", ".", ".."):  # a dot segment, which clients resolve away in the URL
+        name = "bundle.zip"
     key = f"app-builds/{app_id}/{new_id('up')}/{name}"
     content_type = body.get("content_type") or "application/zip"
     url = ctx.objects.presign(
@@ -176,9 +178,16 @@ def deploy(ctx: Ctx, app_id: str, body: Body) -> dict[str, Any]:
     app = app_or_404(ctx, app_id)
     environment = environment_of(body)
     key = bundle_key_of(body)
-    bundle = inspect_app_bundle(ctx.objects.path(key) if ctx.objects.exists(key) else None)
+    deploy_id = new_id("dep")
+    # The build's own copy of the bundle, taken before it is read: a later PUT to the upload
+    # URL can change neither this build nor, once it is a version, what is served.
+    archive = f"app-builds/{app.app_id}/{deploy_id}/bundle.zip"
+    copied = ctx.objects.freeze(key, archive) is not None
+    bundle = inspect_app_bundle(ctx.objects.path(archive) if copied else None)
     with ctx.store.lock:
-        d = new_deploy(ctx, app.app_id, environment, key, body, bundle)
+        app_or_404(ctx, app_id)  # not deleted while the bundle was read
+        d = new_deploy(ctx, deploy_id, app.app_id, environment, key, body, bundle)
+        d.archive_key = archive if copied else None
         ctx.store.state.deploys[d.deploy_id] = d
         ctx.store.save()
     return {  # DeployResponse: queued; the status and the log stream tell the rest
@@ -206,13 +215,19 @@ def bundle_key_of(body: dict[str, Any]) -> str:
 
 
 def new_deploy(
-    ctx: Context, app_id: str, environment: str, key: str, body: dict[str, Any], bundle: AppBundle
+    ctx: Context,
+    deploy_id: str,
+    app_id: str,
+    environment: str,
+    key: str,
+    body: dict[str, Any],
+    bundle: AppBundle,
 ) -> Deploy:
     """The deploy, queued now. Its outcome is decided here and revealed as its stages pass, so
     a restart neither loses nor repeats it: an unusable bundle or a ``deploy_fail`` fails it."""
     forced = ctx.faults.take("deploy_fail")
     return Deploy(
-        deploy_id=new_id("dep"),
+        deploy_id=deploy_id,
         app_id=app_id,
         environment=environment,
         message=body.get("message") or DEFAULT_MESSAGE,
@@ -259,12 +274,15 @@ async def _log_events(
 ) -> AsyncIterator[bytes]:
     """Cached lines first, then each line when the build reaches it; ``done`` at the end. A
     shutdown ends the stream where it is, without ``done``, as a restarting server would: the
-    client reconnects or falls back to polling the status."""
+    client reconnects or falls back to polling the status. A deploy whose app is deleted
+    meanwhile ends its stream there too: it has no more to tell."""
     for sent, (at, line) in enumerate(d.log_schedule()):
         delay = at - time.time()
         if delay > 0 and await ctx.closing.wait(delay):
             return
-        if cut_after is not None and sent >= cut_after:
+        if (
+            cut_after is not None and sent >= cut_after
+        ) or d.deploy_id not in ctx.store.state.deploys:
             return
         yield f"data: {json.dumps({'ts': at, 'line': line})}\n\n".encode()
     ctx.store.settle()
@@ -294,7 +312,7 @@ def get_version(ctx: Ctx, app_id: str, version: int) -> dict[str, Any]:
 def download_version(ctx: Ctx, app_id: str, version: int) -> dict[str, Any]:
     with ctx.store.lock:
         v = version_or_404(app_or_404(ctx, app_id), version)
-    url = ctx.objects.presign("GET", v.bundle_s3_key or "", expires_in=3600)
+    url = ctx.objects.presign("GET", v.archive or "", expires_in=3600)
     return {
         "download_url": url,
         "version": v.version,

@@ -10,21 +10,33 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, Request
+from starlette.datastructures import FormData, UploadFile
 
+from .. import contract
 from ..bundles import inspect_plugin_archive
-from ..context import ApiFailure, Body, Context, context, invalid, not_found, signed_at
+from ..context import (
+    ApiFailure,
+    Body,
+    Context,
+    check_body,
+    context,
+    invalid,
+    not_found,
+    problem,
+    signed_at,
+)
 from ..contract import PLUGIN_ARCHIVE_LIMIT
 from ..state import Plugin, PluginUpload, iso, new_id
-from ..storage import CHUNK
+from ..storage import CHUNK, StoredObject
 
 # The emulator holds every namespace a client names, but one whose id no service could have
 # made (a space, a control character, a slash) is not found, as it would be there.
-NAMESPACE_ID: Final = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+NAMESPACE_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def namespace(namespace_id: str) -> None:
-    if not NAMESPACE_ID.match(namespace_id):
+    if not NAMESPACE_ID.fullmatch(namespace_id):
         raise ApiFailure(
             404,
             "NotFoundError",
@@ -35,8 +47,8 @@ def namespace(namespace_id: str) -> None:
 
 router = APIRouter(prefix="/namespaces/{namespace_id}/plugins", dependencies=[Depends(namespace)])
 Ctx = Annotated[Context, Depends(context)]
-PLUGIN_NAME: Final = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{2,63}$")
-PLUGIN_VERSION: Final = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
+PLUGIN_NAME: Final = re.compile(r"[a-zA-Z][a-zA-Z0-9_]{2,63}")
+PLUGIN_VERSION: Final = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")
 # The emulator is one organization; ids have the documented ``org_`` prefix.
 ORGANIZATION_ID: Final = "org_emulator"
 
@@ -55,31 +67,28 @@ def plugin_or_404(ctx: Context, namespace_id: str, plugin_id: str) -> Plugin:
 def _name_and_version(body: dict[str, Any]) -> None:
     """The documented rules: ``^[a-zA-Z][a-zA-Z0-9_]{2,63}$`` and ``X.Y.Z``."""
     problems = []
-    if not PLUGIN_NAME.match(body["name"]):
+    if not PLUGIN_NAME.fullmatch(body["name"]):
         problems.append(
-            {
-                "type": "string_pattern_mismatch",
-                "location": "body.name",
-                "message": "name must start with a letter and have 3-64 letters, digits or "
-                "underscores",
-            }
+            problem(
+                "string_pattern_mismatch",
+                ["body", "name"],
+                "name must start with a letter and have 3-64 letters, digits or underscores",
+            )
         )
-    if not PLUGIN_VERSION.match(body["version"]):
+    if not PLUGIN_VERSION.fullmatch(body["version"]):
         problems.append(
-            {
-                "type": "string_pattern_mismatch",
-                "location": "body.version",
-                "message": "version must be X.Y.Z",
-            }
+            problem("string_pattern_mismatch", ["body", "version"], "version must be X.Y.Z")
         )
     if problems:
         raise invalid(problems)
 
 
-def _exists(name: str, version: str, namespace_id: str, plugin_id: str) -> ApiFailure:
+def _exists(
+    name: str, version: str, namespace_id: str, plugin_id: str, status: int = 409
+) -> ApiFailure:
     return ApiFailure(
-        409,
-        "AlreadyExistsError",
+        status,
+        "AlreadyExistsError" if status == 409 else "BadRequestError",
         f"Plugin {name} version {version} already exists in namespace {namespace_id}",
         code="plugin_exists",
         details={"plugin_id": plugin_id, "resource": "plugin"},
@@ -125,11 +134,8 @@ def plugin_upload(ctx: Ctx, namespace_id: str, body: Body) -> dict[str, Any]:
     }
 
 
-def _upload_to_confirm(
-    ctx: Context, namespace_id: str, upload_id: str, body: dict[str, Any]
-) -> PluginUpload:
-    """The upload to confirm, once its archive is stored and matches the ``etag`` and
-    ``file_size_bytes`` the client gives (both optional, "for integrity verification")."""
+def _upload_to_confirm(ctx: Context, namespace_id: str, upload_id: str) -> PluginUpload:
+    """The upload, if it can still be confirmed: not confirmed yet, not expired."""
     with ctx.store.lock:
         upload = ctx.store.state.uploads.get(upload_id)
         if upload is None or upload.namespace_id != namespace_id:
@@ -140,14 +146,12 @@ def _upload_to_confirm(
             raise ApiFailure(
                 400, "BadRequestError", f"Upload {upload_id} has expired; start a new upload"
             )
-    stored = ctx.objects.stored(upload.s3_key)
-    if stored is None:
-        raise ApiFailure(
-            404,
-            "NotFoundError",
-            f"No archive was uploaded for upload {upload_id}",
-            details={"id": upload_id, "resource": "upload"},
-        )
+    return upload
+
+
+def _as_expected(stored: StoredObject, body: dict[str, Any], upload_id: str) -> None:
+    """The archive matches the ``etag`` and ``file_size_bytes`` a confirm gives (both
+    optional, "for integrity verification"), or a 400 says which does not."""
     etag, size = body.get("etag"), body.get("file_size_bytes")
     if etag and etag.strip('"') != stored.md5_hex:
         raise ApiFailure(
@@ -160,14 +164,21 @@ def _upload_to_confirm(
             f"file_size_bytes {size} does not match the {stored.size} bytes uploaded for "
             f"{upload_id}",
         )
-    return upload
 
 
 @router.post("/uploads/{upload_id}/confirm")
 def plugin_confirm(ctx: Ctx, namespace_id: str, upload_id: str, body: Body) -> dict[str, Any]:
-    upload = _upload_to_confirm(ctx, namespace_id, upload_id, body)
+    upload = _upload_to_confirm(ctx, namespace_id, upload_id)
     plugin = _register(
-        ctx, namespace_id, upload.name, upload.version, upload.description, upload.s3_key, upload
+        ctx,
+        namespace_id,
+        upload.name,
+        upload.version,
+        upload.description,
+        upload.s3_key,
+        upload_id,
+        upload=upload,
+        expected=body,
     )
     return {
         **plugin.registered(),
@@ -177,29 +188,62 @@ def plugin_confirm(ctx: Ctx, namespace_id: str, upload_id: str, body: Body) -> d
 
 
 @router.post("")
-async def plugin_upload_multipart(
-    ctx: Ctx,
-    namespace_id: str,
-    file: Annotated[UploadFile, File()],
-    name: Annotated[str, Form()],
-    version: Annotated[str, Form()],
-    description: Annotated[str | None, Form()] = None,
-) -> dict[str, Any]:
+async def plugin_upload_multipart(ctx: Ctx, namespace_id: str, request: Request) -> dict[str, Any]:
     """The one-request upload (``multipart/form-data``): the archive is stored, validated and
-    registered as the presigned flow's confirm does; deploying is still a separate call."""
-    _name_and_version({"name": name, "version": version})
-    plugin_id = plugin_id_for(name, version)
-    if plugin_id in ctx.store.plugins_of(namespace_id):
-        raise _exists(name, version, namespace_id, plugin_id)
-    if file.size is not None and file.size > PLUGIN_ARCHIVE_LIMIT:
-        raise ApiFailure(
-            400,
-            "BadRequestError",
-            f"The plugin archive has {file.size} bytes; the limit is {PLUGIN_ARCHIVE_LIMIT}",
+    registered as the presigned flow's confirm does; deploying is still a separate call. The
+    form is read here, after the key and the namespace are checked (FastAPI reads form
+    parameters before any dependency), and held to the contract's form like any JSON body."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > PLUGIN_ARCHIVE_LIMIT + FORM_OVERHEAD:
+        raise _too_large(int(declared))
+    async with request.form(max_files=1, max_fields=8) as form:
+        fields = _form_fields(form)
+        file = form["file"]
+        assert isinstance(file, UploadFile)
+        if file.size is not None and file.size > PLUGIN_ARCHIVE_LIMIT:
+            raise _too_large(file.size)
+        upload_id = new_id("plu")
+        key = _archive_key(
+            namespace_id, upload_id, plugin_id_for(fields["name"], fields["version"])
         )
-    key = _archive_key(namespace_id, new_id("plu"), plugin_id)
-    await ctx.objects.write(key, _chunks(file), content_md5=None)
-    return _register(ctx, namespace_id, name, version, description, key).registered()
+        await ctx.objects.write(key, _chunks(file), content_md5=None)
+    plugin = _register(
+        ctx,
+        namespace_id,
+        fields["name"],
+        fields["version"],
+        fields.get("description"),
+        key,
+        upload_id,
+    )
+    return plugin.registered()
+
+
+FORM_OVERHEAD: Final = 1024 * 1024  # boundaries and the small fields around the archive
+
+
+def _too_large(size: int) -> ApiFailure:
+    return ApiFailure(
+        400,
+        "BadRequestError",
+        f"The plugin archive has {size} bytes; the limit is {PLUGIN_ARCHIVE_LIMIT}",
+    )
+
+
+def _form_fields(form: FormData) -> dict[str, str]:
+    """The form's text fields, held to the contract's form schema (an undeclared field is
+    ``extra_forbidden``, a missing one ``missing``) and to the upload rules on name and
+    version. An empty field is a missing one, as FastAPI reads forms."""
+    given = {k: v for k, v in form.multi_items() if not (isinstance(v, str) and v == "")}
+    shown = {k: "<archive>" if isinstance(v, UploadFile) else v for k, v in given.items()}
+    op = contract.operation("POST", "/v1/namespaces/{namespace_id}/plugins")
+    assert op is not None
+    check_body(op, shown)
+    if not isinstance(given["file"], UploadFile):
+        raise invalid([problem("file_type", ["body", "file"], "file must be a file part")])
+    fields = {k: v for k, v in given.items() if isinstance(v, str)}
+    _name_and_version(fields)
+    return fields
 
 
 async def _chunks(file: UploadFile) -> AsyncIterator[bytes]:
@@ -221,11 +265,51 @@ def _register(
     version: str,
     description: str | None,
     key: str,
+    upload_id: str,
+    *,
     upload: PluginUpload | None = None,
+    expected: dict[str, Any] | None = None,
 ) -> Plugin:
-    """Validate the archive stored at ``key`` (a 400 listing what failed), then record the
-    plugin, pending a deploy, and the ``upload`` it came from as confirmed."""
+    """Validate the archive uploaded at ``key`` (a 400 listing what failed), then record the
+    plugin, pending a deploy, and the ``upload`` it came from as confirmed. The plugin keeps
+    its own copy of the archive, taken before it is read, so a later PUT to the upload URL
+    changes neither what was validated nor what is deployed."""
     plugin_id = plugin_id_for(name, version)
+    kept = f"{namespace_id}/plugins/{plugin_id}/{upload_id}.zip"
+    frozen = ctx.objects.freeze(key, kept)
+    if frozen is None:
+        raise ApiFailure(
+            404,
+            "NotFoundError",
+            f"No archive was uploaded for upload {upload_id}",
+            details={"id": upload_id, "resource": "upload"},
+        )
+    try:
+        if expected is not None:
+            _as_expected(frozen, expected, upload_id)
+        plugin = _validated(ctx, namespace_id, name, version, description, kept)
+        with ctx.store.lock:
+            if plugin_id in ctx.store.plugins_of(namespace_id):
+                # Confirm documents no 409 (spec 0.81): there, a plugin registered since the
+                # upload began is one of its 400s.
+                raise _exists(
+                    name, version, namespace_id, plugin_id, 409 if upload is None else 400
+                )
+            ctx.store.plugins_of(namespace_id)[plugin_id] = plugin
+            if upload is not None:
+                upload.confirmed = True
+            ctx.store.save()
+    except ApiFailure:
+        ctx.objects.delete(kept)
+        raise
+    return plugin
+
+
+def _validated(
+    ctx: Context, namespace_id: str, name: str, version: str, description: str | None, key: str
+) -> Plugin:
+    """The plugin of the archive at ``key``, or a 400 listing every problem the documented
+    checks find."""
     archive = ctx.objects.path(key)
     inspected = inspect_plugin_archive(archive)
     if not inspected.ok:
@@ -241,8 +325,8 @@ def _register(
                 "security_violations": [v.__dict__ for v in inspected.violations],
             },
         )
-    plugin = Plugin(
-        plugin_id=plugin_id,
+    return Plugin(
+        plugin_id=plugin_id_for(name, version),
         namespace_id=namespace_id,
         name=name,
         version=version,
@@ -254,14 +338,6 @@ def _register(
         deploy_seconds=ctx.timing.plugin_seconds,
         has_realtime=inspected.realtime,
     )
-    with ctx.store.lock:
-        if plugin_id in ctx.store.plugins_of(namespace_id):
-            raise _exists(name, version, namespace_id, plugin_id)
-        ctx.store.plugins_of(namespace_id)[plugin_id] = plugin
-        if upload is not None:
-            upload.confirmed = True
-        ctx.store.save()
-    return plugin
 
 
 def _sha256(path: Path) -> str:

@@ -34,7 +34,7 @@ def site_file(ctx: Ctx, app_id: str, environment: str, path: str) -> Response:
         app = ctx.store.state.apps.get(app_id)
         entry = app.environments.get(environment) if app is not None else None
         version = app.version(int(entry["version"])) if app and entry else None
-        key = version.bundle_s3_key if version is not None else None
+        key = version.archive if version is not None else None
     if key is None or not ctx.objects.exists(key):
         return _not_found(f"{environment} of {app_id} serves nothing")
     rel = path if path and not path.endswith("/") else f"{path}index.html"

@@ -55,6 +55,9 @@ class Deploy:
     file_count: int = 0
     settled: bool = False
     version: int | None = None
+    # The build's own copy of the bundle (a later PUT to the upload URL cannot change it);
+    # records of an earlier release have none and read the upload's key.
+    archive_key: str | None = None
 
     @property
     def done_at(self) -> float:
@@ -129,6 +132,12 @@ class Version:
     git_commit_sha: str | None
     git_commit_message: str | None
     git_author: str | None
+    archive_key: str | None = None  # the build's copy; earlier releases kept none
+
+    @property
+    def archive(self) -> str | None:
+        """Where the bytes this version serves are kept."""
+        return self.archive_key or self.bundle_s3_key
 
     def to_json(
         self, app: App, *, detail: bool = False, extensions: frozenset[str] = frozenset()
@@ -179,8 +188,10 @@ class App:
         return str(self.settings.get("template") or "generic")
 
     def update(self, fields: dict[str, Any], *, publish: bool) -> None:
-        """``UpdateAppRequest``: each given field replaces the app's; without ``publish`` the
-        change is kept as unpublished (``has_unpublished_changes``)."""
+        """``UpdateAppRequest``: each given field replaces the app's whole (``build_config``
+        included: promote's ``asset_prefix`` goes unless it is sent again); null leaves
+        ``slug``, ``meta`` and ``is_active``, which cannot be empty, and clears any other.
+        Without ``publish`` the change is kept as unpublished (``has_unpublished_changes``)."""
         if "slug" in fields and fields["slug"] is not None:
             self.slug = fields["slug"]
         if fields.get("meta") is not None:
@@ -295,6 +306,7 @@ def publish(app: App, deploy: Deploy) -> None:
         git_commit_sha=deploy.git_commit_sha,
         git_commit_message=deploy.git_commit_message,
         git_author=deploy.git_author,
+        archive_key=deploy.archive_key,
     )
     deploy.version = number
     app.versions.append(version)

@@ -34,15 +34,18 @@ class Store:
         return self.state.plugins.setdefault(namespace_id, {})
 
     def delete_app(self, app_id: str) -> list[str]:
-        """Forget the app and its deploys; returns the storage keys of its bundles."""
+        """Forget the app and its deploys; returns the storage keys of its own bundles (those
+        under its ``app-builds/<app_id>/``: a deploy may name any key, even another app's)."""
         with self.lock:
             app = self.state.apps.pop(app_id)
             deploys = [d for d in self.state.deploys.values() if d.app_id == app_id]
             for d in deploys:
                 del self.state.deploys[d.deploy_id]
             self.save()
-        keys = {d.bundle_s3_key for d in deploys} | {v.bundle_s3_key for v in app.versions}
-        return sorted(k for k in keys if k)
+        named = [k for d in deploys for k in (d.bundle_s3_key, d.archive_key)]
+        named += [k for v in app.versions for k in (v.bundle_s3_key, v.archive_key)]
+        own = f"app-builds/{app_id}/"
+        return sorted({k for k in named if k and k.startswith(own)})
 
     def save(self) -> None:
         if self.data_dir is not None:
