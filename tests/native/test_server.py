@@ -18,7 +18,7 @@ from mixpeek_pulumi import __version__
 from mixpeek_pulumi.native import wire
 from tests.emulator_fixture import EmulatorHandle
 from tests.plugin_process import native_provider
-from tests.sites import site, write_tree
+from tests.sites import plugin, site, write_tree
 
 PLUGIN = Path(sys.executable).parent / "pulumi-resource-mixpeek"
 URN = "urn:pulumi:dev::proj::mixpeek:index:AppDeploy::web"
@@ -65,6 +65,29 @@ def test_check_of_a_good_bundle_adds_its_content_digest(provider: Any, tmp_path:
     assert not answer.failures
     inputs = wire.load(answer.inputs)
     assert len(inputs["bundleSha256"]) == 64 and inputs["bundle"] == str(bundle)
+
+
+def test_check_of_a_plugin_without_realtime_py_names_the_deployment_type(
+    provider: Any, tmp_path: Path
+) -> None:
+    """Refused as the program spells the input, and not while the engine does not know it."""
+    files = {k: v for k, v in plugin().items() if k != "realtime.py"}
+    news = {
+        "namespaceId": "ns_test",
+        "name": "text_embed",
+        "version": "1.0.0",
+        "source": str(write_tree(tmp_path / "src", files)),
+    }
+
+    def failures(values: dict[str, Any]) -> dict[str, str]:
+        request = provider_pb2.CheckRequest(urn=PLUGIN_URN, olds=struct({}), news=struct(values))
+        return {f.property: f.reason for f in provider.Check(request).failures}
+
+    refused = failures({**news, "deploymentType": "realtime"})
+    assert list(refused) == ["deploymentType"]
+    assert "has no realtime.py beside manifest.py" in refused["deploymentType"]
+    assert failures({**news, "deploymentType": wire.UNKNOWN}) == {}
+    assert failures({**news, "deploymentType": "batch_only"}) == {}
 
 
 def test_a_type_the_provider_does_not_have_is_refused_in_one_sentence(provider: Any) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 import pulumi
 import pytest
 
-from mixpeek_pulumi import PluginDeployment
+from mixpeek_pulumi import AppDeploy, PluginDeployment
 from tests.engine import EngineError, Stack, run_program
-from tests.sites import plugin, write_tree
+from tests.sites import plugin, site, write_tree
 
 NS = "ns_test"
 pytestmark = pytest.mark.both_status_spellings
@@ -99,7 +99,55 @@ def test_realtime_without_realtime_py_fails_in_check_before_any_upload(
     assert stack.engine.outputs("embed")["status"] == "NOT_DEPLOYED"
 
 
-def test_a_realtime_deploy_answered_batch_only_fails_at_once(stack: Stack, tmp_path: Path) -> None:
+def test_a_realtime_plugin_in_one_top_level_folder_deploys_realtime(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """``realtime.py`` beside ``manifest.py`` counts in a top-level folder too, as the
+    quickstart zips it, for the provider's check and for the service."""
+    source = write_tree(tmp_path / "src", {f"text_embed/{k}": v for k, v in plugin().items()})
+    result = run_program(stack.engine, program(source))
+    assert result.outputs["route_prefix"] == "/inference/custom_plugin_text_embed_1_0_0"
+    assert stack.engine.outputs("embed")["status"] == "DEPLOYED"
+
+
+def test_a_preview_with_the_deployment_type_unknown_checks_nothing_of_it(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Until the engine knows it, the deployment type is not taken for its default, realtime."""
+    app_id = stack.emulator.create_app("unknown-type")
+    bundle = write_tree(tmp_path / "dist", site())
+    source = write_tree(tmp_path / "src", {k: v for k, v in plugin().items() if k != "realtime.py"})
+
+    def run() -> None:
+        made = AppDeploy("site", app_id=app_id, bundle=str(bundle))
+        PluginDeployment(
+            "embed",
+            namespace_id=NS,
+            name="text_embed",
+            version="1.0.0",
+            source=str(source),
+            deployment_type=made.deploy_id.apply(lambda _: "batch_only"),
+        )
+
+    preview = run_program(stack.engine, run, preview=True)
+    assert preview.steps == [("create", "site"), ("create", "embed")]
+
+
+def test_the_service_spells_statuses_as_this_test_asks(
+    stack: Stack, tmp_path: Path, plugin_status_case: str
+) -> None:
+    """The other tests here run twice; this one shows the emulator really answered in each
+    spelling, so neither run is the other one again."""
+    run_program(stack.engine, program(write_tree(tmp_path / "src", plugin())))
+    with stack.emulator.api() as c:
+        raw = c.get(f"/v1/namespaces/{NS}/plugins/text_embed_1_0_0/status").json()["status"]
+    assert raw == ("DEPLOYED" if plugin_status_case == "upper" else "deployed")
+
+
+@pytest.mark.parametrize("spelled", ["batch_only", "BATCH_ONLY"])
+def test_a_realtime_deploy_answered_batch_only_fails_at_once(
+    stack: Stack, tmp_path: Path, spelled: str
+) -> None:
     """Spec 0.81's batch_only_requires_enterprise answer: no waiting for a realtime rollout the
     service will never start, and the service's own reason in the sentence."""
     reason = "Plugin has realtime capabilities but namespace requires dedicated infrastructure"
@@ -110,7 +158,7 @@ def test_a_realtime_deploy_answered_batch_only_fails_at_once(stack: Stack, tmp_p
         after_handler=True,
         body={
             "status": "batch_only",
-            "deployment_type": "batch_only",
+            "deployment_type": spelled,
             "message": reason,
             "realtime_available": False,
         },
@@ -119,8 +167,9 @@ def test_a_realtime_deploy_answered_batch_only_fails_at_once(stack: Stack, tmp_p
         run_program(stack.engine, program(write_tree(tmp_path / "src", plugin())))
     assert info.value.headline == (
         "PluginDeployment 'embed': plugin text_embed_1_0_0 in namespace ns_test was deployed for "
-        f"batch processing only, not realtime ({reason}); add realtime.py to the plugin and use a "
-        "namespace on dedicated infrastructure, or set deployment_type to batch_only."
+        f"batch processing only, not realtime (status batch_only): {reason}; realtime needs a "
+        "namespace on dedicated (Enterprise) infrastructure, so use one or set deployment_type "
+        "to batch_only (the plugin stays uploaded and the next up adopts it)."
     )
     assert stack.emulator.count("GET", "/v1/namespaces/*/plugins/*/status") == 1  # before only
 

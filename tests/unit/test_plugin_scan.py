@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from mixpeek_pulumi import bundle
-from mixpeek_pulumi.plugin_scan import check_plugin, scan
+from mixpeek_pulumi import manifest as manifests
+from mixpeek_pulumi.deploy import plugins
+from mixpeek_pulumi.plugin_scan import check_plugin, has_realtime, scan
+from mixpeek_pulumi.spec import PluginDeploymentInputs
 from tests.sites import plugin, write_tree
 
 
@@ -31,3 +34,35 @@ def test_syntax_errors_are_reported_with_a_line() -> None:
     assert [str(f) for f in scan("pipeline.py", "def broken(:\n")] == [
         "pipeline.py:1:12: syntax error: invalid syntax"
     ]
+
+
+def test_realtime_needs_realtime_py_beside_the_manifest(tmp_path: Path) -> None:
+    """At the root or in one top-level folder, as ``manifest.py`` may be; anywhere else it is
+    not the plugin's."""
+    without = {k: v for k, v in plugin().items() if k != "realtime.py"}
+    layouts = {
+        "root": (plugin(), True),
+        "folder": ({f"text_embed/{k}": v for k, v in plugin().items()}, True),
+        "elsewhere": ({**without, "extra/realtime.py": plugin()["realtime.py"]}, False),
+        "none": (without, False),
+    }
+    for name, (files, expected) in layouts.items():
+        found = has_realtime(bundle.collect(write_tree(tmp_path / name, files), bundle.Excludes()))
+        assert found is expected, name
+
+
+def test_code_a_stack_has_deployed_realtime_is_not_refused_again(tmp_path: Path) -> None:
+    """A stack an earlier emulator deployed realtime without realtime.py goes on as it is; a
+    new one, or new code, is refused."""
+    source = write_tree(tmp_path / "src", {k: v for k, v in plugin().items() if k != "realtime.py"})
+    inputs = PluginDeploymentInputs(
+        namespace_id="ns", name="text_embed", version="1.0.0", source=str(source)
+    )
+    digest = manifests.of_files(plugins.collect(str(source)))[0]
+    kept = {"namespace_id": "ns", "name": "text_embed", "version": "1.0.0"}
+    _, fresh = plugins.check(inputs, set(), {})
+    _, deployed = plugins.check(
+        inputs, set(), {**kept, "code_sha256": digest, "deployment_type": "realtime"}
+    )
+    assert [f.field for f in fresh] == ["deployment_type"]
+    assert deployed == []

@@ -89,16 +89,9 @@ def check(
                 f"{listed}.",
             )
         ]
-    if inputs.deployment_type == "realtime" and not has_realtime(files):
-        return {}, [
-            Failure(
-                "deployment_type",
-                f"Plugin {inputs.name} {inputs.version} asks for a realtime deployment, but its "
-                f"source at {inputs.source} has no realtime.py beside manifest.py, and the "
-                "service deploys such a plugin for batch processing only; add realtime.py, or "
-                "set deployment_type to batch_only.",
-            )
-        ]
+    no_realtime = _no_realtime(inputs, files, unknown, olds, digest)
+    if no_realtime is not None:
+        return {}, [no_realtime]
     same_version = all(
         olds.get(k) == getattr(inputs, k) for k in ("namespace_id", "name", "version")
     )
@@ -126,6 +119,30 @@ def diff(olds: PluginDeploymentState, news: Mapping[str, Any], unknown: set[str]
         return found
     # A new version with other code: which files differ from the deployed one.
     return found.with_notes([manifests.summary("source", olds.code_files, new)])
+
+
+def _no_realtime(
+    inputs: PluginDeploymentInputs,
+    files: list[bundles.SourceFile],
+    unknown: set[str],
+    olds: Mapping[str, Any],
+    digest: str | None,
+) -> Failure | None:
+    """A realtime deployment of a source without realtime.py, which the service deploys for
+    batch processing only. Not while the deployment type is unknown (a preview), and not for
+    the code a stack already has deployed realtime: what the service accepted stays."""
+    if "deployment_type" in unknown or inputs.deployment_type != "realtime":
+        return None
+    kept = olds.get("code_sha256") == digest and olds.get("deployment_type") == "realtime"
+    if kept or has_realtime(files):
+        return None
+    return Failure(
+        "deployment_type",
+        f"Plugin {inputs.name} {inputs.version} asks for a realtime deployment, but its source "
+        f"at {inputs.source} has no realtime.py beside manifest.py, and the service deploys "
+        "such a plugin for batch processing only; add realtime.py, or set deployment_type to "
+        "batch_only.",
+    )
 
 
 def deployed(status: PluginStatusResponse, deployment_type: str) -> bool:
@@ -385,22 +402,27 @@ class PluginRollout:
         self.op.say(
             f"deploy of {plugin_id} requested ({inputs.deployment_type}): {response.status}"
         )
-        if inputs.deployment_type == "realtime" and response.deployment_type == "batch_only":
+        chosen = (response.deployment_type or "").lower()
+        if inputs.deployment_type == "realtime" and chosen == "batch_only":
             raise self._batch_only(inputs, plugin_id, response)
         return self._outcome(inputs, plugin_id, self._wait(inputs, plugin_id, digest))
 
     def _batch_only(
         self, inputs: PluginDeploymentInputs, plugin_id: str, response: PluginDeployResponse
     ) -> DeployFailedError:
-        """A realtime deploy the service answered with a batch-only one (spec 0.81: a plugin
-        without realtime.py, or a namespace without dedicated infrastructure)."""
+        """A realtime deploy the service answered with a batch-only one (spec 0.81's
+        batch_only_requires_enterprise: realtime needs a namespace on dedicated infrastructure;
+        a source without realtime.py never gets here, ``check`` refuses it)."""
         reason = response.message or "the service gave no reason"
+        status = response.status or "batch_only"
         return self.op.failed(
             f"plugin {plugin_id} in namespace {inputs.namespace_id} was deployed for batch "
-            f"processing only, not realtime ({reason}); add realtime.py to the plugin and use a "
-            "namespace on dedicated infrastructure, or set deployment_type to batch_only",
+            f"processing only, not realtime (status {status}): {reason}; realtime needs a "
+            "namespace on dedicated (Enterprise) infrastructure, so use one or set "
+            "deployment_type to batch_only (the plugin stays uploaded and the next up adopts "
+            "it)",
             subject=plugin_id,
-            status=response.status or "batch_only",
+            status=status,
             reason=reason,
         )
 
