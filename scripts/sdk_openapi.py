@@ -71,7 +71,7 @@ def _responses(source: str, models: Any) -> dict[str, Any]:
             answers[status] = {"description": "No body"}
             continue
         schema = {"type": "object"} if name == "object" else {"$ref": REF.format(model=name)}
-        if name not in ("object",) and not hasattr(models, name):
+        if name != "object" and not hasattr(models, name):
             raise SystemExit(f"the SDK names a response model {name} it does not define")
         answers[status] = {
             "description": "Successful Response" if status == "200" else name,
@@ -99,7 +99,7 @@ def _operation(api: type, name: str, models: Any) -> tuple[str, str, dict[str, A
         "responses": _responses(source, models),
     }
     for parameter in signature.parameters.values():
-        if parameter.name in ("self",) or parameter.name.startswith("_"):
+        if parameter.name == "self" or parameter.name.startswith("_"):
             continue
         required = parameter.default is inspect.Parameter.empty
         named += _models_in(parameter.annotation)

@@ -28,7 +28,7 @@ from .storage import ObjectStore
 
 class ApiFailure(Exception):
     """An error answer: status, ``error.type``, message, code, details; a 422 also carries its
-    ``problems`` (``{type, location, message}`` each), which each family shapes its own way."""
+    ``problems`` (``problem()`` each), which each family shapes its own way."""
 
     def __init__(
         self,

@@ -31,7 +31,11 @@ BATCH_ONLY = {k: v for k, v in REALTIME.items() if k != "realtime.py"}
 def rollout(emulator: EmulatorHandle, name: str, files: dict[str, str]) -> list[str]:
     """Upload, confirm and deploy a plugin; every status read until a terminal one."""
     assert emulator.seed_plugin("ns_wire", name, "1.0.0", files).status_code == 200
-    plugin_id = f"{name}_1_0_0"
+    return deploy_and_watch(emulator, f"{name}_1_0_0")
+
+
+def deploy_and_watch(emulator: EmulatorHandle, plugin_id: str) -> list[str]:
+    """Deploy a registered plugin; every status read until a terminal one."""
     seen: list[str] = []
     with emulator.api() as c:
         c.post(f"{NS}/{plugin_id}/deploy").raise_for_status()
@@ -275,14 +279,7 @@ def test_the_one_request_plugin_upload_validates_and_registers(
     assert "blocked import 'subprocess'" in unsafe.json()["error"]["message"]
     assert unnamed.status_code == 422
     assert_matches(unnamed.json(), "HTTPValidationError", "plugins")
-    assert rollout_of(emulator, "formed_1_0_0") == "deployed"
-
-
-def rollout_of(emulator: EmulatorHandle, plugin_id: str) -> str:
-    with emulator.api() as c:
-        c.post(f"{NS}/{plugin_id}/deploy").raise_for_status()
-        assert wait_until(lambda: c.get(f"{NS}/{plugin_id}/status").json()["status"] == "deployed")
-        return str(c.get(f"{NS}/{plugin_id}/status").json()["status"])
+    assert deploy_and_watch(emulator, "formed_1_0_0")[-1] == "deployed"
 
 
 def test_available_lists_the_organizations_plugins_not_the_namespaces(

@@ -13,7 +13,6 @@ from typing import Annotated, Any, Final, Literal
 from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import FormData, UploadFile
 
-from .. import contract
 from ..bundles import inspect_plugin_archive
 from ..context import (
     ApiFailure,
@@ -21,12 +20,13 @@ from ..context import (
     Context,
     check_body,
     context,
+    documented,
     invalid,
     not_found,
     problem,
     signed_at,
 )
-from ..contract import PLUGIN_ARCHIVE_LIMIT
+from ..contract import PLUGIN_ARCHIVE_LIMIT, Operation
 from ..state import Plugin, PluginUpload, iso, new_id
 from ..storage import CHUNK, StoredObject
 
@@ -196,10 +196,9 @@ async def plugin_upload_multipart(ctx: Ctx, namespace_id: str, request: Request)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > PLUGIN_ARCHIVE_LIMIT + FORM_OVERHEAD:
         raise _too_large(int(declared))
+    op = documented(request)
     async with request.form(max_files=1, max_fields=8) as form:
-        fields = _form_fields(form)
-        file = form["file"]
-        assert isinstance(file, UploadFile)
+        fields, file = _form_fields(op, form)
         if file.size is not None and file.size > PLUGIN_ARCHIVE_LIMIT:
             raise _too_large(file.size)
         upload_id = new_id("plu")
@@ -230,20 +229,19 @@ def _too_large(size: int) -> ApiFailure:
     )
 
 
-def _form_fields(form: FormData) -> dict[str, str]:
-    """The form's text fields, held to the contract's form schema (an undeclared field is
-    ``extra_forbidden``, a missing one ``missing``) and to the upload rules on name and
-    version. An empty field is a missing one, as FastAPI reads forms."""
+def _form_fields(op: Operation, form: FormData) -> tuple[dict[str, str], UploadFile]:
+    """The form's text fields and its archive, held to the operation's form schema (an
+    undeclared field is ``extra_forbidden``, a missing one ``missing``) and to the upload rules
+    on name and version. An empty field is a missing one, as FastAPI reads forms."""
     given = {k: v for k, v in form.multi_items() if not (isinstance(v, str) and v == "")}
     shown = {k: "<archive>" if isinstance(v, UploadFile) else v for k, v in given.items()}
-    op = contract.operation("POST", "/v1/namespaces/{namespace_id}/plugins")
-    assert op is not None
     check_body(op, shown)
-    if not isinstance(given["file"], UploadFile):
+    file = given["file"]
+    if not isinstance(file, UploadFile):
         raise invalid([problem("file_type", ["body", "file"], "file must be a file part")])
     fields = {k: v for k, v in given.items() if isinstance(v, str)}
     _name_and_version(fields)
-    return fields
+    return fields, file
 
 
 async def _chunks(file: UploadFile) -> AsyncIterator[bytes]:
