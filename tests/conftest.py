@@ -23,6 +23,22 @@ from tests.emulator_fixture import EmulatorHandle, start_emulator  # noqa: E402
 from tests.engine import Stack, open_stack  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def entry_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One compressed-entry cache for the session's deploys (and the providers they start),
+    shared by them as users' deploys share theirs, never the user's own ~/.cache."""
+    import os
+
+    folder = tmp_path_factory.mktemp("entry-cache")
+    before = os.environ.get("MIXPEEK_ENTRY_CACHE")
+    os.environ["MIXPEEK_ENTRY_CACHE"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("MIXPEEK_ENTRY_CACHE", None)
+    else:
+        os.environ["MIXPEEK_ENTRY_CACHE"] = before
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests marked ``both_status_spellings`` run against an emulator that spells plugin
     statuses as the wire examples do (``deployed``) and one that spells them as the status

@@ -319,26 +319,7 @@ class _ZipWriter:
         streamed: bool,
         zip64: bool,
     ) -> None:
-        flags = _UTF8 | (_DESCRIPTOR if streamed else 0)
-        extra = struct.pack("<HHQQ", 1, 16, usize, csize) if zip64 else b""
-        sizes = (_MAX32, _MAX32) if zip64 else (csize, usize)
-        self._write(
-            struct.pack(
-                "<IHHHHHIIIHH",
-                0x04034B50,
-                45 if zip64 else 20,
-                flags,
-                method,
-                0,
-                _DOS_DATE,
-                crc,
-                *sizes,
-                len(name),
-                len(extra),
-            )
-            + name
-            + extra
-        )
+        self._write(local_header(name, method, crc, csize, usize, streamed, zip64))
 
     def _remember(
         self,
@@ -350,35 +331,7 @@ class _ZipWriter:
         offset: int,
         streamed: bool,
     ) -> None:
-        values = [("u", usize), ("c", csize), ("o", offset)]
-        big = [v for _, v in values if v >= _MAX32]
-        extra = struct.pack(f"<HH{len(big)}Q", 1, 8 * len(big), *big) if big else b""
-        flags = _UTF8 | (_DESCRIPTOR if streamed else 0)
-        needed = 45 if big else 20
-        self.central.append(
-            struct.pack(
-                "<IHHHHHHIIIHHHHHII",
-                0x02014B50,
-                (3 << 8) | needed,
-                needed,
-                flags,
-                method,
-                0,
-                _DOS_DATE,
-                crc,
-                min(csize, _MAX32),
-                min(usize, _MAX32),
-                len(name),
-                len(extra),
-                0,
-                0,
-                0,
-                0o644 << 16,
-                min(offset, _MAX32),
-            )
-            + name
-            + extra
-        )
+        self.central.append(central_entry(name, method, crc, csize, usize, offset, streamed))
 
     def add_packed(self, rel: str, usize: int, packed: _Packed) -> None:
         name = rel.encode()
@@ -443,27 +396,90 @@ class _ZipWriter:
         start = self.offset
         for entry in self.central:
             self._write(entry)
-        size = self.offset - start
-        count = len(self.central)
-        if count >= 0xFFFF or start >= _MAX32 or size >= _MAX32:
-            record = self.offset
-            self._write(
-                struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, count, count, size, start)
-            )
-            self._write(struct.pack("<IIQI", 0x07064B50, 0, record, 1))
-        self._write(
-            struct.pack(
-                "<IHHHHIIH",
-                0x06054B50,
-                0,
-                0,
-                min(count, 0xFFFF),
-                min(count, 0xFFFF),
-                min(size, _MAX32),
-                min(start, _MAX32),
-                0,
-            )
+        self._write(end_records(len(self.central), start, self.offset - start, self.offset))
+
+
+def local_header(
+    name: bytes, method: int, crc: int, csize: int, usize: int, streamed: bool, zip64: bool
+) -> bytes:
+    """An entry's local header; a ``streamed`` one has its sizes in a descriptor after it."""
+    flags = _UTF8 | (_DESCRIPTOR if streamed else 0)
+    extra = struct.pack("<HHQQ", 1, 16, usize, csize) if zip64 else b""
+    sizes = (_MAX32, _MAX32) if zip64 else (csize, usize)
+    return (
+        struct.pack(
+            "<IHHHHHIIIHH",
+            0x04034B50,
+            45 if zip64 else 20,
+            flags,
+            method,
+            0,
+            _DOS_DATE,
+            crc,
+            *sizes,
+            len(name),
+            len(extra),
         )
+        + name
+        + extra
+    )
+
+
+def central_entry(
+    name: bytes, method: int, crc: int, csize: int, usize: int, offset: int, streamed: bool
+) -> bytes:
+    """An entry's record in the central directory (ZIP64 fields for what passes 4 GiB)."""
+    values = [("u", usize), ("c", csize), ("o", offset)]
+    big = [v for _, v in values if v >= _MAX32]
+    extra = struct.pack(f"<HH{len(big)}Q", 1, 8 * len(big), *big) if big else b""
+    flags = _UTF8 | (_DESCRIPTOR if streamed else 0)
+    needed = 45 if big else 20
+    return (
+        struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            (3 << 8) | needed,
+            needed,
+            flags,
+            method,
+            0,
+            _DOS_DATE,
+            crc,
+            min(csize, _MAX32),
+            min(usize, _MAX32),
+            len(name),
+            len(extra),
+            0,
+            0,
+            0,
+            0o644 << 16,
+            min(offset, _MAX32),
+        )
+        + name
+        + extra
+    )
+
+
+def end_records(count: int, start: int, size: int, offset: int) -> bytes:
+    """The end of central directory records of ``count`` entries whose directory of ``size``
+    bytes starts at ``start``; ``offset`` is where these records begin."""
+    records = b""
+    if count >= 0xFFFF or start >= _MAX32 or size >= _MAX32:
+        records += struct.pack(
+            "<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, count, count, size, start
+        )
+        records += struct.pack("<IIQI", 0x07064B50, 0, offset, 1)
+    return records + struct.pack(
+        "<IHHHHIIH",
+        0x06054B50,
+        0,
+        0,
+        min(count, 0xFFFF),
+        min(count, 0xFFFF),
+        min(size, _MAX32),
+        min(start, _MAX32),
+        0,
+    )
 
 
 _MAX32: Final = 0xFFFFFFFF

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import IO, Final
+from typing import Final, Protocol
 
 PROGRESS_ENV: Final = "MIXPEEK_PROGRESS_SECONDS"
 HEARTBEAT_ENV: Final = "MIXPEEK_HEARTBEAT_SECONDS"
@@ -90,10 +90,15 @@ class Meter:
         )
 
 
+class Readable(Protocol):
+    def seek(self, offset: int, whence: int = 0) -> int: ...
+    def read(self, size: int = -1) -> bytes: ...
+
+
 class MeteredReader:
     """A binary file whose reads feed a ``Meter`` (an upload's body)."""
 
-    def __init__(self, handle: IO[bytes], meter: Meter) -> None:
+    def __init__(self, handle: Readable, meter: Meter) -> None:
         self.handle, self.meter = handle, meter
 
     def seek(self, offset: int, whence: int = 0) -> int:

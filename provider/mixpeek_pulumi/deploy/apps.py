@@ -9,16 +9,16 @@ polling, rolls back a failed smoke test, and returns the new state.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from .. import archive as archives
 from .. import bundle as bundles
 from .. import gitinfo
 from .. import manifest as manifests
+from .. import shipment as shipments
 from ..client import MixpeekClient
 from ..errors import (
     ApiConnectionError,
@@ -305,12 +305,20 @@ class AppDeployer:
     @contextmanager
     def _packed(
         self, inputs: AppDeployInputs
-    ) -> Iterator[tuple[archives.Archive, list[bundles.SourceFile]]]:
+    ) -> Iterator[tuple[shipments.Shipment, list[bundles.SourceFile]]]:
+        """The bundle laid out as a zip and already streaming into its upload (``_upload``
+        waits for it), hashed in full before this yields; leaving stops an upload that an
+        adopted deploy made needless."""
         files = collect(inputs)
         meter = Meter(self.op.say, "packing", sum(f.size for f in files), len(files))
-        with archives.write_archive(files, source=inputs.bundle, progress=meter.add) as archive:
+        folder = inputs.bundle if Path(inputs.bundle).is_dir() else None
+        with shipments.Shipment(
+            files, folder=folder, source=inputs.bundle, progress=meter.add
+        ) as shipment:
+            shipment.start(lambda body: upload(self.api, self.op.say, inputs.app_id, body))
+            shipment.digest  # noqa: B018 - waits until every byte is hashed
             meter.finish()
-            yield archive, files
+            yield shipment, files
 
     # ------------------------------------------------------------------ reconciling
 
@@ -482,21 +490,8 @@ class AppDeployer:
         if self.op.journal is not None:
             self.op.journal.forget(run.key)
 
-    def _upload(self, run: _Deploy, archive: archives.Archive) -> str:
-        meter = Meter(self.op.say, "uploading", archive.size, run.file_count)
-
-        def put(slot: Any) -> object:
-            return self.api.put_object(
-                slot.upload_url,
-                MeteredReader(archive.file, meter),
-                size=archive.size,
-                content_type="application/zip",
-                content_md5=archive.md5_base64,
-            )
-
-        slot, _ = upload_fresh(lambda: self.api.get_upload_url(run.inputs.app_id, BUNDLE_NAME), put)
-        meter.finish(archive.size)
-        key: str = slot.bundle_s3_key
+    def _upload(self, run: _Deploy, shipment: shipments.Shipment) -> str:
+        key: str = shipment.sent()
         return key
 
     def _request(self, run: _Deploy, files: list[bundles.SourceFile]) -> DeployRequest:
@@ -785,6 +780,29 @@ class AppDeployer:
         return state.model_copy(
             update={"deploy_id": restored.deploy_id, "live": True, "url": env.url(app)}
         )
+
+
+def upload(
+    api: MixpeekClient, say: Callable[[str], None], app_id: str, body: shipments.Body
+) -> str:
+    """PUT the zip ``body`` streams through a fresh presigned URL; its storage key. The exact
+    ``Content-Length`` is known before the first byte; ``Content-MD5`` is not sent, since it
+    would need the whole zip first (it is optional for a presigned PUT; docs/api-fidelity.md)."""
+    size = body.shipment.size
+    meter = Meter(say, "uploading", size, len(body.shipment.files))
+
+    def put(slot: Any) -> object:
+        return api.put_object(
+            slot.upload_url,
+            MeteredReader(body, meter),
+            size=body.shipment.size,
+            content_type="application/zip",
+        )
+
+    slot, _ = upload_fresh(lambda: api.get_upload_url(app_id, BUNDLE_NAME), put)
+    meter.finish(body.shipment.size)
+    key: str = slot.bundle_s3_key
+    return key
 
 
 class AppDeployLifecycle(Lifecycle[AppDeployInputs, AppDeployState]):
