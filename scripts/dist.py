@@ -5,8 +5,9 @@
 - the generated Node.js SDK's npm tarball, `@mixpeek/pulumi` (sdk/nodejs compiled with tsc, as
   a provider's release does, then `npm pack`);
 - the plugin release archive `pulumi-resource-mixpeek-v<version>-<os>-<arch>.tar.gz` for the
-  platform this runs on: the provider frozen by PyInstaller into one executable, so the machine
-  that runs it needs no Python and none of our virtualenvs. Another platform's archive comes
+  platform this runs on: the provider frozen by PyInstaller into one folder (the executable at
+  its top, its libraries in `_internal/`), so the machine that runs it needs no Python and none
+  of our virtualenvs, and nothing is unpacked when it starts. Another platform's archive comes
   from this same command run on that platform (see docs/release.md); none is cross-built.
 
 The plugin build is slow (about a minute), so it is cached outside the clone, in the folder the
@@ -39,9 +40,26 @@ from scripts.pulumi_cli import ROOT, _exclusive, cache_home
 DIST = ROOT / "dist"
 PROVIDER = ROOT / "provider"
 PLUGIN = "pulumi-resource-mixpeek"
-ENTRY = "from mixpeek_pulumi.native.server import main\n\nmain()\n"
+ENTRY = "from mixpeek_pulumi.native.launch import main\n\nmain()\n"
 # What the frozen plugin never imports; leaving them out keeps it small and fast to start.
-EXCLUDED = ("tkinter", "mixpeek_emulator", "fastapi", "uvicorn", "pytest", "hypothesis", "mypy")
+# click, rich and pygments are httpx's command line, which httpx imports when it can.
+EXCLUDED = (
+    "tkinter",
+    "mixpeek_emulator",
+    "fastapi",
+    "uvicorn",
+    "pytest",
+    "hypothesis",
+    "mypy",
+    "click",
+    "rich",
+    "pygments",
+)
+# Loaded by name (native/protos.py), so PyInstaller's analysis cannot see them.
+HIDDEN = tuple(
+    f"pulumi.runtime.proto.{name}"
+    for name in ("engine_pb2", "engine_pb2_grpc", "plugin_pb2", "provider_pb2", "provider_pb2_grpc")
+)
 
 
 def say(text: str) -> None:
@@ -99,19 +117,24 @@ def plugin_archive() -> Path:
 
 
 def _freeze(into: Path) -> None:
-    """PyInstaller's one-file executable of the plugin, archived as Pulumi expects."""
+    """PyInstaller's one-folder build of the plugin, archived as Pulumi expects: the engine
+    unpacks the whole archive into the plugin's folder and runs the executable at its top. A
+    one-file build unpacked itself into TMPDIR at every start (a second, 70 MB, left behind
+    by every SIGKILL, and no start at all from a noexec TMPDIR)."""
     started = time.monotonic()
     work = into / "build"
     work.mkdir()
     entry = work / "entry.py"
     entry.write_text(ENTRY)
     say(f"freezing {PLUGIN} with PyInstaller {metadata.version('pyinstaller')} (about a minute)")
-    command = [sys.executable, "-m", "PyInstaller", "--onefile", "--noconfirm", "--clean"]
+    command = [sys.executable, "-m", "PyInstaller", "--onedir", "--noconfirm", "--clean"]
     command += ["--name", PLUGIN, "--paths", str(PROVIDER), "--log-level", "WARN"]
     command += ["--distpath", str(work / "out"), "--workpath", str(work / "tmp")]
     command += ["--specpath", str(work)]
     for module in EXCLUDED:
         command += ["--exclude-module", module]
+    for module in HIDDEN:
+        command += ["--hidden-import", module]
     # This checkout's sources, never an installed copy of the package.
     env = {**os.environ, "PYTHONPATH": str(PROVIDER)}
     done = subprocess.run(
@@ -119,10 +142,15 @@ def _freeze(into: Path) -> None:
     )
     if done.returncode != 0:
         raise RuntimeError(f"PyInstaller failed: {done.stderr.strip()[-2000:]}")
-    binary = work / "out" / PLUGIN
-    _check(binary)
+    folder = work / "out" / PLUGIN
+    _check(folder / PLUGIN)
     with tarfile.open(into / archive_name(), "w:gz") as tar:
-        _add(tar, PLUGIN, binary.read_bytes(), 0o755)
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                mode = 0o755 if os.access(path, os.X_OK) else 0o644
+                _add(tar, path.relative_to(folder).as_posix(), path.read_bytes(), mode)
+            elif path.is_symlink():
+                _link(tar, path.relative_to(folder).as_posix(), os.readlink(path))
         _add(tar, "LICENSE", (ROOT / "LICENSE").read_bytes(), 0o644)
     shutil.rmtree(work)
     say(f"froze {PLUGIN} in {time.monotonic() - started:.0f} s")
@@ -132,6 +160,12 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = len(data), mode, 0
     tar.addfile(info, io.BytesIO(data))
+
+
+def _link(tar: tarfile.TarFile, name: str, target: str) -> None:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode, info.mtime = tarfile.SYMTYPE, target, 0o777, 0
+    tar.addfile(info)
 
 
 def _check(binary: Path) -> None:

@@ -1,4 +1,14 @@
-"""Pulumi dynamic resources that deploy Mixpeek Apps and Plugins."""
+"""Pulumi dynamic resources that deploy Mixpeek Apps and Plugins.
+
+The resources are imported when first named (``from mixpeek_pulumi import AppDeploy`` works as
+ever): they bring in the Pulumi SDK, which the native provider plugin, a user of this package
+too, never needs and would otherwise load at every start.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .errors import (
@@ -10,10 +20,36 @@ from .errors import (
     DeployTimeoutError,
     MixpeekError,
 )
-from .resources._common import VerifyArgs
-from .resources.app_deploy import AppDeploy, AppDeployArgs
-from .resources.app_promotion import AppPromotion, AppPromotionArgs
-from .resources.plugin_deployment import PluginDeployment, PluginDeploymentArgs
+
+if TYPE_CHECKING:
+    from .resources._common import VerifyArgs
+    from .resources.app_deploy import AppDeploy, AppDeployArgs
+    from .resources.app_promotion import AppPromotion, AppPromotionArgs
+    from .resources.plugin_deployment import PluginDeployment, PluginDeploymentArgs
+
+_LAZY = {
+    "VerifyArgs": ".resources._common",
+    "AppDeploy": ".resources.app_deploy",
+    "AppDeployArgs": ".resources.app_deploy",
+    "AppPromotion": ".resources.app_promotion",
+    "AppPromotionArgs": ".resources.app_promotion",
+    "PluginDeployment": ".resources.plugin_deployment",
+    "PluginDeploymentArgs": ".resources.plugin_deployment",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "ApiError",

@@ -18,7 +18,6 @@ import base64
 import hashlib
 import os
 import struct
-import tempfile
 import threading
 import zipfile
 import zlib
@@ -30,6 +29,7 @@ from typing import IO, Final
 
 from .bundle import CHUNK, Digest, SourceFile, entry_line, read_whole
 from .errors import BundleError
+from .scratch import temporary_file
 
 # Already-compressed formats gain nothing from deflate, which runs at ~25 MB/s on them.
 STORED_SUFFIXES: Final = frozenset(
@@ -502,7 +502,7 @@ def write_archive(
     ``BundleError`` (naming ``source``, the ``noun``'s folder or .zip) as soon as the archive
     grows past ``max_bytes``, or when a file changed while it was being packed. ``progress``
     is told how many bytes of the files each step packed."""
-    handle = tempfile.TemporaryFile(prefix="mixpeek-bundle-")  # noqa: SIM115 - the Archive owns it
+    handle = temporary_file("mixpeek-bundle-")
     try:
         writer = _ZipWriter(handle, max_bytes, source or "the archive", noun)
         content = _Packer(writer, progress).pack(files)

@@ -34,7 +34,6 @@ import hashlib
 import os
 import queue
 import re
-import tempfile
 import threading
 import types
 import weakref
@@ -58,6 +57,7 @@ from .archive import (
 from .bundle import Digest, SourceFile, entry_line, read_whole
 from .entry_cache import EntryCache, default_root
 from .errors import BundleError
+from .scratch import temporary_file
 
 _deflate_lib: types.ModuleType
 try:  # ISA-L: about 4 times zlib's speed at a ratio close to zlib's level 3 (docs/benchmarks.md)
@@ -185,11 +185,9 @@ class _Refuted(Exception):
 
 class Spool:
     """Payloads compressed before sending, in memory up to ``SPOOL_MEMORY`` and then in an
-    unnamed temporary file (in TMPDIR, else in the cache folder, else in memory: a read-only
-    or noexec TMPDIR only costs memory). Nothing is left behind, whatever ends the process."""
+    unnamed temporary file (``scratch``; in memory still when no folder takes one)."""
 
-    def __init__(self, fallback: str | None) -> None:
-        self.fallback = fallback
+    def __init__(self) -> None:
         self.memory: list[bytes] = []
         self.held = 0
         self.file: Any = None
@@ -199,7 +197,8 @@ class Spool:
     def add(self, data: bytes) -> tuple[int, int]:
         with self._lock:
             if self.file is None and self.held + len(data) > SPOOL_MEMORY:
-                self.file = _temporary_file(self.fallback)
+                with contextlib.suppress(OSError):  # no room anywhere: memory it is
+                    self.file = temporary_file("mixpeek-spool-")
             if self.file is None:
                 self.memory.append(data)
                 self.held += len(data)
@@ -219,15 +218,6 @@ class Spool:
         if self.file is not None:
             self.file.close()
         self.memory = []
-
-
-def _temporary_file(fallback: str | None) -> Any:
-    for folder in (None, fallback):
-        with contextlib.suppress(OSError):
-            if folder is not None:
-                os.makedirs(folder, exist_ok=True)
-            return tempfile.TemporaryFile(prefix="mixpeek-spool-", dir=folder)
-    return None
 
 
 class Shipment:
@@ -251,8 +241,7 @@ class Shipment:
         self.noun = noun
         self.progress = progress or (lambda _n: None)
         self.cache = cache if cache is not None else EntryCache(default_root(), CODEC)
-        fallback = str(self.cache.folder / "spool") if self.cache.folder is not None else None
-        self.spool = Spool(fallback)
+        self.spool = Spool()
         self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="mixpeek-pack")
         self.checks = ThreadPoolExecutor(WORKERS, thread_name_prefix="mixpeek-hash")
         self.closed = threading.Event()
@@ -400,8 +389,7 @@ class Shipment:
         if hit is not None and hit.crc == crc:
             return self.spool.add(hit.payload)
         where = self.spool.add(deflate(raw, primer, last))
-        with self._lock:
-            self._fresh.append((key, crc, len(raw), where))
+        self._fresh.append((key, crc, len(raw), where))  # list.append is atomic
         return where
 
     # ------------------------------------------------------------------ the checks

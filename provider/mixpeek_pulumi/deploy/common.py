@@ -3,7 +3,6 @@ waiting until a terminal status or the deadline, and uploading through a fresh U
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar, get_args
@@ -15,6 +14,7 @@ from ..client import MixpeekClient
 from ..deadline import Deadline
 from ..errors import DeployFailedError, DeployTimeoutError, MixpeekError, StorageError, redact
 from ..journal import Journal
+from ..scratch import temporary_file
 from ..spec import Inputs, State, change_of
 from ..waiting import Poller, WaitTimeout
 
@@ -214,7 +214,7 @@ def remote_digest(
     """The content digest of the archive the service keeps behind a presigned GET, downloaded
     with the size cap into an unnamed temporary file and read with the rules of a local
     source; None when it cannot be had."""
-    with tempfile.TemporaryFile(prefix="mixpeek-remote-") as handle:
+    with temporary_file("mixpeek-remote-") as handle:
         try:
             api.download(url, handle, max_bytes=limits.max_bytes)
             files = bundles.collect_archive(handle, "the service's copy", excludes, limits)

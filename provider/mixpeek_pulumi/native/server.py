@@ -21,8 +21,6 @@ from typing import Any, Final, NoReturn, TypeVar
 import grpc
 from google.protobuf import any_pb2, empty_pb2
 from google.rpc import status_pb2
-from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, plugin_pb2, provider_pb2
-from pulumi.runtime.proto import provider_pb2_grpc as rpc
 
 from .._version import __version__
 from ..config import ProviderConfig, base_url_problem
@@ -34,6 +32,9 @@ from ..errors import DeployError, redact
 from ..progress import write_line
 from ..spec import State, change_of
 from . import wire
+from .launch import listen
+from .protos import engine_pb2, engine_pb2_grpc, plugin_pb2, provider_pb2
+from .protos import provider_pb2_grpc as rpc
 from .schema import PACKAGE, input_fields, schema_json
 
 T = TypeVar("T")
@@ -374,17 +375,13 @@ def engine_address(argv: list[str]) -> str | None:
     return None
 
 
+def provider(argv: list[str]) -> NativeProvider:
+    """The provider the plugin serves, logging to the engine at the address in ``argv``."""
+    return NativeProvider(EngineLog(engine_address(argv)))
+
+
 async def serve(argv: list[str]) -> None:
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 256 * 1024 * 1024)])
-    rpc.add_ResourceProviderServicer_to_server(
-        NativeProvider(EngineLog(engine_address(argv))), server
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    # The engine reads the port from the first line on stdout; nothing else is printed there.
-    sys.stdout.write(f"{port}\n")
-    sys.stdout.flush()
-    await server.wait_for_termination()
+    await listen(lambda: provider(argv))
 
 
 HELP: Final = f"""\

@@ -1,0 +1,89 @@
+"""``pulumi-resource-mixpeek``'s entry point: the port is printed before the provider loads.
+
+The engine waits for a plugin's port before it sends anything, and most of a start is
+importing the deploy layer (pydantic models, httpx). So the gRPC server starts first with a
+stand-in for each verb, the port is printed, and the provider (``server``) is imported on a
+thread meanwhile: a verb that arrives before it is ready waits for it. ``--version`` needs
+nothing else; ``--schema`` and ``--help`` go to ``server.main``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import sys
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Any, cast
+
+from .._version import __version__
+
+
+async def listen(make: Callable[[], Any]) -> None:
+    """Serve the provider that ``make`` builds (on a thread, after the port is printed) on a
+    free loopback port until the engine ends the process."""
+    import grpc
+
+    from .protos import provider_pb2_grpc as rpc
+
+    ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 256 * 1024 * 1024)])
+    deferred = cast("rpc.ResourceProviderServicer", _Deferred(ready))
+    rpc.add_ResourceProviderServicer_to_server(deferred, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    # The engine reads the port from the first line on stdout; nothing else is printed there.
+    sys.stdout.write(f"{port}\n")
+    sys.stdout.flush()
+    # Only now: an import on another thread holds the interpreter most of the time, and would
+    # hold back the port instead of the first verb.
+    loading = asyncio.ensure_future(_settle(ready, make))
+    await server.wait_for_termination()
+    await loading
+
+
+async def _settle(ready: asyncio.Future[Any], make: Callable[[], Any]) -> None:
+    try:
+        ready.set_result(await asyncio.to_thread(make))
+    except Exception as exc:  # noqa: BLE001 - every verb then answers with it
+        ready.set_exception(exc)
+
+
+class _Deferred:
+    """Every verb of the provider ``ready`` will hold, waiting for it first."""
+
+    def __init__(self, ready: asyncio.Future[Any]) -> None:
+        self._ready = ready
+
+    def __getattr__(self, verb: str) -> Callable[[Any, Any], Any]:
+        async def call(request: Any, context: Any) -> Any:
+            provider = await asyncio.shield(self._ready)
+            answer = getattr(provider, verb)(request, context)
+            return await answer if inspect.isawaitable(answer) else answer
+
+        return call
+
+
+def _provider(argv: list[str]) -> Callable[[], Any]:
+    def make() -> Any:
+        from . import server
+
+        return server.provider(argv)
+
+    return make
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script and the release binary's entry point. The engine runs it with its
+    own flags (``-v=9``, ``--logtostderr``, ``--tracing <endpoint>``) and its address."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] in (["--version"], ["version"], ["-V"]):
+        print(__version__)  # noqa: T201
+        return
+    if args[:1] in (["--schema"], ["-h"], ["help"]) or "--help" in args:
+        from . import server
+
+        server.main(args)
+        return
+    with suppress(KeyboardInterrupt):
+        asyncio.run(listen(_provider(args)))
