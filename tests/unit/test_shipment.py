@@ -192,6 +192,16 @@ def touched(cache: EntryCache, root: Path) -> None:
             path.write_bytes(path.read_bytes())
 
 
+def swapped_and_touched(cache: EntryCache, root: Path) -> None:
+    swap_entries(cache, root)
+    touched(cache, root)
+
+
+def truncated_and_all_corrupt(cache: EntryCache, root: Path) -> None:
+    truncate_entries(cache, root)
+    everything_corrupt(cache, root)
+
+
 @pytest.mark.parametrize(
     "spoil",
     [
@@ -201,8 +211,8 @@ def touched(cache: EntryCache, root: Path) -> None:
         stale_memo,
         garbage_memo,
         touched,
-        lambda cache, root: (swap_entries(cache, root), touched(cache, root)),
-        lambda cache, root: (truncate_entries(cache, root), everything_corrupt(cache, root)),
+        swapped_and_touched,
+        truncated_and_all_corrupt,
     ],
     ids=[
         "corrupt-archive",
