@@ -77,6 +77,9 @@ WORKERS: Final = max(2, min(4, os.cpu_count() or 1))
 WINDOW_BYTES: Final = 16 * 1024 * 1024
 SPOOL_MEMORY: Final = 64 * 1024 * 1024
 UPLOAD_BLOCK: Final = 1024 * 1024
+# Pieces smaller than this are not kept in the entry cache (measured: writing ten thousand
+# small entries took seconds on this machine's disk; docs/benchmarks.md).
+MIN_ENTRY: Final = 64 * 1024
 BLOCKS_AHEAD: Final = 8
 DEFLATED: Final = zipfile.ZIP_DEFLATED
 STORED: Final = zipfile.ZIP_STORED
@@ -255,6 +258,14 @@ class Shipment:
             self.cache.read_memo(folder) if folder is not None else ({}, None)
         )
         self.previous = self.cache.open_archive(self.previous_name)
+        # What the last archive holds by content: a file rewritten with the same bytes (a
+        # rebuild) or moved within the folder is copied from it, not compressed again.
+        self._held: dict[str, tuple[int, int, int]] = {}
+        if self.previous is not None:
+            for record in memo.values():
+                with contextlib.suppress(TypeError, ValueError, IndexError):
+                    if len(record[8]) == 1 and record[8][0][0] and isinstance(record[9], int):
+                        self._held[record[5]] = (record[9], record[8][0][1], record[10])
         self.keeper: threading.Thread | None = None
         self._upload: threading.Thread | None = None
         self._result: Any = None
@@ -341,7 +352,7 @@ class Shipment:
                 held = (self.spool.add(raw),) if f.path is None else ()
                 return Entry(f, sha, crc, method, (Part(None, f.size),), spooled=held, seen=seen)
             key = sha.hex()
-            where = self._deflated(key, crc, raw, b"", True)
+            where = self._held_copy(key) or self._deflated(key, crc, raw, b"", True)
             return Entry(f, sha, crc, method, (Part(key, where[1]),), spooled=(where,), seen=seen)
         return self._pack_large(f, seen)
 
@@ -380,16 +391,33 @@ class Shipment:
             raise _Changed(f)
         return Entry(f, h.digest(), crc, method, tuple(parts), spooled=tuple(spooled), seen=seen)
 
+    def _held_copy(self, key: str) -> tuple[int, int] | None:
+        """The payload of a whole small file of this content from the last archive, if it is
+        there as recorded (its CRC-32), placed in the spool."""
+        held = self._held.get(key)
+        if held is None or self.previous is None:
+            return None
+        at, csize, crc = held
+        with contextlib.suppress(OSError):
+            data = os.pread(self.previous, csize, at)
+            if len(data) == csize and zlib.crc32(data) == crc:
+                return self.spool.add(data)
+        return None
+
     def _deflated(
         self, key: str, crc: int, raw: bytes, primer: bytes, last: bool
     ) -> tuple[int, int]:
-        """The piece's payload, from the cache or compressed, placed in the spool; a fresh one
-        is kept in the cache once the upload no longer waits for it (``close``)."""
-        hit = self.cache.get(key, len(raw))
+        """The piece's payload, from the cache or compressed, placed in the spool. Pieces of
+        ``MIN_ENTRY`` bytes or more are kept in the cache once the upload no longer waits for
+        it (``close``); smaller ones cost a file each for little (the last archive holds them
+        for this folder's next deploy)."""
+        cached = len(raw) >= MIN_ENTRY
+        hit = self.cache.get(key, len(raw)) if cached else None
         if hit is not None and hit.crc == crc:
             return self.spool.add(hit.payload)
         where = self.spool.add(deflate(raw, primer, last))
-        self._fresh.append((key, crc, len(raw), where))  # list.append is atomic
+        if cached:
+            self._fresh.append((key, crc, len(raw), where))  # list.append is atomic
         return where
 
     # ------------------------------------------------------------------ the checks
@@ -460,7 +488,13 @@ class Shipment:
         try:
             for key, crc, size, where in self._fresh:
                 self.cache.put(key, crc, size, self.spool.read(where))
-            self.cache.touch(p.key for e in self.entries for p in e.parts if p.key is not None)
+            self.cache.touch(
+                p.key
+                for e in self.entries
+                if e.file.size >= MIN_ENTRY
+                for p in e.parts
+                if p.key is not None
+            )
             self._remember()
             if self.cache.added:
                 self.cache.evict()

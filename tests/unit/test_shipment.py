@@ -197,6 +197,12 @@ def swapped_and_touched(cache: EntryCache, root: Path) -> None:
     touched(cache, root)
 
 
+def rebuilt_over_a_corrupt_archive(cache: EntryCache, root: Path) -> None:
+    """Nothing predicted, and what the last archive holds by content is damaged."""
+    corrupt_archive(cache, root)
+    touched(cache, root)
+
+
 def truncated_and_all_corrupt(cache: EntryCache, root: Path) -> None:
     truncate_entries(cache, root)
     everything_corrupt(cache, root)
@@ -213,6 +219,7 @@ def truncated_and_all_corrupt(cache: EntryCache, root: Path) -> None:
         touched,
         swapped_and_touched,
         truncated_and_all_corrupt,
+        rebuilt_over_a_corrupt_archive,
     ],
     ids=[
         "corrupt-archive",
@@ -223,6 +230,7 @@ def truncated_and_all_corrupt(cache: EntryCache, root: Path) -> None:
         "corrupt-entries",
         "swapped-entries",
         "truncated-entries",
+        "rebuilt-over-corrupt-archive",
     ],
 )
 def test_a_stale_or_corrupt_cache_never_ships(
