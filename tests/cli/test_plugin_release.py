@@ -9,15 +9,20 @@ from __future__ import annotations
 import http.server
 import os
 import shutil
+import signal
+import subprocess
 import tarfile
 import threading
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
+import grpc
 import pytest
+from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from mixpeek_pulumi import __version__
+from mixpeek_pulumi.native import wire
 from scripts import dist
 from scripts.pulumi_cli import Cli
 from scripts.pulumi_stack import CliStack
@@ -55,11 +60,66 @@ def plugins_of(stack: CliStack) -> list[Path]:
 
 
 def test_archive_has_the_plugin_at_its_top_level(release_archive: Path) -> None:
+    """PyInstaller's one-folder build: the executable at the top (what the engine runs), its
+    libraries under `_internal/`, nothing else but the licence."""
     assert release_archive.name == f"pulumi-resource-mixpeek-v{__version__}-linux-amd64.tar.gz"
     with tarfile.open(release_archive) as tar:
         members = {m.name: m for m in tar.getmembers()}
-    assert set(members) == {"pulumi-resource-mixpeek", "LICENSE"}
+    top = {name for name in members if "/" not in name}
+    assert top == {"pulumi-resource-mixpeek", "LICENSE"}
+    assert all(name in top or name.startswith("_internal/") for name in members)
     assert members["pulumi-resource-mixpeek"].mode & 0o111
+    assert all(m.mtime == 0 and m.uid == 0 for m in members.values())
+
+
+@pytest.fixture(scope="session")
+def unpacked_plugin(release_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The archive unpacked as the engine unpacks it into a plugin's folder."""
+    folder = tmp_path_factory.mktemp("plugin")
+    with tarfile.open(release_archive) as tar:
+        tar.extractall(folder, filter="tar")
+    return folder / "pulumi-resource-mixpeek"
+
+
+@pytest.mark.parametrize("ending", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+@pytest.mark.parametrize("tmpdir", ["empty", "unusable"])
+def test_the_plugin_leaves_nothing_in_tmpdir_however_it_ends(
+    unpacked_plugin: Path, tmp_path: Path, ending: signal.Signals, tmpdir: str
+) -> None:
+    """Nothing is unpacked at start, so nothing is left whatever ends the plugin, and a
+    TMPDIR that takes no file (noexec, read-only, or as here not a folder at all) is no
+    obstacle: the plugin starts and serves a Check, which loads the whole provider."""
+    temp = tmp_path / "tmp"
+    if tmpdir == "empty":
+        temp.mkdir()
+    else:
+        temp.write_text("not a folder")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TMPDIR": str(temp)}
+    proc = subprocess.Popen(
+        [str(unpacked_plugin)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = provider_pb2_grpc.ResourceProviderStub(channel)
+            checked = stub.Check(
+                provider_pb2.CheckRequest(
+                    urn="urn:pulumi:dev::p::mixpeek:index:AppDeploy::site",
+                    news=wire.dump({"appId": "app_1", "bundle": str(tmp_path / "missing")}),
+                ),
+                timeout=60,
+            )
+        assert [f.property for f in checked.failures] == ["bundle"]
+    finally:
+        proc.send_signal(ending)
+        proc.wait(timeout=30)
+        for stream in (proc.stdout, proc.stderr):
+            assert stream is not None
+            stream.close()
+    assert proc.returncode == -ending
+    if tmpdir == "empty":
+        assert list(temp.iterdir()) == []
 
 
 def test_installed_from_the_release_archive(
@@ -67,6 +127,9 @@ def test_installed_from_the_release_archive(
 ) -> None:
     stack = open_stack(cli, emulator, example("native-yaml", tmp_path), tmp_path)
     without_our_virtualenvs(stack)
+    temp = tmp_path / "tmpdir"
+    temp.mkdir()
+    stack.env["TMPDIR"] = str(temp)
     assert plugins_of(stack) == []
 
     stack.install_plugin("resource", "mixpeek", __version__, release_archive)
@@ -79,6 +142,8 @@ def test_installed_from_the_release_archive(
         line.split()[:3] == ["mixpeek", "resource", __version__] for line in listed.splitlines()
     )
     assert_example_lifecycle(stack, emulator, tmp_path, plugins=1)  # the YAML example has one
+    # up, preview and destroy, each with the plugin started and ended by the engine
+    assert list(temp.iterdir()) == []
 
 
 class Releases(http.server.SimpleHTTPRequestHandler):
