@@ -357,8 +357,8 @@ def installation_page(schema: dict[str, Any]) -> str:
             "",
             "## The plugin",
             "",
-            "The provider is the plugin `pulumi-resource-mixpeek`, one self-contained executable "
-            "per platform (no Python needed), published as the release archive "
+            "The provider is the plugin `pulumi-resource-mixpeek`, one self-contained folder per "
+            "platform (no Python needed; its executable at the top), published as the release archive "
             f"`pulumi-resource-mixpeek-v<version>-<os>-<arch>.tar.gz`. The schema's "
             f"`pluginDownloadURL` is `{schema['pluginDownloadURL']}`: programs that use an SDK "
             "have the engine download the plugin from the GitHub release `v<version>` by "
