@@ -144,6 +144,8 @@ class SourceFile:
     size: int
     open: Callable[[], IO[bytes]] = field(compare=False, repr=False)
     path: str | None = field(default=None, compare=False, repr=False)
+    identity: tuple[int, int, int, int, int] | None = field(default=None, compare=False, repr=False)
+    """Size, mtime, ctime, inode and device when the folder was walked (the walk's own stat)."""
 
 
 @dataclass(frozen=True)
@@ -361,7 +363,7 @@ class _Walk:
                         entry.path, entry.stat(follow_symlinks=False), rel, ancestors
                     )
                 elif entry.is_file(follow_symlinks=False):
-                    found = self._file(entry.path, entry.stat(follow_symlinks=False).st_size, rel)
+                    found = self._file(entry.path, entry.stat(follow_symlinks=False), rel)
                 else:
                     raise BundleError(
                         str(self.root), f"{rel} is a special file (not a regular file)"
@@ -394,7 +396,7 @@ class _Walk:
             return self._folder(str(path), info, rel, ancestors)
         if not stat.S_ISREG(info.st_mode):
             raise BundleError(str(self.root), f"{rel} is a special file (not a regular file)")
-        return self._file(str(path), info.st_size, rel)
+        return self._file(str(path), info, rel)
 
     def _folder(
         self, path: str, info: os.stat_result, rel: str, ancestors: frozenset[tuple[int, int]]
@@ -408,12 +410,14 @@ class _Walk:
             )
         return path, rel + "/", ancestors | {identity}
 
-    def _file(self, path: str, size: int, rel: str) -> SourceFile | None:
+    def _file(self, path: str, info: os.stat_result, rel: str) -> SourceFile | None:
         if self.excludes.excluded(rel):
             return None
+        size = info.st_size
         self.names.claim(rel)
         self.tally.add(rel, size)
-        return SourceFile(rel, size, functools.partial(_open_file, path, rel), path)  # type: ignore[arg-type]
+        seen = (size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev)
+        return SourceFile(rel, size, functools.partial(_open_file, path, rel), path, seen)  # type: ignore[arg-type]
 
     def _link_target(self, link: str, rel: str) -> Path:
         """Where a symlink leads, if it may be followed: inside the bundle, resolvable, and

@@ -313,7 +313,7 @@ class Shipment:
     def _predicted(self, f: SourceFile, record: Any) -> Entry | None:
         if f.path is None or not isinstance(record, list) or len(record) != 11:
             return None
-        seen = identity(f.path)
+        seen = f.identity or identity(f.path)
         if seen is None or seen[0] != f.size or list(seen) != record[:5]:
             return None
         try:
@@ -338,6 +338,7 @@ class Shipment:
     def _pack(self, f: SourceFile) -> Entry:
         """One read of the file: its digest and CRC, and each piece's payload, from the cache
         by content or compressed, kept in the spool (stored pieces are read again when sent)."""
+        # Taken now, before the read: the memo must never pair these with older bytes.
         seen = identity(f.path) if f.path is not None else None
         if f.size <= PIECE:
             raw = read_whole(f)
