@@ -163,8 +163,18 @@ def zip_and_curl(api: MixpeekClient, app_id: str, tree: Path, target: Path, fs: 
     subprocess.run(["zip", *flags, "-q", str(target), "."], cwd=tree, check=True)
     slot = api.get_upload_url(app_id, "b.zip")
     subprocess.run(
-        ["curl", "-sS", "-f", "-o", "/dev/null", "-T", str(target)]
-        + ["-H", "Content-Type: application/zip", slot.upload_url],
+        [
+            "curl",
+            "-sS",
+            "-f",
+            "-o",
+            "/dev/null",
+            "-T",
+            str(target),
+            "-H",
+            "Content-Type: application/zip",
+            slot.upload_url,
+        ],
         check=True,
     )
 
@@ -253,7 +263,7 @@ def redeploy(tmp: Path) -> None:
         f"| **{m['zipr'] / m['ours-0']:.1f}x faster** | at least 4x faster |"
     )
     say()
-    say(f"Every run's stored zip passed a CRC check of every entry and held the changed file's")
+    say("Every run's stored zip passed a CRC check of every entry and held the changed file's")
     say(
         f"new bytes: **{'yes' if all(checks) else 'NO'}** ({sum(checks)} of {len(checks)} zips). "
         f"Sizes: ours {sizes['ours'] / 1e6:.1f} MB, `zip` {sizes['zip'] / 1e6:.1f} MB."

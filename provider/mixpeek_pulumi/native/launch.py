@@ -4,7 +4,7 @@ The engine waits for a plugin's port before it sends anything, and most of a sta
 importing the deploy layer (pydantic models, httpx). So the gRPC server starts first with a
 stand-in for each verb, the port is printed, and the provider (``server``) is imported on a
 thread meanwhile: a verb that arrives before it is ready waits for it. ``--version`` needs
-nothing else; ``--schema`` and ``--help`` go to ``server.main``.
+nothing else; ``--schema`` and ``--help`` are ``server.describe``'s.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     if args[:1] in (["--schema"], ["-h"], ["help"]) or "--help" in args:
         from . import server
 
-        server.main(args)
+        server.describe(args)
         return
     with suppress(KeyboardInterrupt):
         asyncio.run(listen(_provider(args)))

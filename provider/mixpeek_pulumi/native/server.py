@@ -31,8 +31,7 @@ from ..deploy.lifecycle import Door, Kind, failure
 from ..errors import DeployError, redact
 from ..progress import write_line
 from ..spec import State, change_of
-from . import wire
-from .launch import listen
+from . import launch, wire
 from .protos import engine_pb2, engine_pb2_grpc, plugin_pb2, provider_pb2
 from .protos import provider_pb2_grpc as rpc
 from .schema import PACKAGE, input_fields, schema_json
@@ -380,10 +379,6 @@ def provider(argv: list[str]) -> NativeProvider:
     return NativeProvider(EngineLog(engine_address(argv)))
 
 
-async def serve(argv: list[str]) -> None:
-    await listen(lambda: provider(argv))
-
-
 HELP: Final = f"""\
 usage: pulumi-resource-mixpeek [--version | --schema | --help]
 
@@ -402,18 +397,11 @@ options:
 """
 
 
+def describe(args: list[str]) -> None:
+    """What the plugin prints without serving: the schema (``--schema``) or the help."""
+    sys.stdout.write(schema_json() if args[:1] == ["--schema"] else HELP)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """The console script and the release binary's entry point. The engine runs it with its
-    own flags (``-v=9``, ``--logtostderr``, ``--tracing <endpoint>``) and its address."""
-    args = sys.argv[1:] if argv is None else argv
-    if args[:1] in (["--version"], ["version"], ["-V"]):
-        print(__version__)  # noqa: T201
-        return
-    if args[:1] == ["--schema"]:
-        sys.stdout.write(schema_json())
-        return
-    if args[:1] in (["-h"], ["help"]) or "--help" in args:
-        sys.stdout.write(HELP)
-        return
-    with suppress(KeyboardInterrupt):
-        asyncio.run(serve(args))
+    """The plugin's entry point, ``launch.main`` (kept here for those who import it)."""
+    launch.main(argv)
