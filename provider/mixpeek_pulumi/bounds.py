@@ -60,7 +60,12 @@ _NOT_SENT: Final = (
 
 
 def size_text(size: int) -> str:
-    return f"{size // MIB} MiB" if size >= MIB and size % MIB == 0 else f"{size // 1024} KiB"
+    """A size as every message prints one: whole MiB or KiB where exact, else one decimal."""
+    for unit, name in ((MIB, "MiB"), (1024, "KiB")):
+        if size >= unit:
+            whole, rest = divmod(size, unit)
+            return f"{whole} {name}" if rest == 0 else f"{size / unit:.1f} {name}"
+    return f"{size} bytes"
 
 
 class Lane:
@@ -234,13 +239,20 @@ class Exchange:
         failed = response.is_error or response.is_redirect
         body, cut = self.read(response, MAX_ERROR_BODY if failed else cap)
         if cut and not failed:
-            raise ResponseTooLargeError(
-                method=self.method,
-                path=self.shown,
-                status_code=response.status_code,
-                cap=size_text(cap),
-            )
+            raise self.too_large(response, cap)
         return Answer(response.status_code, response.reason_phrase, response.headers, body, cut)
+
+    def too_large(self, response: httpx.Response, cap: int) -> ResponseTooLargeError:
+        declared = response.headers.get("content-length", "")
+        plain = response.headers.get("content-encoding", "identity").strip() in ("", "identity")
+        known = plain and declared.isdigit() and int(declared) > cap
+        return ResponseTooLargeError(
+            method=self.method,
+            path=self.shown,
+            status_code=response.status_code,
+            cap=size_text(cap),
+            declared=size_text(int(declared)) if known else "",
+        )
 
     def read(self, response: httpx.Response, cap: int) -> tuple[bytes, bool]:
         """The body, or its first ``cap`` bytes and True when it is longer."""

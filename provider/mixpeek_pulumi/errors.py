@@ -352,15 +352,18 @@ class ResponseValidationError(ApiError):
 class ResponseTooLargeError(ResponseValidationError):
     """An answer longer than its cap: it is read no further, so no server can fill memory."""
 
-    def __init__(self, *, method: str, path: str, status_code: int, cap: str) -> None:
+    def __init__(
+        self, *, method: str, path: str, status_code: int, cap: str, declared: str = ""
+    ) -> None:
         self.status_code = status_code
         self.cap = cap
+        size = f"of {declared}" if declared else f"over {cap}"
         ApiError.__init__(
             self,
             _sentence(
-                f"{method} {path} answered HTTP {status_code} with a body over {cap}, more than "
-                "any Mixpeek answer, so the provider stopped reading it; check that baseUrl "
-                "points at the Mixpeek API and not at a proxy or another server"
+                f"{method} {path} answered HTTP {status_code} with a body {size}, more than "
+                f"the {cap} the provider reads of any answer to that request, so it stopped "
+                "reading it and changed nothing; report this line to Mixpeek support"
             ),
             method=method,
             path=path,

@@ -153,7 +153,14 @@ class VersionRecord(Response):
     git_author: str | None = None
     is_active: dict[str, bool] | None = None
     asset_manifest: dict[str, Any] | None = None
-    """Each path the version serves: ``{s3_key, hash, size}``."""
+    """Each path the version serves: ``{s3_key, hash, size}`` (as much of it as was read)."""
+    _manifest_size: int | None = PrivateAttr(default=None)
+    """How many files the list had, when only part of it was read."""
+
+    @property
+    def manifest_complete(self) -> bool:
+        """Whether ``asset_manifest`` holds the version's whole file list."""
+        return self.asset_manifest is not None and self._manifest_size is None
 
     def serves(self, environment: str) -> bool | None:
         """What the record itself says about ``environment``; None when it says nothing."""

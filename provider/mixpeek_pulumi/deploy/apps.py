@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -20,6 +20,7 @@ from .. import bundle as bundles
 from .. import gitinfo
 from .. import manifest as manifests
 from ..client import MixpeekClient
+from ..deadline import Deadline
 from ..errors import (
     ApiConnectionError,
     ApiStatusError,
@@ -51,10 +52,14 @@ from .environments import (
     Previous,
     carries,
     deploy_record,
+    drift,
     imported,
     marker,
     nothing_as_zero,
+    replaced_version,
+    replaces_tag,
     untagged,
+    unverified,
 )
 from .lifecycle import Checked, Lifecycle, Session
 from .verify import Switch, verify_switch
@@ -62,6 +67,8 @@ from .verify import Switch, verify_switch
 DEFAULT_MESSAGE: Final = "Deployed with mixpeek-pulumi"
 RELAXED_POLL: Final = 10.0
 BUNDLE_NAME: Final = "bundle.zip"
+SETTLE_SECONDS: Final = 60.0
+"""The bound of what follows a complete build before its checks: seeing it served."""
 IN_FLIGHT: Final = ("queued", "building")
 
 
@@ -100,9 +107,10 @@ def check(
 
 def diff(olds: AppDeployState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
     """Settings are compared as declared; the bundle by content digest, so a rebuild of the
-    same bytes is no change; an environment that drifted away is a change too."""
+    same bytes is no change; an environment that drifted away, and a switch left unverified,
+    are changes too."""
     content = "bundle" in unknown or news.get("bundle_sha256") != olds.bundle_sha256
-    extra = (["bundle"] if content else []) + (["live"] if olds.live is False else [])
+    extra = (["bundle"] if content else []) + drift(olds)
     found = diff_inputs(
         AppDeployInputs, olds.model_dump(), news, unknown, skip=("bundle",), extra=extra
     )
@@ -141,6 +149,9 @@ class _Deploy:
     archive_size: int = 0
     file_count: int = 0
     s3_key: str | None = None
+    replaces: int | None = None
+    """The version the environment served when the run started: what the deploy message
+    records it replaces, for a later run to restore if the new version fails its checks."""
 
 
 @dataclass(frozen=True)
@@ -186,12 +197,14 @@ class AppDeployer:
         app = env.app()
         served_before = env.served_version(app)
         restores = nothing_as_zero(served_before) if rollback == SERVED_NOW else rollback
-        run, deploy_id = self._adopt_or_start(inputs, env, app, hints, others)
+        run, deploy_id = self._adopt_or_start(inputs, env, app, hints, others, served_before)
         return self._finish(run, deploy_id, _Before(restores, served_before))
 
     def _finish(self, run: _Deploy, deploy_id: str, before: _Before) -> AppDeployState:
         """Wait for the deploy and judge it; at the deadline the error carries what exists.
-        A complete deploy counts only once the environment is seen serving it."""
+        A complete deploy counts only once the environment is seen serving it; what follows
+        the build has bounds of its own, so a build that used most of the deadline leaves
+        the checks all of theirs (the service puts a complete build live regardless)."""
         final, tail = self._wait(run, deploy_id, before)
         if final.known_status == "failed":
             self._forget(run)
@@ -199,16 +212,41 @@ class AppDeployer:
         if run.inputs.require_smoke_test and final.smoke_failed:
             self._forget(run)
             raise self._smoke_failed(run, final, tail, before.served)
-        # Remembered until seen served and verified: the next run restores it instead of
-        # building it again (and verifies it again).
-        app, served_id = self._served_after(run, final)
+        settle = Deadline.after(SETTLE_SECONDS, self.op.deadline.clock, self.op.deadline.cancel)
+        with self.api.bound(settle) as api:
+            after = AppDeployer(api, self.op)
+            run = replace(run, env=AppEnvironment(api, run.env.app_id, run.env.name))
+            # Remembered until seen served and verified: the next run restores it instead of
+            # building it again (and verifies it again).
+            app, served_id = after._served_after(run, final)
+            switch = after._switch(run, app, served_id, before)
+
+            def pending() -> AppDeployState:
+                return after._state(run, final, before, app, switch, verified=False)
+
+            verified = verify_switch(
+                api,
+                self.op,
+                run.inputs.verify,
+                switch,
+                pending=pending,
+                shipped=manifests.recalled(run.digest),
+            )
+            self._forget(run)
+            return after._state(run, final, before, app, switch, verified=verified)
+
+    def _switch(self, run: _Deploy, app: AppResponse, served_id: str, before: _Before) -> Switch:
+        """What this run did to the environment, and the version to restore if the checks
+        fail: what it served when the run started, or, for a copy an earlier run put live
+        (and maybe never verified), the version that copy's own message says it replaced."""
         version = run.env.version_of(app, served_id, run.tag)
-        switch = Switch(
-            run.env, version, served_id, before.served, version != before.served, run.env.url(app)
-        )
-        verified = verify_switch(self.op, run.inputs.verify, switch)
-        self._forget(run)
-        return self._state(run, final, before, app, served_id, verified)
+        target, switched = before.served, version != before.served
+        if not switched:
+            record = run.env.served(app)
+            replaced = replaced_version(record.message if record else None, run.env.name)
+            if replaced is not None and replaced != version:
+                target, switched = replaced, True
+        return Switch(run.env, version, served_id, target, switched, run.env.url(app))
 
     def _partial(
         self, run: _Deploy, deploy_id: str, before: _Before, status: str
@@ -265,7 +303,7 @@ class AppDeployer:
                 bundles.Excludes(),
                 bundles.APP_LIMITS,
             ),
-            bundle_files=manifests.from_service(record.asset_manifest),
+            bundle_files=env.files(record.version),
             deploy_id=deploy_id,
             version=record.version,
             status=status.status,
@@ -287,6 +325,7 @@ class AppDeployer:
         app: AppResponse,
         hints: tuple[Hint, ...],
         others: tuple[Hint, ...],
+        served: int | None,
     ) -> tuple[_Deploy, str]:
         """Package the bundle, let what earlier runs left building end, then adopt what the
         service has of this bundle, or upload and trigger; the archive is gone when this
@@ -294,6 +333,7 @@ class AppDeployer:
         with self._packed(inputs) as (archive, files):
             digest = archive.digest.sha256
             run = self._attempt(inputs, env, digest, archive.size, archive.digest.file_count)
+            run.replaces = served
             self._settle_others(run, others)
             adopted = self._reconcile(run, app, hints)
             if adopted is not None:
@@ -507,8 +547,9 @@ class AppDeployer:
         base = inputs.message or (f"{subject} ({sha[:7]})" if subject and sha else DEFAULT_MESSAGE)
         # The tag ends the message, and only ours: one inside the user's text never counts.
         base = untagged(base) or DEFAULT_MESSAGE
+        replaces = replaces_tag(run.env.name, run.replaces)
         return DeployRequest(
-            message=f"{base} {run.tag}",
+            message=f"{base} {replaces}{run.tag}",
             environment=inputs.environment,
             source="cli_upload",
             bundle_s3_key=run.s3_key,
@@ -679,18 +720,18 @@ class AppDeployer:
         final: DeployStatusResponse,
         before: _Before,
         app: AppResponse,
-        deploy_id: str,
+        switch: Switch,
+        *,
         verified: bool,
     ) -> AppDeployState:
         smoke = final.smoke_test
-        served = run.env.served(app)
-        live_files = manifests.from_service(served.asset_manifest if served else None)
+        live_files = run.env.files(switch.version)
         return AppDeployState(
             **run.inputs.model_dump(exclude={"bundle_sha256"}),
             bundle_sha256=run.digest,
             bundle_files=live_files or manifests.recalled(run.digest),
-            deploy_id=deploy_id,
-            version=run.env.version_of(app, deploy_id, run.tag),
+            deploy_id=switch.deploy_id,
+            version=switch.version,
             status=final.status,
             bundle_s3_key=final.bundle_s3_key or run.s3_key,
             bundle_size=run.archive_size,
@@ -700,7 +741,7 @@ class AppDeployer:
             queued_at=final.queued_at,
             live=True,
             deploy_message=final.message,
-            previous_version=before.served,
+            previous_version=switch.before,
             rollback_version=before.restores,
             verified=verified,
         )
@@ -710,12 +751,12 @@ class AppDeployer:
         recorded deploy (drift with the same content is repaired by a restore); anything else,
         a deploy a create left under way included, is reconciled by ``deploy`` with the
         recorded deploy as a hint."""
-        settings = inputs.model_dump(exclude={"bundle_sha256"})
         same_content = olds.bundle_sha256 == inputs.bundle_sha256
         if same_content and olds.status == "complete":
             kept = self._still_served(olds)
             if kept is not None:
-                return kept.model_copy(update=settings)
+                settings = kept.with_inputs(inputs, exclude=frozenset({"bundle_sha256"}))
+                return self._verified_again(olds, settings)
         recorded = (Hint(olds.deploy_id, "the stack state"),) if olds.deploy_id else ()
         hints, others = (recorded, ()) if same_content else ((), recorded)
         state = self.deploy(inputs, rollback=olds.rollback_version, hints=hints, others=others)
@@ -746,6 +787,29 @@ class AppDeployer:
         said = ", ".join(f"{v} {k}" for k, v in counts.items())
         tail = (f": {shown}" if shown else "") + (f", and {more} more" if more > 0 else "")
         self.op.say(f"version {old} to {new}, as the service diffs them: {said}{tail}")
+
+    def _verified_again(self, olds: AppDeployState, state: AppDeployState) -> AppDeployState:
+        """A switch an earlier run left unverified (interrupted, or its rollback failed) is
+        verified now, with the version it replaced, kept in the state, to restore."""
+        if not unverified(olds):
+            return state
+        env = AppEnvironment(self.api, state.app_id, state.environment)
+        switch = Switch(
+            env,
+            state.version,
+            state.deploy_id or "",
+            olds.previous_version,
+            True,
+            state.url or "",
+        )
+        verified = verify_switch(
+            self.api,
+            self.op,
+            state.verify,
+            switch,
+            pending=lambda: state.model_copy(update={"verified": False}),
+        )
+        return state.model_copy(update={"verified": verified})
 
     # ------------------------------------------------------------------- drift repair
 

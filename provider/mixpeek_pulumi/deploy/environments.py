@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal, TypeVar
 
+from .. import manifest as manifests
 from ..client import MixpeekClient
 from ..errors import (
     ApiStatusError,
@@ -41,6 +42,10 @@ deploy or promotion) whatever the environment serves when the operation starts."
 
 
 _TAGS: Final = re.compile(r"\s*\[" + re.escape(MARKER_PREFIX) + r"[^\]]*\]")
+_REPLACES: Final = re.compile(
+    r"\[" + re.escape(MARKER_PREFIX) + r"(staging|production):replaces=([0-9]{1,12})\] "
+    r"\[" + re.escape(MARKER_PREFIX) + r"\1:[^\]]*\]\s*$"
+)
 
 
 def nothing_as_zero(version: int | None) -> int:
@@ -52,6 +57,24 @@ def nothing_as_zero(version: int | None) -> int:
 def marker(environment: str, digest: str) -> str:
     """The tag a deploy message carries so a later run can recognise its own deploy."""
     return f"[{MARKER_PREFIX}{environment}:{digest[:32]}]"
+
+
+def replaces_tag(environment: str, version: int | None) -> str:
+    """What a deploy message records it replaces, just before its content tag: the version a
+    later run restores if the new one fails its checks, found in the service's own history
+    by any machine (``replaced_version``). Empty when nothing was served."""
+    return "" if version is None else f"[{MARKER_PREFIX}{environment}:replaces={int(version)}] "
+
+
+def replaced_version(message: str | None, environment: str) -> int | None:
+    """The version a deploy of ours to ``environment`` replaced, as its message records it;
+    only where this provider puts it (right before the closing tag), never from user text."""
+    if not message:
+        return None
+    found = _REPLACES.search(message)
+    if found is None or found.group(1) != environment:
+        return None
+    return int(found.group(2))
 
 
 def carries(message: str | None, tag: str) -> bool:
@@ -77,7 +100,8 @@ class AppEnvironment:
         return self.api.get_app(self.app_id)
 
     def records(self, app: AppResponse) -> list[VersionRecord]:
-        """The version history: the app's own copy when it sends one, else the versions list."""
+        """The version history, without file lists: the app's own copy when it sends one,
+        else the versions list."""
         if app.versions is not None:
             return [VersionRecord.model_validate(v) for v in app.versions if isinstance(v, dict)]
         return self.api.list_versions(self.app_id).records()
@@ -122,6 +146,18 @@ class AppEnvironment:
         ]
         return max(tagged) if tagged else None
 
+    def files(self, version: int | None) -> dict[str, str] | None:
+        """What a preview compares a bundle with: the version's file list as a manifest,
+        read alone and only as far as ``manifests.MAX_FILES`` (None past it, or when it
+        cannot be read)."""
+        if version is None:
+            return None
+        try:
+            record = self.api.get_version(self.app_id, version, files=manifests.MAX_FILES + 1)
+        except MixpeekError:
+            return None
+        return manifests.from_service(record.asset_manifest) if record.manifest_complete else None
+
     def url(self, app: AppResponse) -> str:
         """The server's URL for the environment when it sends one; otherwise derived from the
         app's canonical URL: production is it, staging is ``staging-<host>`` (documented)."""
@@ -136,6 +172,18 @@ class AppEnvironment:
 
     def restore(self, version: int) -> RestoreVersionResponse:
         return self.api.restore_version(self.app_id, version, self.name)
+
+
+def unverified(state: AppDeployState | AppPromotionState) -> bool:
+    """Whether an earlier run switched the environment and left the checks of ``verify``
+    without a verdict: the next update verifies again, and may roll back."""
+    return state.verify is not None and state.verified is False and state.live is not False
+
+
+def drift(state: AppDeployState | AppPromotionState) -> list[str]:
+    """The outputs whose value makes the next ``up`` act although no input changed: ``live``
+    after someone repointed the environment, ``verified`` for a switch left unverified."""
+    return (["live"] if state.live is False else []) + (["verified"] if unverified(state) else [])
 
 
 def import_id(resource_id: str) -> tuple[str, Environment]:

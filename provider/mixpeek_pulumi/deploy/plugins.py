@@ -180,7 +180,7 @@ class PluginRollout:
             or (olds.status or "").upper() in ROLLING
         )
         if not redeploy:
-            return olds.model_copy(update=inputs.model_dump(exclude={"code_sha256"}))
+            return olds.with_inputs(inputs, exclude=frozenset({"code_sha256"}))
         plugin_id = olds.plugin_id or plugin_id_for(inputs.name, inputs.version)
         digest = olds.code_sha256 or ""
         try:
