@@ -78,6 +78,7 @@ class Lane:
         self.http = http
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         self._lock = threading.Lock()
+        self._refusing = False
         self.extensions = {"trace": self._trace}
 
     def _trace(self, event: str, info: Mapping[str, Any]) -> None:
@@ -88,14 +89,25 @@ class Lane:
         if isinstance(sock, socket.socket):
             with self._lock:
                 self._sockets.add(sock)
+                refusing = self._refusing
+            if refusing:  # opened after its exchange was ended: end it too
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def shut(self) -> None:
-        """End every read and write under way on this lane's sockets, from any thread."""
+        """End every read and write under way on this lane's sockets, from any thread, and
+        any connection the ended exchange still opens (until ``reopen``)."""
         with self._lock:
+            self._refusing = True
             sockets = list(self._sockets)
         for sock in sockets:
             with suppress(OSError):  # closed already: nothing is blocked on it
                 sock.shutdown(socket.SHUT_RDWR)
+
+    def reopen(self) -> None:
+        """The ended exchange is over: the lane's next one may connect again."""
+        with self._lock:
+            self._refusing = False
 
 
 @dataclass(frozen=True)
@@ -206,6 +218,7 @@ class Exchange:
             release()
             if timer is not None:
                 timer.cancel()
+            self.lane.reopen()
 
     def _spend(self) -> None:
         with self._lock:

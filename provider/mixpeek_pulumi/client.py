@@ -47,9 +47,11 @@ from .models import (
     DownloadUrlResponse,
     Environment,
     ErrorResponse,
+    ListAppsResponse,
     PluginDeleteResponse,
     PluginDeployResponse,
     PluginDetailResponse,
+    PluginListResponse,
     PluginPresignedUrlResponse,
     PluginStatusResponse,
     PluginUndeployResponse,
@@ -318,6 +320,11 @@ class MixpeekClient:
         app._source = ("GET", path)
         return app
 
+    def list_apps(self, *, limit: int = 1) -> ListAppsResponse:
+        """One page of the organization's apps (the cheapest call that needs a valid key)."""
+        params = {"limit": str(int(limit)), "offset": "0"}
+        return self._call("GET", "/v1/apps", ListAppsResponse, params=params)
+
     def get_upload_url(self, app_id: str, filename: str) -> UploadUrlResponse:
         # Minting a URL stores nothing, so it is safe to send again.
         body = UploadUrlRequest(filename=filename)
@@ -408,6 +415,10 @@ class MixpeekClient:
         path = f"{self._plugins(namespace_id)}/{_seg(plugin_id)}/deploy"
         params: dict[str, str] = {"deployment_type": deployment_type}
         return self._call("POST", path, PluginDeployResponse, params=params, creates=True)
+
+    def list_plugins(self, namespace_id: str) -> PluginListResponse:
+        """The namespace's plugins (a key check: nothing of it is read)."""
+        return self._call("GET", self._plugins(namespace_id), PluginListResponse)
 
     def get_plugin_status(self, namespace_id: str, plugin_id: str) -> PluginStatusResponse:
         path = f"{self._plugins(namespace_id)}/{_seg(plugin_id)}/status"

@@ -199,6 +199,13 @@ class AppResponse(Response):
         raise ResponseValidationError(method=method, path=path, status_code=200, problem=problem)
 
 
+class ListAppsResponse(Response):
+    """The official ``ListAppsResponse``; only its page is read (a key check)."""
+
+    results: list[Any]
+    total_count: int | None = None
+
+
 class VersionListResponse(Response):
     versions: list[Any]
     total: int | None = None
@@ -350,6 +357,10 @@ class PluginDocument(Response):
     deployed: bool = False
     deployment_info: DeploymentInfo | None = None
     deployed_at: str | None = None
+
+
+class PluginListResponse(Response):
+    """The namespace's plugins; free-form in the spec, and only asked for as a key check."""
 
 
 class PluginDetailResponse(Response):

@@ -307,6 +307,9 @@ class AppDeployInputs(Inputs):
     verify: Verify | None = setting(None, change="none")
     """Check the live site after the switch and restore the version served before if it
     fails (see README); a change applies to the next switch."""
+    allow_older_commit: bool = setting(False, change="none", strict=True)
+    """Deploy even when the environment serves a newer commit of the same history (a
+    deliberate rollback); otherwise such a deploy is refused before anything is sent."""
     bundle_sha256: str | None = setting(None, change="computed")
     """The content digest of the bundle (computed by ``check``): what the diff compares."""
 
@@ -384,6 +387,9 @@ class AppPromotionInputs(Inputs):
     verify: Verify | None = setting(None, change="none")
     """Check the live site after the switch and restore the version served before if it
     fails (see README); a change applies to the next switch."""
+    allow_older_commit: bool = setting(False, change="none", strict=True)
+    """Promote even when the environment serves a newer commit of the same history (a
+    deliberate rollback); otherwise such a promotion is refused before anything is sent."""
 
 
 class AppPromotionState(AppPromotionInputs, State):

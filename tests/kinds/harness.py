@@ -16,7 +16,7 @@ from typing import Any
 from mixpeek_pulumi.config import ProviderConfig
 from mixpeek_pulumi.deadline import Cancellation
 from mixpeek_pulumi.deploy.kinds import KINDS
-from mixpeek_pulumi.deploy.lifecycle import Door, failure
+from mixpeek_pulumi.deploy.lifecycle import Door, checked, failure
 from mixpeek_pulumi.errors import DeployError
 from mixpeek_pulumi.journal import Journal
 from tests.emulator_fixture import EmulatorHandle
@@ -39,16 +39,20 @@ class Resource:
     state: dict[str, Any] | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
     cancel: Cancellation = field(default_factory=Cancellation)
+    config: ProviderConfig | None = None
+    """The provider's settings; by default the emulator's address and key, as stack config."""
 
     def door(self) -> Door:
-        config = ProviderConfig(self.emulator.url, "`mixpeek:baseUrl`", self.emulator.api_key)
+        config = self.config or ProviderConfig(
+            self.emulator.url, "`mixpeek:baseUrl`", self.emulator.api_key
+        )
         journal = Journal(self.journal_dir) if self.journal_dir is not None else None
         return Door(config, self.lines.append, self.name, cancel=self.cancel, journal=journal)
 
     def check(self, **inputs: Any) -> dict[str, Any]:
         props = {**inputs, "resource_name": self.name}
         steps = KINDS[self.kind]
-        computed, failures = steps.check(self.state or {}, props, set())
+        computed, failures = checked(self.door().config, steps, self.state or {}, props, set())
         if failures:
             raise CheckFailed(failures)
         return {**props, **computed}

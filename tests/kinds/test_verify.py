@@ -20,10 +20,10 @@ from mixpeek_pulumi.errors import MixpeekError
 from tests.emulator_fixture import EmulatorHandle, wait_until
 from tests.fronts import front, wire_server
 from tests.kinds.conftest import Make
-from tests.kinds.harness import CheckFailed, Resource
+from tests.kinds.harness import CheckFailed
 from tests.sites import site, write_tree
 
-FAST = {"checks": 2, "interval_seconds": 0.1, "timeout_seconds": 5}
+FAST: dict[str, Any] = {"checks": 2, "interval_seconds": 0.1, "timeout_seconds": 3}
 
 
 def healthy(version: str) -> dict[str, str]:
@@ -51,7 +51,7 @@ class Pipeline:
         )
         return int(out["version"])
 
-    def promote(self, version: int, prod: Resource | None = None, **verify: Any) -> dict[str, Any]:
+    def promote(self, version: int, prod: Any = None, **verify: Any) -> dict[str, Any]:
         return (prod or self.prod).up(
             app_id=self.app,
             version=version,
@@ -180,7 +180,7 @@ def test_an_interrupted_verification_is_finished_by_the_next_run(
     with front(pipe.sites, hold=threading.Event()) as held:
         assert held.hold is not None
         held.hold.set()
-        verify = {"url": held.url, **FAST, "timeout_seconds": 60}
+        verify: dict[str, Any] = {"url": held.url, **FAST, "timeout_seconds": 60}
         failed = _in_thread(lambda: pipe.promote(version, **verify))
         assert wait_until(lambda: bool(held.arrived), timeout=30)
         pipe.prod.cancel.set()
@@ -196,7 +196,7 @@ def test_an_interrupted_verification_is_finished_by_the_next_run(
         held.hold.clear()
         held.status = 500
         with pytest.raises(MixpeekError) as info:
-            pipe.promote(version, **verify)
+            pipe.promote(version, **{**verify, "timeout_seconds": 3})
     assert (
         str(info.value)
         .splitlines()[0]
@@ -222,7 +222,7 @@ def test_a_deploy_left_unverified_is_rolled_back_from_any_machine_by_its_own_rec
     with front(sites, hold=threading.Event()) as held:
         assert held.hold is not None
         held.hold.set()
-        verify = {"url": held.url, **FAST, "timeout_seconds": 60}
+        verify: dict[str, Any] = {"url": held.url, **FAST, "timeout_seconds": 60}
         failed = _in_thread(
             lambda: first.up(app_id=app, bundle=v2, poll_interval_seconds=0.1, verify=verify)
         )
@@ -236,7 +236,12 @@ def test_a_deploy_left_unverified_is_rolled_back_from_any_machine_by_its_own_rec
             "AppDeploy", "site", keeps_partial=False, journal_dir=tmp_path / "runner-2"
         )
         with pytest.raises(MixpeekError) as info:
-            other.up(app_id=app, bundle=v2, poll_interval_seconds=0.1, verify=verify)
+            other.up(
+                app_id=app,
+                bundle=v2,
+                poll_interval_seconds=0.1,
+                verify={**verify, "timeout_seconds": 3},
+            )
     assert str(info.value).splitlines()[0].endswith("production serves version 1 again.")
     assert emulator.served_version(app, "production") == 1
     assert emulator.count("POST", f"/v1/apps/{app}/deploy") == 2  # adopted, never rebuilt
@@ -277,9 +282,19 @@ def test_a_rollback_never_lands_over_another_runs_switch(
 
 
 @pytest.mark.timeout(90)
-def test_a_status_line_that_trickles_ends_the_check_at_its_bound(pipe: Pipeline) -> None:
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\nok",
+    ],
+    ids=["status-line", "body"],
+)
+def test_an_answer_that_trickles_ends_the_check_at_its_bound(pipe: Pipeline, answer: bytes) -> None:
     def trickle(conn: socket.socket) -> None:
-        for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok":
+        head = answer.index(b"\r\n\r\n") + 4 if b"99" in answer else 0
+        conn.sendall(answer[:head])
+        for byte in answer[head:] + b"x" * 100:
             conn.sendall(bytes([byte]))
             time.sleep(2)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -62,6 +62,7 @@ from .environments import (
     unverified,
 )
 from .lifecycle import Checked, Lifecycle, Session
+from .ordering import Shipped, gate
 from .verify import Switch, verify_switch
 
 DEFAULT_MESSAGE: Final = "Deployed with mixpeek-pulumi"
@@ -149,9 +150,15 @@ class _Deploy:
     archive_size: int = 0
     file_count: int = 0
     s3_key: str | None = None
+    git: gitinfo.GitInfo = field(default_factory=gitinfo.GitInfo)
+    """The commit the bundle comes from: the inputs' ``git_*`` where set, else git's."""
     replaces: int | None = None
     """The version the environment served when the run started: what the deploy message
     records it replaces, for a later run to restore if the new version fails its checks."""
+
+    @property
+    def shipped(self) -> Shipped:
+        return Shipped(self.git.sha, "this bundle", Path(self.inputs.bundle))
 
 
 @dataclass(frozen=True)
@@ -275,8 +282,14 @@ class AppDeployer:
     ) -> _Deploy:
         """One deploy of ``digest``: its tag for the deploy message and its journal key."""
         key = (self.api.base_url, inputs.app_id, inputs.environment, digest)
+        found = gitinfo.detect(Path(inputs.bundle)) if inputs.bundle else gitinfo.GitInfo()
+        git = gitinfo.GitInfo(
+            inputs.git_commit_sha or found.sha,
+            inputs.git_commit_message or found.subject,
+            inputs.git_author or found.author,
+        )
         return _Deploy(
-            inputs, env, digest, marker(inputs.environment, digest), key, size, count, s3_key
+            inputs, env, digest, marker(inputs.environment, digest), key, size, count, s3_key, git
         )
 
     def read_imported(self, resource_id: str) -> AppDeployState | None:
@@ -361,6 +374,8 @@ class AppDeployer:
         served = self._served_copy(run, app)
         if served is not None:
             return served
+        # Everything from here on switches the environment to this bundle's commit.
+        gate(self.op, run.env, app, run.shipped, allow=run.inputs.allow_older_commit)
         for hint in (*hints, *self._journaled(run)):
             found = self._use_hint(run, app, hint)
             if found is not None:
@@ -540,10 +555,8 @@ class AppDeployer:
         return key
 
     def _request(self, run: _Deploy, files: list[bundles.SourceFile]) -> DeployRequest:
-        inputs = run.inputs
-        git = gitinfo.detect(Path(inputs.bundle))
-        sha = inputs.git_commit_sha or git.sha
-        subject = inputs.git_commit_message or git.subject
+        inputs, git = run.inputs, run.git
+        sha, subject = git.sha, git.subject
         base = inputs.message or (f"{subject} ({sha[:7]})" if subject and sha else DEFAULT_MESSAGE)
         # The tag ends the message, and only ours: one inside the user's text never counts.
         base = untagged(base) or DEFAULT_MESSAGE
@@ -556,7 +569,7 @@ class AppDeployer:
             source_files=bundles.source_texts(files) if inputs.include_source_files else None,
             git_commit_sha=sha,
             git_commit_message=subject,
-            git_author=inputs.git_author or git.author,
+            git_author=git.author,
         )
 
     def _trigger(self, run: _Deploy, request: DeployRequest) -> str:
@@ -693,6 +706,8 @@ class AppDeployer:
         other = env.deploy_id(app) or "nothing"
         version = env.version_of(app, deploy_id, run.tag)
         if version is not None:
+            # Whoever deployed meanwhile may have shipped a newer commit: never undo it.
+            gate(self.op, env, app, run.shipped, allow=run.inputs.allow_older_commit)
             try:
                 restored = env.restore(version)
             except (ApiStatusError, ApiConnectionError, ResponseValidationError) as exc:
@@ -820,15 +835,20 @@ class AppDeployer:
         app = env.app()
         if state.deploy_id is not None and env.deploy_id(app) == state.deploy_id:
             return state.model_copy(update={"live": True, "url": env.url(app)})
-        return self.restore_declared(state)
+        return self.restore_declared(state, env, app)
 
-    def restore_declared(self, state: AppDeployState) -> AppDeployState | None:
-        """Someone repointed the environment by hand: put the declared version back at once,
-        without a rebuild. None when that version no longer exists, or the restore did not
-        take (deploy again instead)."""
+    def restore_declared(
+        self, state: AppDeployState, env: AppEnvironment, app: AppResponse
+    ) -> AppDeployState | None:
+        """Someone repointed the environment (by hand, or an older build that completed late
+        took it over): put the declared version back at once, without a rebuild, unless what
+        serves is a newer commit. None when that version no longer exists, or the restore did
+        not take (deploy again instead)."""
         if state.version is None:
             return None
-        env = AppEnvironment(self.api, state.app_id, state.environment)
+        said = environments.drift_said(env, app, state)
+        ours = Shipped(env.commit_of(app, state.version), f"version {state.version}", _repo(state))
+        gate(self.op, env, app, ours, allow=state.allow_older_commit)
         try:
             restored = env.restore(state.version)
         except NotFoundError:
@@ -845,10 +865,15 @@ class AppDeployer:
         app = env.app()
         if env.deploy_id(app) != restored.deploy_id:
             return None
-        self.op.say(f"restored version {restored.version} to {state.environment}")
+        self.op.say(f"{said}: restored version {restored.version}")
         return state.model_copy(
             update={"deploy_id": restored.deploy_id, "live": True, "url": env.url(app)}
         )
+
+
+def _repo(state: AppDeployState) -> Path:
+    """Where the history of a deployed bundle is: its folder, or the program's."""
+    return Path(state.bundle) if state.bundle else Path.cwd()
 
 
 class AppDeployLifecycle(Lifecycle[AppDeployInputs, AppDeployState]):
@@ -875,7 +900,7 @@ class AppDeployLifecycle(Lifecycle[AppDeployInputs, AppDeployState]):
         return AppDeployer(s.api, s.op).update(olds, inputs)
 
     def read(self, s: Session, state: AppDeployState) -> AppDeployState | None:
-        return environments.refresh_deploy(s.api, state)
+        return environments.refresh_deploy(s.api, s.op, state)
 
     def delete(self, s: Session, state: AppDeployState) -> None:
         environments.roll_back(s.api, s.op, state, "deploy")

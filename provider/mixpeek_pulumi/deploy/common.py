@@ -289,7 +289,8 @@ def plain_reason(err: Mapping[str, Any]) -> str:
         text = f"is not a field of `{parent}`" if parent else "is not an input"
     elif kind in _BOUNDS:
         key, phrase = _BOUNDS[kind]
-        text = phrase.format(ctx.get(key))
+        bound = ctx.get(key)
+        text = phrase.format(f"{bound:g}" if isinstance(bound, float) else bound)
     elif kind == "string_too_short":
         text = "must not be empty" if ctx.get("min_length") == 1 else str(err.get("msg"))
     elif kind == "literal_error":

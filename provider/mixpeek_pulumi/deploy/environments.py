@@ -158,6 +158,11 @@ class AppEnvironment:
             return None
         return manifests.from_service(record.asset_manifest) if record.manifest_complete else None
 
+    def commit_of(self, app: AppResponse, version: int | None) -> str | None:
+        """The commit a version was built from, as its record says."""
+        found = next((r for r in self.records(app) if r.version == version), None)
+        return found.git_commit_sha if found is not None and version is not None else None
+
     def url(self, app: AppResponse) -> str:
         """The server's URL for the environment when it sends one; otherwise derived from the
         app's canonical URL: production is it, staging is ``staging-<host>`` (documented)."""
@@ -211,14 +216,15 @@ def imported(api: MixpeekClient, resource_id: str) -> tuple[AppEnvironment, AppR
         return None
 
 
-def refresh(api: MixpeekClient, state: St) -> St | None:
-    """The state as the service has it now: None when the app is gone, ``live`` false when the
-    environment serves another deploy."""
+def refresh(api: MixpeekClient, op: Operation, state: St) -> St | None:
+    """The state as the service has it now: None when the app is gone, ``live`` false (and
+    one line naming what serves instead) when the environment serves another deploy."""
     env = AppEnvironment(api, state.app_id, state.environment)
     try:
-        return _seen(env, env.app(), state)
+        app = env.app()
     except NotFoundError:
         return None
+    return _said(op, env, app, _seen(env, app, state), state)
 
 
 def _seen(env: AppEnvironment, app: AppResponse, state: St) -> St:
@@ -226,11 +232,39 @@ def _seen(env: AppEnvironment, app: AppResponse, state: St) -> St:
     return state.model_copy(update={"live": live, "url": env.url(app)})
 
 
-def refresh_deploy(api: MixpeekClient, state: AppDeployState) -> AppDeployState | None:
+def _said(op: Operation, env: AppEnvironment, app: AppResponse, now: St, was: St) -> St:
+    """``now``, after one line naming what took the environment over, if something did."""
+    if now.live is False and env.deploy_id(app) != was.deploy_id:
+        op.say(f"{drift_said(env, app, was)}; the next `pulumi up` puts it back")
+    return now
+
+
+def drift_said(env: AppEnvironment, app: AppResponse, state: St) -> str:
+    """What serves instead of the deploy the state records, and what that one was: each
+    deploy with its version and commit, so an older build that took over late is named."""
+    record = env.served(app)
+    now = env.deploy_id(app)
+    version = record.version if record is not None else None
+    serving = f"deploy {now}{_of(version, env.commit_of(app, version))}" if now else "nothing"
+    expected = f"deploy {state.deploy_id}{_of(state.version, env.commit_of(app, state.version))}"
+    return (
+        f"{env.name} of app {env.app_id} serves {serving}, not {expected}, which this stack expects"
+    )
+
+
+def _of(version: int | None, commit: str | None) -> str:
+    parts = [f"version {version}"] if version is not None else []
+    parts += [f"commit {commit[:7]}"] if commit else []
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def refresh_deploy(
+    api: MixpeekClient, op: Operation, state: AppDeployState
+) -> AppDeployState | None:
     """An app deploy's state as the service has it now, so that whatever was recorded (a
     deploy cut short, one that failed since, drift) converges: ``live``, then the deploy the
     environment serves if it serves this bundle through another deploy, and that deploy's
-    ``status`` and ``version``."""
+    ``status`` and ``version``; drift is named in one line."""
     env = AppEnvironment(api, state.app_id, state.environment)
     try:
         app = env.app()
@@ -238,7 +272,7 @@ def refresh_deploy(api: MixpeekClient, state: AppDeployState) -> AppDeployState 
         return None
     refreshed = _seen(env, app, state)
     if not state.bundle_sha256:
-        return refreshed
+        return _said(op, env, app, refreshed, state)
     update: dict[str, object] = {}
     tag = marker(state.environment, state.bundle_sha256)
     served = env.serving_tagged(app, tag)
@@ -253,7 +287,7 @@ def refresh_deploy(api: MixpeekClient, state: AppDeployState) -> AppDeployState 
         update["status"] = record.status
         if state.require_smoke_test and record.smoke_failed:
             update["live"] = False  # served, but not as the program asked: the next up acts
-    return refreshed.model_copy(update=update)
+    return _said(op, env, app, refreshed.model_copy(update=update), state)
 
 
 def deploy_record(

@@ -49,7 +49,7 @@ from .common import (
     remote_digest,
     upload_fresh,
 )
-from .lifecycle import Checked, Lifecycle, Session
+from .lifecycle import Checked, Lifecycle, Probe, Session
 
 PLUGIN_EXCLUDES: Final = ("__pycache__/", "*.pyc", ".pytest_cache/", ".venv/", "*.egg-info/")
 MAX_POLL_INTERVAL: Final = 15.0
@@ -548,6 +548,12 @@ class PluginDeploymentLifecycle(Lifecycle[PluginDeploymentInputs, PluginDeployme
         self, inputs: PluginDeploymentInputs | None, unknown: set[str], olds: Mapping[str, Any]
     ) -> Checked:
         return check(inputs, unknown, olds)
+
+    def probe(self, props: Mapping[str, Any]) -> Probe | None:
+        namespace = props.get("namespace_id")
+        if not isinstance(namespace, str) or not namespace:
+            return None  # plugin hosts serve no app routes: wait for the namespace
+        return lambda api: api.list_plugins(namespace)
 
     def diff(self, olds: PluginDeploymentState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
         return diff(olds, news, unknown)

@@ -9,6 +9,7 @@ refuses, with the sentence saying how to proceed: it never promotes silently.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ..client import MixpeekClient
@@ -35,6 +36,7 @@ from .environments import (
     unverified,
 )
 from .lifecycle import Lifecycle, Session
+from .ordering import Shipped, gate
 from .verify import Switch, verify_switch
 
 
@@ -76,6 +78,9 @@ class Promoter:
         record = self._version(inputs)
         if inputs.require_smoke_test:
             self._gate(inputs, app, record)
+        if env.served_version(app) != inputs.version:
+            ours = Shipped(record.git_commit_sha, f"version {inputs.version}", Path.cwd())
+            gate(self.op, env, app, ours, allow=inputs.allow_older_commit)
         self._remember_pending(inputs, before)
         expected = self._restore(inputs, env)
         app = env.app()
@@ -314,7 +319,7 @@ class AppPromotionLifecycle(Lifecycle[AppPromotionInputs, AppPromotionState]):
         return Promoter(s.api, s.op).update(olds, inputs)
 
     def read(self, s: Session, state: AppPromotionState) -> AppPromotionState | None:
-        return environments.refresh(s.api, state)
+        return environments.refresh(s.api, s.op, state)
 
     def delete(self, s: Session, state: AppPromotionState) -> None:
         environments.roll_back(s.api, s.op, state, "promotion")

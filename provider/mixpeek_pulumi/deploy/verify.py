@@ -213,7 +213,7 @@ class Verifier:
             return Outcome("unverified", expected)
         self.deadline = self._clock_from_now()  # the checks' time starts with the first one
         tally = _Tally(self.spec.checks)
-        while not self.deadline.cancelled and self.deadline.remaining() >= MIN_CHECK_SECONDS:
+        while not self.deadline.cancelled and self._may_still_pass(tally):
             verdict = self._check(expected)
             self.op.say(tally.add(verdict))
             # A check cut short by the verifier's own time is no verdict on the version.
@@ -223,6 +223,13 @@ class Verifier:
             if self.deadline.clock.wait(self.wake, pause):
                 break
         return tally.outcome(self.deadline.cancelled, self.spec)
+
+    def _may_still_pass(self, tally: _Tally) -> bool:
+        """Whether another check is worth starting: there is time for it, and for the passes
+        still missing (a failing version is not kept serving after it can no longer pass)."""
+        left = self.deadline.remaining()
+        missing = tally.wanted - tally.passes
+        return left >= MIN_CHECK_SECONDS and (missing - 1) * self.spec.interval_seconds < left
 
     # ------------------------------------------------------------------- one check
 

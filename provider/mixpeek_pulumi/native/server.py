@@ -12,6 +12,7 @@ an import, and progress goes to the engine's log under the resource's URN.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -30,10 +31,11 @@ from ..deadline import Cancellation
 from ..deploy.common import Failure, split_unknowns
 from ..deploy.kinds import KINDS
 from ..deploy.lifecycle import Door, Kind, failure
+from ..deploy.lifecycle import checked as check_inputs
 from ..errors import DeployError, redact
 from ..progress import write_line
 from ..spec import State, change_of
-from . import wire
+from . import lifeline, wire
 from .schema import PACKAGE, input_fields, schema_json
 
 T = TypeVar("T")
@@ -147,7 +149,7 @@ class NativeProvider(rpc.ResourceProviderServicer):
         if _imported(call, olds, news):
             unknown.add(call.kind.path)  # an import knows no local path; the program will
         known["resource_name"] = call.name
-        computed, failures = call.kind.check(call.model(olds), known, unknown)
+        computed, failures = check_inputs(self.config, call.kind, call.model(olds), known, unknown)
         if placeholder and call.kind.path not in unknown:
             failures = [f for f in failures if f.field != call.kind.path]
             failures.append(Failure(call.kind.path, _placeholder_reason(call.kind)))
@@ -391,14 +393,22 @@ def engine_address(argv: list[str]) -> str | None:
 
 async def serve(argv: list[str]) -> None:
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 256 * 1024 * 1024)])
-    rpc.add_ResourceProviderServicer_to_server(
-        NativeProvider(EngineLog(engine_address(argv))), server
-    )
+    address = engine_address(argv)
+    provider = NativeProvider(EngineLog(address))
+    rpc.add_ResourceProviderServicer_to_server(provider, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     # The engine reads the port from the first line on stdout; nothing else is printed there.
     sys.stdout.write(f"{port}\n")
     sys.stdout.flush()
+
+    def gone(why: str) -> None:
+        # Nobody is left to report to: every wait ends, and the process with it.
+        provider.cancelled.set()
+        write_line(f"pulumi-resource-mixpeek: exiting, as {why}")
+        os._exit(0)
+
+    lifeline.watch(address, gone)
     await server.wait_for_termination()
 
 

@@ -34,6 +34,7 @@ from ..deadline import Cancellation
 from ..deploy.common import Diff, Failure, split_unknowns, validate_inputs
 from ..deploy.kinds import KINDS
 from ..deploy.lifecycle import Door, Kind, failure
+from ..deploy.lifecycle import checked as check_inputs
 from ..errors import InputError, redact, register_secret
 from ..journal import Journal
 from ..progress import write_line
@@ -247,7 +248,8 @@ class DynamicProvider(ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         reveal_secrets(news)
         known, unknown = split_unknowns(news, lambda v: isinstance(v, Unknown))
-        computed, failures = self.steps.check(olds, known, unknown)
+        with reported(self.kind, _name(news)):
+            computed, failures = check_inputs(self.config(), self.steps, olds, known, unknown)
         checked = {k: v for k, v in news.items() if k not in computed} | computed
         for key in self.steps.state.output_keys():
             if key in self.steps.inputs.model_fields and key not in computed:
