@@ -778,9 +778,7 @@ class AppDeployer:
         counts |= {k: v for k, v in (found.summary or {}).items() if k in counts}
         marks = {"modified": "", "added": "+", "removed": "-"}
         names = [
-            f"{marks[f.status]}{manifests.safe_name(f.path)}"
-            for f in found.files
-            if f.status in marks
+            f"{marks[f.status]}{manifests.shown(f.path)}" for f in found.files if f.status in marks
         ]
         shown = ", ".join(names[: manifests.NAMES_SHOWN])
         more = len(names) - manifests.NAMES_SHOWN
