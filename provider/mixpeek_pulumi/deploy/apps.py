@@ -108,9 +108,14 @@ def check(
 def diff(olds: AppDeployState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
     """Settings are compared as declared; the bundle by content digest, so a rebuild of the
     same bytes is no change; an environment that drifted away, and a switch left unverified,
-    are changes too."""
+    are changes too.
+
+    A content change is named by the digest, ``bundle_sha256``: the CLI shows each named
+    property's old and new input, and the bundle's path, the same before and after, would
+    read as ``"./dist" => "./dist"``. A path not known yet is the change itself."""
     content = "bundle" in unknown or news.get("bundle_sha256") != olds.bundle_sha256
-    extra = (["bundle"] if content else []) + drift(olds)
+    changed = "bundle" if "bundle" in unknown else "bundle_sha256"
+    extra = ([changed] if content else []) + drift(olds)
     found = diff_inputs(
         AppDeployInputs, olds.model_dump(), news, unknown, skip=("bundle",), extra=extra
     )
