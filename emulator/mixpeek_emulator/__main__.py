@@ -10,10 +10,12 @@ import argparse
 import os
 import signal
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .disk import DiskFull, full_message
 from .state import ENVIRONMENTS, EXTENSIONS, STATUS_CASES, Timing
 
 DISTRIBUTION = "mixpeek-pulumi"
@@ -124,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         sock = bind(args.host, args.port)
     except (OSError, ValueError) as exc:
-        print(f"mixpeek-emulator cannot start: {_reason(exc)}.", file=sys.stderr)  # noqa: T201
+        why = _reason(exc, args.data_dir or Path(tempfile.gettempdir()))
+        print(f"mixpeek-emulator cannot start: {why}.", file=sys.stderr)  # noqa: T201
         return 2
     url = url_of(sock, tls)
     print(url, flush=True)  # noqa: T201 - the first line is the contract
@@ -163,7 +166,9 @@ class _StopRequests:
             self.server.should_exit = True
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: Exception, folder: Path) -> str:
+    if isinstance(exc, DiskFull):
+        return full_message(folder, "its")
     if isinstance(exc, OSError) and exc.strerror:
         where = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror.lower()}{where}"

@@ -29,10 +29,10 @@ def writing() -> Iterator[None]:
         raise
 
 
-def full_message(folder: Path) -> str:
-    """What a client is told: that the disk is full, where, and what to do."""
+def full_message(folder: Path, whose: str = "mixpeek-emulator's") -> str:
+    """What a client (or, at start, the user) is told: that the disk is full, where, and what
+    to do."""
     return (
-        f"mixpeek-emulator's disk is full: no space is left on the device that holds its data "
-        f"folder {folder}; free some space there, or start the emulator with --data-dir on a "
-        "larger disk"
+        f"{whose} disk is full: no space is left on the device that holds its data folder "
+        f"{folder}; free some space there, or start the emulator with --data-dir on a larger disk"
     )

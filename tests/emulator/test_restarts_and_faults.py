@@ -26,7 +26,7 @@ from mixpeek_emulator.state import Timing
 from mixpeek_pulumi.client import MixpeekClient
 from mixpeek_pulumi.errors import StorageError
 from scripts.make_upgrade_fixture import FIXTURE
-from tests.emulator.test_cli_persistence import KEY, cli
+from tests.emulator.test_cli_persistence import KEY, cli, run_cli
 from tests.emulator_fixture import make_zip, wait_until
 from tests.sites import plugin, site
 
@@ -204,6 +204,18 @@ def test_a_full_disk_answers_in_the_envelope_saying_so(
         == 200
     )
     assert not list((data / "objects" / ".partial").iterdir())
+
+
+def test_a_full_disk_at_start_is_one_sentence_and_exit_code_2(small_disk: Path) -> None:
+    fill(small_disk)
+    data = small_disk / "data"
+    done = run_cli("--port", "0", "--data-dir", str(data), "--app", "my-site")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "mixpeek-emulator cannot start: its disk is full: no space is left on the device that "
+        f"holds its data folder {data}; free some space there, or start the emulator with "
+        "--data-dir on a larger disk."
+    ]
 
 
 # ------------------------------------------------------------------------ wall clocks
