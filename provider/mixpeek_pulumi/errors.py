@@ -40,7 +40,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any
 
 _SECRETS: set[str] = set()
 _SECRETS_LOCK = threading.Lock()
@@ -97,10 +97,6 @@ def safe_name(name: str, most: int | None = None) -> str:
 
 def _escaped(char: str) -> str:
     return char.encode("unicode_escape").decode("ascii")
-
-
-NAME_SHOWN_MOST: Final = 120
-"""The longest file name a preview line shows whole."""
 
 
 def _sentence(text: str) -> str:

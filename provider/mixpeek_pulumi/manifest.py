@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from .bundle import SourceFile, entry_prefix, hashed
-from .errors import NAME_SHOWN_MOST, safe_name
+from .errors import safe_name
 
 MAX_FILES: Final = 1000
 """Bundles with more files keep no file list in state: a preview then names no files."""
@@ -24,6 +24,8 @@ HASH_CHARS: Final = 16
 """64 bits of each file's sha256: enough to tell two versions of one file apart."""
 NAMES_SHOWN: Final = 10
 """How many changed paths a preview names; the rest are counted."""
+NAME_SHOWN_MOST: Final = 120
+"""The longest file name a preview line shows whole."""
 _SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
 _SEEN: OrderedDict[str, dict[str, str] | None] = OrderedDict()
 """Manifests ``check`` computed, by content digest, for the ``diff`` that follows it."""

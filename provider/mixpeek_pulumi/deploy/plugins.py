@@ -87,8 +87,7 @@ def check(
             Failure(
                 "source",
                 f"The plugin source at {safe_name(inputs.source)} would fail the service's "
-                "validation: "
-                f"{listed}.",
+                f"validation: {listed}.",
             )
         ]
     no_realtime = _no_realtime(inputs, files, unknown, olds, digest)
@@ -141,9 +140,9 @@ def _no_realtime(
     return Failure(
         "deployment_type",
         f"Plugin {inputs.name} {inputs.version} asks for a realtime deployment, but its source "
-        f"at {safe_name(inputs.source)} has no realtime.py beside manifest.py, and the service deploys "
-        "such a plugin for batch processing only; add realtime.py, or set deployment_type to "
-        "batch_only.",
+        f"at {safe_name(inputs.source)} has no realtime.py beside manifest.py, and the service "
+        "deploys such a plugin for batch processing only; add realtime.py, or set "
+        "deployment_type to batch_only.",
     )
 
 
