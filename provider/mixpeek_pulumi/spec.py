@@ -363,6 +363,14 @@ class AppDeployState(AppDeployInputs, State):
     def resource_id(self) -> str:
         return f"{self.app_id}/{self.environment}"
 
+    @property
+    def written_before_file_lists(self) -> bool:
+        """Written by a release that kept no file list (0.1.0): ``bundle_files`` and
+        ``verified`` are both absent. Every create and update since writes both, and
+        ``verified`` as a boolean, which the dynamic resources' state keeps where it drops a
+        null ``bundle_files``."""
+        return not {"bundle_files", "verified"} & self.model_fields_set
+
 
 # ---------------------------------------------------------------------------- AppPromotion
 

@@ -109,9 +109,14 @@ def check(
 def diff(olds: AppDeployState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
     """Settings are compared as declared; the bundle by content digest, so a rebuild of the
     same bytes is no change; an environment that drifted away, and a switch left unverified,
-    are changes too."""
+    are changes too.
+
+    A content change is named by the digest, ``bundle_sha256``: the CLI shows each named
+    property's old and new input, and the bundle's path, the same before and after, would
+    read as ``"./dist" => "./dist"``. A path not known yet is the change itself."""
     content = "bundle" in unknown or news.get("bundle_sha256") != olds.bundle_sha256
-    extra = (["bundle"] if content else []) + drift(olds)
+    changed = "bundle" if "bundle" in unknown else "bundle_sha256"
+    extra = ([changed] if content else []) + drift(olds)
     found = diff_inputs(
         AppDeployInputs, olds.model_dump(), news, unknown, skip=("bundle",), extra=extra
     )
@@ -122,20 +127,42 @@ def diff(olds: AppDeployState, news: Mapping[str, Any], unknown: set[str]) -> Di
 
 def _files_note(olds: AppDeployState, news: Mapping[str, Any]) -> str:
     """Which files of the bundle differ from what is live, without a network call: the
-    state's manifest against the one ``check`` computed (or a fresh read of the bundle)."""
-    new = manifests.recalled(news.get("bundle_sha256"))
+    state's manifest against the one ``check`` computed (or a fresh read of the bundle); or,
+    when either list is missing, why."""
+    new, count = manifests.recalled(news.get("bundle_sha256")), None
     if new is None and isinstance(news.get("bundle"), str):
         try:
             excludes = bundles.Excludes(news.get("exclude") or [])
-            new = manifests.of_files(bundles.collect(Path(news["bundle"]), excludes))[1]
+            files = bundles.collect(Path(news["bundle"]), excludes)
+            new, count = manifests.of_files(files)[1], len(files)
         except (MixpeekError, OSError, ValueError):
             new = None
-    if olds.bundle_files is None or new is None:
+    if olds.bundle_files is not None and new is not None:
+        return manifests.summary("bundle", olds.bundle_files, new)
+    return f"bundle: its content changed (no file list to compare: {_no_list(olds, count)})"
+
+
+def _no_list(olds: AppDeployState, count: int | None) -> str:
+    """Why a preview has no two lists of files to compare."""
+    most = f"{manifests.MAX_FILES:,}"
+    if olds.bundle_files is None:
+        if olds.written_before_file_lists:
+            return (
+                "the state was written by an earlier release of mixpeek-pulumi, which kept "
+                "none; the next `pulumi up` records one"
+            )
+        if olds.file_count is not None and olds.file_count > manifests.MAX_FILES:
+            return (
+                f"the deployed bundle has {olds.file_count:,} files, and the state keeps a "
+                f"list only for bundles of up to {most}"
+            )
         return (
-            "bundle: its content changed (no file list to compare: the state keeps one only "
-            f"for bundles of up to {manifests.MAX_FILES} files)"
+            "none was kept for the deployed version, as the service gave no sha256 hashes of "
+            "its files; the next `pulumi up` records one"
         )
-    return manifests.summary("bundle", olds.bundle_files, new)
+    if count is not None and count > manifests.MAX_FILES:
+        return f"the bundle now has {count:,} files, and lists are kept only for up to {most}"
+    return "the bundle's files cannot be listed now"
 
 
 @dataclass
@@ -793,9 +820,7 @@ class AppDeployer:
         counts |= {k: v for k, v in (found.summary or {}).items() if k in counts}
         marks = {"modified": "", "added": "+", "removed": "-"}
         names = [
-            f"{marks[f.status]}{manifests.safe_name(f.path)}"
-            for f in found.files
-            if f.status in marks
+            f"{marks[f.status]}{manifests.shown(f.path)}" for f in found.files if f.status in marks
         ]
         shown = ", ".join(names[: manifests.NAMES_SHOWN])
         more = len(names) - manifests.NAMES_SHOWN

@@ -27,6 +27,7 @@ from ..errors import (
     MethodNotAllowedError,
     MixpeekError,
     NotFoundError,
+    safe_name,
 )
 from ..models import (
     ConfirmPluginUploadRequest,
@@ -85,8 +86,8 @@ def check(
         return {}, [
             Failure(
                 "source",
-                f"The plugin source at {inputs.source} would fail the service's validation: "
-                f"{listed}.",
+                f"The plugin source at {safe_name(inputs.source)} would fail the service's "
+                f"validation: {listed}.",
             )
         ]
     no_realtime = _no_realtime(inputs, files, unknown, olds, digest)
@@ -139,9 +140,9 @@ def _no_realtime(
     return Failure(
         "deployment_type",
         f"Plugin {inputs.name} {inputs.version} asks for a realtime deployment, but its source "
-        f"at {inputs.source} has no realtime.py beside manifest.py, and the service deploys "
-        "such a plugin for batch processing only; add realtime.py, or set deployment_type to "
-        "batch_only.",
+        f"at {safe_name(inputs.source)} has no realtime.py beside manifest.py, and the service "
+        "deploys such a plugin for batch processing only; add realtime.py, or set "
+        "deployment_type to batch_only.",
     )
 
 
