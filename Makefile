@@ -80,6 +80,13 @@ contract-test: $(STAMP)
 emulator: $(STAMP)
 	$(BIN)/mixpeek-emulator --host 127.0.0.1 --port 8787 --api-key demo-key
 
+# `make demo BUNDLE=path/to/build APP_ID=app_my_site VERIFY_TEXT='<h1>Welcome'` deploys your own
+# build folder or .zip (relative to this folder) instead of the example site, and checks that
+# its live production site holds that text.
+# Handed over in the environment, so no value needs shell quoting.
+demo: export MIXPEEK_DEMO_BUNDLE = $(BUNDLE)
+demo: export MIXPEEK_DEMO_APP_ID = $(APP_ID)
+demo: export MIXPEEK_DEMO_VERIFY_TEXT = $(VERIFY_TEXT)
 demo: $(STAMP) pulumi
 	$(BIN)/python -m scripts.demo
 

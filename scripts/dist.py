@@ -3,7 +3,9 @@
 - the `mixpeek-pulumi` wheel and sdist (`python -m build`);
 - the generated Python SDK's wheel, `pulumi_mixpeek` (from sdk/python);
 - the generated Node.js SDK's npm tarball, `@mixpeek/pulumi` (sdk/nodejs compiled with tsc, as
-  a provider's release does, then `npm pack`);
+  a provider's release does, then `npm pack`), named `mixpeek-pulumi-nodejs-<version>.tgz`:
+  `npm pack` would call it `mixpeek-pulumi-<version>.tgz`, one character from the sdist's
+  `mixpeek_pulumi-<version>.tar.gz` beside it;
 - the plugin release archive `pulumi-resource-mixpeek-v<version>-<os>-<arch>.tar.gz` for the
   platform this runs on: the provider frozen by PyInstaller into one folder (the executable at
   its top, its libraries in `_internal/`), so the machine that runs it needs no Python and none
@@ -196,8 +198,12 @@ def python_packages(into: Path) -> None:
             raise RuntimeError(f"python -m build {source} failed: {done.stderr.strip()[-2000:]}")
 
 
+def npm_tarball_name(ver: str | None = None) -> str:
+    return f"mixpeek-pulumi-nodejs-{ver or version()}.tgz"
+
+
 def npm_package(into: Path) -> Path:
-    """`@mixpeek/pulumi` compiled and packed with `npm pack`."""
+    """`@mixpeek/pulumi` compiled and packed with `npm pack`, under ``npm_tarball_name``."""
     found, why = node_toolchain.ensure()
     if found is None:
         raise RuntimeError(why)
@@ -216,7 +222,8 @@ def npm_package(into: Path) -> Path:
         )
         if done.returncode != 0:
             raise RuntimeError(f"npm pack failed: {done.stderr.strip()[-2000:]}")
-        return into / done.stdout.strip().splitlines()[-1]
+        packed = into / done.stdout.strip().splitlines()[-1]
+        return packed.rename(into / npm_tarball_name())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,11 +49,12 @@ class CliStack:
         work_dir: Path,
         stack: str,
         *,
-        backend: Path,
+        backend: Path | str,
         passphrase: str,
         env: Mapping[str, str] | None = None,
         program: Path | None = None,
         echo: LineSink | None = None,
+        home: Path | None = None,
     ) -> None:
         self.cli = cli
         self.work_dir = work_dir
@@ -64,13 +65,21 @@ class CliStack:
         # Python and Node.js programs need a language host the Go proxy does not serve; YAML's
         # is built with the CLI.
         self.inline = self.runtime in INLINE and not cli.has(f"pulumi-language-{self.runtime}")
-        backend.mkdir(parents=True, exist_ok=True)
+        # A folder is a local file backend; a URL (s3://...) a backend other runners share,
+        # with this runner's PULUMI_HOME in ``home``.
+        if isinstance(backend, Path):
+            backend.mkdir(parents=True, exist_ok=True)
+            url, home = f"file://{backend}", home or backend / ".pulumi-home"
+        else:
+            url = backend
+        if home is None:
+            raise ValueError("a shared backend needs the runner's own PULUMI_HOME")
         self.env = {
             **os.environ,
-            "PULUMI_BACKEND_URL": f"file://{backend}",
+            "PULUMI_BACKEND_URL": url,
             "PULUMI_CONFIG_PASSPHRASE": passphrase,
             "PULUMI_SKIP_UPDATE_CHECK": "true",
-            "PULUMI_HOME": str(backend / ".pulumi-home"),
+            "PULUMI_HOME": str(home),
             # The dynamic-provider shim runs this interpreter when the project names no venv.
             "PULUMI_PYTHON_CMD": sys.executable,
             "PATH": f"{cli.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -85,6 +94,22 @@ class CliStack:
         self, *args: str, stdin: str | None = None, check: bool = True, stack: bool = True
     ) -> CliResult:
         """``pulumi <args> --stack <stack>`` in the project folder, its lines streamed."""
+        return self._run(args, stdin=stdin, check=check, stack=stack)
+
+    def _json(self, *args: str) -> Any:
+        """What a ``--json`` command prints on stdout, read apart from its stderr (where a
+        backend's own warnings go)."""
+        return json.loads(self._run(args, check=True, stack=True, apart=True).output)
+
+    def _run(
+        self,
+        args: tuple[str, ...],
+        *,
+        stdin: str | None = None,
+        check: bool,
+        stack: bool,
+        apart: bool = False,
+    ) -> CliResult:
         scope = ["--stack", self.stack] if stack else []
         command = [str(self.cli.pulumi), *args, *scope, "--non-interactive"]
         result = CliResult(args[0], ok=False)
@@ -94,7 +119,7 @@ class CliStack:
             env=self.env,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.PIPE if apart else subprocess.STDOUT,
             text=True,
         ) as proc:
             assert proc.stdout is not None
@@ -103,9 +128,11 @@ class CliStack:
                 proc.stdin.close()
             for line in proc.stdout:
                 self._line(result, line.rstrip("\n"))
+            errors = proc.stderr.read() if proc.stderr is not None else ""
+            self.printed.extend(errors.splitlines())
             result.ok = proc.wait() == 0
         if check and not result.ok:
-            raise RuntimeError(f"`pulumi {' '.join(args)}` failed:\n{result.output}")
+            raise RuntimeError(f"`pulumi {' '.join(args)}` failed:\n{result.output}\n{errors}")
         return result
 
     def _line(self, result: CliResult, line: str) -> None:
@@ -135,15 +162,15 @@ class CliStack:
 
     def export(self) -> dict[str, Any]:
         """``pulumi stack export`` (secrets stay encrypted)."""
-        data: dict[str, Any] = json.loads(self.run("stack", "export").output)
+        data: dict[str, Any] = self._json("stack", "export")
         return data
 
     def outputs(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.run("stack", "output", "--json").output)
+        data: dict[str, Any] = self._json("stack", "output", "--json")
         return data
 
     def last_changes(self) -> dict[str, int]:
-        history = json.loads(self.run("stack", "history", "--json").output)
+        history = self._json("stack", "history", "--json")
         changes: dict[str, int] = history[0].get("resourceChanges") or {} if history else {}
         return changes
 
@@ -158,9 +185,10 @@ class CliStack:
 
     # ------------------------------------------------------------------ running the program
 
-    def up(self, *, parallel: int | None = None) -> CliResult:
-        """``pulumi up``; ``parallel`` is the engine's ``--parallel`` (default 4 per CPU)."""
-        return self._program("up", parallel=parallel)
+    def up(self, *, parallel: int | None = None, refresh: bool = False) -> CliResult:
+        """``pulumi up``; ``parallel`` is the engine's ``--parallel`` (default 4 per CPU), and
+        ``refresh`` reads the service first (``--refresh``)."""
+        return self._program("up", parallel=parallel, refresh=refresh)
 
     def preview(self, *, expect_no_changes: bool = False, diff: bool = False) -> CliResult:
         """``pulumi preview``; ``diff`` adds ``--diff`` (every changed property's values)."""
@@ -173,9 +201,12 @@ class CliStack:
         expect_no_changes: bool = False,
         parallel: int | None = None,
         diff: bool = False,
+        refresh: bool = False,
     ) -> CliResult:
         if not self.inline:
             flags = ["--yes", "--skip-preview"] if verb == "up" else []
+            if refresh:
+                flags.append("--refresh")
             if expect_no_changes:
                 flags.append("--expect-no-changes")
             if diff:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import random
 import runpy
+import select
 import subprocess
 import sys
 import threading
@@ -75,10 +76,34 @@ def drop_unknowns(value: Any) -> Any:
 def annotate_secrets(
     outs: dict[str, Any], ins: Mapping[str, Any], additional: Iterable[str] = ()
 ) -> dict[str, Any]:
-    """A port of the engine's ``annotateSecrets``: outputs keyed like a secret input are secret,
-    and so are the resource's ``additional_secret_outputs``."""
-    secret_keys = {key for key, value in ins.items() if is_secret(value)} | set(additional)
-    return {k: secret(v) if k in secret_keys else v for k, v in outs.items()}
+    """A port of the engine's ``annotateSecrets``: outputs keyed like a secret input are secret
+    (where both are objects, key by key inside them, as the engine recurses), and so are the
+    resource's ``additional_secret_outputs``."""
+    result = dict(outs)
+    for key, value in ins.items():
+        if key not in result:
+            continue
+        out = result[key]
+        if (
+            isinstance(out, dict)
+            and not is_secret(out)
+            and isinstance(value, dict)
+            and not is_secret(value)
+        ):
+            result[key] = annotate_secrets(out, value)
+        elif not is_secret(out) and contains_secret(value):
+            result[key] = secret(out)
+    return {k: secret(v) if k in set(additional) else v for k, v in result.items()}
+
+
+def contains_secret(value: Any) -> bool:
+    if is_secret(value):
+        return True
+    if isinstance(value, dict):
+        return any(contains_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_secret(v) for v in value)
+    return False
 
 
 def to_struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
@@ -147,7 +172,8 @@ class ProviderHost:
         assert self.process.stderr is not None
         port = b""
         while not port.endswith(b"\n"):
-            byte = self.process.stdout.read(1)
+            # Unbuffered: what the host prints next is read from the pipe itself (``_pump``).
+            byte = os.read(self.process.stdout.fileno(), 1)
             if not byte:
                 err = self.process.stderr.read().decode(errors="replace")
                 raise RuntimeError(f"the provider host exited before its handshake: {err}")
@@ -155,9 +181,12 @@ class ProviderHost:
         self.port = int(port.strip())
         self.diagnostics: list[str] = []
         self._lock = threading.Lock()
+        streams = (self.process.stdout, self.process.stderr)
+        self._pending = {stream.fileno(): b"" for stream in streams}
+        for fd in self._pending:
+            os.set_blocking(fd, False)
         self._drains = [
-            threading.Thread(target=self._drain, args=(stream,), daemon=True)
-            for stream in (self.process.stdout, self.process.stderr)
+            threading.Thread(target=self._drain, args=(fd,), daemon=True) for fd in self._pending
         ]
         for thread in self._drains:
             thread.start()
@@ -166,16 +195,39 @@ class ProviderHost:
         self.stub = provider_pb2_grpc.ResourceProviderStub(self.channel)
         grpc.channel_ready_future(self.channel).result(timeout=30)
 
-    def _drain(self, stream: Any) -> None:
-        for raw in iter(stream.readline, b""):
-            line = raw.decode(errors="replace").rstrip("\n")
-            with self._lock:
-                self.diagnostics.append(line)
-            if self.echo:
-                print(f"  | {line}", flush=True)  # as the CLI shows provider output
+    def _drain(self, fd: int) -> None:
+        """Keep the host's pipe from filling while nobody asks for its output."""
+        while self._pump(fd):
+            try:
+                select.select([fd], [], [], 0.1)
+            except (OSError, ValueError):
+                return  # closed: the host is gone
+
+    def _pump(self, fd: int) -> bool:
+        """Read what the pipe holds now, under the lock ``output`` takes: what the host wrote
+        before an answer it gave is always seen after it (False once the host is gone)."""
+        with self._lock:
+            while True:
+                try:
+                    data = os.read(fd, 65536)
+                except BlockingIOError:
+                    return True
+                except OSError:
+                    return False
+                if not data:
+                    return False
+                lines = (self._pending[fd] + data).split(b"\n")
+                self._pending[fd] = lines.pop()
+                for raw in lines:
+                    line = raw.decode(errors="replace")
+                    self.diagnostics.append(line)
+                    if self.echo:
+                        print(f"  | {line}", flush=True)  # as the CLI shows provider output
 
     def output(self) -> str:
         """Everything the host printed so far: what the CLI would show as diagnostics."""
+        for fd in self._pending:
+            self._pump(fd)
         with self._lock:
             return "\n".join(self.diagnostics)
 

@@ -10,11 +10,13 @@ import argparse
 import os
 import signal
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .state import EXTENSIONS, STATUS_CASES, Timing
+from .disk import DiskFull, full_message
+from .state import ENVIRONMENTS, EXTENSIONS, STATUS_CASES, Timing
 
 DISTRIBUTION = "mixpeek-pulumi"
 INSTALL_EXTRA = "pip install 'mixpeek-pulumi[emulator]'"
@@ -32,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mixpeek-emulator",
         description="A local stand-in for the Mixpeek App and Plugin API. Prints its URL as the "
-        "first line, then one line per app it created (`app <id> <slug>`).",
+        "first line, then one line per app it created (`app <id> <slug>`), then where each of "
+        "their environments is served live (`site <id> <environment> <url>`; any app's is "
+        "<url>/_sites/<app id>/<environment>).",
         epilog=f"Serving needs the emulator extra: {INSTALL_EXTRA}",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
@@ -43,7 +47,11 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("MIXPEEK_EMULATOR_API_KEY"),
         help="the bearer key clients must send (or MIXPEEK_EMULATOR_API_KEY)",
     )
-    parser.add_argument("--data-dir", type=Path, help="keep state and uploads here across restarts")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="keep state, uploads and the key presigned URLs are signed with here, across restarts",
+    )
     parser.add_argument("--build-seconds", type=_seconds, default=3.0)
     parser.add_argument("--queue-seconds", type=_seconds, default=0.5)
     parser.add_argument("--plugin-seconds", type=_seconds, default=3.0)
@@ -118,12 +126,19 @@ def main(argv: list[str] | None = None) -> int:
         )
         sock = bind(args.host, args.port)
     except (OSError, ValueError) as exc:
-        print(f"mixpeek-emulator cannot start: {_reason(exc)}.", file=sys.stderr)  # noqa: T201
+        why = _reason(exc, args.data_dir or Path(tempfile.gettempdir()))
+        print(f"mixpeek-emulator cannot start: {why}.", file=sys.stderr)  # noqa: T201
         return 2
-    print(url_of(sock, tls), flush=True)  # noqa: T201 - the first line is the contract
-    for app in list(emulator.store.state.apps.values()):
-        if app.slug in args.app:  # the ids the service made, as a client would list them
-            print(f"app {app.app_id} {app.slug}", flush=True)  # noqa: T201
+    url = url_of(sock, tls)
+    print(url, flush=True)  # noqa: T201 - the first line is the contract
+    # The ids the service made, as a client would list them; then where each environment of
+    # those apps is served live (the service's own hosts are not reachable here).
+    seeded = [a for a in list(emulator.store.state.apps.values()) if a.slug in args.app]
+    for app in seeded:
+        print(f"app {app.app_id} {app.slug}", flush=True)  # noqa: T201
+    for app in seeded:
+        for env in ENVIRONMENTS:
+            print(f"site {app.app_id} {env} {url}/_sites/{app.app_id}/{env}", flush=True)  # noqa: T201
     try:
         server = stop.server = server_for(emulator, sock, tls)
         if not stop.requested:
@@ -151,7 +166,9 @@ class _StopRequests:
             self.server.should_exit = True
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: Exception, folder: Path) -> str:
+    if isinstance(exc, DiskFull):
+        return full_message(folder, "its")
     if isinstance(exc, OSError) and exc.strerror:
         where = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror.lower()}{where}"

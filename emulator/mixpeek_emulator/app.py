@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,19 +19,21 @@ from typing import Final
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from . import contract
+from .clock import Clock
 from .closing import Closing
-from .context import ApiFailure, Context, authorize, error_body, invalid, problem
+from .context import ApiFailure, Context, authorize, context, error_body, invalid, problem
 from .contract import family_of
+from .disk import DiskFull, full_message
 from .faults import FaultMiddleware, Faults
 from .routes import apps as app_routes
 from .routes import control, plugins, sites, storage
 from .state import EXTENSIONS, App, StatusCase, Store, Timing, new_id
-from .storage import ObjectStore
+from .storage import ObjectStore, StorageRefusal, kept_secret
 
 
 @dataclass
@@ -81,11 +82,13 @@ def create_app(
     apps: Iterable[str] = (),
     extensions: Iterable[str] = (),
     plugin_status_case: StatusCase = "lower",
+    clock: Clock | None = None,
 ) -> Emulator:
     """Build the emulator; ``apps`` are slugs of apps that exist from the start,
-    ``extensions`` (off by default) add fields the official models do not define, and
+    ``extensions`` (off by default) add fields the official models do not define,
     ``plugin_status_case`` spells plugin statuses as the wire examples do (``lower``) or as
-    the status model's description does (``upper``)."""
+    the status model's description does (``upper``), and ``clock`` is what it reads the time
+    from (the machine's, unless a test steps one of its own)."""
     chosen = frozenset(extensions)
     if not chosen <= EXTENSIONS:
         raise ValueError(f"unknown extensions {sorted(chosen - EXTENSIONS)}")
@@ -93,10 +96,16 @@ def create_app(
     root = data_dir or scratch
     assert root is not None
     timing = timing or Timing()
+    store = Store(data_dir, timing, clock)
     ctx = Context(
         api_key=api_key,
-        store=Store(data_dir, timing),
-        objects=ObjectStore(root / "objects", public_url),
+        store=store,
+        objects=ObjectStore(
+            root / "objects",
+            public_url,
+            kept_secret(data_dir) if data_dir is not None else None,
+            store.clock,
+        ),
         faults=Faults(),
         timing=timing,
         extensions=chosen,
@@ -131,7 +140,7 @@ def _seed_apps(store: Store, slugs: Iterable[str]) -> None:
             if app_id in store.state.apps:
                 app_id = new_id("app")
             store.state.apps[app_id] = App(
-                app_id=app_id, slug=slug, title=slug, created_at=time.time()
+                app_id=app_id, slug=slug, title=slug, created_at=store.clock.time()
             )
         store.save()
 
@@ -180,6 +189,21 @@ def _not_emulated(op: contract.Operation) -> Callable[[], Awaitable[None]]:
 
 
 def _error_handlers(api: FastAPI) -> None:
+    @api.exception_handler(DiskFull)
+    async def _disk_full(request: Request, exc: DiskFull) -> Response:
+        # 507 Insufficient Storage: no client retries it, and nothing was stored.
+        ctx = context(request)
+        folder = ctx.store.data_dir or ctx.scratch
+        assert folder is not None
+        message = full_message(folder)
+        path = request.scope["path"]
+        if path.startswith(storage.router.prefix + "/"):
+            refusal = StorageRefusal(507, "InsufficientStorage", message)
+            key = str(request.path_params.get("key", ""))
+            return Response(refusal.xml(key), status_code=507, media_type="application/xml")
+        failure = ApiFailure(507, "InsufficientStorageError", message, code="insufficient_storage")
+        return JSONResponse(failure.body(family_of(path)), status_code=507)
+
     @api.exception_handler(ApiFailure)
     async def _api_failure(request: Request, exc: ApiFailure) -> JSONResponse:
         # scope["path"], not url.path: the URL drops control characters a path may hold.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -215,7 +214,7 @@ Body = Annotated[dict[str, Any], Depends(contract_body)]
 def signed_at(ctx: Context, expires_in: int) -> float | None:
     """When a new presigned URL counts as signed: now (None), or under the ``expire_urls``
     fault long enough ago that it has expired by the time it is used."""
-    return time.time() - expires_in - 5 if ctx.faults.take("expire_urls") else None
+    return ctx.store.clock.time() - expires_in - 5 if ctx.faults.take("expire_urls") else None
 
 
 def authorize(request: Request) -> None:

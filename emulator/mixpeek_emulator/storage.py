@@ -1,4 +1,10 @@
-"""Object storage that behaves like S3 presigned URLs: signed, expiring, streamed to disk."""
+"""Object storage that behaves like S3 presigned URLs: signed, expiring, streamed to disk.
+
+An object is written under a temporary name in ``.partial/`` and renamed into place only when
+it is whole, so a half-written upload is never an object; whatever a killed emulator left
+there is removed when the next one starts. With a data dir, URLs are signed with a key kept
+in it, so a URL handed out before a restart still works after it.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +24,55 @@ from typing import BinaryIO, Final
 from urllib.parse import quote, urlencode
 from xml.sax.saxutils import escape
 
+from .clock import Clock, SystemClock
+from .disk import FULL, writing
+
 CHUNK: Final = 1024 * 1024
 AMZ_DATE: Final = "%Y%m%dT%H%M%SZ"  # SigV4's ISO 8601 basic format
+PARTIAL: Final = ".partial"
+"""Where objects are written until they are whole; never an object's own folder (two hex
+digits)."""
+KEY_FILE: Final = "signing-key"
+SECRET_BYTES: Final = 32
+
+
+def kept_secret(folder: Path) -> bytes:
+    """The key URLs are signed with, kept in ``folder`` (mode 0600: only its owner can read
+    it, as only the emulator may sign), made on first use. Written whole under another name
+    and linked into place, so two emulators starting on one folder agree on one key; a file
+    of the wrong length (edited by hand) is replaced."""
+    path = folder / KEY_FILE
+    try:
+        found = path.read_bytes()
+    except FileNotFoundError:
+        found = b""
+    if len(found) == SECRET_BYTES:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+        return found
+    fresh = secrets.token_bytes(SECRET_BYTES)
+    tmp = path.with_name(f"{KEY_FILE}.{secrets.token_hex(4)}.tmp")
+    try:
+        with writing():
+            handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(handle, "wb") as out:
+                out.write(fresh)
+                out.flush()
+                os.fsync(out.fileno())
+            if found:
+                os.replace(tmp, path)
+                return fresh
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return kept_secret(folder)  # another emulator made it meanwhile
+            except OSError as exc:
+                if exc.errno in FULL:
+                    raise
+                os.replace(tmp, path)  # a file system without hard links
+    finally:
+        tmp.unlink(missing_ok=True)
+    return fresh
 
 
 class StorageRefusal(Exception):
@@ -53,13 +106,32 @@ class StoredObject:
 
 
 class ObjectStore:
-    """Objects on disk under ``root``; URLs signed with a per-process secret."""
+    """Objects on disk under ``root``; URLs signed with ``secret`` (by default one of this
+    process's own) and dated by ``clock``'s wall time."""
 
-    def __init__(self, root: Path, public_url: str, secret: bytes | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        public_url: str,
+        secret: bytes | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.partial = root / PARTIAL
+        self.partial.mkdir(parents=True, exist_ok=True)
         self.public_url = public_url.rstrip("/")
-        self._secret = secret or secrets.token_bytes(32)
+        self._secret = secret or secrets.token_bytes(SECRET_BYTES)
+        self.clock: Clock = clock or SystemClock()
+        self._drop_partial()
+
+    def _drop_partial(self) -> None:
+        """Uploads a killed emulator left half-written: in ``.partial/``, and beside the
+        objects where an earlier release wrote them (``<object>.<hex>.part``)."""
+        for leftover in [*self.partial.iterdir(), *self.root.glob("??/*.part")]:
+            leftover.unlink(missing_ok=True)
+
+    def _scratch(self, target: Path) -> Path:
+        return self.partial / f"{target.name}.{secrets.token_hex(4)}"
 
     def _sign(self, method: str, key: str, signed_at: str, expires_in: int, ctype: str) -> str:
         text = f"{method}\n{key}\n{signed_at}\n{expires_in}\n{ctype}".encode()
@@ -76,7 +148,8 @@ class ObjectStore:
     ) -> str:
         """A URL valid for ``expires_in`` seconds from ``signed_at`` (now by default), spelled
         as S3 spells a SigV4 URL: ``X-Amz-Date`` and ``X-Amz-Expires`` in seconds."""
-        when = time.strftime(AMZ_DATE, time.gmtime(time.time() if signed_at is None else signed_at))
+        at = self.clock.time() if signed_at is None else signed_at
+        when = time.strftime(AMZ_DATE, time.gmtime(at))
         query = {
             "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
             "X-Amz-Date": when,
@@ -105,7 +178,7 @@ class ObjectStore:
             raise StorageRefusal(
                 403, "SignatureDoesNotMatch", "The request signature we calculated does not match"
             )
-        if time.time() > start + expires_in:
+        if self.clock.time() > start + expires_in:
             raise StorageRefusal(403, "AccessDenied", "Request has expired")
         # The signed header must come back as signed, parameters included, as S3 has it.
         if method == "PUT" and signed_type and content_type.strip() != signed_type.strip():
@@ -125,11 +198,10 @@ class ObjectStore:
         """Stream ``chunks`` to disk; a wrong ``Content-MD5`` leaves the old object in place.
         The ETag computed on the way in is kept beside the object, never read back."""
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f"{target.name}.{secrets.token_hex(4)}.part")
+        tmp = self._scratch(target)
         digest = hashlib.md5()  # noqa: S324 - S3's ETag is an MD5, not a security control
         try:
-            with tmp.open("wb") as handle:
+            with writing(), tmp.open("wb") as handle:
                 async for chunk in chunks:
                     digest.update(chunk)
                     handle.write(chunk)
@@ -152,7 +224,9 @@ class ObjectStore:
                         "BadDigest",
                         "The Content-MD5 you specified did not match what we received",
                     )
-            os.replace(tmp, target)
+            with writing():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
         stored = StoredObject(key, info.st_size, digest.hexdigest(), info.st_mtime)
@@ -196,19 +270,22 @@ class ObjectStore:
         None when there is no ``source``. It is a hard link where the disk allows: a PUT
         replaces the file a key names and never writes into it, so the copy keeps the bytes."""
         src, dst = self.path(source), self.path(target)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(f"{dst.name}.{secrets.token_hex(4)}.part")
+        tmp = self._scratch(dst)
         try:
-            try:
-                os.link(src, tmp)
-            except FileNotFoundError:
-                return None
-            except OSError:  # a file system without hard links
-                shutil.copyfile(src, tmp)
-            with tmp.open("rb") as handle:
-                described = self.describe(source, handle)
-                info = os.fstat(handle.fileno())
-            os.replace(tmp, dst)
+            with writing():
+                try:
+                    os.link(src, tmp)
+                except FileNotFoundError:
+                    return None
+                except OSError as exc:  # a file system without hard links
+                    if exc.errno in FULL:
+                        raise
+                    shutil.copyfile(src, tmp)
+                with tmp.open("rb") as handle:
+                    described = self.describe(source, handle)
+                    info = os.fstat(handle.fileno())
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, dst)
         finally:
             tmp.unlink(missing_ok=True)
         self._remember(dst, info, described.md5_hex)
@@ -221,14 +298,17 @@ class ObjectStore:
 
     # A record names the file it describes (inode, size, mtime): one left behind by a crash, or
     # by two PUTs of one key writing their records out of order, never lends its ETag to
-    # another file.
+    # another file. A record that cannot be written (a full disk) is computed again when read.
 
     def _remember(self, target: Path, info: os.stat_result, md5_hex: str) -> None:
         record = _record_of(target)
-        tmp = record.with_name(f"{record.name}.{secrets.token_hex(4)}.part")
+        tmp = self._scratch(record)
         try:
             tmp.write_text(json.dumps({"md5": md5_hex, **_identity(info)}), encoding="utf-8")
             os.replace(tmp, record)
+        except OSError as exc:
+            if exc.errno not in FULL:
+                raise
         finally:
             tmp.unlink(missing_ok=True)
 

@@ -60,7 +60,12 @@ _NOT_SENT: Final = (
 
 
 def size_text(size: int) -> str:
-    return f"{size // MIB} MiB" if size >= MIB and size % MIB == 0 else f"{size // 1024} KiB"
+    """A size as every message prints one: whole MiB or KiB where exact, else one decimal."""
+    for unit, name in ((MIB, "MiB"), (1024, "KiB")):
+        if size >= unit:
+            whole, rest = divmod(size, unit)
+            return f"{whole} {name}" if rest == 0 else f"{size / unit:.1f} {name}"
+    return f"{size} bytes"
 
 
 class Lane:
@@ -73,6 +78,7 @@ class Lane:
         self.http = http
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         self._lock = threading.Lock()
+        self._refusing = False
         self.extensions = {"trace": self._trace}
 
     def _trace(self, event: str, info: Mapping[str, Any]) -> None:
@@ -83,14 +89,25 @@ class Lane:
         if isinstance(sock, socket.socket):
             with self._lock:
                 self._sockets.add(sock)
+                refusing = self._refusing
+            if refusing:  # opened after its exchange was ended: end it too
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def shut(self) -> None:
-        """End every read and write under way on this lane's sockets, from any thread."""
+        """End every read and write under way on this lane's sockets, from any thread, and
+        any connection the ended exchange still opens (until ``reopen``)."""
         with self._lock:
+            self._refusing = True
             sockets = list(self._sockets)
         for sock in sockets:
             with suppress(OSError):  # closed already: nothing is blocked on it
                 sock.shutdown(socket.SHUT_RDWR)
+
+    def reopen(self) -> None:
+        """The ended exchange is over: the lane's next one may connect again."""
+        with self._lock:
+            self._refusing = False
 
 
 @dataclass(frozen=True)
@@ -201,6 +218,7 @@ class Exchange:
             release()
             if timer is not None:
                 timer.cancel()
+            self.lane.reopen()
 
     def _spend(self) -> None:
         with self._lock:
@@ -234,13 +252,20 @@ class Exchange:
         failed = response.is_error or response.is_redirect
         body, cut = self.read(response, MAX_ERROR_BODY if failed else cap)
         if cut and not failed:
-            raise ResponseTooLargeError(
-                method=self.method,
-                path=self.shown,
-                status_code=response.status_code,
-                cap=size_text(cap),
-            )
+            raise self.too_large(response, cap)
         return Answer(response.status_code, response.reason_phrase, response.headers, body, cut)
+
+    def too_large(self, response: httpx.Response, cap: int) -> ResponseTooLargeError:
+        declared = response.headers.get("content-length", "")
+        plain = response.headers.get("content-encoding", "identity").strip() in ("", "identity")
+        known = plain and declared.isdigit() and int(declared) > cap
+        return ResponseTooLargeError(
+            method=self.method,
+            path=self.shown,
+            status_code=response.status_code,
+            cap=size_text(cap),
+            declared=size_text(int(declared)) if known else "",
+        )
 
     def read(self, response: httpx.Response, cap: int) -> tuple[bytes, bool]:
         """The body, or its first ``cap`` bytes and True when it is longer."""

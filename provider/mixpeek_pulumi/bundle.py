@@ -16,7 +16,8 @@ Treat every tree and archive as hostile:
   size of its central directory are capped too, read from its end records before ``zipfile``
   parses anything. Damaged, encrypted or exotic archives, escaping names, special files and
   unreadable files are refused by name: every failure of ``zipfile`` or ``zlib`` passes through
-  one guard, ``ZipGuard``.
+  one guard, ``ZipGuard``. A refusal names files as they are; ``BundleError`` escapes what a
+  terminal would act on, so a hostile name cannot forge or rewrite a line of the output.
 - **One rule for names** (``Names``), wherever a bundle is read (a folder, a .zip, ``check``,
   an import): two names that differ only in case or Unicode form are refused, since a host on
   case-insensitive storage would serve one of them for both, and so are backslashes and drive
@@ -180,7 +181,7 @@ class Names:
         if "\\" in name or _DRIVE.match(name):
             raise BundleError(
                 self.source,
-                f"the name {name!r} has a backslash or begins with a drive letter, which unzip "
+                f"the name '{name}' has a backslash or begins with a drive letter, which unzip "
                 "tools on Windows take for a folder or a drive; rename it",
             )
         key = folded(name)
@@ -189,11 +190,11 @@ class Names:
             self.seen[key] = name
             return
         if other == name:
-            raise BundleError(self.source, f"the entry {name!r} appears more than once")
+            raise BundleError(self.source, f"the entry '{name}' appears more than once")
         first, second = sorted((other, name))
         raise BundleError(
             self.source,
-            f"{first!r} and {second!r} differ only in letter case or Unicode form, and a host "
+            f"'{first}' and '{second}' differ only in letter case or Unicode form, and a host "
             "that ignores case would serve one of them for both; rename or remove one of them",
         )
 
@@ -448,7 +449,7 @@ def _utf8(rel: str, root: Path | str) -> str:
         rel.encode("utf-8")
     except UnicodeEncodeError:
         shown = rel.encode("utf-8", "backslashreplace").decode()
-        raise BundleError(str(root), f"the name {shown!r} is not valid UTF-8") from None
+        raise BundleError(str(root), f"the name '{shown}' is not valid UTF-8") from None
     return rel
 
 
@@ -508,7 +509,7 @@ class ZipGuard:
             what = (
                 "it is not a readable zip archive"
                 if self.entry is None
-                else f"the entry {self.entry!r} cannot be read"
+                else f"the entry '{self.entry}' cannot be read"
             )
             raise BundleError(
                 self.label,
@@ -621,10 +622,10 @@ def _zip_name(name: str, source: str) -> str:
     """The entry's path as the service would place it, or a refusal for one that escapes
     (backslashes and drive letters are ``Names``' to refuse, as in a folder)."""
     if "\0" in name or name.startswith("/"):
-        raise BundleError(source, f"the entry {name!r} escapes the archive root")
+        raise BundleError(source, f"the entry '{name}' escapes the archive root")
     clean = posixpath.normpath(name)
     if clean == ".." or clean.startswith("../") or clean in (".", ""):
-        raise BundleError(source, f"the entry {name!r} escapes the archive root")
+        raise BundleError(source, f"the entry '{name}' escapes the archive root")
     return _utf8(clean, source)
 
 
@@ -670,22 +671,22 @@ def _usable(info: zipfile.ZipInfo, name: str, source: str) -> None:
     """Refuse what the service could not, or should not, read: encrypted entries, exotic
     compression, links and devices, and entries that expand like a bomb."""
     if info.flag_bits & 0x1:
-        raise BundleError(source, f"the entry {name!r} is encrypted")
+        raise BundleError(source, f"the entry '{name}' is encrypted")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise BundleError(
             source,
-            f"the entry {name!r} uses compression method {info.compress_type}; only stored "
+            f"the entry '{name}' uses compression method {info.compress_type}; only stored "
             "and deflated entries can be read",
         )
     kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the writer recorded no type
     if kind not in (0, stat.S_IFREG):
-        raise BundleError(source, f"the entry {name!r} is a link or a special file")
+        raise BundleError(source, f"the entry '{name}' is a link or a special file")
     if info.file_size > ENTRY_RATIO_FROM and info.file_size > MAX_ENTRY_RATIO * max(
         info.compress_size, 1
     ):
         raise BundleError(
             source,
-            f"the entry {name!r} expands more than {MAX_ENTRY_RATIO}:1, which is a zip bomb",
+            f"the entry '{name}' expands more than {MAX_ENTRY_RATIO}:1, which is a zip bomb",
         )
 
 

@@ -11,7 +11,7 @@ import dataclasses
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any, Final, Protocol, TypeVar
@@ -22,7 +22,7 @@ import pydantic
 from httpx_sse import ServerSentEvent
 
 from ._version import __version__
-from .bounds import MAX_ERROR_BODY, Answer, EventReader, Lane, exchange, size_text
+from .bounds import MAX_BODY, MAX_ERROR_BODY, Answer, EventReader, Lane, exchange, size_text
 from .config import ProviderConfig
 from .deadline import Deadline
 from .errors import (
@@ -34,6 +34,7 @@ from .errors import (
     redact,
     status_error_class,
 )
+from .jsonskim import ANY, Rule, SkimError, Skimmed, skim
 from .models import (
     AppResponse,
     ConfirmPluginUploadRequest,
@@ -46,9 +47,11 @@ from .models import (
     DownloadUrlResponse,
     Environment,
     ErrorResponse,
+    ListAppsResponse,
     PluginDeleteResponse,
     PluginDeployResponse,
     PluginDetailResponse,
+    PluginListResponse,
     PluginPresignedUrlResponse,
     PluginStatusResponse,
     PluginUndeployResponse,
@@ -61,6 +64,7 @@ from .models import (
     VersionDetailResponse,
     VersionDiffResponse,
     VersionListResponse,
+    VersionRecord,
 )
 from .retry import RetryPolicy, parse_retry_after
 
@@ -71,6 +75,12 @@ DEFAULT_TIMEOUT: Final = httpx.Timeout(connect=10.0, read=60.0, write=120.0, poo
 # Builds can go quiet for a while; an idle stream is reopened rather than waited on forever.
 STREAM_TIMEOUT: Final = httpx.Timeout(connect=10.0, read=30.0, write=30.0, pool=10.0)
 UPLOAD_CHUNK: Final = 1024 * 1024
+HISTORY_WITHOUT_FILES: Final = (
+    Rule(("versions", ANY, "asset_manifest")),
+    Rule(("versions", ANY, "source_files")),
+)
+"""What an answer carrying the version history leaves out: each version's file list and
+source files, which grow with every deploy (``get_version`` reads one version's)."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +179,28 @@ class MixpeekClient:
     def base_url(self) -> str:
         return self._base
 
+    @property
+    def deadline(self) -> Deadline:
+        return self._deadline
+
+    @contextmanager
+    def bound(self, deadline: Deadline) -> Iterator[MixpeekClient]:
+        """The same client under another deadline, for a step with a bound of its own (the
+        checks after a switch, a rollback): a slow build never shortens it."""
+        other = MixpeekClient(
+            api_key=self._api_key,
+            base_url=self._base_url,
+            timeout=self._timeout,
+            retry=self._retry,
+            transport=self._transport,
+            deadline=deadline,
+            endpoint_source=self._endpoint_source,
+        )
+        try:
+            yield other
+        finally:
+            other.close()
+
     # ------------------------------------------------------------------------------ transport
 
     def _lane(self) -> Lane:
@@ -223,6 +255,33 @@ class MixpeekClient:
             raise self._status_error(method, path, answer)
         return answer
 
+    def _skimmed(self, method: str, path: str, rules: tuple[Rule, ...]) -> Skimmed:
+        """A GET whose answer is read as it streams in, keeping only what ``rules`` let
+        through: memory stays bounded whatever the answer's size."""
+        lane = self._lane()
+        with exchange(lane, self._deadline, method, path, self._timeout.read) as ex:
+            request = lane.http.build_request(
+                method,
+                path,
+                headers=self._auth(),
+                timeout=ex.timeouts(self._timeout),
+                extensions=lane.extensions,
+            )
+            with ex.streamed(request) as response:
+                if response.is_error or response.is_redirect:
+                    raise self._status_error(method, path, ex.answer(response))
+                try:
+                    return skim(ex.chunks(response), rules, cap=MAX_BODY)
+                except SkimError as exc:
+                    if "larger than the cap" in str(exc):
+                        raise ex.too_large(response, MAX_BODY) from None
+                    raise ResponseValidationError(
+                        method=method,
+                        path=path,
+                        status_code=response.status_code,
+                        problem=f"the body is not the JSON expected ({exc})",
+                    ) from None
+
     def _call(
         self,
         method: str,
@@ -232,8 +291,12 @@ class MixpeekClient:
         body: Request | None = None,
         params: dict[str, str] | None = None,
         creates: bool = False,
+        rules: tuple[Rule, ...] = (),
     ) -> R:
         def attempt() -> R:
+            if rules:
+                found = self._skimmed(method, path, rules)
+                return _validated(method, path, 200, found.data, model, found.thinned)
             response = self._send(method, path, body=body, params=params)
             return _parse(method, path, response, model)
 
@@ -250,10 +313,17 @@ class MixpeekClient:
     # ------------------------------------------------------------------------------------ apps
 
     def get_app(self, app_id: str) -> AppResponse:
+        """The app, its environments and its version history without the file lists, which
+        grow with every deploy and are read one version at a time (``get_version``)."""
         path = f"/v1/apps/{_seg(app_id)}"
-        app = self._call("GET", path, AppResponse)
+        app = self._call("GET", path, AppResponse, rules=HISTORY_WITHOUT_FILES)
         app._source = ("GET", path)
         return app
+
+    def list_apps(self, *, limit: int = 1) -> ListAppsResponse:
+        """One page of the organization's apps (the cheapest call that needs a valid key)."""
+        params = {"limit": str(int(limit)), "offset": "0"}
+        return self._call("GET", "/v1/apps", ListAppsResponse, params=params)
 
     def get_upload_url(self, app_id: str, filename: str) -> UploadUrlResponse:
         # Minting a URL stores nothing, so it is safe to send again.
@@ -290,11 +360,22 @@ class MixpeekClient:
                 yield EventReader().events(ex.chunks(response))
 
     def list_versions(self, app_id: str) -> VersionListResponse:
-        return self._call("GET", f"/v1/apps/{_seg(app_id)}/versions", VersionListResponse)
+        """Every version, without their file lists (the list has no pages)."""
+        path = f"/v1/apps/{_seg(app_id)}/versions"
+        return self._call("GET", path, VersionListResponse, rules=HISTORY_WITHOUT_FILES)
 
-    def get_version(self, app_id: str, version: int) -> VersionDetailResponse:
+    def get_version(
+        self, app_id: str, version: int, *, files: int = 0, wanted: Iterable[str] = ()
+    ) -> VersionDetailResponse:
+        """One version, with at most ``files`` entries of its file list plus the paths
+        ``wanted`` (``manifest_complete`` says whether the list came whole); never its
+        source files."""
         path = f"/v1/apps/{_seg(app_id)}/versions/{int(version)}"
-        return self._call("GET", path, VersionDetailResponse)
+        rules = (
+            Rule(("asset_manifest",), keep=files, wanted=frozenset(wanted)),
+            Rule(("source_files",)),
+        )
+        return self._call("GET", path, VersionDetailResponse, rules=rules)
 
     def diff_versions(self, app_id: str, old: int, new: int) -> VersionDiffResponse:
         path = f"/v1/apps/{_seg(app_id)}/versions/{int(old)}/diff/{int(new)}"
@@ -334,6 +415,10 @@ class MixpeekClient:
         path = f"{self._plugins(namespace_id)}/{_seg(plugin_id)}/deploy"
         params: dict[str, str] = {"deployment_type": deployment_type}
         return self._call("POST", path, PluginDeployResponse, params=params, creates=True)
+
+    def list_plugins(self, namespace_id: str) -> PluginListResponse:
+        """The namespace's plugins (a key check: nothing of it is read)."""
+        return self._call("GET", self._plugins(namespace_id), PluginListResponse)
 
     def get_plugin_status(self, namespace_id: str, plugin_id: str) -> PluginStatusResponse:
         path = f"{self._plugins(namespace_id)}/{_seg(plugin_id)}/status"
@@ -468,16 +553,30 @@ def _parse(method: str, path: str, response: Answer, model: type[R]) -> R:
         raise ResponseValidationError(
             method=method, path=path, status_code=response.status_code, problem=problem
         ) from None
+    return _validated(method, path, response.status_code, data, model)
+
+
+def _validated(
+    method: str,
+    path: str,
+    status: int,
+    data: Any,
+    model: type[R],
+    thinned: Mapping[tuple[str | int, ...], int] | None = None,
+) -> R:
     try:
-        return model.model_validate(data)
+        found = model.model_validate(data)
     except pydantic.ValidationError as exc:
         problems = [
             f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
             for err in exc.errors()[:5]
         ]
         raise ResponseValidationError(
-            method=method, path=path, status_code=response.status_code, problem="; ".join(problems)
+            method=method, path=path, status_code=status, problem="; ".join(problems)
         ) from None
+    if thinned and isinstance(found, VersionRecord):
+        found._manifest_size = thinned.get(("asset_manifest",))
+    return found
 
 
 _TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)

@@ -20,8 +20,11 @@ from .errors import ConfigError, register_secret
 DEFAULT_BASE_URL: Final = "https://api.mixpeek.com"
 CONFIG_API_KEY: Final = "mixpeek:apiKey"
 CONFIG_BASE_URL: Final = "mixpeek:baseUrl"
+CONFIG_SKIP_CHECK: Final = "mixpeek:skipCredentialsValidation"
 ENV_API_KEY: Final = "MIXPEEK_API_KEY"
 ENV_BASE_URL: Final = "MIXPEEK_BASE_URL"
+ENV_SKIP_CHECK: Final = "MIXPEEK_SKIP_CREDENTIALS_VALIDATION"
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
 ENV_READ_TIMEOUT: Final = "MIXPEEK_HTTP_READ_TIMEOUT"
 DEFAULT_READ_TIMEOUT: Final = 60.0
 READ_TIMEOUT_RANGE: Final = (1.0, 3600.0)
@@ -42,6 +45,10 @@ class ProviderConfig:
     api_key: str | None = field(default=None, repr=False)
     read_timeout_setting: str | None = None
     """``MIXPEEK_HTTP_READ_TIMEOUT`` as the environment had it."""
+    key_source: str = f"`{CONFIG_API_KEY}` (stack config)"
+    """Where ``api_key`` was set, as messages name it."""
+    skip_credentials_check: bool = False
+    """``mixpeek:skipCredentialsValidation``: no check of the key before it is first used."""
 
     @classmethod
     def resolve(
@@ -53,14 +60,27 @@ class ProviderConfig:
         nothing is checked yet, so this never fails."""
         env = os.environ if env is None else env
         lookup = get or (lambda _key: None)
-        api_key = _text(lookup(CONFIG_API_KEY)) or _text(env.get(ENV_API_KEY))
+        api_key = _text(lookup(CONFIG_API_KEY))
+        key_source = f"`{CONFIG_API_KEY}` (stack config)"
+        if api_key is None:
+            api_key, key_source = _text(env.get(ENV_API_KEY)), f"the {ENV_API_KEY} variable"
         register_secret(api_key)
         endpoint, source = DEFAULT_BASE_URL, "the default endpoint"
         if _text(lookup(CONFIG_BASE_URL)):
             endpoint, source = str(lookup(CONFIG_BASE_URL)), f"`{CONFIG_BASE_URL}`"
         elif _text(env.get(ENV_BASE_URL)):
             endpoint, source = str(env.get(ENV_BASE_URL)), f"the {ENV_BASE_URL} variable"
-        return cls(endpoint, source, api_key, env.get(ENV_READ_TIMEOUT))
+        skip = _text(lookup(CONFIG_SKIP_CHECK))
+        if skip is None:
+            skip = _text(env.get(ENV_SKIP_CHECK))
+        return cls(
+            endpoint,
+            source,
+            api_key,
+            env.get(ENV_READ_TIMEOUT),
+            key_source,
+            (skip or "").lower() in _TRUE,
+        )
 
     @property
     def base_url(self) -> str:

@@ -31,7 +31,8 @@ The tree::
                                     resource's kind and name (the cause stays in __cause__)
 
 The engine prints ``ExcType: str(exc)`` as the last line of a provider traceback, so ``str()`` of
-every error starts with a full sentence that names what failed, and never contains the API key.
+every error starts with a full sentence that names what failed, and never contains the API key
+nor a raw control character from a file name (``safe_name``).
 """
 
 from __future__ import annotations
@@ -77,6 +78,25 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def safe_name(name: str, most: int | None = None) -> str:
+    """A name from someone's files as one line of output shows it, in a refusal, a log line or
+    a preview alike: each character a terminal would act on instead of showing (controls, ANSI
+    escapes, bidirectional overrides, zero-width and line separators: whatever Python does not
+    call printable) is written as its escape (``\\x1b``, ``\\u202e``), so a name can neither
+    forge a line nor recolour or reorder one. With ``most``, a longer result is cut in its
+    middle, keeping the end, where the file's own name is."""
+    if not name.isprintable():
+        name = "".join(c if c.isprintable() else _escaped(c) for c in name)
+    if most is not None and len(name) > most:
+        head = (most - 1) // 2
+        name = f"{name[:head]}…{name[len(name) - (most - 1 - head) :]}"
+    return name
+
+
+def _escaped(char: str) -> str:
+    return char.encode("unicode_escape").decode("ascii")
 
 
 def _sentence(text: str) -> str:
@@ -129,7 +149,10 @@ class BundleError(MixpeekError):
         self.path = path
         self.reason = reason
         self.noun = noun
-        super().__init__(_sentence(f"The {noun} at {path} cannot be used: {reason}"))
+        # Escaped here, once for every refusal: a path or reason names files the user controls.
+        super().__init__(
+            _sentence(f"The {noun} at {safe_name(path)} cannot be used: {safe_name(reason)}")
+        )
 
     def called(self, noun: str) -> BundleError:
         """The same refusal, naming what the user called the thing (a plugin source)."""
@@ -352,15 +375,18 @@ class ResponseValidationError(ApiError):
 class ResponseTooLargeError(ResponseValidationError):
     """An answer longer than its cap: it is read no further, so no server can fill memory."""
 
-    def __init__(self, *, method: str, path: str, status_code: int, cap: str) -> None:
+    def __init__(
+        self, *, method: str, path: str, status_code: int, cap: str, declared: str = ""
+    ) -> None:
         self.status_code = status_code
         self.cap = cap
+        size = f"of {declared}" if declared else f"over {cap}"
         ApiError.__init__(
             self,
             _sentence(
-                f"{method} {path} answered HTTP {status_code} with a body over {cap}, more than "
-                "any Mixpeek answer, so the provider stopped reading it; check that baseUrl "
-                "points at the Mixpeek API and not at a proxy or another server"
+                f"{method} {path} answered HTTP {status_code} with a body {size}, more than "
+                f"the {cap} the provider reads of any answer to that request, so it stopped "
+                "reading it and changed nothing; report this line to Mixpeek support"
             ),
             method=method,
             path=path,
@@ -455,7 +481,8 @@ class ResourceError(MixpeekError):
         self.name = name
         text = str(cause) or type(cause).__name__
         if isinstance(cause, OSError) and cause.strerror:
-            text = f"{cause.strerror}: {cause.filename}" if cause.filename else cause.strerror
+            named = safe_name(str(cause.filename)) if cause.filename else ""
+            text = f"{cause.strerror}: {named}" if named else cause.strerror
         super().__init__(
             f"{kind} '{name}': {_sentence(text.splitlines()[0])}"
             + "".join("\n" + line for line in text.splitlines()[1:])

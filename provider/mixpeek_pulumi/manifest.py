@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from .bundle import SourceFile, entry_prefix, hashed
+from .errors import safe_name
 
 MAX_FILES: Final = 1000
 """Bundles with more files keep no file list in state: a preview then names no files."""
@@ -23,6 +24,8 @@ HASH_CHARS: Final = 16
 """64 bits of each file's sha256: enough to tell two versions of one file apart."""
 NAMES_SHOWN: Final = 10
 """How many changed paths a preview names; the rest are counted."""
+NAME_SHOWN_MOST: Final = 120
+"""The longest file name a preview line shows whole."""
 _SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
 _SEEN: OrderedDict[str, dict[str, str] | None] = OrderedDict()
 """Manifests ``check`` computed, by content digest, for the ``diff`` that follows it."""
@@ -84,21 +87,15 @@ def summary(what: str, old: Mapping[str, str], new: Mapping[str, str]) -> str:
     are never named, and past ``NAMES_SHOWN`` paths the rest are counted."""
     changed, added, removed = changes(old, new)
     counts = f"{what}: {len(changed)} changed, {len(added)} added, {len(removed)} removed"
-    names = [safe_name(p) for p in changed]
-    names += [f"+{safe_name(p)}" for p in added] + [f"-{safe_name(p)}" for p in removed]
+    names = [shown(p) for p in changed]
+    names += [f"+{shown(p)}" for p in added] + [f"-{shown(p)}" for p in removed]
     if not names:
         return f"{counts} (the same files; only their packing differs)"
-    shown = ", ".join(names[:NAMES_SHOWN])
+    listed = ", ".join(names[:NAMES_SHOWN])
     more = len(names) - NAMES_SHOWN
-    return f"{counts}: {shown}" + (f", and {more} more" if more > 0 else "")
+    return f"{counts}: {listed}" + (f", and {more} more" if more > 0 else "")
 
 
-NAME_SHOWN_MOST: Final = 120
-"""The longest file name a preview line shows whole."""
-
-
-def safe_name(name: str) -> str:
-    """A file name as one line shows it: control characters escaped (a name could otherwise
-    start a forged line or drive the terminal), and a long one cut with an ellipsis."""
-    safe = name if name.isprintable() else name.encode("unicode_escape").decode("ascii")
-    return safe if len(safe) <= NAME_SHOWN_MOST else safe[: NAME_SHOWN_MOST - 1] + "…"
+def shown(path: str) -> str:
+    """A path as a preview's list of files names it: escaped, and cut when long."""
+    return safe_name(path, NAME_SHOWN_MOST)

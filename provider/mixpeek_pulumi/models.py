@@ -153,7 +153,14 @@ class VersionRecord(Response):
     git_author: str | None = None
     is_active: dict[str, bool] | None = None
     asset_manifest: dict[str, Any] | None = None
-    """Each path the version serves: ``{s3_key, hash, size}``."""
+    """Each path the version serves: ``{s3_key, hash, size}`` (as much of it as was read)."""
+    _manifest_size: int | None = PrivateAttr(default=None)
+    """How many files the list had, when only part of it was read."""
+
+    @property
+    def manifest_complete(self) -> bool:
+        """Whether ``asset_manifest`` holds the version's whole file list."""
+        return self.asset_manifest is not None and self._manifest_size is None
 
     def serves(self, environment: str) -> bool | None:
         """What the record itself says about ``environment``; None when it says nothing."""
@@ -190,6 +197,13 @@ class AppResponse(Response):
                 problem = f"environments.{name}.{where}: {first['msg']}"
         method, path = self._source
         raise ResponseValidationError(method=method, path=path, status_code=200, problem=problem)
+
+
+class ListAppsResponse(Response):
+    """The official ``ListAppsResponse``; only its page is read (a key check)."""
+
+    results: list[Any]
+    total_count: int | None = None
 
 
 class VersionListResponse(Response):
@@ -343,6 +357,10 @@ class PluginDocument(Response):
     deployed: bool = False
     deployment_info: DeploymentInfo | None = None
     deployed_at: str | None = None
+
+
+class PluginListResponse(Response):
+    """The namespace's plugins; free-form in the spec, and only asked for as a key check."""
 
 
 class PluginDetailResponse(Response):

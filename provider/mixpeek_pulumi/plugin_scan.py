@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from .bundle import SourceFile, entry_prefix
+from .errors import safe_name
 
 REQUIRED: Final = ("manifest.py", "pipeline.py")
 REALTIME: Final = "realtime.py"  # beside manifest.py: without it, the service deploys batch-only
@@ -31,7 +32,8 @@ class Finding:
     what: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}: {self.what}"
+        # The path is a file name the user controls, and a syntax error may quote its source.
+        return safe_name(f"{self.path}:{self.line}:{self.column}: {self.what}")
 
 
 class _Scanner(ast.NodeVisitor):

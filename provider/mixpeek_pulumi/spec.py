@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Final, Literal, Self, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -94,14 +95,47 @@ def identifier_problem(value: str) -> str | None:
     return None
 
 
+def _site_path(value: str) -> str:
+    if not value.startswith("/") or any(c.isspace() for c in value):
+        raise ValueError("must start with / and have no spaces (for example /healthz)")
+    return value
+
+
+def _site(value: str | None) -> str | None:
+    problem = None if value is None else site_url_problem(value)
+    if problem is not None:
+        raise ValueError(f"is not a site address the checks can ask: {problem}")
+    return value
+
+
+def site_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be the base address of a site's checks."""
+    try:
+        parts = urlsplit(url.strip())
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError:
+        return "it is not a valid URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "it is not an http(s) URL with a host (for example https://www.example.com)"
+    if parts.username is not None or parts.password is not None:
+        return "it has a user name or password in it, which the checks never send"
+    if parts.fragment:
+        return "it has a #fragment, which is never sent to a site"
+    if not url.isascii() or any(c.isspace() for c in url.strip()):
+        return "it has spaces or characters outside ASCII"
+    return None
+
+
 class Verify(BaseModel):
     """A check of the live site right after a switch: ``GET url + path`` until ``checks``
-    answers in a row pass, else the version served before is restored."""
+    answers in a row find the promoted version's own bytes, else the version served before is
+    restored."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
-    path: str = Field("/", min_length=1, max_length=2000, pattern=r"^/[^\s]*$")
-    """The path requested, appended to ``url`` as it is."""
+    path: Annotated[str, AfterValidator(_site_path)] = Field("/", min_length=1, max_length=2000)
+    """The path requested, appended to ``url`` as it is. When it is a file of the version, its
+    bytes are compared with the version's; otherwise the site's ``index.html`` is."""
     expect_status: WholeNumber = Field(200, ge=100, le=599)
     """The HTTP status every check must answer."""
     expect_text: str | None = Field(None, min_length=1, max_length=10_000)
@@ -111,10 +145,24 @@ class Verify(BaseModel):
     interval_seconds: Seconds = Field(2, ge=MIN_POLL_SECONDS, le=MAX_POLL_SECONDS)
     """The pause between checks."""
     timeout_seconds: Seconds = Field(60, gt=0, le=MAX_TIMEOUT_SECONDS)
-    """How long the checks may take to pass, within the operation's own deadline."""
-    url: Endpoint = None
+    """How long the checks may take to pass, counted from the first check: a slow build never
+    shortens it."""
+    url: Annotated[str | None, AfterValidator(_site)] = None
     """The base URL to check instead of the environment's URL from the service (a private
     network, the emulator's ``/_sites/<app_id>/<environment>``); a path of its own is kept."""
+
+    @model_validator(mode="after")
+    def _schedule_fits(self) -> Self:
+        # The pauses alone must leave room for the last check, or every switch rolls back.
+        least = (self.checks - 1) * self.interval_seconds
+        if least >= self.timeout_seconds:
+            raise ValueError(
+                f"{self.checks} checks `interval_seconds` ({self.interval_seconds:g} s) apart "
+                f"take at least {least:g} s, which `timeout_seconds` ({self.timeout_seconds:g} "
+                "s) does not leave, so they could never pass in time; raise `timeout_seconds` "
+                "or lower `checks` or `interval_seconds`"
+            )
+        return self
 
 
 def setting(default: Any = ..., *, change: Change, **kwargs: Any) -> Any:
@@ -198,6 +246,11 @@ class State(BaseModel):
         """The id the engine records for the resource."""
         raise NotImplementedError
 
+    def with_inputs(self, inputs: Inputs, *, exclude: frozenset[str] = frozenset()) -> Self:
+        """This state with ``inputs`` declared anew; nested inputs stay models (a dump would
+        leave ``verify`` a plain dict in a state nothing validates again)."""
+        return self.model_copy(update={k: v for k, v in inputs if k not in exclude})
+
     def inputs(self) -> Any:
         return self.inputs_model.model_validate(
             {k: getattr(self, k) for k in self.inputs_model.model_fields}
@@ -254,6 +307,9 @@ class AppDeployInputs(Inputs):
     verify: Verify | None = setting(None, change="none")
     """Check the live site after the switch and restore the version served before if it
     fails (see README); a change applies to the next switch."""
+    allow_older_commit: bool = setting(False, change="none", strict=True)
+    """Deploy even when the environment serves a newer commit of the same history (a
+    deliberate rollback); otherwise such a deploy is refused before anything is sent."""
     bundle_sha256: str | None = setting(None, change="computed")
     """The content digest of the bundle (computed by ``check``): what the diff compares."""
 
@@ -307,6 +363,14 @@ class AppDeployState(AppDeployInputs, State):
     def resource_id(self) -> str:
         return f"{self.app_id}/{self.environment}"
 
+    @property
+    def written_before_file_lists(self) -> bool:
+        """Written by a release that kept no file list (0.1.0): ``bundle_files`` and
+        ``verified`` are both absent. Every create and update since writes both, and
+        ``verified`` as a boolean, which the dynamic resources' state keeps where it drops a
+        null ``bundle_files``."""
+        return not {"bundle_files", "verified"} & self.model_fields_set
+
 
 # ---------------------------------------------------------------------------- AppPromotion
 
@@ -331,6 +395,9 @@ class AppPromotionInputs(Inputs):
     verify: Verify | None = setting(None, change="none")
     """Check the live site after the switch and restore the version served before if it
     fails (see README); a change applies to the next switch."""
+    allow_older_commit: bool = setting(False, change="none", strict=True)
+    """Promote even when the environment serves a newer commit of the same history (a
+    deliberate rollback); otherwise such a promotion is refused before anything is sent."""
 
 
 class AppPromotionState(AppPromotionInputs, State):

@@ -39,6 +39,10 @@ export class AppDeploy extends pulumi.CustomResource {
     }
 
     /**
+     * Deploy even when the environment serves a newer commit of the same history (a deliberate rollback); otherwise such a deploy is refused before anything is sent. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+     */
+    declare public readonly allowOlderCommit: pulumi.Output<boolean>;
+    /**
      * The app to deploy to. Changing it replaces the resource.
      */
     declare public readonly appId: pulumi.Output<string>;
@@ -180,6 +184,7 @@ export class AppDeploy extends pulumi.CustomResource {
             if (args?.bundle === undefined && !opts.urn) {
                 throw new Error("Missing required property 'bundle'");
             }
+            resourceInputs["allowOlderCommit"] = args?.allowOlderCommit;
             resourceInputs["appId"] = args?.appId;
             resourceInputs["baseUrl"] = args?.baseUrl;
             resourceInputs["bundle"] = args?.bundle;
@@ -212,6 +217,7 @@ export class AppDeploy extends pulumi.CustomResource {
             resourceInputs["verified"] = undefined /*out*/;
             resourceInputs["version"] = undefined /*out*/;
         } else {
+            resourceInputs["allowOlderCommit"] = undefined /*out*/;
             resourceInputs["appId"] = undefined /*out*/;
             resourceInputs["baseUrl"] = undefined /*out*/;
             resourceInputs["bundle"] = undefined /*out*/;
@@ -253,6 +259,10 @@ export class AppDeploy extends pulumi.CustomResource {
  * The set of arguments for constructing a AppDeploy resource.
  */
 export interface AppDeployArgs {
+    /**
+     * Deploy even when the environment serves a newer commit of the same history (a deliberate rollback); otherwise such a deploy is refused before anything is sent. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+     */
+    allowOlderCommit?: pulumi.Input<boolean | undefined>;
     /**
      * The app to deploy to. Changing it replaces the resource.
      */

@@ -39,6 +39,10 @@ export class AppPromotion extends pulumi.CustomResource {
     }
 
     /**
+     * Promote even when the environment serves a newer commit of the same history (a deliberate rollback); otherwise such a promotion is refused before anything is sent. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+     */
+    declare public readonly allowOlderCommit: pulumi.Output<boolean>;
+    /**
      * The app. Changing it replaces the resource.
      */
     declare public readonly appId: pulumi.Output<string>;
@@ -116,6 +120,7 @@ export class AppPromotion extends pulumi.CustomResource {
             if (args?.version === undefined && !opts.urn) {
                 throw new Error("Missing required property 'version'");
             }
+            resourceInputs["allowOlderCommit"] = args?.allowOlderCommit;
             resourceInputs["appId"] = args?.appId;
             resourceInputs["baseUrl"] = args?.baseUrl;
             resourceInputs["environment"] = args?.environment;
@@ -132,6 +137,7 @@ export class AppPromotion extends pulumi.CustomResource {
             resourceInputs["url"] = undefined /*out*/;
             resourceInputs["verified"] = undefined /*out*/;
         } else {
+            resourceInputs["allowOlderCommit"] = undefined /*out*/;
             resourceInputs["appId"] = undefined /*out*/;
             resourceInputs["assetPrefix"] = undefined /*out*/;
             resourceInputs["baseUrl"] = undefined /*out*/;
@@ -157,6 +163,10 @@ export class AppPromotion extends pulumi.CustomResource {
  * The set of arguments for constructing a AppPromotion resource.
  */
 export interface AppPromotionArgs {
+    /**
+     * Promote even when the environment serves a newer commit of the same history (a deliberate rollback); otherwise such a promotion is refused before anything is sent. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+     */
+    allowOlderCommit?: pulumi.Input<boolean | undefined>;
     /**
      * The app. Changing it replaces the resource.
      */

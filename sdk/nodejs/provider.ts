@@ -40,6 +40,7 @@ export class Provider extends pulumi.ProviderResource {
         {
             resourceInputs["apiKey"] = args?.apiKey ? pulumi.secret(args.apiKey) : undefined;
             resourceInputs["baseUrl"] = args?.baseUrl;
+            resourceInputs["skipCredentialsValidation"] = pulumi.output(args?.skipCredentialsValidation).apply(JSON.stringify);
         }
         opts = pulumi.mergeOptions(utilities.resourceOptsDefaults(), opts);
         super(Provider.__pulumiType, name, resourceInputs, opts);
@@ -58,4 +59,8 @@ export interface ProviderArgs {
      * The Mixpeek API endpoint; falls back to `MIXPEEK_BASE_URL`, then https://api.mixpeek.com.
      */
     baseUrl?: pulumi.Input<string | undefined>;
+    /**
+     * Skip the check of the API key the provider makes with one cheap call the first time a resource needs the service (previews too), for a preview that works offline; falls back to `MIXPEEK_SKIP_CREDENTIALS_VALIDATION`.
+     */
+    skipCredentialsValidation?: pulumi.Input<boolean | undefined>;
 }

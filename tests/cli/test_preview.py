@@ -1,6 +1,7 @@
-"""What a preview says, through the real CLI, in both front doors: the changed property is
-named (``[diff: ~bundle]``, and marked by ``preview --diff``), the files that differ are
-listed under the resource, and an unchanged bundle shows no change."""
+"""What a preview says, through the real CLI, in both front doors: a content change is named by
+the bundle's content digest (``[diff: ~bundleSha256]``; ``preview --diff`` shows the two
+digests, never the unchanged path as a change), the files that differ are listed under the
+resource, and an unchanged bundle shows no change."""
 
 from __future__ import annotations
 
@@ -20,6 +21,14 @@ from tests.sites import site, write_tree
 pytestmark = pytest.mark.cli
 
 CHANGED = "bundle: 1 changed, 1 added, 1 removed: app.js, +assets/new.css, -assets/style.css"
+
+
+def digest_change(lines: list[str], key: str) -> list[str]:
+    """The property lines ``preview --diff`` shows for the bundle: its digest, old => new."""
+    shown = [line.strip() for line in lines if line.strip().startswith("~ bundle")]
+    assert len(shown) == 1, lines
+    assert re.fullmatch(rf'~ {key}: "[0-9a-f]{{64}}" => "[0-9a-f]{{64}}"', shown[0]), shown
+    return shown
 
 
 def edit(folder: Path) -> None:
@@ -47,10 +56,11 @@ def test_native_preview_names_bundle_and_lists_its_files(
     detailed = stack.preview(diff=True)
 
     assert plain.ok, plain.output
-    assert "[diff: ~bundle]" in plain.output, plain.output
+    assert "[diff: ~bundleSha256]" in plain.output, plain.output
     assert CHANGED in plain.output, plain.output
     assert "index.html" not in plain.output
-    assert any(line.strip().startswith("~ bundle") for line in detailed.lines), detailed.output
+    digest_change(detailed.lines, "bundleSha256")
+    assert CHANGED in detailed.output, detailed.output
 
 
 def test_dynamic_preview_names_bundle_and_lists_its_files(
@@ -69,10 +79,9 @@ def test_dynamic_preview_names_bundle_and_lists_its_files(
     detailed = stack.preview(diff=True)
 
     assert plain.ok, plain.output
-    assert "[diff: ~bundle]" in plain.output, plain.output
-    assert "bundle_sha256" not in plain.output
+    assert "[diff: ~bundle_sha256]" in plain.output, plain.output
     assert CHANGED in plain.output, plain.output
-    assert any(line.strip().startswith("~ bundle") for line in detailed.lines), detailed.output
+    digest_change(detailed.lines, "bundle_sha256")
 
 
 def test_large_deploy_reports_progress_and_a_heartbeat(

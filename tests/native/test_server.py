@@ -52,7 +52,7 @@ def test_check_names_each_bad_input_as_the_program_spells_it(provider: Any, tmp_
     answer = provider.Check(provider_pb2.CheckRequest(urn=URN, olds=struct({}), news=struct(news)))
     reasons = {f.property: f.reason for f in answer.failures}
     assert set(reasons) == {"bundel", "timeoutSeconds"}, reasons
-    assert "greater than 0" in reasons["timeoutSeconds"]
+    assert reasons["timeoutSeconds"] == "must be more than 0."
 
 
 def test_check_of_a_good_bundle_adds_its_content_digest(provider: Any, tmp_path: Path) -> None:
@@ -185,7 +185,7 @@ def test_state_that_does_not_load_is_one_sentence_and_a_delete_without_an_id_sen
     assert "Traceback" not in caught.value.details()
     with pytest.raises(grpc.RpcError) as caught:
         provider.Diff(provider_pb2.DiffRequest(id="x", urn=URN, olds=struct({}), news=struct({})))
-    assert "`app_id` is missing" in caught.value.details()
+    assert "`appId` is missing" in caught.value.details()  # as the program spells it
 
     before = len(emulator.requests())
     no_id = {"namespaceId": "ns_1", "name": "text_embed", "version": "1.0.0"}

@@ -11,6 +11,7 @@ import pulumi
 import pytest
 
 from mixpeek_pulumi import AppDeploy, PluginDeployment
+from tests.emulator_fixture import wait_until
 from tests.engine import EngineError, Stack, run_program
 from tests.sites import plugin, site, write_tree
 
@@ -344,8 +345,7 @@ def test_a_new_version_previews_the_files_that_differ_from_the_deployed_one(
     preview = run_program(stack.engine, program(source, version="1.0.1"), preview=True)
 
     assert preview.steps == [("replace", "embed")]
-    said = stack.host.output()[mark:]
-    assert (
-        "source: 2 changed, 1 added, 0 removed: manifest.py, realtime.py, +tokenizer.json"
-    ) in said
-    assert "pipeline.py" not in said  # unchanged files are never listed
+    expected = "source: 2 changed, 1 added, 0 removed: manifest.py, realtime.py, +tokenizer.json"
+    # The host's lines reach this process through a pipe read by another thread.
+    assert wait_until(lambda: expected in stack.host.output()[mark:], timeout=10)
+    assert "pipeline.py" not in stack.host.output()[mark:]  # unchanged files are never listed

@@ -31,7 +31,7 @@ def test_provider_pickles_by_reference_without_config(stack: Stack, tmp_path: Pa
     assert isinstance(dill.loads(raw), AppDeployProvider)
 
 
-def test_preview_of_a_new_resource_makes_no_request(stack: Stack, tmp_path: Path) -> None:
+def test_preview_of_a_new_resource_only_checks_the_key(stack: Stack, tmp_path: Path) -> None:
     app_id = stack.emulator.create_app("preview-site")
     bundle = write_tree(tmp_path / "dist", site())
 
@@ -42,7 +42,10 @@ def test_preview_of_a_new_resource_makes_no_request(stack: Stack, tmp_path: Path
     before = len(stack.emulator.requests())
     result = run_program(stack.engine, program, preview=True)
     assert result.steps == [("create", "site")]
-    assert len(stack.emulator.requests()) == before
+    # One cheap authenticated read, so a dead key fails here; nothing else is asked or sent.
+    assert [(r["method"], r["path"]) for r in stack.emulator.requests()[before:]] == [
+        ("GET", "/v1/apps")
+    ]
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))

@@ -295,7 +295,7 @@ CASES = [
         "numbers",
         "poll_interval_seconds=1e-9",
         "refused",
-        "poll_interval_seconds: Input should be greater than or equal to 0.05",
+        "poll_interval_seconds: must be at least 0.05.",
     ),
     hostile(
         "urls",
@@ -314,7 +314,7 @@ CASES = [
         "MIXPEEK_HTTP_READ_TIMEOUT=nan",
         "refused",
         "MIXPEEK_HTTP_READ_TIMEOUT must be a number of seconds from 1 to 3600, not 'nan'",
-        step="create",
+        step="check",  # the key check needs the setting: a bad one fails the preview
     ),
     hostile(
         "archives",

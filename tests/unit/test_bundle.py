@@ -355,7 +355,7 @@ def test_a_name_windows_tools_misread_is_refused_in_a_folder_as_in_a_zip(
     tmp_path: Path, name: str
 ) -> None:
     said = (
-        f"the name {name!r} has a backslash or begins with a drive letter, which unzip tools on "
+        f"the name '{name}' has a backslash or begins with a drive letter, which unzip tools on "
         "Windows take for a folder or a drive; rename it."
     )
     root = write_tree(tmp_path / "dist", {**site(), name: "x"})

@@ -7,7 +7,10 @@ import os
 import subprocess
 import sys
 
+import httpx
+
 from mixpeek_pulumi import __version__
+from tests.emulator_fixture import wait_until
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 
@@ -57,7 +60,14 @@ def test_emulator_without_the_extra_says_what_to_install() -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_emulator_prints_the_id_of_every_app_it_made() -> None:
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False  # the URL is printed before the server accepts connections
+
+
+def test_emulator_prints_the_id_and_the_live_sites_of_every_app_it_made() -> None:
     apps = ["--app", "my-site", "--app", "demo"]
     command = [sys.executable, "-c", EMULATOR, "--api-key", "k", *apps]
     with subprocess.Popen(
@@ -65,9 +75,20 @@ def test_emulator_prints_the_id_of_every_app_it_made() -> None:
     ) as proc:
         try:
             assert proc.stdout is not None
-            lines = [proc.stdout.readline().strip() for _ in range(3)]
+            lines = [proc.stdout.readline().strip() for _ in range(7)]
+            url = lines[0]
+            assert wait_until(lambda: answers(f"{url}/_emulator/health"))
+            served = httpx.get(f"{url}/_sites/app_demo/production", timeout=10)
         finally:
             proc.terminate()
             proc.wait(timeout=15)
-    assert lines[0].startswith("http://127.0.0.1:")
-    assert lines[1:] == ["app app_my_site my-site", "app app_demo demo"]
+    assert url.startswith("http://127.0.0.1:")
+    assert lines[1:3] == ["app app_my_site my-site", "app app_demo demo"]
+    assert lines[3:] == [
+        f"site app_my_site staging {url}/_sites/app_my_site/staging",
+        f"site app_my_site production {url}/_sites/app_my_site/production",
+        f"site app_demo staging {url}/_sites/app_demo/staging",
+        f"site app_demo production {url}/_sites/app_demo/production",
+    ]
+    # The live site itself, serving nothing yet: the route, not a 404 of an unknown path.
+    assert served.text == "production of app_demo serves nothing\n"

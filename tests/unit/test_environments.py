@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from mixpeek_pulumi.client import MixpeekClient
+from mixpeek_pulumi.deploy.common import Operation
 from mixpeek_pulumi.deploy.environments import AppEnvironment, refresh
 from mixpeek_pulumi.errors import ResponseValidationError
 from mixpeek_pulumi.spec import AppDeployState
@@ -49,7 +50,7 @@ def test_the_served_version_and_the_servers_own_url(api: MixpeekClient) -> None:
     env = AppEnvironment(api, "app_1", "staging")
     app = env.app()
     assert env.served_version(app) == 2  # matched by asset prefix: records name no deploy
-    now = refresh(api, state("staging"))
+    now = refresh(api, Operation("AppDeploy", "site", lambda _line: None), state("staging"))
     assert now is not None
     assert (now.live, now.url) == (True, "https://pr.example")
 
@@ -58,7 +59,7 @@ def test_an_odd_entry_is_an_error_naming_the_field_for_its_environment_only(
     api: MixpeekClient,
 ) -> None:
     with pytest.raises(ResponseValidationError) as info:
-        refresh(api, state("production"))
+        refresh(api, Operation("AppDeploy", "site", lambda _line: None), state("production"))
     assert str(info.value) == (
         "Mixpeek API answered GET /v1/apps/app_1 with HTTP 200 but the body is not what the API "
         "documents: environments.production is a str, not an object."

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from ..bundles import AppBundle, inspect_app_bundle
 from ..context import ApiFailure, Body, Context, context, not_found, signed_at
+from ..disk import DiskFull
 from ..state import APP_SETTINGS, App, Deploy, Version, iso, new_id
 
 router = APIRouter()
@@ -72,7 +73,7 @@ def create_app(ctx: Ctx, body: Body) -> dict[str, Any]:
             app_id=new_id("app"),
             slug=body["slug"],
             title=meta.pop("title"),
-            created_at=time.time(),
+            created_at=ctx.store.clock.time(),
             meta={k: v for k, v in meta.items() if v is not None},
             settings={k: body[k] for k in APP_SETTINGS if body.get(k) is not None},
             is_active=body.get("is_active", True) is not False,
@@ -232,7 +233,8 @@ def new_deploy(
         environment=environment,
         message=body.get("message") or DEFAULT_MESSAGE,
         bundle_s3_key=key,
-        queued_at=time.time(),
+        queued_at=ctx.store.clock.time(),
+        queued_progress=ctx.store.now(),
         queue_seconds=ctx.timing.queue_seconds,
         build_seconds=ctx.timing.build_seconds,
         outcome="complete" if bundle.ok and not forced else "failed",
@@ -250,7 +252,7 @@ def new_deploy(
 @router.get("/apps/{app_id}/deploys/{deploy_id}")
 def deploy_status(ctx: Ctx, app_id: str, deploy_id: str) -> dict[str, Any]:
     app, d = deploy_or_404(ctx, app_id, deploy_id)
-    body = d.status_json(app, time.time())
+    body = d.status_json(app, ctx.store.now())
     flap = ctx.faults.take("status_flap")
     if flap:
         body["status"] = flap
@@ -275,17 +277,21 @@ async def _log_events(
     """Cached lines first, then each line when the build reaches it; ``done`` at the end. A
     shutdown ends the stream where it is, without ``done``, as a restarting server would: the
     client reconnects or falls back to polling the status. A deploy whose app is deleted
-    meanwhile ends its stream there too: it has no more to tell."""
-    for sent, (at, line) in enumerate(d.log_schedule()):
-        delay = at - time.time()
+    meanwhile ends its stream there too: it has no more to tell. Lines are timed on the
+    progress clock; each says when it was emitted on the wall clock."""
+    assert d.queued_progress is not None
+    for sent, (after, line) in enumerate(d.log_schedule()):
+        delay = d.queued_progress + after - ctx.store.now()
         if delay > 0 and await ctx.closing.wait(delay):
             return
         if (
             cut_after is not None and sent >= cut_after
         ) or d.deploy_id not in ctx.store.state.deploys:
             return
-        yield f"data: {json.dumps({'ts': at, 'line': line})}\n\n".encode()
-    ctx.store.settle()
+        yield f"data: {json.dumps({'ts': d.queued_at + after, 'line': line})}\n\n".encode()
+    # The stream has told its story; on a full disk a status request says so instead.
+    with contextlib.suppress(DiskFull):
+        ctx.store.settle()
     while never_done:  # holds the stream open, as a stuck pub/sub would
         if await ctx.closing.wait(1):
             return
@@ -381,7 +387,7 @@ def restore_version(ctx: Ctx, app_id: str, version: int, body: Body) -> dict[str
     with ctx.store.lock:
         app = app_or_404(ctx, app_id)
         v = version_or_404(app, version)
-        app.point(environment, v)
+        app.point(environment, v, ctx.store.clock.time())
         ctx.store.save()
     return {
         "app_id": app_id,
@@ -403,7 +409,7 @@ def promote(ctx: Ctx, app_id: str) -> dict[str, Any]:
             raise ApiFailure(
                 400, "BadRequestError", f"App {app_id} has nothing deployed to staging to promote"
             )
-        app.environments["production"] = {**staging, "deployed_at": iso(time.time())}
+        app.environments["production"] = {**staging, "deployed_at": iso(ctx.store.clock.time())}
         app.settings["build_config"] = {
             **(app.settings.get("build_config") or {}),
             "asset_prefix": staging["asset_prefix"],

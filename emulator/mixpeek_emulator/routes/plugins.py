@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -112,7 +111,7 @@ def plugin_upload(ctx: Ctx, namespace_id: str, body: Body) -> dict[str, Any]:
             version=version,
             description=body.get("description"),
             s3_key=_archive_key(namespace_id, upload_id, plugin_id),
-            expires_at=time.time() + expiration,
+            expires_at=ctx.store.clock.time() + expiration,
         )
         ctx.store.state.uploads[upload.upload_id] = upload
         ctx.store.save()
@@ -142,7 +141,7 @@ def _upload_to_confirm(ctx: Context, namespace_id: str, upload_id: str) -> Plugi
             raise not_found("upload", upload_id)
         if upload.confirmed:
             raise ApiFailure(400, "BadRequestError", f"Upload {upload_id} was already confirmed")
-        if time.time() > upload.expires_at:
+        if ctx.store.clock.time() > upload.expires_at:
             raise ApiFailure(
                 400, "BadRequestError", f"Upload {upload_id} has expired; start a new upload"
             )
@@ -331,7 +330,7 @@ def _validated(
         description=description,
         s3_key=key,
         code_hash=_sha256(archive),
-        created_at=time.time(),
+        created_at=ctx.store.clock.time(),
         manifest=inspected.manifest,
         deploy_seconds=ctx.timing.plugin_seconds,
         has_realtime=inspected.realtime,
@@ -348,7 +347,7 @@ def _sha256(path: Path) -> str:
 
 @router.get("")
 def list_plugins(ctx: Ctx, namespace_id: str) -> dict[str, Any]:
-    now = time.time()
+    now = ctx.store.now()
     with ctx.store.lock:
         items = [p.list_item(now) for p in ctx.store.plugins_of(namespace_id).values()]
     return {"success": True, "plugins": items, "total": len(items), "namespace_id": namespace_id}
@@ -374,7 +373,7 @@ def get_plugin(
 ) -> dict[str, Any]:
     with ctx.store.lock:
         p = plugin_or_404(ctx, namespace_id, plugin_id)
-        body: dict[str, Any] = {"success": True, "plugin": p.document(time.time())}
+        body: dict[str, Any] = {"success": True, "plugin": p.document(ctx.store.now())}
     if return_presigned_urls:
         body["presigned_download_url"] = ctx.objects.presign("GET", p.s3_key, expires_in=3600)
     return body
@@ -393,7 +392,13 @@ def deploy_plugin(
         # Without realtime.py a plugin has no realtime endpoint: it is deployed batch-only
         # whatever was asked (spec 0.81's batch_only_no_realtime example).
         kind = (deployment_type or "realtime") if p.has_realtime else "batch_only"
-        p.request_deploy(kind, ctx.timing.plugin_seconds, failure)
+        p.request_deploy(
+            kind,
+            ctx.timing.plugin_seconds,
+            failure,
+            at=ctx.store.clock.time(),
+            progress=ctx.store.now(),
+        )
         ctx.store.save()
     if kind == "batch_only":
         return {
@@ -420,7 +425,7 @@ def deploy_plugin(
 def plugin_status(ctx: Ctx, namespace_id: str, plugin_id: str) -> dict[str, Any]:
     with ctx.store.lock:
         plugin = plugin_or_404(ctx, namespace_id, plugin_id)
-        body = plugin.status_json(time.time(), ctx.plugin_status_case)
+        body = plugin.status_json(ctx.store.now(), ctx.plugin_status_case)
     flap = ctx.faults.take("status_flap")
     if flap:
         body["status"] = flap

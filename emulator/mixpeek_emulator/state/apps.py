@@ -4,12 +4,14 @@ field their response models require and nothing they do not define, unless an ex
 for more.
 
 Progress is a function of time: a deploy records when it was queued and how long each stage
-lasts, so its status is computed on read and survives restarts.
+lasts, so its status is computed on read and survives restarts. That time is the store's
+progress clock (``Store.now``), which only moves forward; the wall clock gives only the
+timestamps a deploy reports, so a step of the machine's clock neither holds a build back nor
+undoes one.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -58,21 +60,36 @@ class Deploy:
     # The build's own copy of the bundle (a later PUT to the upload URL cannot change it);
     # records of an earlier release have none and read the upload's key.
     archive_key: str | None = None
+    # When it was queued on the progress clock; records of an earlier release have none until
+    # the store reads them (it derives one from ``queued_at``).
+    queued_progress: float | None = None
 
     @property
     def done_at(self) -> float:
+        """When it ends, as reported: on the wall clock, from when it was queued."""
         return self.queued_at + self.queue_seconds + self.build_seconds
 
+    @property
+    def ends(self) -> float:
+        """When it ends on the progress clock."""
+        return self._queued() + self.queue_seconds + self.build_seconds
+
+    def _queued(self) -> float:
+        assert self.queued_progress is not None, "the store gives every deploy it reads one"
+        return self.queued_progress
+
     def status(self, now: float) -> str:
-        if now < self.queued_at + self.queue_seconds:
+        """Its status at ``now`` on the progress clock."""
+        if now < self._queued() + self.queue_seconds:
             return "queued"
-        if now < self.done_at:
+        if now < self.ends:
             return "building"
         return self.outcome
 
     def log_schedule(self) -> list[tuple[float, str]]:
-        """Every log line with the time it is emitted: the build's story."""
-        start = self.queued_at + self.queue_seconds
+        """Every log line with when it is emitted, in seconds after the deploy was queued:
+        the build's story."""
+        start = self.queue_seconds
         b = self.build_seconds
         lines = [
             (start, f"Build started for deploy {self.deploy_id} ({self.environment})"),
@@ -84,14 +101,14 @@ class Deploy:
             lines += [
                 (start + b * 0.7, f"Uploading {self.file_count} assets"),
                 (start + b * 0.9, "Running smoke test"),
-                (self.done_at, "Deploy complete!"),
+                (start + b, "Deploy complete!"),
             ]
         else:
-            lines.append((self.done_at, f"Deploy failed: {self.reason}"))
+            lines.append((start + b, f"Deploy failed: {self.reason}"))
         return lines
 
     def status_json(self, app: App, now: float) -> dict[str, Any]:
-        """``DeployStatusResponse``."""
+        """``DeployStatusResponse`` at ``now`` on the progress clock."""
         status = self.status(now)
         body: dict[str, Any] = {
             "deploy_id": self.deploy_id,
@@ -214,12 +231,13 @@ class App:
     def serves(self, environment: str, number: int) -> bool:
         return self.environments.get(environment, {}).get("version") == number
 
-    def point(self, environment: str, version: Version) -> None:
+    def point(self, environment: str, version: Version, at: float) -> None:
+        """Serve ``version`` in ``environment`` from ``at`` (wall clock) on."""
         self.environments[environment] = {
             "deploy_id": version.deploy_id,
             "asset_prefix": version.asset_prefix,
             "version": version.version,
-            "deployed_at": iso(time.time()),
+            "deployed_at": iso(at),
         }
 
     def environments_json(self, extensions: frozenset[str]) -> dict[str, Any]:
@@ -289,8 +307,9 @@ def _masked_build(config: Any) -> Any:
     return {**config, "secrets": dict.fromkeys(config["secrets"], "***")}
 
 
-def publish(app: App, deploy: Deploy) -> None:
-    """A deploy that finished well becomes the app's next version, served in its environment."""
+def publish(app: App, deploy: Deploy, at: float) -> None:
+    """A deploy that finished well becomes the app's next version, served in its environment
+    from ``at`` (wall clock) on."""
     number = len(app.versions) + 1
     version = Version(
         version=number,
@@ -310,4 +329,4 @@ def publish(app: App, deploy: Deploy) -> None:
     )
     deploy.version = number
     app.versions.append(version)
-    app.point(deploy.environment, version)
+    app.point(deploy.environment, version, at)

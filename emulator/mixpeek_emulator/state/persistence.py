@@ -2,7 +2,9 @@
 the previous document intact, and read back into records when the emulator starts.
 
 The document is ``asdict`` of ``State`` with sorted keys: the field names of the records are
-its format, and a data dir written by an earlier release must still load.
+its format, and a data dir written by an earlier release must still load. Beside the records
+it keeps where the progress clock stood, and the wall time, when it was saved: a monotonic
+clock does not carry over to the next process, so the next one resumes from there.
 """
 
 from __future__ import annotations
@@ -26,17 +28,23 @@ class State:
     deploys: dict[str, Deploy] = field(default_factory=dict)
     uploads: dict[str, PluginUpload] = field(default_factory=dict)
     plugins: dict[str, dict[str, Plugin]] = field(default_factory=dict)  # namespace -> id -> plugin
+    # The progress clock and the wall clock at the last save; None in an earlier release's.
+    progress: float | None = None
+    saved_at: float | None = None
 
 
 def save(state: State, target: Path) -> None:
     # Written beside the target, fsynced, then renamed over it: a rename is atomic, a write is not.
     tmp = target.with_name(f"{FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     data = json.dumps(asdict(state), sort_keys=True)
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, target)
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)  # a save that failed (a full disk) gives its space back
 
 
 def load(target: Path) -> State | None:
@@ -63,4 +71,6 @@ def _decoded(raw: dict[str, Any]) -> State:
             ns: {pid: Plugin(**p) for pid, p in items.items()}
             for ns, items in raw.get("plugins", {}).items()
         },
+        progress=raw.get("progress"),
+        saved_at=raw.get("saved_at"),
     )

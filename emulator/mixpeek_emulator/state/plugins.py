@@ -1,10 +1,13 @@
 """The Plugin domain: uploads and plugins, the rules of a plugin's deployment over time, and
 each record's JSON in the official SDKs' shape: every field their response models require
-and nothing they do not define."""
+and nothing they do not define.
+
+A rollout's progress is read on the store's progress clock (``Store.now``), its reported
+times on the wall clock, as for app deploys.
+"""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -46,6 +49,9 @@ class Plugin:
     # Whether the archive has realtime.py; without it a plugin deploys batch-only. Records of
     # an earlier release lack the field and were deployed as asked.
     has_realtime: bool = True
+    # When the deploy was asked for on the progress clock; records of an earlier release have
+    # none until the store reads them (it derives one from ``deploy_requested_at``).
+    requested_progress: float | None = None
 
     @property
     def s3_archive_url(self) -> str:
@@ -63,12 +69,16 @@ class Plugin:
     def realtime(self) -> bool:
         return self.deployment_type == "realtime" and not self.undeployed
 
+    def _elapsed(self, now: float) -> float:
+        assert self.requested_progress is not None, "a deploy request always sets it"
+        return now - self.requested_progress
+
     def status(self, now: float) -> str:
-        """QUEUED, PENDING, IN_PROGRESS, then the outcome; a batch-only or undeployed plugin
-        is NOT_DEPLOYED (it has no realtime endpoint)."""
+        """QUEUED, PENDING, IN_PROGRESS, then the outcome, at ``now`` on the progress clock; a
+        batch-only or undeployed plugin is NOT_DEPLOYED (it has no realtime endpoint)."""
         if self.undeployed or self.deploy_requested_at is None or not self.realtime:
             return "NOT_DEPLOYED"
-        elapsed = now - self.deploy_requested_at
+        elapsed = self._elapsed(now)
         step = self.deploy_seconds / 4
         if elapsed < step:
             return "QUEUED"
@@ -86,13 +96,18 @@ class Plugin:
         )
 
     def deployed_at(self) -> float | None:
+        """When its rollout ends, as reported (wall clock)."""
         if self.deploy_requested_at is None or self.undeployed:
             return None
         wait = 0 if self.deployment_type == "batch_only" else self.deploy_seconds
         return self.deploy_requested_at + wait
 
-    def request_deploy(self, kind: str, seconds: float, failure: str | None) -> None:
-        self.deploy_requested_at = time.time()
+    def request_deploy(
+        self, kind: str, seconds: float, failure: str | None, *, at: float, progress: float
+    ) -> None:
+        """A rollout asked for at ``at`` (wall clock), ``progress`` on the progress clock."""
+        self.deploy_requested_at = at
+        self.requested_progress = progress
         self.deployment_type = kind
         self.undeployed = False
         self.deploy_seconds = seconds
@@ -129,9 +144,7 @@ class Plugin:
             "message": _plugin_message(status, self),
             "queued_at": iso(requested) if requested else None,
             "estimated_completion_seconds": (
-                max(0, int(self.deploy_seconds - (now - requested)))
-                if requested and pending
-                else None
+                max(0, int(self.deploy_seconds - self._elapsed(now))) if pending else None
             ),
             "deployed": self.deployed(now),
             "route_prefix": self.route_prefix if self.realtime and status != "FAILED" else None,

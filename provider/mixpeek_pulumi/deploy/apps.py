@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -20,6 +20,7 @@ from .. import gitinfo
 from .. import manifest as manifests
 from .. import shipment as shipments
 from ..client import MixpeekClient
+from ..deadline import Deadline
 from ..errors import (
     ApiConnectionError,
     ApiStatusError,
@@ -51,17 +52,24 @@ from .environments import (
     Previous,
     carries,
     deploy_record,
+    drift,
     imported,
     marker,
     nothing_as_zero,
+    replaced_version,
+    replaces_tag,
     untagged,
+    unverified,
 )
 from .lifecycle import Checked, Lifecycle, Session
+from .ordering import Shipped, gate
 from .verify import Switch, verify_switch
 
 DEFAULT_MESSAGE: Final = "Deployed with mixpeek-pulumi"
 RELAXED_POLL: Final = 10.0
 BUNDLE_NAME: Final = "bundle.zip"
+SETTLE_SECONDS: Final = 60.0
+"""The bound of what follows a complete build before its checks: seeing it served."""
 IN_FLIGHT: Final = ("queued", "building")
 
 
@@ -100,9 +108,15 @@ def check(
 
 def diff(olds: AppDeployState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
     """Settings are compared as declared; the bundle by content digest, so a rebuild of the
-    same bytes is no change; an environment that drifted away is a change too."""
+    same bytes is no change; an environment that drifted away, and a switch left unverified,
+    are changes too.
+
+    A content change is named by the digest, ``bundle_sha256``: the CLI shows each named
+    property's old and new input, and the bundle's path, the same before and after, would
+    read as ``"./dist" => "./dist"``. A path not known yet is the change itself."""
     content = "bundle" in unknown or news.get("bundle_sha256") != olds.bundle_sha256
-    extra = (["bundle"] if content else []) + (["live"] if olds.live is False else [])
+    changed = "bundle" if "bundle" in unknown else "bundle_sha256"
+    extra = ([changed] if content else []) + drift(olds)
     found = diff_inputs(
         AppDeployInputs, olds.model_dump(), news, unknown, skip=("bundle",), extra=extra
     )
@@ -113,20 +127,42 @@ def diff(olds: AppDeployState, news: Mapping[str, Any], unknown: set[str]) -> Di
 
 def _files_note(olds: AppDeployState, news: Mapping[str, Any]) -> str:
     """Which files of the bundle differ from what is live, without a network call: the
-    state's manifest against the one ``check`` computed (or a fresh read of the bundle)."""
-    new = manifests.recalled(news.get("bundle_sha256"))
+    state's manifest against the one ``check`` computed (or a fresh read of the bundle); or,
+    when either list is missing, why."""
+    new, count = manifests.recalled(news.get("bundle_sha256")), None
     if new is None and isinstance(news.get("bundle"), str):
         try:
             excludes = bundles.Excludes(news.get("exclude") or [])
-            new = manifests.of_files(bundles.collect(Path(news["bundle"]), excludes))[1]
+            files = bundles.collect(Path(news["bundle"]), excludes)
+            new, count = manifests.of_files(files)[1], len(files)
         except (MixpeekError, OSError, ValueError):
             new = None
-    if olds.bundle_files is None or new is None:
+    if olds.bundle_files is not None and new is not None:
+        return manifests.summary("bundle", olds.bundle_files, new)
+    return f"bundle: its content changed (no file list to compare: {_no_list(olds, count)})"
+
+
+def _no_list(olds: AppDeployState, count: int | None) -> str:
+    """Why a preview has no two lists of files to compare."""
+    most = f"{manifests.MAX_FILES:,}"
+    if olds.bundle_files is None:
+        if olds.written_before_file_lists:
+            return (
+                "the state was written by an earlier release of mixpeek-pulumi, which kept "
+                "none; the next `pulumi up` records one"
+            )
+        if olds.file_count is not None and olds.file_count > manifests.MAX_FILES:
+            return (
+                f"the deployed bundle has {olds.file_count:,} files, and the state keeps a "
+                f"list only for bundles of up to {most}"
+            )
         return (
-            "bundle: its content changed (no file list to compare: the state keeps one only "
-            f"for bundles of up to {manifests.MAX_FILES} files)"
+            "none was kept for the deployed version, as the service gave no sha256 hashes of "
+            "its files; the next `pulumi up` records one"
         )
-    return manifests.summary("bundle", olds.bundle_files, new)
+    if count is not None and count > manifests.MAX_FILES:
+        return f"the bundle now has {count:,} files, and lists are kept only for up to {most}"
+    return "the bundle's files cannot be listed now"
 
 
 @dataclass
@@ -141,6 +177,15 @@ class _Deploy:
     archive_size: int = 0
     file_count: int = 0
     s3_key: str | None = None
+    git: gitinfo.GitInfo = field(default_factory=gitinfo.GitInfo)
+    """The commit the bundle comes from: the inputs' ``git_*`` where set, else git's."""
+    replaces: int | None = None
+    """The version the environment served when the run started: what the deploy message
+    records it replaces, for a later run to restore if the new version fails its checks."""
+
+    @property
+    def shipped(self) -> Shipped:
+        return Shipped(self.git.sha, "this bundle", Path(self.inputs.bundle))
 
 
 @dataclass(frozen=True)
@@ -186,12 +231,14 @@ class AppDeployer:
         app = env.app()
         served_before = env.served_version(app)
         restores = nothing_as_zero(served_before) if rollback == SERVED_NOW else rollback
-        run, deploy_id = self._adopt_or_start(inputs, env, app, hints, others)
+        run, deploy_id = self._adopt_or_start(inputs, env, app, hints, others, served_before)
         return self._finish(run, deploy_id, _Before(restores, served_before))
 
     def _finish(self, run: _Deploy, deploy_id: str, before: _Before) -> AppDeployState:
         """Wait for the deploy and judge it; at the deadline the error carries what exists.
-        A complete deploy counts only once the environment is seen serving it."""
+        A complete deploy counts only once the environment is seen serving it; what follows
+        the build has bounds of its own, so a build that used most of the deadline leaves
+        the checks all of theirs (the service puts a complete build live regardless)."""
         final, tail = self._wait(run, deploy_id, before)
         if final.known_status == "failed":
             self._forget(run)
@@ -199,16 +246,41 @@ class AppDeployer:
         if run.inputs.require_smoke_test and final.smoke_failed:
             self._forget(run)
             raise self._smoke_failed(run, final, tail, before.served)
-        # Remembered until seen served and verified: the next run restores it instead of
-        # building it again (and verifies it again).
-        app, served_id = self._served_after(run, final)
+        settle = Deadline.after(SETTLE_SECONDS, self.op.deadline.clock, self.op.deadline.cancel)
+        with self.api.bound(settle) as api:
+            after = AppDeployer(api, self.op)
+            run = replace(run, env=AppEnvironment(api, run.env.app_id, run.env.name))
+            # Remembered until seen served and verified: the next run restores it instead of
+            # building it again (and verifies it again).
+            app, served_id = after._served_after(run, final)
+            switch = after._switch(run, app, served_id, before)
+
+            def pending() -> AppDeployState:
+                return after._state(run, final, before, app, switch, verified=False)
+
+            verified = verify_switch(
+                api,
+                self.op,
+                run.inputs.verify,
+                switch,
+                pending=pending,
+                shipped=manifests.recalled(run.digest),
+            )
+            self._forget(run)
+            return after._state(run, final, before, app, switch, verified=verified)
+
+    def _switch(self, run: _Deploy, app: AppResponse, served_id: str, before: _Before) -> Switch:
+        """What this run did to the environment, and the version to restore if the checks
+        fail: what it served when the run started, or, for a copy an earlier run put live
+        (and maybe never verified), the version that copy's own message says it replaced."""
         version = run.env.version_of(app, served_id, run.tag)
-        switch = Switch(
-            run.env, version, served_id, before.served, version != before.served, run.env.url(app)
-        )
-        verified = verify_switch(self.op, run.inputs.verify, switch)
-        self._forget(run)
-        return self._state(run, final, before, app, served_id, verified)
+        target, switched = before.served, version != before.served
+        if not switched:
+            record = run.env.served(app)
+            replaced = replaced_version(record.message if record else None, run.env.name)
+            if replaced is not None and replaced != version:
+                target, switched = replaced, True
+        return Switch(run.env, version, served_id, target, switched, run.env.url(app))
 
     def _partial(
         self, run: _Deploy, deploy_id: str, before: _Before, status: str
@@ -237,8 +309,14 @@ class AppDeployer:
     ) -> _Deploy:
         """One deploy of ``digest``: its tag for the deploy message and its journal key."""
         key = (self.api.base_url, inputs.app_id, inputs.environment, digest)
+        found = gitinfo.detect(Path(inputs.bundle)) if inputs.bundle else gitinfo.GitInfo()
+        git = gitinfo.GitInfo(
+            inputs.git_commit_sha or found.sha,
+            inputs.git_commit_message or found.subject,
+            inputs.git_author or found.author,
+        )
         return _Deploy(
-            inputs, env, digest, marker(inputs.environment, digest), key, size, count, s3_key
+            inputs, env, digest, marker(inputs.environment, digest), key, size, count, s3_key, git
         )
 
     def read_imported(self, resource_id: str) -> AppDeployState | None:
@@ -265,7 +343,7 @@ class AppDeployer:
                 bundles.Excludes(),
                 bundles.APP_LIMITS,
             ),
-            bundle_files=manifests.from_service(record.asset_manifest),
+            bundle_files=env.files(record.version),
             deploy_id=deploy_id,
             version=record.version,
             status=status.status,
@@ -287,6 +365,7 @@ class AppDeployer:
         app: AppResponse,
         hints: tuple[Hint, ...],
         others: tuple[Hint, ...],
+        served: int | None,
     ) -> tuple[_Deploy, str]:
         """Package the bundle, let what earlier runs left building end, then adopt what the
         service has of this bundle, or upload and trigger; the archive is gone when this
@@ -294,6 +373,7 @@ class AppDeployer:
         with self._packed(inputs) as (archive, files):
             digest = archive.digest.sha256
             run = self._attempt(inputs, env, digest, archive.size, archive.digest.file_count)
+            run.replaces = served
             self._settle_others(run, others)
             adopted = self._reconcile(run, app, hints)
             if adopted is not None:
@@ -329,6 +409,8 @@ class AppDeployer:
         served = self._served_copy(run, app)
         if served is not None:
             return served
+        # Everything from here on switches the environment to this bundle's commit.
+        gate(self.op, run.env, app, run.shipped, allow=run.inputs.allow_older_commit)
         for hint in (*hints, *self._journaled(run)):
             found = self._use_hint(run, app, hint)
             if found is not None:
@@ -495,22 +577,21 @@ class AppDeployer:
         return key
 
     def _request(self, run: _Deploy, files: list[bundles.SourceFile]) -> DeployRequest:
-        inputs = run.inputs
-        git = gitinfo.detect(Path(inputs.bundle))
-        sha = inputs.git_commit_sha or git.sha
-        subject = inputs.git_commit_message or git.subject
+        inputs, git = run.inputs, run.git
+        sha, subject = git.sha, git.subject
         base = inputs.message or (f"{subject} ({sha[:7]})" if subject and sha else DEFAULT_MESSAGE)
         # The tag ends the message, and only ours: one inside the user's text never counts.
         base = untagged(base) or DEFAULT_MESSAGE
+        replaces = replaces_tag(run.env.name, run.replaces)
         return DeployRequest(
-            message=f"{base} {run.tag}",
+            message=f"{base} {replaces}{run.tag}",
             environment=inputs.environment,
             source="cli_upload",
             bundle_s3_key=run.s3_key,
             source_files=bundles.source_texts(files) if inputs.include_source_files else None,
             git_commit_sha=sha,
             git_commit_message=subject,
-            git_author=inputs.git_author or git.author,
+            git_author=git.author,
         )
 
     def _trigger(self, run: _Deploy, request: DeployRequest) -> str:
@@ -647,6 +728,8 @@ class AppDeployer:
         other = env.deploy_id(app) or "nothing"
         version = env.version_of(app, deploy_id, run.tag)
         if version is not None:
+            # Whoever deployed meanwhile may have shipped a newer commit: never undo it.
+            gate(self.op, env, app, run.shipped, allow=run.inputs.allow_older_commit)
             try:
                 restored = env.restore(version)
             except (ApiStatusError, ApiConnectionError, ResponseValidationError) as exc:
@@ -674,18 +757,18 @@ class AppDeployer:
         final: DeployStatusResponse,
         before: _Before,
         app: AppResponse,
-        deploy_id: str,
+        switch: Switch,
+        *,
         verified: bool,
     ) -> AppDeployState:
         smoke = final.smoke_test
-        served = run.env.served(app)
-        live_files = manifests.from_service(served.asset_manifest if served else None)
+        live_files = run.env.files(switch.version)
         return AppDeployState(
             **run.inputs.model_dump(exclude={"bundle_sha256"}),
             bundle_sha256=run.digest,
             bundle_files=live_files or manifests.recalled(run.digest),
-            deploy_id=deploy_id,
-            version=run.env.version_of(app, deploy_id, run.tag),
+            deploy_id=switch.deploy_id,
+            version=switch.version,
             status=final.status,
             bundle_s3_key=final.bundle_s3_key or run.s3_key,
             bundle_size=run.archive_size,
@@ -695,7 +778,7 @@ class AppDeployer:
             queued_at=final.queued_at,
             live=True,
             deploy_message=final.message,
-            previous_version=before.served,
+            previous_version=switch.before,
             rollback_version=before.restores,
             verified=verified,
         )
@@ -705,12 +788,12 @@ class AppDeployer:
         recorded deploy (drift with the same content is repaired by a restore); anything else,
         a deploy a create left under way included, is reconciled by ``deploy`` with the
         recorded deploy as a hint."""
-        settings = inputs.model_dump(exclude={"bundle_sha256"})
         same_content = olds.bundle_sha256 == inputs.bundle_sha256
         if same_content and olds.status == "complete":
             kept = self._still_served(olds)
             if kept is not None:
-                return kept.model_copy(update=settings)
+                settings = kept.with_inputs(inputs, exclude=frozenset({"bundle_sha256"}))
+                return self._verified_again(olds, settings)
         recorded = (Hint(olds.deploy_id, "the stack state"),) if olds.deploy_id else ()
         hints, others = (recorded, ()) if same_content else ((), recorded)
         state = self.deploy(inputs, rollback=olds.rollback_version, hints=hints, others=others)
@@ -732,15 +815,36 @@ class AppDeployer:
         counts |= {k: v for k, v in (found.summary or {}).items() if k in counts}
         marks = {"modified": "", "added": "+", "removed": "-"}
         names = [
-            f"{marks[f.status]}{manifests.safe_name(f.path)}"
-            for f in found.files
-            if f.status in marks
+            f"{marks[f.status]}{manifests.shown(f.path)}" for f in found.files if f.status in marks
         ]
         shown = ", ".join(names[: manifests.NAMES_SHOWN])
         more = len(names) - manifests.NAMES_SHOWN
         said = ", ".join(f"{v} {k}" for k, v in counts.items())
         tail = (f": {shown}" if shown else "") + (f", and {more} more" if more > 0 else "")
         self.op.say(f"version {old} to {new}, as the service diffs them: {said}{tail}")
+
+    def _verified_again(self, olds: AppDeployState, state: AppDeployState) -> AppDeployState:
+        """A switch an earlier run left unverified (interrupted, or its rollback failed) is
+        verified now, with the version it replaced, kept in the state, to restore."""
+        if not unverified(olds):
+            return state
+        env = AppEnvironment(self.api, state.app_id, state.environment)
+        switch = Switch(
+            env,
+            state.version,
+            state.deploy_id or "",
+            olds.previous_version,
+            True,
+            state.url or "",
+        )
+        verified = verify_switch(
+            self.api,
+            self.op,
+            state.verify,
+            switch,
+            pending=lambda: state.model_copy(update={"verified": False}),
+        )
+        return state.model_copy(update={"verified": verified})
 
     # ------------------------------------------------------------------- drift repair
 
@@ -751,15 +855,20 @@ class AppDeployer:
         app = env.app()
         if state.deploy_id is not None and env.deploy_id(app) == state.deploy_id:
             return state.model_copy(update={"live": True, "url": env.url(app)})
-        return self.restore_declared(state)
+        return self.restore_declared(state, env, app)
 
-    def restore_declared(self, state: AppDeployState) -> AppDeployState | None:
-        """Someone repointed the environment by hand: put the declared version back at once,
-        without a rebuild. None when that version no longer exists, or the restore did not
-        take (deploy again instead)."""
+    def restore_declared(
+        self, state: AppDeployState, env: AppEnvironment, app: AppResponse
+    ) -> AppDeployState | None:
+        """Someone repointed the environment (by hand, or an older build that completed late
+        took it over): put the declared version back at once, without a rebuild, unless what
+        serves is a newer commit. None when that version no longer exists, or the restore did
+        not take (deploy again instead)."""
         if state.version is None:
             return None
-        env = AppEnvironment(self.api, state.app_id, state.environment)
+        said = environments.drift_said(env, app, state)
+        ours = Shipped(env.commit_of(app, state.version), f"version {state.version}", _repo(state))
+        gate(self.op, env, app, ours, allow=state.allow_older_commit)
         try:
             restored = env.restore(state.version)
         except NotFoundError:
@@ -776,7 +885,7 @@ class AppDeployer:
         app = env.app()
         if env.deploy_id(app) != restored.deploy_id:
             return None
-        self.op.say(f"restored version {restored.version} to {state.environment}")
+        self.op.say(f"{said}: restored version {restored.version}")
         return state.model_copy(
             update={"deploy_id": restored.deploy_id, "live": True, "url": env.url(app)}
         )
@@ -805,6 +914,11 @@ def upload(
     return key
 
 
+def _repo(state: AppDeployState) -> Path:
+    """Where the history of a deployed bundle is: its folder, or the program's."""
+    return Path(state.bundle) if state.bundle else Path.cwd()
+
+
 class AppDeployLifecycle(Lifecycle[AppDeployInputs, AppDeployState]):
     """AppDeploy: a build folder or .zip made live in an app environment."""
 
@@ -829,7 +943,7 @@ class AppDeployLifecycle(Lifecycle[AppDeployInputs, AppDeployState]):
         return AppDeployer(s.api, s.op).update(olds, inputs)
 
     def read(self, s: Session, state: AppDeployState) -> AppDeployState | None:
-        return environments.refresh_deploy(s.api, state)
+        return environments.refresh_deploy(s.api, s.op, state)
 
     def delete(self, s: Session, state: AppDeployState) -> None:
         environments.roll_back(s.api, s.op, state, "deploy")

@@ -60,9 +60,11 @@ class Operation:
         status: str,
         reason: str,
         log_tail: Iterable[str] = (),
+        partial: State | None = None,
     ) -> DeployFailedError:
         """The one way the deploy layer says something ended badly: ``what`` happened to
-        ``subject`` (a deploy, plugin or upload id), headed by the resource."""
+        ``subject`` (a deploy, plugin or upload id), headed by the resource; ``partial`` is
+        what exists now, for a front door that keeps it (a switch left unverified)."""
         return DeployFailedError(
             f"{self.who}: {what}",
             resource=self.name,
@@ -70,6 +72,7 @@ class Operation:
             status=status,
             reason=reason,
             log_tail=log_tail,
+            partial=partial,
         )
 
     def timed_out(
@@ -251,13 +254,66 @@ def validate_inputs(
             if loc and loc[0] in unknown:
                 continue
             where = ".".join(str(p) for p in loc) or "inputs"
-            failures.append(Failure(where, _reason(err["msg"])))
+            failures.append(Failure(where, plain_reason(err)))
         return None, failures
 
 
-def _reason(message: str) -> str:
-    text = message.removeprefix("Value error, ")
+_BOUNDS: Final = {
+    "greater_than_equal": ("ge", "must be at least {}"),
+    "greater_than": ("gt", "must be more than {}"),
+    "less_than_equal": ("le", "must be at most {}"),
+    "less_than": ("lt", "must be less than {}"),
+    "string_too_long": ("max_length", "must be at most {} characters long"),
+}
+_KINDS: Final = {
+    "float": "a number",
+    "int": "a whole number",
+    "bool": "true or false",
+    "string": "text",
+    "dict": "an object",
+    "model": "an object",
+    "list": "a list",
+}
+
+
+def plain_reason(err: Mapping[str, Any]) -> str:
+    """What a validation error says, in plain words: what the value must be, and what it was
+    when that helps (inputs name fields as `snake_case` in backticks, which each front door
+    shows as its programs spell them)."""
+    kind, ctx = str(err.get("type", "")), err.get("ctx") or {}
+    loc = [str(p) for p in err.get("loc") or ()]
+    if kind == "missing":
+        text = "is required"
+    elif kind == "extra_forbidden":
+        parent = ".".join(loc[:-1])
+        text = f"is not a field of `{parent}`" if parent else "is not an input"
+    elif kind in _BOUNDS:
+        key, phrase = _BOUNDS[kind]
+        bound = ctx.get(key)
+        text = phrase.format(f"{bound:g}" if isinstance(bound, float) else bound)
+    elif kind == "string_too_short":
+        text = "must not be empty" if ctx.get("min_length") == 1 else str(err.get("msg"))
+    elif kind == "literal_error":
+        text = f"must be one of {ctx.get('expected')}, not {_shown(err.get('input'))}"
+    elif kind.split("_")[0] in _KINDS and kind.endswith(("_type", "_parsing", "_from_float")):
+        text = f"must be {_KINDS[kind.split('_')[0]]}, not {_shown(err.get('input'))}"
+        if kind == "int_from_float":
+            text = f"must be a whole number, not {_shown(err.get('input'))}"
+    else:
+        text = str(err.get("msg", "is not valid")).removeprefix("Value error, ")
     return text if text.endswith(".") else text + "."
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return repr(value)[:40]
 
 
 def split_unknowns(

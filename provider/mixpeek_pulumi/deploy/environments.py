@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal, TypeVar
 
+from .. import manifest as manifests
 from ..client import MixpeekClient
 from ..errors import (
     ApiStatusError,
@@ -41,6 +42,10 @@ deploy or promotion) whatever the environment serves when the operation starts."
 
 
 _TAGS: Final = re.compile(r"\s*\[" + re.escape(MARKER_PREFIX) + r"[^\]]*\]")
+_REPLACES: Final = re.compile(
+    r"\[" + re.escape(MARKER_PREFIX) + r"(staging|production):replaces=([0-9]{1,12})\] "
+    r"\[" + re.escape(MARKER_PREFIX) + r"\1:[^\]]*\]\s*$"
+)
 
 
 def nothing_as_zero(version: int | None) -> int:
@@ -52,6 +57,24 @@ def nothing_as_zero(version: int | None) -> int:
 def marker(environment: str, digest: str) -> str:
     """The tag a deploy message carries so a later run can recognise its own deploy."""
     return f"[{MARKER_PREFIX}{environment}:{digest[:32]}]"
+
+
+def replaces_tag(environment: str, version: int | None) -> str:
+    """What a deploy message records it replaces, just before its content tag: the version a
+    later run restores if the new one fails its checks, found in the service's own history
+    by any machine (``replaced_version``). Empty when nothing was served."""
+    return "" if version is None else f"[{MARKER_PREFIX}{environment}:replaces={int(version)}] "
+
+
+def replaced_version(message: str | None, environment: str) -> int | None:
+    """The version a deploy of ours to ``environment`` replaced, as its message records it;
+    only where this provider puts it (right before the closing tag), never from user text."""
+    if not message:
+        return None
+    found = _REPLACES.search(message)
+    if found is None or found.group(1) != environment:
+        return None
+    return int(found.group(2))
 
 
 def carries(message: str | None, tag: str) -> bool:
@@ -77,7 +100,8 @@ class AppEnvironment:
         return self.api.get_app(self.app_id)
 
     def records(self, app: AppResponse) -> list[VersionRecord]:
-        """The version history: the app's own copy when it sends one, else the versions list."""
+        """The version history, without file lists: the app's own copy when it sends one,
+        else the versions list."""
         if app.versions is not None:
             return [VersionRecord.model_validate(v) for v in app.versions if isinstance(v, dict)]
         return self.api.list_versions(self.app_id).records()
@@ -122,6 +146,23 @@ class AppEnvironment:
         ]
         return max(tagged) if tagged else None
 
+    def files(self, version: int | None) -> dict[str, str] | None:
+        """What a preview compares a bundle with: the version's file list as a manifest,
+        read alone and only as far as ``manifests.MAX_FILES`` (None past it, or when it
+        cannot be read)."""
+        if version is None:
+            return None
+        try:
+            record = self.api.get_version(self.app_id, version, files=manifests.MAX_FILES + 1)
+        except MixpeekError:
+            return None
+        return manifests.from_service(record.asset_manifest) if record.manifest_complete else None
+
+    def commit_of(self, app: AppResponse, version: int | None) -> str | None:
+        """The commit a version was built from, as its record says."""
+        found = next((r for r in self.records(app) if r.version == version), None)
+        return found.git_commit_sha if found is not None and version is not None else None
+
     def url(self, app: AppResponse) -> str:
         """The server's URL for the environment when it sends one; otherwise derived from the
         app's canonical URL: production is it, staging is ``staging-<host>`` (documented)."""
@@ -136,6 +177,18 @@ class AppEnvironment:
 
     def restore(self, version: int) -> RestoreVersionResponse:
         return self.api.restore_version(self.app_id, version, self.name)
+
+
+def unverified(state: AppDeployState | AppPromotionState) -> bool:
+    """Whether an earlier run switched the environment and left the checks of ``verify``
+    without a verdict: the next update verifies again, and may roll back."""
+    return state.verify is not None and state.verified is False and state.live is not False
+
+
+def drift(state: AppDeployState | AppPromotionState) -> list[str]:
+    """The outputs whose value makes the next ``up`` act although no input changed: ``live``
+    after someone repointed the environment, ``verified`` for a switch left unverified."""
+    return (["live"] if state.live is False else []) + (["verified"] if unverified(state) else [])
 
 
 def import_id(resource_id: str) -> tuple[str, Environment]:
@@ -163,14 +216,15 @@ def imported(api: MixpeekClient, resource_id: str) -> tuple[AppEnvironment, AppR
         return None
 
 
-def refresh(api: MixpeekClient, state: St) -> St | None:
-    """The state as the service has it now: None when the app is gone, ``live`` false when the
-    environment serves another deploy."""
+def refresh(api: MixpeekClient, op: Operation, state: St) -> St | None:
+    """The state as the service has it now: None when the app is gone, ``live`` false (and
+    one line naming what serves instead) when the environment serves another deploy."""
     env = AppEnvironment(api, state.app_id, state.environment)
     try:
-        return _seen(env, env.app(), state)
+        app = env.app()
     except NotFoundError:
         return None
+    return _said(op, env, app, _seen(env, app, state), state)
 
 
 def _seen(env: AppEnvironment, app: AppResponse, state: St) -> St:
@@ -178,11 +232,39 @@ def _seen(env: AppEnvironment, app: AppResponse, state: St) -> St:
     return state.model_copy(update={"live": live, "url": env.url(app)})
 
 
-def refresh_deploy(api: MixpeekClient, state: AppDeployState) -> AppDeployState | None:
+def _said(op: Operation, env: AppEnvironment, app: AppResponse, now: St, was: St) -> St:
+    """``now``, after one line naming what took the environment over, if something did."""
+    if now.live is False and env.deploy_id(app) != was.deploy_id:
+        op.say(f"{drift_said(env, app, was)}; the next `pulumi up` puts it back")
+    return now
+
+
+def drift_said(env: AppEnvironment, app: AppResponse, state: St) -> str:
+    """What serves instead of the deploy the state records, and what that one was: each
+    deploy with its version and commit, so an older build that took over late is named."""
+    record = env.served(app)
+    now = env.deploy_id(app)
+    version = record.version if record is not None else None
+    serving = f"deploy {now}{_of(version, env.commit_of(app, version))}" if now else "nothing"
+    expected = f"deploy {state.deploy_id}{_of(state.version, env.commit_of(app, state.version))}"
+    return (
+        f"{env.name} of app {env.app_id} serves {serving}, not {expected}, which this stack expects"
+    )
+
+
+def _of(version: int | None, commit: str | None) -> str:
+    parts = [f"version {version}"] if version is not None else []
+    parts += [f"commit {commit[:7]}"] if commit else []
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def refresh_deploy(
+    api: MixpeekClient, op: Operation, state: AppDeployState
+) -> AppDeployState | None:
     """An app deploy's state as the service has it now, so that whatever was recorded (a
     deploy cut short, one that failed since, drift) converges: ``live``, then the deploy the
     environment serves if it serves this bundle through another deploy, and that deploy's
-    ``status`` and ``version``."""
+    ``status`` and ``version``; drift is named in one line."""
     env = AppEnvironment(api, state.app_id, state.environment)
     try:
         app = env.app()
@@ -190,7 +272,7 @@ def refresh_deploy(api: MixpeekClient, state: AppDeployState) -> AppDeployState 
         return None
     refreshed = _seen(env, app, state)
     if not state.bundle_sha256:
-        return refreshed
+        return _said(op, env, app, refreshed, state)
     update: dict[str, object] = {}
     tag = marker(state.environment, state.bundle_sha256)
     served = env.serving_tagged(app, tag)
@@ -205,7 +287,7 @@ def refresh_deploy(api: MixpeekClient, state: AppDeployState) -> AppDeployState 
         update["status"] = record.status
         if state.require_smoke_test and record.smoke_failed:
             update["live"] = False  # served, but not as the program asked: the next up acts
-    return refreshed.model_copy(update=update)
+    return _said(op, env, app, refreshed.model_copy(update=update), state)
 
 
 def deploy_record(

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
 
+from .. import credentials
 from ..client import MixpeekClient
 from ..config import ProviderConfig
 from ..deadline import Deadline
@@ -30,6 +31,7 @@ from .common import Diff, Failure, LogSink, Operation, validate_inputs
 InputsT = TypeVar("InputsT", bound=Inputs)
 StateT = TypeVar("StateT", bound=State)
 Checked = tuple[dict[str, Any], list[Failure]]
+Probe = credentials.Probe
 
 REFRESH_SECONDS: Final = 300.0
 """How long a refresh or an import may take: it only reads."""
@@ -97,6 +99,12 @@ class Lifecycle(ABC, Generic[InputsT, StateT]):
         anything is sent; ``inputs`` is None when they did not validate."""
         return {}, []
 
+    def probe(self, props: Mapping[str, Any]) -> Probe | None:
+        """The cheap authenticated call that checks the API key for this kind, once per
+        process (``credentials``); None while the inputs it needs are unknown. The apps list
+        by default: every app route needs the same key."""
+        return lambda api: api.list_apps(limit=1)
+
     @abstractmethod
     def diff(self, olds: StateT, news: Mapping[str, Any], unknown: set[str]) -> Diff: ...
 
@@ -134,6 +142,8 @@ class Kind(Protocol):
 
     def check(self, olds: Mapping[str, Any], news: Mapping[str, Any], unknown: set[str]) -> Checked:
         """The inputs validated and what ``check`` computes, or the failures."""
+
+    def probe(self, props: Mapping[str, Any]) -> Probe | None: ...
 
     def diff(self, olds: Mapping[str, Any], news: Mapping[str, Any], unknown: set[str]) -> Diff: ...
     def create(self, door: Door, props: Mapping[str, Any]) -> State: ...
@@ -174,6 +184,9 @@ class Registered(Generic[InputsT, StateT]):
         computed, more = self.lifecycle.check(inputs, unknown, olds)
         return computed, failures + more
 
+    def probe(self, props: Mapping[str, Any]) -> Probe | None:
+        return self.lifecycle.probe(props)
+
     def diff(self, olds: Mapping[str, Any], news: Mapping[str, Any], unknown: set[str]) -> Diff:
         return self.lifecycle.diff(self.state.load(olds), news, unknown)
 
@@ -200,6 +213,24 @@ class Registered(Generic[InputsT, StateT]):
     def import_(self, door: Door, resource_id: str) -> StateT | None:
         with door.with_seconds(REFRESH_SECONDS).session(self.name, Inputs()) as s:
             return self.lifecycle.import_(s, resource_id)
+
+
+def checked(
+    config: ProviderConfig,
+    kind: Kind,
+    olds: Mapping[str, Any],
+    news: Mapping[str, Any],
+    unknown: set[str],
+) -> Checked:
+    """A front door's ``check``: the inputs validated, and, once they are, the API key
+    checked with the service the first time this process needs it (``credentials``), so a
+    dead key fails the preview."""
+    computed, failures = kind.check(olds, news, unknown)
+    if not failures and "base_url" not in unknown:
+        probe = kind.probe(news)
+        if probe is not None:
+            credentials.ensure(config.with_base_url(news.get("base_url")), probe)
+    return computed, failures
 
 
 def failure(exc: BaseException, kind: str, name: str) -> MixpeekError:

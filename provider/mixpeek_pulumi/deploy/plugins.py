@@ -27,6 +27,7 @@ from ..errors import (
     MethodNotAllowedError,
     MixpeekError,
     NotFoundError,
+    safe_name,
 )
 from ..models import (
     ConfirmPluginUploadRequest,
@@ -49,7 +50,7 @@ from .common import (
     remote_digest,
     upload_fresh,
 )
-from .lifecycle import Checked, Lifecycle, Session
+from .lifecycle import Checked, Lifecycle, Probe, Session
 
 PLUGIN_EXCLUDES: Final = ("__pycache__/", "*.pyc", ".pytest_cache/", ".venv/", "*.egg-info/")
 MAX_POLL_INTERVAL: Final = 15.0
@@ -85,8 +86,8 @@ def check(
         return {}, [
             Failure(
                 "source",
-                f"The plugin source at {inputs.source} would fail the service's validation: "
-                f"{listed}.",
+                f"The plugin source at {safe_name(inputs.source)} would fail the service's "
+                f"validation: {listed}.",
             )
         ]
     no_realtime = _no_realtime(inputs, files, unknown, olds, digest)
@@ -139,9 +140,9 @@ def _no_realtime(
     return Failure(
         "deployment_type",
         f"Plugin {inputs.name} {inputs.version} asks for a realtime deployment, but its source "
-        f"at {inputs.source} has no realtime.py beside manifest.py, and the service deploys "
-        "such a plugin for batch processing only; add realtime.py, or set deployment_type to "
-        "batch_only.",
+        f"at {safe_name(inputs.source)} has no realtime.py beside manifest.py, and the service "
+        "deploys such a plugin for batch processing only; add realtime.py, or set "
+        "deployment_type to batch_only.",
     )
 
 
@@ -180,7 +181,7 @@ class PluginRollout:
             or (olds.status or "").upper() in ROLLING
         )
         if not redeploy:
-            return olds.model_copy(update=inputs.model_dump(exclude={"code_sha256"}))
+            return olds.with_inputs(inputs, exclude=frozenset({"code_sha256"}))
         plugin_id = olds.plugin_id or plugin_id_for(inputs.name, inputs.version)
         digest = olds.code_sha256 or ""
         try:
@@ -548,6 +549,12 @@ class PluginDeploymentLifecycle(Lifecycle[PluginDeploymentInputs, PluginDeployme
         self, inputs: PluginDeploymentInputs | None, unknown: set[str], olds: Mapping[str, Any]
     ) -> Checked:
         return check(inputs, unknown, olds)
+
+    def probe(self, props: Mapping[str, Any]) -> Probe | None:
+        namespace = props.get("namespace_id")
+        if not isinstance(namespace, str) or not namespace:
+            return None  # plugin hosts serve no app routes: wait for the namespace
+        return lambda api: api.list_plugins(namespace)
 
     def diff(self, olds: PluginDeploymentState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
         return diff(olds, news, unknown)

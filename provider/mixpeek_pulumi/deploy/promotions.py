@@ -9,6 +9,7 @@ refuses, with the sentence saying how to proceed: it never promotes silently.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ..client import MixpeekClient
@@ -25,14 +26,22 @@ from ..models import ENVIRONMENTS, AppResponse, DeployStatusResponse, VersionRec
 from ..spec import AppPromotionInputs, AppPromotionState
 from . import environments
 from .common import Diff, Operation, diff_inputs
-from .environments import SERVED_NOW, AppEnvironment, Previous, imported, nothing_as_zero
+from .environments import (
+    SERVED_NOW,
+    AppEnvironment,
+    Previous,
+    drift,
+    imported,
+    nothing_as_zero,
+    unverified,
+)
 from .lifecycle import Lifecycle, Session
+from .ordering import Shipped, gate
 from .verify import Switch, verify_switch
 
 
 def diff(olds: AppPromotionState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
-    extra = ["live"] if olds.live is False else []
-    return diff_inputs(AppPromotionInputs, olds.model_dump(), news, unknown, extra=extra)
+    return diff_inputs(AppPromotionInputs, olds.model_dump(), news, unknown, extra=drift(olds))
 
 
 class Promoter:
@@ -44,7 +53,8 @@ class Promoter:
 
     def update(self, olds: AppPromotionState, inputs: AppPromotionInputs) -> AppPromotionState:
         if olds.version == inputs.version and olds.live is not False:
-            return olds.model_copy(update=inputs.model_dump())
+            state = olds.with_inputs(inputs)
+            return self._verified_again(olds, state) if unverified(olds) else state
         return self.promote(inputs, rollback=olds.rollback_version, recorded=olds.version)
 
     def promote(
@@ -61,18 +71,23 @@ class Promoter:
         env = AppEnvironment(self.api, inputs.app_id, inputs.environment)
         app = env.app()
         before = env.served_version(app)
-        if before == inputs.version and recorded is not None:
-            before = recorded
+        if before == inputs.version:
+            # An earlier run switched already and did not finish: what it replaced is in the
+            # state (native), or in this machine's journal (dynamic resources).
+            before = recorded if recorded is not None else self._pending_before(inputs)
         record = self._version(inputs)
         if inputs.require_smoke_test:
             self._gate(inputs, app, record)
+        if env.served_version(app) != inputs.version:
+            ours = Shipped(record.git_commit_sha, f"version {inputs.version}", Path.cwd())
+            gate(self.op, env, app, ours, allow=inputs.allow_older_commit)
+        self._remember_pending(inputs, before)
         expected = self._restore(inputs, env)
         app = env.app()
         now = self._switched(inputs, env, app, expected)
         self.op.say(f"{inputs.environment} now serves version {inputs.version}")
         switch = Switch(env, inputs.version, now, before, before != inputs.version, env.url(app))
-        verified = verify_switch(self.op, inputs.verify, switch)
-        return AppPromotionState(
+        state = AppPromotionState(
             **inputs.model_dump(),
             deploy_id=now,
             asset_prefix=app.environment(inputs.environment).asset_prefix,
@@ -80,8 +95,54 @@ class Promoter:
             rollback_version=nothing_as_zero(before) if rollback == SERVED_NOW else rollback,
             url=env.url(app),
             live=True,
-            verified=verified,
+            verified=False,
         )
+        verified = verify_switch(self.api, self.op, inputs.verify, switch, pending=lambda: state)
+        self._forget_pending(inputs)
+        return state.model_copy(update={"verified": verified})
+
+    def _verified_again(
+        self, olds: AppPromotionState, state: AppPromotionState
+    ) -> AppPromotionState:
+        """A switch an earlier run left unverified is verified now, with the version it
+        replaced, kept in the state, to restore."""
+        env = AppEnvironment(self.api, state.app_id, state.environment)
+        switch = Switch(
+            env, state.version, state.deploy_id or "", olds.previous_version, True, state.url or ""
+        )
+        pending = state.model_copy(update={"verified": False})
+        verified = verify_switch(self.api, self.op, state.verify, switch, pending=lambda: pending)
+        return state.model_copy(update={"verified": verified})
+
+    # The dynamic resources' memory of a switch left unverified: the engine keeps no state of
+    # a failed dynamic create, so the version to restore is kept on this machine.
+
+    def _pending_key(self, inputs: AppPromotionInputs) -> tuple[str, ...]:
+        return ("verify", self.api.base_url, inputs.app_id, inputs.environment)
+
+    def _remember_pending(self, inputs: AppPromotionInputs, before: int | None) -> None:
+        journal = self.op.journal
+        if journal is not None and inputs.verify is not None and before is not None:
+            journal.record(self._pending_key(inputs), f"{inputs.version}:{before}")
+
+    def _pending_before(self, inputs: AppPromotionInputs) -> int | None:
+        """The version an earlier run on this machine replaced with ``inputs.version`` and
+        left unverified, if the journal holds it; else None (no switch of ours)."""
+        journal = self.op.journal
+        entry = journal.lookup(self._pending_key(inputs)) if journal is not None else None
+        promoted, _, before = entry.deploy_id.partition(":") if entry else ("", "", "")
+        if promoted != str(inputs.version) or not before.isdigit():
+            return inputs.version
+        self.op.say(
+            f"an earlier run switched {inputs.environment} to version {inputs.version} and "
+            f"left it unverified ({entry.path if entry else 'the journal'}): version {before} "
+            "is restored if it fails its checks"
+        )
+        return int(before)
+
+    def _forget_pending(self, inputs: AppPromotionInputs) -> None:
+        if self.op.journal is not None:
+            self.op.journal.forget(self._pending_key(inputs))
 
     def _switched(
         self,
@@ -258,7 +319,7 @@ class AppPromotionLifecycle(Lifecycle[AppPromotionInputs, AppPromotionState]):
         return Promoter(s.api, s.op).update(olds, inputs)
 
     def read(self, s: Session, state: AppPromotionState) -> AppPromotionState | None:
-        return environments.refresh(s.api, state)
+        return environments.refresh(s.api, s.op, state)
 
     def delete(self, s: Session, state: AppPromotionState) -> None:
         environments.roll_back(s.api, s.op, state, "promotion")

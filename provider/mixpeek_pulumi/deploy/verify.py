@@ -1,118 +1,70 @@
-"""Verifying a switch: the live site is requested until enough checks in a row pass, and a
-switch that fails them is undone, so ``pulumi up`` fails with production as it was.
+"""Verifying a switch: the live site is asked, past any cache, until enough checks in a row
+find the promoted version's own bytes; a version that fails them is replaced by the one served
+before, unless someone else has switched the environment since.
 
-A check is one GET of ``url + path`` with its own short timeout, no API key and at most a few
-redirects; the checks share the operation's deadline (less what the rollback needs) and end
-at once on Cancel. On failure the version the environment served before is restored with the
-service's restore (no rebuild) and waited for until it serves again.
+A check is one GET of ``url + path`` (and, when that path is no file of the version, one of
+its ``index.html``) with a parameter no cache has seen, no API key, at most a few redirects,
+and one bound of ``CHECK_SECONDS`` for everything from the name lookup to the last byte. The
+body, decoded, must answer the expected status, hold ``expect_text``, and be the file the
+version's ``asset_manifest`` describes (its hash recognised by its form; where the form is
+unknown, the bytes this provider shipped or the version's own archive decide).
+
+The checks have ``verify.timeout_seconds`` of their own, counted from their start, and a
+rollback has ``ROLLBACK_SECONDS``: a slow build shortens neither. Only a failure of the
+version's own (a check that failed, or a site that did not answer within a check's bound)
+rolls it back; a verdict never reached (a Cancel, checks cut short by the verifier's own
+deadline) leaves it serving, unverified, for the next run to judge, with the version served
+before kept in the state it returns.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import re
+import tempfile
 import threading
-from dataclasses import dataclass
-from typing import Final
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Final, Literal
+from urllib.parse import urlsplit
 
-import httpx
-
-from .._version import __version__
+from .. import bundle as bundles
+from .. import site
+from ..client import MixpeekClient
 from ..deadline import Deadline
-from ..errors import MixpeekError, redact
-from ..spec import Verify
+from ..errors import MixpeekError, first_line
+from ..models import VersionRecord
+from ..spec import State, Verify
 from ..waiting import Poller, WaitTimeout
 from .common import Operation
 from .environments import AppEnvironment
 
 CHECK_SECONDS: Final = 5.0
 """The most one check may take: a site that holds a request fails that check, not the wait."""
-MAX_BODY: Final = 1024 * 1024
-"""The most of a body read when looking for ``expect_text``."""
-MAX_REDIRECTS: Final = 3
-ROLLBACK_RESERVE: Final = 15.0
-"""Seconds of the operation's deadline kept for the restore that undoes a failed switch."""
+MIN_CHECK_SECONDS: Final = 0.5
+"""No check starts with less than this left of the verifier's time: it could not be judged."""
+CUT_TOLERANCE: Final = 0.25
+ROLLBACK_SECONDS: Final = 120.0
+"""The bound of the restore that undoes a failed switch, and of the wait until it serves."""
+READ_BACK_SECONDS: Final = 10.0
+"""After a Cancel during a restore: how long the one read of what the environment serves may
+take, so the sentence says what serves now."""
+# A file's hash in a version's asset_manifest: the API does not name the algorithm, so it is
+# recognised by its form (hex of a known length, or an SRI "sha256-<base64>" / "sha256:<hex>").
+_HEX_LENGTHS: Final = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}
+_NAMED: Final = re.compile(r"^(md5|sha1|sha256|sha384|sha512)[:-](.+)$")
 
-
-@dataclass(frozen=True)
-class Outcome:
-    passed: bool
-    said: str
-    """The last check that failed (what answered, what was expected), else the last one."""
-
-
-class Verifier:
-    """Runs the checks of one ``Verify`` against one base URL."""
-
-    def __init__(self, op: Operation, spec: Verify, base_url: str) -> None:
-        self.op = op
-        self.spec = spec
-        self.url = base_url + spec.path
-        limit = op.deadline.sooner(spec.timeout_seconds)
-        room = max(0.0, op.deadline.remaining() - ROLLBACK_RESERVE)
-        self.deadline = limit.sooner(room)
-        self.wake = op.deadline.cancel or threading.Event()
-
-    def run(self) -> Outcome:
-        passes, failed = 0, ""
-        # A 3xx can only be what is expected if it is not followed.
-        follow = not 300 <= self.spec.expect_status < 400
-        with httpx.Client(
-            follow_redirects=follow,
-            max_redirects=MAX_REDIRECTS,
-            # Uncompressed, so the bytes read are the bytes the cap counts.
-            headers={
-                "User-Agent": f"mixpeek-pulumi/{__version__} (verify)",
-                "Accept-Encoding": "identity",
-            },
-        ) as client:
-            while not self.op.deadline.cancelled:
-                ok, said = self._check(client)
-                passes, failed = (passes + 1, failed) if ok else (0, said)
-                if passes >= self.spec.checks:
-                    return Outcome(True, said)
-                pause = min(self.spec.interval_seconds, self.deadline.remaining())
-                if self.deadline.expired or self.deadline.clock.wait(self.wake, pause):
-                    break
-        if not failed:
-            failed = f"only {passes} of {self.spec.checks} checks in a row passed in time"
-        return Outcome(False, failed)
-
-    def _check(self, client: httpx.Client) -> tuple[bool, str]:
-        seconds = max(0.05, min(CHECK_SECONDS, self.deadline.remaining()))
-        # One bound for the whole check: a body that trickles in ends it like a silent one.
-        ends = self.deadline.sooner(seconds)
-        where, expected, text = f"GET {self.url}", self.spec.expect_status, self.spec.expect_text
-        try:
-            with client.stream("GET", self.url, timeout=seconds) as answer:
-                # The status is judged as soon as it arrives; the body only when it must be.
-                if answer.status_code != expected:
-                    return False, f"{where} answered {answer.status_code}, expected {expected}"
-                body = _start_of(answer, ends) if text is not None else ""
-        except httpx.HTTPError as exc:
-            return False, redact(f"{where} failed ({type(exc).__name__}: {exc})")
-        if body is None:
-            return False, f"{where} did not send its body in full within {seconds:.1f} s"
-        if text is not None and text not in body:
-            return False, f"{where} answered {expected} without the text {text[:80]!r}"
-        return True, f"{where} answered {expected}"
-
-
-def _start_of(answer: httpx.Response, ends: Deadline) -> str | None:
-    """The body's first ``MAX_BODY`` bytes in its own charset, or None when ``ends`` (the
-    check's bound, or a Cancel) came first."""
-    read = bytearray()
-    for block in answer.iter_raw():
-        read += block
-        if len(read) >= MAX_BODY:
-            break
-        if ends.expired:
-            return None
-    return bytes(read[:MAX_BODY]).decode(answer.encoding or "utf-8", errors="replace")
+Kind = Literal["passed", "failed", "cut", "interrupted"]
 
 
 @dataclass(frozen=True)
 class Switch:
     """What an operation did to an environment: the version it made it serve, the deploy
-    that built it, and what it served before (None: nothing, or this run switched nothing)."""
+    that built it, and the version to restore if it fails (None: nothing was served before,
+    or this run switched nothing)."""
 
     env: AppEnvironment
     version: int | None
@@ -122,66 +74,437 @@ class Switch:
     url: str
 
 
-def verify_switch(op: Operation, spec: Verify | None, switch: Switch) -> bool:
-    """Whether the checks ran and passed; None of ``spec`` means no checks (False). A failure
-    undoes the switch and raises the one sentence saying what failed and what serves now."""
+@dataclass(frozen=True)
+class Content:
+    """A file of a version, as a check compares it: its path in the version, where the site
+    serves it (the checked path itself, or the site's root for ``index.html``), and its
+    digest (``digest`` may be a prefix: the shipped manifest keeps 16 hex digits)."""
+
+    rel: str
+    own_path: bool
+    algorithm: str
+    digest: str
+
+    def matches(self, digests: Mapping[str, str]) -> bool:
+        found = digests.get(self.algorithm)
+        return found is not None and found.startswith(self.digest)
+
+
+def recognised(value: object) -> tuple[str, str] | None:
+    """The algorithm and hex digest of a manifest ``hash``, if its form says which it is."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    named = _NAMED.match(text.lower())
+    if named is not None:
+        algorithm, rest = named.groups()
+        if re.fullmatch(r"[0-9a-f]+", rest) and len(rest) == hashlib.new(algorithm).digest_size * 2:
+            return algorithm, rest
+        try:
+            raw = base64.b64decode(text[len(algorithm) + 1 :], validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        return (algorithm, raw.hex()) if len(raw) == hashlib.new(algorithm).digest_size else None
+    lowered = text.lower()
+    if re.fullmatch(r"[0-9a-f]+", lowered) and len(lowered) in _HEX_LENGTHS:
+        return _HEX_LENGTHS[len(lowered)], lowered
+    return None
+
+
+def candidates(path: str) -> list[str]:
+    """The files of a version a checked path may be, most likely first."""
+    plain = urlsplit(path).path.lstrip("/")
+    if plain == "" or plain.endswith("/"):
+        return [f"{plain}index.html"]
+    return [plain, f"{plain}/index.html", f"{plain}.html"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: Kind
+    said: str
+    final: bool = False
+    """No later check can pass: the environment serves another version now."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: Literal["passed", "failed", "unverified", "interrupted"]
+    said: str
+    """The check that decided it (what answered, what was expected), or why none did."""
+
+
+class _Tally:
+    """The checks so far: the streak of passes, and the last failure (which a check cut short
+    never replaces)."""
+
+    def __init__(self, wanted: int) -> None:
+        self.wanted = wanted
+        self.number = 0
+        self.passes = 0
+        self.failure: Verdict | None = None
+        self.last: Verdict | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.passes >= self.wanted
+
+    def add(self, verdict: Verdict) -> str:
+        """Count ``verdict``; the progress line it makes."""
+        self.number += 1
+        self.last = verdict
+        if verdict.kind == "passed":
+            self.passes += 1
+        elif verdict.kind == "failed":
+            self.passes, self.failure = 0, verdict
+        return f"check {self.number} ({self.passes} of {self.wanted} in a row): {verdict.said}"
+
+    def outcome(self, cancelled: bool, spec: Verify) -> Outcome:
+        if self.passed and self.last is not None:
+            return Outcome("passed", self.last.said)
+        if cancelled:
+            return Outcome("interrupted", self.failure.said if self.failure else "no verdict yet")
+        if self.failure is not None:
+            return Outcome("failed", self.failure.said)
+        return Outcome(
+            "unverified",
+            f"only {self.passes} of {self.wanted} checks in a row passed within "
+            f"`verify.timeout_seconds` ({spec.timeout_seconds:g} s), and none failed",
+        )
+
+
+class Verifier:
+    """Runs the checks of one ``Verify`` for one switch, within ``spec.timeout_seconds``."""
+
+    def __init__(
+        self,
+        api: MixpeekClient,
+        op: Operation,
+        spec: Verify,
+        switch: Switch,
+        *,
+        shipped: Mapping[str, str] | None = None,
+        resolve: site.Resolver | None = None,
+    ) -> None:
+        self.api = api
+        self.op = op
+        self.spec = spec
+        self.switch = switch
+        self.shipped = shipped
+        self.resolve = resolve
+        self.base = (spec.url or switch.url).rstrip("/")
+        self.url = self.base + spec.path
+        self.deadline = self._clock_from_now()
+        self.wake = op.deadline.cancel or threading.Event()
+        self._others: dict[int, Content | None] = {}
+
+    @property
+    def name(self) -> str:
+        v = self.switch.version
+        return f"version {v}" if v is not None else "the new version"
+
+    def _clock_from_now(self) -> Deadline:
+        clock = self.op.deadline
+        return Deadline.after(self.spec.timeout_seconds, clock.clock, clock.cancel)
+
+    def run(self) -> Outcome:
+        expected = self._expected()
+        if isinstance(expected, str):
+            return Outcome("unverified", expected)
+        self.deadline = self._clock_from_now()  # the checks' time starts with the first one
+        tally = _Tally(self.spec.checks)
+        while not self.deadline.cancelled and self._may_still_pass(tally):
+            verdict = self._check(expected)
+            self.op.say(tally.add(verdict))
+            # A check cut short by the verifier's own time is no verdict on the version.
+            if tally.passed or verdict.final or verdict.kind in ("interrupted", "cut"):
+                break
+            pause = min(self.spec.interval_seconds, self.deadline.remaining())
+            if self.deadline.clock.wait(self.wake, pause):
+                break
+        return tally.outcome(self.deadline.cancelled, self.spec)
+
+    def _may_still_pass(self, tally: _Tally) -> bool:
+        """Whether another check is worth starting: there is time for it, and for the passes
+        still missing (a failing version is not kept serving after it can no longer pass)."""
+        left = self.deadline.remaining()
+        missing = tally.wanted - tally.passes
+        return left >= MIN_CHECK_SECONDS and (missing - 1) * self.spec.interval_seconds < left
+
+    # ------------------------------------------------------------------- one check
+
+    def _check(self, expected: Content) -> Verdict:
+        """One check: the status and text at the checked path, and the version's bytes."""
+        own = min(CHECK_SECONDS, self.spec.timeout_seconds)
+        bound = min(own, self.deadline.remaining())
+        # Cut short: the verifier's time, not the check's own bound, ends it (a first check
+        # that has all of a short timeout has its own bound, less a moment's work before it).
+        cut = bound < own - CUT_TOLERANCE
+        ends = self.deadline.sooner(bound)
+        started = time.monotonic()
+        spec = self.spec
+        algorithms = {expected.algorithm, "sha256"}
+        try:
+            page = self._get(self.url, ends, bound, algorithms if expected.own_path else ())
+            where = f"GET {site.shown(self.url)}"
+            if page.status != spec.expect_status:
+                return Verdict(
+                    "failed", f"{where} answered {page.status}, expected {spec.expect_status}"
+                )
+            if spec.expect_text is not None and spec.expect_text not in page.text():
+                return Verdict(
+                    "failed",
+                    f"{where} answered {page.status} without the text {spec.expect_text[:80]!r}"
+                    + _decoded(page),
+                )
+            if not expected.own_path:
+                where = f"GET {self.base}/"
+                page = self._get(self.base + "/", ends, bound, algorithms)
+                if page.status != 200:
+                    return Verdict("failed", f"{where} answered {page.status}, expected 200")
+        except site.SiteError as exc:
+            if exc.interrupted:
+                return Verdict("interrupted", str(exc))
+            if exc.timed_out and cut:
+                return Verdict("cut", f"{exc}, which was all the time left for the checks")
+            return Verdict("failed", str(exc))
+        took = f"{time.monotonic() - started:.2f} s"
+        if not expected.matches(page.digests):
+            who, taken = self._who(expected, page.digests)
+            return Verdict("failed", f"{where} answered {who}", final=taken)
+        what = f"{self.name}'s {expected.rel}"
+        return Verdict("passed", f"{where} answered {page.status} with {what} in {took}")
+
+    def _get(
+        self, url: str, ends: Deadline, bound: float, algorithms: set[str] | tuple[()]
+    ) -> site.Page:
+        follow = not 300 <= self.spec.expect_status < 400  # a 3xx is judged, not followed
+        return site.get(
+            site.busted(url),
+            ends,
+            within=bound,
+            follow=follow,
+            algorithms=sorted(algorithms),
+            resolve=self.resolve,
+        )
+
+    # ------------------------------------------------------------ what is expected
+
+    def _expected(self) -> Content | str:
+        """The file of the promoted version a check compares, or why it cannot be known."""
+        version = self.switch.version
+        if version is None:
+            return f"the version {self.switch.env.name} serves is not known, so its content cannot be compared"
+        wanted = candidates(self.spec.path)
+        try:
+            record = self.api.get_version(
+                self.switch.env.app_id, version, wanted=[*wanted, "index.html"]
+            )
+        except MixpeekError as exc:
+            return f"version {version}'s file list cannot be read ({first_line(exc)})"
+        files = record.asset_manifest or {}
+        rel = next((c for c in wanted if c in files), None)
+        own = rel is not None
+        rel = rel or "index.html"
+        if rel not in files and record.asset_manifest is not None:
+            return f"version {version} has no {rel} to compare what the site answers with"
+        return self._content(record, rel, own) or (
+            f"what version {version} holds at {rel} cannot be told: its hash is in a form this "
+            "provider does not know, and its archive cannot be read"
+        )
+
+    def _content(self, record: VersionRecord, rel: str, own: bool) -> Content | None:
+        entry = (record.asset_manifest or {}).get(rel)
+        known = recognised(entry.get("hash") if isinstance(entry, Mapping) else None)
+        if known is not None:
+            return Content(rel, own, *known)
+        if self.shipped is not None and rel in self.shipped:
+            return Content(rel, own, "sha256", self.shipped[rel])
+        digest = archived_digest(self.api, self.switch.env.app_id, record.version, rel)
+        return Content(rel, own, "sha256", digest) if digest else None
+
+    def _who(self, expected: Content, digests: Mapping[str, str]) -> tuple[str, bool]:
+        """What answered instead of the promoted version's file (the version served before, or
+        the one the environment serves now, when the bytes say so), and whether the
+        environment serves another version now, so that no later check can pass."""
+        try:
+            now = self.switch.env.served_version(self.switch.env.app())
+        except MixpeekError:
+            now = self.switch.version
+        taken = now != self.switch.version
+        suspects = (self.switch.before, now)
+        for version in dict.fromkeys(v for v in suspects if v and v != self.switch.version):
+            found = self._other(version, expected)
+            if found is not None and found.matches(digests):
+                note = f" ({self.switch.env.name} serves version {now} now)" if taken else ""
+                return f"version {version}'s {expected.rel}, not {self.name}'s{note}", taken
+        shown = digests.get("sha256", "")[:12]
+        note = f"; {self.switch.env.name} serves version {now} now" if taken else ""
+        return f"content that is not {self.name}'s {expected.rel} (sha256 {shown}…{note})", taken
+
+    def _other(self, version: int, like: Content) -> Content | None:
+        if version not in self._others:
+            try:
+                record = self.api.get_version(self.switch.env.app_id, version, wanted=[like.rel])
+                entry = (record.asset_manifest or {}).get(like.rel)
+                known = recognised(entry.get("hash") if isinstance(entry, Mapping) else None)
+                self._others[version] = Content(like.rel, like.own_path, *known) if known else None
+            except MixpeekError:
+                self._others[version] = None
+        return self._others[version]
+
+
+def _decoded(page: site.Page) -> str:
+    return "" if page.encoding == "identity" else f" (its body {page.encoding}-decoded)"
+
+
+def archived_digest(api: MixpeekClient, app_id: str, version: int | None, rel: str) -> str | None:
+    """The sha256 of ``rel`` in the version's own archive (its path inside the folder that
+    holds ``index.html``), or None when the archive cannot be had or has no such file."""
+    if version is None:
+        return None
+    with tempfile.TemporaryFile(prefix="mixpeek-version-") as handle:
+        try:
+            url = api.download_version(app_id, version).download_url
+            api.download(url, handle, max_bytes=bundles.APP_LIMITS.max_bytes)
+            files = bundles.collect_archive(
+                handle, "the version's archive", bundles.Excludes(), bundles.APP_LIMITS
+            )
+            prefix = bundles.entry_prefix(files) or ""
+            for f in files:
+                if f.rel == prefix + rel:
+                    digest = hashlib.sha256()
+                    with f.open() as data:
+                        while block := data.read(1 << 20):
+                            digest.update(block)
+                    return digest.hexdigest()
+        except (MixpeekError, OSError):
+            return None
+    return None
+
+
+# ---------------------------------------------------------------------- the verdict
+
+
+def verify_switch(
+    api: MixpeekClient,
+    op: Operation,
+    spec: Verify | None,
+    switch: Switch,
+    *,
+    pending: Callable[[], State],
+    shipped: Mapping[str, str] | None = None,
+    resolve: site.Resolver | None = None,
+) -> bool:
+    """Whether the checks ran and passed; None of ``spec`` means no checks (False). A version
+    that fails them is rolled back and the one sentence says what failed and what serves now;
+    a verdict not reached raises with ``pending()``, the state that keeps the version to
+    restore, for the next run."""
     if spec is None:
         return False
-    outcome = Verifier(op, spec, spec.url or switch.url).run()
-    if outcome.passed:
-        op.say(f"verified {switch.env.name}: {spec.checks} checks in a row passed")
+    # The reads the checks make (file lists) have the checks' time, and a moment before it.
+    reads = spec.timeout_seconds + READ_BACK_SECONDS
+    checks = Deadline.after(reads, op.deadline.clock, op.deadline.cancel)
+    with api.bound(checks) as bounded:
+        verifier = Verifier(bounded, op, spec, switch, shipped=shipped, resolve=resolve)
+        outcome = verifier.run()
+    env, name = switch.env.name, verifier.name
+    if outcome.kind == "passed":
+        op.say(f"verified {env}: {spec.checks} checks in a row passed and found {name}")
         return True
-    env = switch.env.name
-    version = f"version {switch.version}" if switch.version is not None else "the new version"
-    if op.deadline.cancelled:
-        # Interrupted, not failed: nothing is undone on a verdict that was never reached.
+    if outcome.kind == "interrupted":
         raise op.timed_out(
-            f"the verification of {version} in {env}",
+            f"the verification of {name} in {env}",
             subject=switch.deploy_id,
             status="unverified",
             then=f"{env} serves it, not yet verified; the next `pulumi up` verifies it again",
+            partial=pending(),
         )
+    if outcome.kind == "unverified":
+        raise op.failed(
+            f"{name} could not be verified in {env} ({outcome.said}); {env} serves it, "
+            "not yet verified, and nothing was rolled back; the next `pulumi up` verifies "
+            "it again",
+            subject=switch.deploy_id,
+            status="unverified",
+            reason=outcome.said,
+            partial=pending(),
+        )
+    rollback = Deadline.after(ROLLBACK_SECONDS, op.deadline.clock, op.deadline.cancel)
+    with api.bound(rollback) as bounded:
+        undone, restored = _undo(bounded, op, replace(switch, env=_on(bounded, switch.env)))
     raise op.failed(
-        f"{version} failed verification after the switch to {env} "
-        f"({outcome.said}); {_undo(op, switch)}",
+        f"{name} failed verification after the switch to {env} ({outcome.said}); {undone}",
         subject=switch.deploy_id,
         status="verification_failed",
         reason=outcome.said,
+        partial=None if restored else pending(),
     )
 
 
-def _undo(op: Operation, switch: Switch) -> str:
-    """Serve again what was served before the switch; the sentence says what serves now."""
+def _on(api: MixpeekClient, env: AppEnvironment) -> AppEnvironment:
+    return AppEnvironment(api, env.app_id, env.name)
+
+
+def _undo(api: MixpeekClient, op: Operation, switch: Switch) -> tuple[str, bool]:
+    """Serve again what was served before the switch, unless another run switched the
+    environment since; the sentence says what serves now, and whether nothing is left to do
+    (True: restored, or nothing of ours to undo)."""
     env, before = switch.env, switch.before
     version = f"version {switch.version}" if switch.version is not None else "it"
     if not switch.switched:
-        return f"this run switched nothing, so {env.name} still serves {version}"
+        return f"this run switched nothing, so {env.name} still serves {version}", False
     if before is None:
-        return f"{env.name} served nothing before, so it still serves {version}"
+        return f"{env.name} served nothing before, so it still serves {version}", False
+    try:
+        now = env.served_version(env.app())
+    except MixpeekError as exc:
+        return (
+            f"what {env.name} serves cannot be read ({first_line(exc)}), so nothing was restored",
+            False,
+        )
+    if now != switch.version:
+        shown = f"version {now}" if now is not None else "nothing"
+        return (
+            f"{env.name} serves {shown} now, put there by someone else after this run switched "
+            f"it to {version}, so nothing was restored over it",
+            True,
+        )
+    op.say(f"restoring version {before} to {env.name}")
     try:
         env.restore(before)
         _until_served(op, env, before)
     except (MixpeekError, WaitTimeout) as exc:
-        now = _served_now(env)
-        reason = str(exc).splitlines()[0].rstrip(".") if str(exc) else "it did not take"
-        return f"restoring version {before} failed too ({reason}), and {env.name} serves {now}"
-    return f"{env.name} serves version {before} again"
+        if op.deadline.cancelled:
+            return (
+                f"restoring version {before} was interrupted, and {env.name} serves {_read_back(api, env)}",
+                False,
+            )
+        reason = first_line(exc) if str(exc) else "it did not take"
+        return (
+            f"restoring version {before} failed too ({reason}), and {env.name} serves {_read_back(api, env)}",
+            False,
+        )
+    return f"{env.name} serves version {before} again", True
 
 
 def _until_served(op: Operation, env: AppEnvironment, version: int) -> None:
     poller: Poller[int | None] = Poller(
         fetch=lambda: env.served_version(env.app()),
         is_terminal=lambda served: served == version,
-        deadline=op.deadline,
+        deadline=env.api.deadline,
         interval=0.5,
         max_interval=2.0,
     )
     poller.run()
 
 
-def _served_now(env: AppEnvironment) -> str:
-    try:
-        served = env.served_version(env.app())
-    except MixpeekError:
-        return "what it served could not be read"
+def _read_back(api: MixpeekClient, env: AppEnvironment) -> str:
+    """What the environment serves, read once under a short bound of its own (a Cancel may
+    have ended the operation's)."""
+    with api.bound(Deadline.after(READ_BACK_SECONDS)) as reader:
+        try:
+            served = _on(reader, env).served_version(_on(reader, env).app())
+        except MixpeekError:
+            return "what could not be read"
     return f"version {served}" if served is not None else "nothing"

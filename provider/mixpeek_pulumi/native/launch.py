@@ -11,19 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import sys
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any, cast
 
 from .._version import __version__
+from ..progress import write_line
 
 
-async def listen(make: Callable[[], Any]) -> None:
+async def listen(make: Callable[[], Any], address: str | None = None) -> None:
     """Serve the provider that ``make`` builds (on a thread, after the port is printed) on a
-    free loopback port until the engine ends the process."""
+    free loopback port until the engine ends the process, or until the engine at ``address``
+    is gone (``lifeline``: watched from the moment the port is printed, so that an engine
+    killed at once is seen going too)."""
     import grpc
 
+    from . import lifeline
     from .protos import provider_pb2_grpc as rpc
 
     ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -37,9 +42,24 @@ async def listen(make: Callable[[], Any]) -> None:
     sys.stdout.flush()
     # Only now: an import on another thread holds the interpreter most of the time, and would
     # hold back the port instead of the first verb.
-    loading = asyncio.ensure_future(_settle(ready, make))
+    built: list[Any] = []
+    lifeline.watch(address, lambda why: _gone(why, built))
+    loading = asyncio.ensure_future(_settle(ready, lambda: _kept(built, make())))
     await server.wait_for_termination()
     await loading
+
+
+def _kept(built: list[Any], provider: Any) -> Any:
+    built.append(provider)
+    return provider
+
+
+def _gone(why: str, built: list[Any]) -> None:
+    """Nobody is left to report to: every wait ends, and the process with it."""
+    for provider in built:
+        provider.cancelled.set()
+    write_line(f"pulumi-resource-mixpeek: exiting, as {why}")
+    os._exit(0)
 
 
 async def _settle(ready: asyncio.Future[Any], make: Callable[[], Any]) -> None:
@@ -86,4 +106,16 @@ def main(argv: list[str] | None = None) -> None:
         server.describe(args)
         return
     with suppress(KeyboardInterrupt):
-        asyncio.run(listen(_provider(args)))
+        asyncio.run(listen(_provider(args), engine_address(args)))
+
+
+def engine_address(argv: list[str]) -> str | None:
+    """The engine's address: the one argument that is not a flag (``-v=9``, ``--logtostderr``,
+    ``--tracing <endpoint>``)."""
+    rest = iter(argv)
+    for arg in rest:
+        if arg == "--tracing":
+            next(rest, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None

@@ -94,6 +94,12 @@ CONFIG: Final[dict[str, dict[str, Any]]] = {
         "description": "The Mixpeek API endpoint; falls back to `MIXPEEK_BASE_URL`, then "
         "https://api.mixpeek.com.",
     },
+    "skipCredentialsValidation": {
+        "type": "boolean",
+        "description": "Skip the check of the API key the provider makes with one cheap call "
+        "the first time a resource needs the service (previews too), for a preview that works "
+        "offline; falls back to `MIXPEEK_SKIP_CREDENTIALS_VALIDATION`.",
+    },
 }
 
 

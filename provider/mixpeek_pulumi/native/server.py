@@ -28,6 +28,7 @@ from ..deadline import Cancellation
 from ..deploy.common import Failure, split_unknowns
 from ..deploy.kinds import KINDS
 from ..deploy.lifecycle import Door, Kind, failure
+from ..deploy.lifecycle import checked as check_inputs
 from ..errors import DeployError, redact
 from ..progress import write_line
 from ..spec import State, change_of
@@ -60,7 +61,8 @@ class EngineLog:
 
 
 class Call:
-    """One request's resource: its kind, name and URN, from what the engine sent."""
+    """One request's resource: its kind, name and URN, from what the engine sent, and where
+    the engine marked its properties secret."""
 
     def __init__(self, urn: str, type_: str = "", name: str = "") -> None:
         parts = urn.split("::")
@@ -72,13 +74,22 @@ class Call:
             raise LookupError(f"The Mixpeek provider has no resource type {self.token!r}.")
         self.kind: Kind = kind
         self.codec = wire.Codec(kind)
+        self.secrets: set[wire.Path] = set()
+
+    def model(self, wire_props: Mapping[str, Any]) -> dict[str, Any]:
+        """The engine's camelCase properties as the models name them, secrets unwrapped
+        (their values hidden from every line and error from now on)."""
+        plain, secret = wire.unwrap(wire_props)
+        self.secrets |= secret
+        return self.codec.model(plain)
 
     def props(self, wire_props: Mapping[str, Any]) -> dict[str, Any]:
-        """The engine's camelCase properties as the models name them, with the name."""
-        return {**self.codec.model(wire_props), "resource_name": self.name}
+        """``model``, with the resource's name."""
+        return {**self.model(wire_props), "resource_name": self.name}
 
     def outputs(self, state: State) -> Any:
-        return wire.dump(self.codec.wire(state.to_outputs()))
+        """The state on the wire, secret wherever its inputs were."""
+        return wire.dump(wire.wrap(self.codec.wire(state.to_outputs()), self.secrets))
 
 
 class NativeProvider(rpc.ResourceProviderServicer):
@@ -116,7 +127,9 @@ class NativeProvider(rpc.ResourceProviderServicer):
     async def Configure(self, request: Any, context: Any) -> Any:
         args = {k: wire.reveal(v) for k, v in wire.load(request.args).items()}
         self.config = ProviderConfig.resolve(lambda key: args.get(key.partition(":")[2]))
-        return provider_pb2.ConfigureResponse(acceptSecrets=False, supportsPreview=False)
+        # Secrets arrive marked, so the provider knows which values to keep out of every line
+        # and error, and hands them back marked (the engine re-marks nothing it accepted).
+        return provider_pb2.ConfigureResponse(acceptSecrets=True, supportsPreview=False)
 
     async def Cancel(self, request: Any, context: Any) -> Any:
         self.cancelled.set()  # every wait ends now; deploys under way are kept as partial state
@@ -130,12 +143,12 @@ class NativeProvider(rpc.ResourceProviderServicer):
         return await self._run(context, call, lambda: self._check(call, olds, news))
 
     def _check(self, call: Call, olds: dict[str, Any], news: dict[str, Any]) -> Any:
-        known, unknown = split_unknowns(call.codec.model(news), wire.is_unknown)
+        known, unknown = split_unknowns(call.model(news), wire.is_unknown)
         placeholder = known.get(call.kind.path) == import_placeholder(call.kind)
         if _imported(call, olds, news):
             unknown.add(call.kind.path)  # an import knows no local path; the program will
         known["resource_name"] = call.name
-        computed, failures = call.kind.check(call.codec.model(olds), known, unknown)
+        computed, failures = check_inputs(self.config, call.kind, call.model(olds), known, unknown)
         if placeholder and call.kind.path not in unknown:
             failures = [f for f in failures if f.field != call.kind.path]
             failures.append(Failure(call.kind.path, _placeholder_reason(call.kind)))
@@ -146,7 +159,9 @@ class NativeProvider(rpc.ResourceProviderServicer):
         return provider_pb2.CheckResponse(
             inputs=wire.dump(checked | call.codec.wire(computed)),
             failures=[
-                provider_pb2.CheckFailure(property=call.codec.name(f.field), reason=f.reason)
+                provider_pb2.CheckFailure(
+                    property=call.codec.name(f.field), reason=redact(call.codec.words(f.reason))
+                )
                 for f in failures
             ],
         )
@@ -154,7 +169,7 @@ class NativeProvider(rpc.ResourceProviderServicer):
     async def Diff(self, request: Any, context: Any) -> Any:
         call = await self._call(context, request.urn, request.type, request.name)
         olds, news = wire.load(request.olds), wire.load(request.news)
-        known, unknown = split_unknowns(call.codec.model(news), wire.is_unknown)
+        known, unknown = split_unknowns(call.model(news), wire.is_unknown)
         known["resource_name"] = call.name
         diff = await self._run(
             context, call, lambda: call.kind.diff(call.props(olds), known, unknown)
@@ -255,7 +270,8 @@ class NativeProvider(rpc.ResourceProviderServicer):
         except Exception as exc:  # noqa: BLE001 - every failure reaches the user as one message
             error = failure(exc, call.kind.name, call.name)
         partial = error.partial if isinstance(error, DeployError) else None
-        await _abort(context, str(error), call, partial, inputs if partial is not None else None)
+        message = call.codec.words(str(error))
+        await _abort(context, message, call, partial, inputs if partial is not None else None)
 
 
 async def _abort(
@@ -362,21 +378,10 @@ def _import_inputs(call: Call, state: State) -> dict[str, Any]:
     return call.codec.wire({k: v for k, v in chosen.items() if k in call.codec.to_wire})
 
 
-def engine_address(argv: list[str]) -> str | None:
-    """The engine's address: the one argument that is not a flag (``-v=9``, ``--logtostderr``,
-    ``--tracing <endpoint>``)."""
-    rest = iter(argv)
-    for arg in rest:
-        if arg == "--tracing":
-            next(rest, None)
-        elif not arg.startswith("-"):
-            return arg
-    return None
-
-
 def provider(argv: list[str]) -> NativeProvider:
-    """The provider the plugin serves, logging to the engine at the address in ``argv``."""
-    return NativeProvider(EngineLog(engine_address(argv)))
+    """The provider the plugin serves (``launch`` builds it once the port is printed, and ties
+    it to the engine's life), logging to the engine at the address in ``argv``."""
+    return NativeProvider(EngineLog(launch.engine_address(argv)))
 
 
 HELP: Final = f"""\

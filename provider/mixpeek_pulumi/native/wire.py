@@ -3,6 +3,7 @@ camelCase keys on the wire, plain dicts with the models' snake_case names inside
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
@@ -10,6 +11,7 @@ from google.protobuf import json_format, struct_pb2
 from pydantic import BaseModel
 
 from ..deploy.lifecycle import Kind
+from ..errors import register_secret
 from .schema import INTERNAL, _strip_optional, camel, snake
 
 UNKNOWN: Final = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -26,9 +28,69 @@ def load(struct: struct_pb2.Struct) -> dict[str, Any]:
 
 def reveal(value: Any) -> Any:
     """A secret-wrapped value's plain value; any other value as it is."""
-    if isinstance(value, dict) and value.get(SIG) == SECRET_SIG:
+    if is_secret(value):
         return value.get("value")
     return value
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SIG) == SECRET_SIG
+
+
+Path = tuple[str, ...]
+
+
+def unwrap(props: Mapping[str, Any]) -> tuple[dict[str, Any], set[Path]]:
+    """``props`` with every secret unwrapped, the plain values registered for redaction, and
+    where each secret was (the provider accepts secrets so it knows what to hide, and hands
+    them back wrapped where they came from)."""
+    found: set[Path] = set()
+
+    def plain(value: Any, path: Path) -> Any:
+        if is_secret(value):
+            found.add(path)
+            inner = value.get("value")
+            for text in _texts(inner):
+                register_secret(text)
+            return plain(inner, path)
+        if isinstance(value, dict):
+            return {k: plain(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v, path) for v in value]
+        return value
+
+    return {k: plain(v, (k,)) for k, v in props.items()}, found
+
+
+def wrap(values: Mapping[str, Any], secrets: Iterable[Path]) -> dict[str, Any]:
+    """``values`` with the value at each secret path wrapped as a secret again (an object
+    that is only partly secret keeps its other fields readable, as the engine does)."""
+    result = dict(values)
+    for path in sorted(secrets, key=len):
+        _wrap_at(result, path)
+    return result
+
+
+def _wrap_at(values: dict[str, Any], path: Path) -> None:
+    head, rest = path[0], path[1:]
+    if head not in values or values[head] is None or is_secret(values[head]):
+        return
+    if rest and isinstance(values[head], dict):
+        values[head] = dict(values[head])
+        _wrap_at(values[head], rest)
+    else:
+        values[head] = {SIG: SECRET_SIG, "value": values[head]}
+
+
+def _texts(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
 
 
 def dump(props: Mapping[str, Any]) -> struct_pb2.Struct:
@@ -66,9 +128,15 @@ class Codec:
         }
 
     def name(self, field: str) -> str:
-        """A model field (or a check failure's field path) as the program spells it."""
-        head, dot, rest = field.partition(".")
-        return self.to_wire.get(head, camel(head)) + dot + rest
+        """A model field (or a check failure's field path, nested ones too) as the program
+        spells it."""
+        head, *rest = field.split(".")
+        return ".".join([self.to_wire.get(head, camel(head)), *(camel(p) for p in rest)])
+
+    def words(self, text: str) -> str:
+        """``text`` with every input it names in backticks (```verify.timeout_seconds```)
+        spelled as the program spells it (```verify.timeoutSeconds```)."""
+        return _NAMED.sub(lambda m: f"`{self.name(m.group(1))}`", text)
 
     def names(self, fields: Iterable[str]) -> list[str]:
         return [self.name(f) for f in fields]
@@ -78,6 +146,9 @@ def _renamed(value: Any, rename: Callable[[str], str]) -> Any:
     if isinstance(value, Mapping):
         return {rename(k): v for k, v in value.items()}
     return value
+
+
+_NAMED: Final = re.compile(r"`([a-z][a-z0-9]*(?:_[a-z0-9]+)*(?:\.[a-z][a-z0-9]*(?:_[a-z0-9]+)*)*)`")
 
 
 def is_unknown(value: Any) -> bool:

@@ -30,10 +30,12 @@ from pulumi.dynamic import (
 from pulumi.output import Unknown
 
 from ..config import ProviderConfig
+from ..deadline import Cancellation
 from ..deploy.common import Diff, Failure, split_unknowns, validate_inputs
 from ..deploy.kinds import KINDS
 from ..deploy.lifecycle import Door, Kind, failure
-from ..errors import InputError, redact
+from ..deploy.lifecycle import checked as check_inputs
+from ..errors import InputError, redact, register_secret
 from ..journal import Journal
 from ..progress import write_line
 from ..spec import State
@@ -77,11 +79,36 @@ def widen_provider_host() -> bool:
         )
         return False
     detail_host_diffs(main)
+    honour_cancel(main, servicer)
     if getattr(verbs[0], "experimental_thread_pool", None) is None:
         pool = ThreadPoolExecutor(HOST_WORKERS, thread_name_prefix="mixpeek-host")
         for verb in verbs:
             verb.experimental_thread_pool = pool  # type: ignore[union-attr]
     return True
+
+
+HOST_CANCEL: Final = Cancellation()
+"""The engine's Cancel (Ctrl-C) in this provider host: every operation's deadline ends on it."""
+
+
+def honour_cancel(main: Any, servicer: Any) -> bool:
+    """Let the SDK's host pass the engine's Cancel on: its own ``Cancel`` does nothing, so a
+    Ctrl-C would leave every wait running until its own timeout. The host registered that
+    method with gRPC when it started, so the method's code is replaced in place (it runs
+    with the host module's globals, where the hook is put)."""
+    method: Any = getattr(servicer, "Cancel", None)
+    code = getattr(method, "__code__", None)
+    if code is None or code.co_argcount != _cancel.__code__.co_argcount:
+        return False
+    if code is not _cancel.__code__:
+        main._mixpeek_host_cancel = HOST_CANCEL.set
+        method.__code__ = _cancel.__code__
+    return True
+
+
+def _cancel(self: Any, request: Any, context: Any) -> Any:  # runs as the host's Cancel
+    _mixpeek_host_cancel()  # type: ignore[name-defined]  # noqa: F821 - the host's global
+    return empty_pb2.Empty()  # type: ignore[name-defined]  # noqa: F821 - the host's global
 
 
 def check_failures(failures: Sequence[Failure]) -> list[CheckFailure]:
@@ -210,11 +237,19 @@ class DynamicProvider(ResourceProvider):
         return KINDS[self.kind]
 
     def door(self, name: str) -> Door:
-        return Door(self.config(), echo(self.kind, name), name, journal=Journal.default())
+        return Door(
+            self.config(),
+            echo(self.kind, name),
+            name,
+            cancel=HOST_CANCEL,
+            journal=Journal.default(),
+        )
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        reveal_secrets(news)
         known, unknown = split_unknowns(news, lambda v: isinstance(v, Unknown))
-        computed, failures = self.steps.check(olds, known, unknown)
+        with reported(self.kind, _name(news)):
+            computed, failures = check_inputs(self.config(), self.steps, olds, known, unknown)
         checked = {k: v for k, v in news.items() if k not in computed} | computed
         for key in self.steps.state.output_keys():
             if key in self.steps.inputs.model_fields and key not in computed:
@@ -222,6 +257,8 @@ class DynamicProvider(ResourceProvider):
         return CheckResult(checked, check_failures(failures))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        reveal_secrets(olds)
+        reveal_secrets(news)
         known, unknown = split_unknowns(news, lambda v: isinstance(v, Unknown))
         name = _name(news, _id)
         with reported(self.kind, name):
@@ -232,24 +269,29 @@ class DynamicProvider(ResourceProvider):
         return diff_result(diff)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        reveal_secrets(props)
         name = _name(props)
         with reported(self.kind, name):
             state = self.steps.create(self.door(name), props)
         return CreateResult(state.resource_id, state.to_outputs())
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        reveal_secrets(olds)
+        reveal_secrets(news)
         name = _name(news, _id)
         with reported(self.kind, name):
             state = self.steps.update(self.door(name), olds, news)
         return UpdateResult(state.to_outputs())
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        reveal_secrets(props)
         name = _name(props, id_)
         with reported(self.kind, name):
             now = self.steps.read(self.door(name), props)
         return ReadResult(None, {}) if now is None else ReadResult(id_, now.to_outputs())
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
+        reveal_secrets(props)
         name = _name(props, id_)
         with reported(self.kind, name):
             self.steps.delete(self.door(name), props)
@@ -318,7 +360,50 @@ def resource_props(
     for key in paths:
         props[key] = absolute(props[key])
     props["resource_name"] = resource_name
+    secret = secret_paths(given)
+    if secret is not None:
+        props[SECRET_INPUTS] = secret
     return props
+
+
+SECRET_INPUTS: Final = "secret_inputs"  # noqa: S105 - a property name, not a secret
+"""Where the program tells the provider which inputs it marked secret: the engine hands a
+dynamic provider every value in the clear, so this is how it knows what to keep out of every
+line and error (the state keeps them secret by itself)."""
+
+
+def secret_paths(given: dict[str, Any]) -> pulumi.Output[list[str]] | None:
+    """The dotted paths of the inputs that are secret Outputs, as a plain (not secret)
+    Output; None when no input is an Output, so nothing is added."""
+    found: list[tuple[str, pulumi.Output[Any]]] = []
+
+    def visit(value: Any, path: str) -> None:
+        if isinstance(value, pulumi.Output):
+            found.append((path, value))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                visit(item, f"{path}.{key}")
+
+    for key, value in given.items():
+        visit(value, key)
+    if not found:
+        return None
+
+    async def which() -> list[str]:
+        return [path for path, output in found if await output.is_secret()]
+
+    return pulumi.Output.from_input(which())
+
+
+def reveal_secrets(props: dict[str, Any]) -> None:
+    """Keep the values at the paths the program marked secret out of every message."""
+    paths = props.get(SECRET_INPUTS)
+    for path in paths if isinstance(paths, list) else []:
+        value: Any = props
+        for part in str(path).split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, str):
+            register_secret(value)
 
 
 def _eventual(value: Any) -> bool:

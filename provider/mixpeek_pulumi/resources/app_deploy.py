@@ -46,6 +46,7 @@ class AppDeployArgs:
     on_delete: pulumi.Input[str] | None = None
     base_url: pulumi.Input[str] | None = None
     verify: pulumi.Input[VerifyArgs | dict[str, Any]] | None = None
+    allow_older_commit: pulumi.Input[bool] | None = None
 
 
 class AppDeploy(Resource, module="mixpeek", name="AppDeploy"):

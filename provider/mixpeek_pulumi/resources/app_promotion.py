@@ -39,6 +39,7 @@ class AppPromotionArgs:
     on_delete: pulumi.Input[str] | None = None
     base_url: pulumi.Input[str] | None = None
     verify: pulumi.Input[VerifyArgs | dict[str, Any]] | None = None
+    allow_older_commit: pulumi.Input[bool] | None = None
 
 
 class AppPromotion(Resource, module="mixpeek", name="AppPromotion"):

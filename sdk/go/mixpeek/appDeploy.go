@@ -18,6 +18,8 @@ import (
 type AppDeploy struct {
 	pulumi.CustomResourceState
 
+	// Deploy even when the environment serves a newer commit of the same history (a deliberate rollback); otherwise such a deploy is refused before anything is sent. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+	AllowOlderCommit pulumi.BoolOutput `pulumi:"allowOlderCommit"`
 	// The app to deploy to. Changing it replaces the resource.
 	AppId pulumi.StringOutput `pulumi:"appId"`
 	// The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
@@ -128,6 +130,8 @@ func (AppDeployState) ElementType() reflect.Type {
 }
 
 type appDeployArgs struct {
+	// Deploy even when the environment serves a newer commit of the same history (a deliberate rollback); otherwise such a deploy is refused before anything is sent. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+	AllowOlderCommit *bool `pulumi:"allowOlderCommit"`
 	// The app to deploy to. Changing it replaces the resource.
 	AppId string `pulumi:"appId"`
 	// The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
@@ -162,6 +166,8 @@ type appDeployArgs struct {
 
 // The set of arguments for constructing a AppDeploy resource.
 type AppDeployArgs struct {
+	// Deploy even when the environment serves a newer commit of the same history (a deliberate rollback); otherwise such a deploy is refused before anything is sent. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+	AllowOlderCommit pulumi.BoolPtrInput
 	// The app to deploy to. Changing it replaces the resource.
 	AppId pulumi.StringInput
 	// The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
@@ -279,6 +285,11 @@ func (o AppDeployOutput) ToAppDeployOutput() AppDeployOutput {
 
 func (o AppDeployOutput) ToAppDeployOutputWithContext(ctx context.Context) AppDeployOutput {
 	return o
+}
+
+// Deploy even when the environment serves a newer commit of the same history (a deliberate rollback); otherwise such a deploy is refused before anything is sent. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+func (o AppDeployOutput) AllowOlderCommit() pulumi.BoolOutput {
+	return o.ApplyT(func(v *AppDeploy) pulumi.BoolOutput { return v.AllowOlderCommit }).(pulumi.BoolOutput)
 }
 
 // The app to deploy to. Changing it replaces the resource.

@@ -18,6 +18,8 @@ import (
 type AppPromotion struct {
 	pulumi.CustomResourceState
 
+	// Promote even when the environment serves a newer commit of the same history (a deliberate rollback); otherwise such a promotion is refused before anything is sent. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+	AllowOlderCommit pulumi.BoolOutput `pulumi:"allowOlderCommit"`
 	// The app. Changing it replaces the resource.
 	AppId pulumi.StringOutput `pulumi:"appId"`
 	// Where the version's assets live. Output: set by the provider from what the service reports.
@@ -96,6 +98,8 @@ func (AppPromotionState) ElementType() reflect.Type {
 }
 
 type appPromotionArgs struct {
+	// Promote even when the environment serves a newer commit of the same history (a deliberate rollback); otherwise such a promotion is refused before anything is sent. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+	AllowOlderCommit *bool `pulumi:"allowOlderCommit"`
 	// The app. Changing it replaces the resource.
 	AppId string `pulumi:"appId"`
 	// The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
@@ -116,6 +120,8 @@ type appPromotionArgs struct {
 
 // The set of arguments for constructing a AppPromotion resource.
 type AppPromotionArgs struct {
+	// Promote even when the environment serves a newer commit of the same history (a deliberate rollback); otherwise such a promotion is refused before anything is sent. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+	AllowOlderCommit pulumi.BoolPtrInput
 	// The app. Changing it replaces the resource.
 	AppId pulumi.StringInput
 	// The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
@@ -219,6 +225,11 @@ func (o AppPromotionOutput) ToAppPromotionOutput() AppPromotionOutput {
 
 func (o AppPromotionOutput) ToAppPromotionOutputWithContext(ctx context.Context) AppPromotionOutput {
 	return o
+}
+
+// Promote even when the environment serves a newer commit of the same history (a deliberate rollback); otherwise such a promotion is refused before anything is sent. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+func (o AppPromotionOutput) AllowOlderCommit() pulumi.BoolOutput {
+	return o.ApplyT(func(v *AppPromotion) pulumi.BoolOutput { return v.AllowOlderCommit }).(pulumi.BoolOutput)
 }
 
 // The app. Changing it replaces the resource.

@@ -43,6 +43,8 @@ type providerArgs struct {
 	ApiKey *string `pulumi:"apiKey"`
 	// The Mixpeek API endpoint; falls back to `MIXPEEK_BASE_URL`, then https://api.mixpeek.com.
 	BaseUrl *string `pulumi:"baseUrl"`
+	// Skip the check of the API key the provider makes with one cheap call the first time a resource needs the service (previews too), for a preview that works offline; falls back to `MIXPEEK_SKIP_CREDENTIALS_VALIDATION`.
+	SkipCredentialsValidation *bool `pulumi:"skipCredentialsValidation"`
 }
 
 // The set of arguments for constructing a Provider resource.
@@ -51,6 +53,8 @@ type ProviderArgs struct {
 	ApiKey pulumi.StringPtrInput
 	// The Mixpeek API endpoint; falls back to `MIXPEEK_BASE_URL`, then https://api.mixpeek.com.
 	BaseUrl pulumi.StringPtrInput
+	// Skip the check of the API key the provider makes with one cheap call the first time a resource needs the service (previews too), for a preview that works offline; falls back to `MIXPEEK_SKIP_CREDENTIALS_VALIDATION`.
+	SkipCredentialsValidation pulumi.BoolPtrInput
 }
 
 func (ProviderArgs) ElementType() reflect.Type {

@@ -13,7 +13,7 @@ import (
 
 var _ = internal.GetEnvOrDefault
 
-// A check of the live site right after a switch: `GET url + path` until `checks` answers in a row pass, else the version served before is restored.
+// A check of the live site right after a switch: `GET url + path` until `checks` answers in a row find the promoted version's own bytes, else the version served before is restored.
 type Verify struct {
 	// How many checks in a row must pass. Default: `3`.
 	Checks *int `pulumi:"checks"`
@@ -23,9 +23,9 @@ type Verify struct {
 	ExpectText *string `pulumi:"expectText"`
 	// The pause between checks. Default: `2`.
 	IntervalSeconds *float64 `pulumi:"intervalSeconds"`
-	// The path requested, appended to `url` as it is. Default: `"/"`.
+	// The path requested, appended to `url` as it is. When it is a file of the version, its bytes are compared with the version's; otherwise the site's `index.html` is. Default: `"/"`.
 	Path *string `pulumi:"path"`
-	// How long the checks may take to pass, within the operation's own deadline. Default: `60`.
+	// How long the checks may take to pass, counted from the first check: a slow build never shortens it. Default: `60`.
 	TimeoutSeconds *float64 `pulumi:"timeoutSeconds"`
 	// The base URL to check instead of the environment's URL from the service (a private network, the emulator's `/_sites/<appId>/<environment>`); a path of its own is kept.
 	Url *string `pulumi:"url"`
@@ -42,7 +42,7 @@ type VerifyInput interface {
 	ToVerifyOutputWithContext(context.Context) VerifyOutput
 }
 
-// A check of the live site right after a switch: `GET url + path` until `checks` answers in a row pass, else the version served before is restored.
+// A check of the live site right after a switch: `GET url + path` until `checks` answers in a row find the promoted version's own bytes, else the version served before is restored.
 type VerifyArgs struct {
 	// How many checks in a row must pass. Default: `3`.
 	Checks pulumi.IntPtrInput `pulumi:"checks"`
@@ -52,9 +52,9 @@ type VerifyArgs struct {
 	ExpectText pulumi.StringPtrInput `pulumi:"expectText"`
 	// The pause between checks. Default: `2`.
 	IntervalSeconds pulumi.Float64PtrInput `pulumi:"intervalSeconds"`
-	// The path requested, appended to `url` as it is. Default: `"/"`.
+	// The path requested, appended to `url` as it is. When it is a file of the version, its bytes are compared with the version's; otherwise the site's `index.html` is. Default: `"/"`.
 	Path pulumi.StringPtrInput `pulumi:"path"`
-	// How long the checks may take to pass, within the operation's own deadline. Default: `60`.
+	// How long the checks may take to pass, counted from the first check: a slow build never shortens it. Default: `60`.
 	TimeoutSeconds pulumi.Float64PtrInput `pulumi:"timeoutSeconds"`
 	// The base URL to check instead of the environment's URL from the service (a private network, the emulator's `/_sites/<appId>/<environment>`); a path of its own is kept.
 	Url pulumi.StringPtrInput `pulumi:"url"`
@@ -113,7 +113,7 @@ func (i *verifyPtrType) ToVerifyPtrOutputWithContext(ctx context.Context) Verify
 	return pulumi.ToOutputWithContext(ctx, i).(VerifyPtrOutput)
 }
 
-// A check of the live site right after a switch: `GET url + path` until `checks` answers in a row pass, else the version served before is restored.
+// A check of the live site right after a switch: `GET url + path` until `checks` answers in a row find the promoted version's own bytes, else the version served before is restored.
 type VerifyOutput struct{ *pulumi.OutputState }
 
 func (VerifyOutput) ElementType() reflect.Type {
@@ -158,12 +158,12 @@ func (o VerifyOutput) IntervalSeconds() pulumi.Float64PtrOutput {
 	return o.ApplyT(func(v Verify) *float64 { return v.IntervalSeconds }).(pulumi.Float64PtrOutput)
 }
 
-// The path requested, appended to `url` as it is. Default: `"/"`.
+// The path requested, appended to `url` as it is. When it is a file of the version, its bytes are compared with the version's; otherwise the site's `index.html` is. Default: `"/"`.
 func (o VerifyOutput) Path() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v Verify) *string { return v.Path }).(pulumi.StringPtrOutput)
 }
 
-// How long the checks may take to pass, within the operation's own deadline. Default: `60`.
+// How long the checks may take to pass, counted from the first check: a slow build never shortens it. Default: `60`.
 func (o VerifyOutput) TimeoutSeconds() pulumi.Float64PtrOutput {
 	return o.ApplyT(func(v Verify) *float64 { return v.TimeoutSeconds }).(pulumi.Float64PtrOutput)
 }
@@ -237,7 +237,7 @@ func (o VerifyPtrOutput) IntervalSeconds() pulumi.Float64PtrOutput {
 	}).(pulumi.Float64PtrOutput)
 }
 
-// The path requested, appended to `url` as it is. Default: `"/"`.
+// The path requested, appended to `url` as it is. When it is a file of the version, its bytes are compared with the version's; otherwise the site's `index.html` is. Default: `"/"`.
 func (o VerifyPtrOutput) Path() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v *Verify) *string {
 		if v == nil {
@@ -247,7 +247,7 @@ func (o VerifyPtrOutput) Path() pulumi.StringPtrOutput {
 	}).(pulumi.StringPtrOutput)
 }
 
-// How long the checks may take to pass, within the operation's own deadline. Default: `60`.
+// How long the checks may take to pass, counted from the first check: a slow build never shortens it. Default: `60`.
 func (o VerifyPtrOutput) TimeoutSeconds() pulumi.Float64PtrOutput {
 	return o.ApplyT(func(v *Verify) *float64 {
 		if v == nil {

@@ -29,3 +29,14 @@ Object.defineProperty(exports, "baseUrl", {
     enumerable: true,
 });
 
+/**
+ * Skip the check of the API key the provider makes with one cheap call the first time a resource needs the service (previews too), for a preview that works offline; falls back to `MIXPEEK_SKIP_CREDENTIALS_VALIDATION`.
+ */
+export declare const skipCredentialsValidation: boolean | undefined;
+Object.defineProperty(exports, "skipCredentialsValidation", {
+    get() {
+        return __config.getObject<boolean>("skipCredentialsValidation");
+    },
+    enumerable: true,
+});
+

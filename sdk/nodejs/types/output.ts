@@ -6,7 +6,7 @@ import * as inputs from "../types/input";
 import * as outputs from "../types/output";
 
 /**
- * A check of the live site right after a switch: `GET url + path` until `checks` answers in a row pass, else the version served before is restored.
+ * A check of the live site right after a switch: `GET url + path` until `checks` answers in a row find the promoted version's own bytes, else the version served before is restored.
  */
 export interface Verify {
     /**
@@ -26,11 +26,11 @@ export interface Verify {
      */
     intervalSeconds?: number;
     /**
-     * The path requested, appended to `url` as it is. Default: `"/"`.
+     * The path requested, appended to `url` as it is. When it is a file of the version, its bytes are compared with the version's; otherwise the site's `index.html` is. Default: `"/"`.
      */
     path?: string;
     /**
-     * How long the checks may take to pass, within the operation's own deadline. Default: `60`.
+     * How long the checks may take to pass, counted from the first check: a slow build never shortens it. Default: `60`.
      */
     timeoutSeconds?: number;
     /**

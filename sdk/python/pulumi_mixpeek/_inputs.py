@@ -21,7 +21,7 @@ __all__ = [
 
 class VerifyArgsDict(TypedDict):
     """
-    A check of the live site right after a switch: `GET url + path` until `checks` answers in a row pass, else the version served before is restored.
+    A check of the live site right after a switch: `GET url + path` until `checks` answers in a row find the promoted version's own bytes, else the version served before is restored.
     """
     checks: NotRequired[pulumi.Input[Optional[_builtins.int]]]
     """
@@ -41,11 +41,11 @@ class VerifyArgsDict(TypedDict):
     """
     path: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
-    The path requested, appended to `url` as it is. Default: `"/"`.
+    The path requested, appended to `url` as it is. When it is a file of the version, its bytes are compared with the version's; otherwise the site's `index.html` is. Default: `"/"`.
     """
     timeout_seconds: NotRequired[pulumi.Input[Optional[_builtins.float]]]
     """
-    How long the checks may take to pass, within the operation's own deadline. Default: `60`.
+    How long the checks may take to pass, counted from the first check: a slow build never shortens it. Default: `60`.
     """
     url: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
@@ -63,14 +63,14 @@ class VerifyArgs:
                  timeout_seconds: pulumi.Input[Optional[_builtins.float]] = None,
                  url: pulumi.Input[Optional[_builtins.str]] = None):
         """
-        A check of the live site right after a switch: `GET url + path` until `checks` answers in a row pass, else the version served before is restored.
+        A check of the live site right after a switch: `GET url + path` until `checks` answers in a row find the promoted version's own bytes, else the version served before is restored.
 
         :param pulumi.Input[_builtins.int] checks: How many checks in a row must pass. Default: `3`.
         :param pulumi.Input[_builtins.int] expect_status: The HTTP status every check must answer. Default: `200`.
         :param pulumi.Input[_builtins.str] expect_text: Text the body must contain, if set.
         :param pulumi.Input[_builtins.float] interval_seconds: The pause between checks. Default: `2`.
-        :param pulumi.Input[_builtins.str] path: The path requested, appended to `url` as it is. Default: `"/"`.
-        :param pulumi.Input[_builtins.float] timeout_seconds: How long the checks may take to pass, within the operation's own deadline. Default: `60`.
+        :param pulumi.Input[_builtins.str] path: The path requested, appended to `url` as it is. When it is a file of the version, its bytes are compared with the version's; otherwise the site's `index.html` is. Default: `"/"`.
+        :param pulumi.Input[_builtins.float] timeout_seconds: How long the checks may take to pass, counted from the first check: a slow build never shortens it. Default: `60`.
         :param pulumi.Input[_builtins.str] url: The base URL to check instead of the environment's URL from the service (a private network, the emulator's `/_sites/<appId>/<environment>`); a path of its own is kept.
         """
         if checks is not None:
@@ -140,7 +140,7 @@ class VerifyArgs:
     @pulumi.getter
     def path(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        The path requested, appended to `url` as it is. Default: `"/"`.
+        The path requested, appended to `url` as it is. When it is a file of the version, its bytes are compared with the version's; otherwise the site's `index.html` is. Default: `"/"`.
         """
         return pulumi.get(self, "path")
 
@@ -152,7 +152,7 @@ class VerifyArgs:
     @pulumi.getter(name="timeoutSeconds")
     def timeout_seconds(self) -> pulumi.Input[Optional[_builtins.float]]:
         """
-        How long the checks may take to pass, within the operation's own deadline. Default: `60`.
+        How long the checks may take to pass, counted from the first check: a slow build never shortens it. Default: `60`.
         """
         return pulumi.get(self, "timeout_seconds")
 

@@ -23,6 +23,7 @@ class AppDeployArgs:
     def __init__(__self__, *,
                  app_id: pulumi.Input[_builtins.str],
                  bundle: pulumi.Input[_builtins.str],
+                 allow_older_commit: pulumi.Input[Optional[_builtins.bool]] = None,
                  base_url: pulumi.Input[Optional[_builtins.str]] = None,
                  environment: pulumi.Input[Optional[_builtins.str]] = None,
                  exclude: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
@@ -41,6 +42,7 @@ class AppDeployArgs:
 
         :param pulumi.Input[_builtins.str] app_id: The app to deploy to. Changing it replaces the resource.
         :param pulumi.Input[_builtins.str] bundle: A build folder or a .zip. Only its content matters: a new digest is an update (a new deploy); a rebuild with the same bytes is no change. A change of the bundle's content updates the resource in place (a new deploy and version); a new path, or a rebuild with the same bytes, changes nothing.
+        :param pulumi.Input[_builtins.bool] allow_older_commit: Deploy even when the environment serves a newer commit of the same history (a deliberate rollback); otherwise such a deploy is refused before anything is sent. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         :param pulumi.Input[_builtins.str] base_url: The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
         :param pulumi.Input[_builtins.str] environment: `staging` or `production`. Changing it replaces the resource. Default: `"production"`.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] exclude: Extra glob patterns to leave out; `!pattern` re-includes a default exclusion. What it changes in the bundle shows as a content change. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
@@ -57,6 +59,8 @@ class AppDeployArgs:
         """
         pulumi.set(__self__, "app_id", app_id)
         pulumi.set(__self__, "bundle", bundle)
+        if allow_older_commit is not None:
+            pulumi.set(__self__, "allow_older_commit", allow_older_commit)
         if base_url is not None:
             pulumi.set(__self__, "base_url", base_url)
         if environment is not None:
@@ -107,6 +111,18 @@ class AppDeployArgs:
     @bundle.setter
     def bundle(self, value: pulumi.Input[_builtins.str]):
         pulumi.set(self, "bundle", value)
+
+    @_builtins.property
+    @pulumi.getter(name="allowOlderCommit")
+    def allow_older_commit(self) -> pulumi.Input[Optional[_builtins.bool]]:
+        """
+        Deploy even when the environment serves a newer commit of the same history (a deliberate rollback); otherwise such a deploy is refused before anything is sent. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        """
+        return pulumi.get(self, "allow_older_commit")
+
+    @allow_older_commit.setter
+    def allow_older_commit(self, value: pulumi.Input[Optional[_builtins.bool]]):
+        pulumi.set(self, "allow_older_commit", value)
 
     @_builtins.property
     @pulumi.getter(name="baseUrl")
@@ -271,6 +287,7 @@ class AppDeploy(pulumi.CustomResource):
     def __init__(__self__,
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
+                 allow_older_commit: pulumi.Input[Optional[_builtins.bool]] = None,
                  app_id: pulumi.Input[Optional[_builtins.str]] = None,
                  base_url: pulumi.Input[Optional[_builtins.str]] = None,
                  bundle: pulumi.Input[Optional[_builtins.str]] = None,
@@ -294,6 +311,7 @@ class AppDeploy(pulumi.CustomResource):
 
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
+        :param pulumi.Input[_builtins.bool] allow_older_commit: Deploy even when the environment serves a newer commit of the same history (a deliberate rollback); otherwise such a deploy is refused before anything is sent. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         :param pulumi.Input[_builtins.str] app_id: The app to deploy to. Changing it replaces the resource.
         :param pulumi.Input[_builtins.str] base_url: The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
         :param pulumi.Input[_builtins.str] bundle: A build folder or a .zip. Only its content matters: a new digest is an update (a new deploy); a rebuild with the same bytes is no change. A change of the bundle's content updates the resource in place (a new deploy and version); a new path, or a rebuild with the same bytes, changes nothing.
@@ -336,6 +354,7 @@ class AppDeploy(pulumi.CustomResource):
     def _internal_init(__self__,
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
+                 allow_older_commit: pulumi.Input[Optional[_builtins.bool]] = None,
                  app_id: pulumi.Input[Optional[_builtins.str]] = None,
                  base_url: pulumi.Input[Optional[_builtins.str]] = None,
                  bundle: pulumi.Input[Optional[_builtins.str]] = None,
@@ -360,6 +379,7 @@ class AppDeploy(pulumi.CustomResource):
                 raise TypeError('__props__ is only valid when passed in combination with a valid opts.id to get an existing resource')
             __props__ = AppDeployArgs.__new__(AppDeployArgs)
 
+            __props__.__dict__["allow_older_commit"] = allow_older_commit
             if app_id is None and not opts.urn:
                 raise TypeError("Missing required property 'app_id'")
             __props__.__dict__["app_id"] = app_id
@@ -417,6 +437,7 @@ class AppDeploy(pulumi.CustomResource):
 
         __props__ = AppDeployArgs.__new__(AppDeployArgs)
 
+        __props__.__dict__["allow_older_commit"] = None
         __props__.__dict__["app_id"] = None
         __props__.__dict__["base_url"] = None
         __props__.__dict__["bundle"] = None
@@ -449,6 +470,14 @@ class AppDeploy(pulumi.CustomResource):
         __props__.__dict__["verify"] = None
         __props__.__dict__["version"] = None
         return AppDeploy(resource_name, opts=opts, __props__=__props__)
+
+    @_builtins.property
+    @pulumi.getter(name="allowOlderCommit")
+    def allow_older_commit(self) -> pulumi.Output[_builtins.bool]:
+        """
+        Deploy even when the environment serves a newer commit of the same history (a deliberate rollback); otherwise such a deploy is refused before anything is sent. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        """
+        return pulumi.get(self, "allow_older_commit")
 
     @_builtins.property
     @pulumi.getter(name="appId")

@@ -23,6 +23,7 @@ class AppPromotionArgs:
     def __init__(__self__, *,
                  app_id: pulumi.Input[_builtins.str],
                  version: pulumi.Input[_builtins.int],
+                 allow_older_commit: pulumi.Input[Optional[_builtins.bool]] = None,
                  base_url: pulumi.Input[Optional[_builtins.str]] = None,
                  environment: pulumi.Input[Optional[_builtins.str]] = None,
                  on_delete: pulumi.Input[Optional[_builtins.str]] = None,
@@ -34,6 +35,7 @@ class AppPromotionArgs:
 
         :param pulumi.Input[_builtins.str] app_id: The app. Changing it replaces the resource.
         :param pulumi.Input[_builtins.int] version: The version to serve, e.g. `staging.version`. Changing it is an update (an instant restore, no rebuild).
+        :param pulumi.Input[_builtins.bool] allow_older_commit: Promote even when the environment serves a newer commit of the same history (a deliberate rollback); otherwise such a promotion is refused before anything is sent. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         :param pulumi.Input[_builtins.str] base_url: The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
         :param pulumi.Input[_builtins.str] environment: Where to serve it. Changing it replaces the resource. One of `staging`, `production`. Default: `"production"`.
         :param pulumi.Input[_builtins.str] on_delete: `retain` leaves the version live; `rollback` restores the one served before. Default: `"retain"`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
@@ -43,6 +45,8 @@ class AppPromotionArgs:
         """
         pulumi.set(__self__, "app_id", app_id)
         pulumi.set(__self__, "version", version)
+        if allow_older_commit is not None:
+            pulumi.set(__self__, "allow_older_commit", allow_older_commit)
         if base_url is not None:
             pulumi.set(__self__, "base_url", base_url)
         if environment is not None:
@@ -79,6 +83,18 @@ class AppPromotionArgs:
     @version.setter
     def version(self, value: pulumi.Input[_builtins.int]):
         pulumi.set(self, "version", value)
+
+    @_builtins.property
+    @pulumi.getter(name="allowOlderCommit")
+    def allow_older_commit(self) -> pulumi.Input[Optional[_builtins.bool]]:
+        """
+        Promote even when the environment serves a newer commit of the same history (a deliberate rollback); otherwise such a promotion is refused before anything is sent. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        """
+        return pulumi.get(self, "allow_older_commit")
+
+    @allow_older_commit.setter
+    def allow_older_commit(self, value: pulumi.Input[Optional[_builtins.bool]]):
+        pulumi.set(self, "allow_older_commit", value)
 
     @_builtins.property
     @pulumi.getter(name="baseUrl")
@@ -159,6 +175,7 @@ class AppPromotion(pulumi.CustomResource):
     def __init__(__self__,
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
+                 allow_older_commit: pulumi.Input[Optional[_builtins.bool]] = None,
                  app_id: pulumi.Input[Optional[_builtins.str]] = None,
                  base_url: pulumi.Input[Optional[_builtins.str]] = None,
                  environment: pulumi.Input[Optional[_builtins.str]] = None,
@@ -175,6 +192,7 @@ class AppPromotion(pulumi.CustomResource):
 
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
+        :param pulumi.Input[_builtins.bool] allow_older_commit: Promote even when the environment serves a newer commit of the same history (a deliberate rollback); otherwise such a promotion is refused before anything is sent. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
         :param pulumi.Input[_builtins.str] app_id: The app. Changing it replaces the resource.
         :param pulumi.Input[_builtins.str] base_url: The Mixpeek API endpoint for this resource; defaults to the provider's. Changing it replaces the resource.
         :param pulumi.Input[_builtins.str] environment: Where to serve it. Changing it replaces the resource. One of `staging`, `production`. Default: `"production"`.
@@ -210,6 +228,7 @@ class AppPromotion(pulumi.CustomResource):
     def _internal_init(__self__,
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
+                 allow_older_commit: pulumi.Input[Optional[_builtins.bool]] = None,
                  app_id: pulumi.Input[Optional[_builtins.str]] = None,
                  base_url: pulumi.Input[Optional[_builtins.str]] = None,
                  environment: pulumi.Input[Optional[_builtins.str]] = None,
@@ -227,6 +246,7 @@ class AppPromotion(pulumi.CustomResource):
                 raise TypeError('__props__ is only valid when passed in combination with a valid opts.id to get an existing resource')
             __props__ = AppPromotionArgs.__new__(AppPromotionArgs)
 
+            __props__.__dict__["allow_older_commit"] = allow_older_commit
             if app_id is None and not opts.urn:
                 raise TypeError("Missing required property 'app_id'")
             __props__.__dict__["app_id"] = app_id
@@ -268,6 +288,7 @@ class AppPromotion(pulumi.CustomResource):
 
         __props__ = AppPromotionArgs.__new__(AppPromotionArgs)
 
+        __props__.__dict__["allow_older_commit"] = None
         __props__.__dict__["app_id"] = None
         __props__.__dict__["asset_prefix"] = None
         __props__.__dict__["base_url"] = None
@@ -284,6 +305,14 @@ class AppPromotion(pulumi.CustomResource):
         __props__.__dict__["verify"] = None
         __props__.__dict__["version"] = None
         return AppPromotion(resource_name, opts=opts, __props__=__props__)
+
+    @_builtins.property
+    @pulumi.getter(name="allowOlderCommit")
+    def allow_older_commit(self) -> pulumi.Output[_builtins.bool]:
+        """
+        Promote even when the environment serves a newer commit of the same history (a deliberate rollback); otherwise such a promotion is refused before anything is sent. Default: `false`. Changing it updates the resource in place and only records the new value: nothing is sent to the service.
+        """
+        return pulumi.get(self, "allow_older_commit")
 
     @_builtins.property
     @pulumi.getter(name="appId")

@@ -20,17 +20,21 @@ __all__ = ['ProviderArgs', 'Provider']
 class ProviderArgs:
     def __init__(__self__, *,
                  api_key: pulumi.Input[Optional[_builtins.str]] = None,
-                 base_url: pulumi.Input[Optional[_builtins.str]] = None):
+                 base_url: pulumi.Input[Optional[_builtins.str]] = None,
+                 skip_credentials_validation: pulumi.Input[Optional[_builtins.bool]] = None):
         """
         The set of arguments for constructing a Provider resource.
 
         :param pulumi.Input[_builtins.str] api_key: The Mixpeek API key; falls back to the `MIXPEEK_API_KEY` environment variable, which keeps it out of the stack's state altogether.
         :param pulumi.Input[_builtins.str] base_url: The Mixpeek API endpoint; falls back to `MIXPEEK_BASE_URL`, then https://api.mixpeek.com.
+        :param pulumi.Input[_builtins.bool] skip_credentials_validation: Skip the check of the API key the provider makes with one cheap call the first time a resource needs the service (previews too), for a preview that works offline; falls back to `MIXPEEK_SKIP_CREDENTIALS_VALIDATION`.
         """
         if api_key is not None:
             pulumi.set(__self__, "api_key", api_key)
         if base_url is not None:
             pulumi.set(__self__, "base_url", base_url)
+        if skip_credentials_validation is not None:
+            pulumi.set(__self__, "skip_credentials_validation", skip_credentials_validation)
 
     @_builtins.property
     @pulumi.getter(name="apiKey")
@@ -56,6 +60,18 @@ class ProviderArgs:
     def base_url(self, value: pulumi.Input[Optional[_builtins.str]]):
         pulumi.set(self, "base_url", value)
 
+    @_builtins.property
+    @pulumi.getter(name="skipCredentialsValidation")
+    def skip_credentials_validation(self) -> pulumi.Input[Optional[_builtins.bool]]:
+        """
+        Skip the check of the API key the provider makes with one cheap call the first time a resource needs the service (previews too), for a preview that works offline; falls back to `MIXPEEK_SKIP_CREDENTIALS_VALIDATION`.
+        """
+        return pulumi.get(self, "skip_credentials_validation")
+
+    @skip_credentials_validation.setter
+    def skip_credentials_validation(self, value: pulumi.Input[Optional[_builtins.bool]]):
+        pulumi.set(self, "skip_credentials_validation", value)
+
 
 @pulumi.type_token("pulumi:providers:mixpeek")
 class Provider(pulumi.ProviderResource):
@@ -65,6 +81,7 @@ class Provider(pulumi.ProviderResource):
                  opts: Optional[pulumi.ResourceOptions] = None,
                  api_key: pulumi.Input[Optional[_builtins.str]] = None,
                  base_url: pulumi.Input[Optional[_builtins.str]] = None,
+                 skip_credentials_validation: pulumi.Input[Optional[_builtins.bool]] = None,
                  __props__=None):
         """
         The Mixpeek provider: where the API is and the key it takes.
@@ -73,6 +90,7 @@ class Provider(pulumi.ProviderResource):
         :param pulumi.ResourceOptions opts: Options for the resource.
         :param pulumi.Input[_builtins.str] api_key: The Mixpeek API key; falls back to the `MIXPEEK_API_KEY` environment variable, which keeps it out of the stack's state altogether.
         :param pulumi.Input[_builtins.str] base_url: The Mixpeek API endpoint; falls back to `MIXPEEK_BASE_URL`, then https://api.mixpeek.com.
+        :param pulumi.Input[_builtins.bool] skip_credentials_validation: Skip the check of the API key the provider makes with one cheap call the first time a resource needs the service (previews too), for a preview that works offline; falls back to `MIXPEEK_SKIP_CREDENTIALS_VALIDATION`.
         """
         ...
     @overload
@@ -100,6 +118,7 @@ class Provider(pulumi.ProviderResource):
                  opts: Optional[pulumi.ResourceOptions] = None,
                  api_key: pulumi.Input[Optional[_builtins.str]] = None,
                  base_url: pulumi.Input[Optional[_builtins.str]] = None,
+                 skip_credentials_validation: pulumi.Input[Optional[_builtins.bool]] = None,
                  __props__=None):
         opts = pulumi.ResourceOptions.merge(_utilities.get_resource_opts_defaults(), opts)
         if not isinstance(opts, pulumi.ResourceOptions):
@@ -111,6 +130,7 @@ class Provider(pulumi.ProviderResource):
 
             __props__.__dict__["api_key"] = None if api_key is None else pulumi.Output.secret(api_key)
             __props__.__dict__["base_url"] = base_url
+            __props__.__dict__["skip_credentials_validation"] = pulumi.Output.from_input(skip_credentials_validation).apply(pulumi.runtime.to_json) if skip_credentials_validation is not None else None
         super(Provider, __self__).__init__(
             'mixpeek',
             resource_name,

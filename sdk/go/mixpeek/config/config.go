@@ -20,3 +20,8 @@ func GetApiKey(ctx *pulumi.Context) string {
 func GetBaseUrl(ctx *pulumi.Context) string {
 	return config.Get(ctx, "mixpeek:baseUrl")
 }
+
+// Skip the check of the API key the provider makes with one cheap call the first time a resource needs the service (previews too), for a preview that works offline; falls back to `MIXPEEK_SKIP_CREDENTIALS_VALIDATION`.
+func GetSkipCredentialsValidation(ctx *pulumi.Context) bool {
+	return config.GetBool(ctx, "mixpeek:skipCredentialsValidation")
+}

@@ -34,3 +34,10 @@ class _ExportableConfig(types.ModuleType):
         """
         return __config__.get('baseUrl')
 
+    @_builtins.property
+    def skip_credentials_validation(self) -> Optional[bool]:
+        """
+        Skip the check of the API key the provider makes with one cheap call the first time a resource needs the service (previews too), for a preview that works offline; falls back to `MIXPEEK_SKIP_CREDENTIALS_VALIDATION`.
+        """
+        return __config__.get_bool('skipCredentialsValidation')
+

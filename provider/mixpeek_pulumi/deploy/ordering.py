@@ -1,0 +1,72 @@
+"""The order of commits: no deploy or promotion takes an environment from a newer commit of the
+same history unless the program says so (``allow_older_commit``).
+
+CI jobs start and finish out of order, and a delayed job of an older commit would otherwise
+put its build back over a newer one, silently. The commit each side ships is the version
+record's ``git_commit_sha`` (what the deploy sent, from git or the inputs); how they stand is
+asked of git in the work tree the bundle, or the program, lives in. Where git cannot tell (no
+git, a shallow clone, unrelated histories) the switch goes on, and one line says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import gitinfo
+from ..errors import DeployFailedError
+from ..models import AppResponse
+from .common import Operation
+from .environments import AppEnvironment
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """The commit a switch would put live, what it is (for messages), and the work tree that
+    holds its history."""
+
+    commit: str | None
+    what: str
+    repo: Path
+
+
+def gate(
+    op: Operation, env: AppEnvironment, app: AppResponse, ours: Shipped, *, allow: bool
+) -> None:
+    """Refuse (before anything is sent) to switch ``env`` to an older commit than the one it
+    serves; say in one line why the commits could not be compared, when they could not."""
+    served = env.served(app)
+    theirs = served.git_commit_sha if served is not None else None
+    if served is None or not theirs:
+        return  # nothing served, or a version that names no commit: nothing to keep
+    where = f"commit {theirs[:7]}, which {env.name} serves"
+    if not ours.commit:
+        op.say(f"{ours.what} names no commit, so it is not compared with {where}")
+        return
+    found = gitinfo.relation(ours.repo, ours.commit, theirs)
+    if found.kind in ("same", "newer"):
+        return
+    mine = f"commit {ours.commit[:7]} of {ours.what}"
+    if found.kind == "unknown":
+        op.say(f"{mine} is not compared with {where}: {found.why}")
+    elif found.kind == "diverged":
+        op.say(f"{mine} and {where} are on different branches; going on")
+    elif allow:
+        op.say(f"{mine} is older than {where}; going on, as `allow_older_commit` says")
+    else:
+        raise refused(op, env, ours, theirs, served.version)
+
+
+def refused(
+    op: Operation, env: AppEnvironment, ours: Shipped, theirs: str, version: int | None
+) -> DeployFailedError:
+    shown = f" (version {version})" if version is not None else ""
+    return op.failed(
+        f"refused to switch {env.name} of app {env.app_id} to commit {(ours.commit or '')[:7]} "
+        f"({ours.what}): it is older than commit {theirs[:7]}, which {env.name} serves "
+        f"now{shown}, so it would undo newer work, and nothing was sent; set "
+        "`allow_older_commit` to true to roll back on purpose",
+        subject=theirs[:12],
+        status="superseded",
+        reason=f"commit {(ours.commit or '')[:7]} is older than commit {theirs[:7]}",
+    )
