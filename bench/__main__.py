@@ -563,19 +563,30 @@ def make_tree(root: Path, files: int = 10_000, total: int = 200 << 20) -> Path:
     return root
 
 
-def real_tree(root: Path) -> Path:
+TEXT_TREE_BYTES = 240_000_000
+
+
+def real_tree(root: Path, limit: int = TEXT_TREE_BYTES) -> Path:
     """A real, text-heavy build folder, made from this machine's own Python: the standard
-    library and this virtualenv's site-packages, without bytecode, plus an index.html."""
+    library, then this virtualenv's site-packages package by package (sorted) until the tree
+    holds ``limit`` bytes, without bytecode, plus an index.html. Capped, so that the figures
+    stay comparable when the virtualenv grows."""
     skip = shutil.ignore_patterns("__pycache__", "*.pyc", "site-packages")
     stdlib = Path(sys.base_prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
     site_packages = Path(sys.prefix) / "lib" / stdlib.name / "site-packages"
     shutil.copytree(stdlib, root / "stdlib", ignore=skip, ignore_dangling_symlinks=True)
-    shutil.copytree(
-        site_packages,
-        root / "site-packages",
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-        ignore_dangling_symlinks=True,
-    )
+    held = tree_size(root)[1]
+    bytecode = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for package in sorted(site_packages.iterdir()):
+        if held >= limit:
+            break
+        target = root / "site-packages" / package.name
+        if package.is_dir():
+            shutil.copytree(package, target, ignore=bytecode, ignore_dangling_symlinks=True)
+        elif package.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(package, target)
+        held = tree_size(root)[1]
     (root / "index.html").write_text("<h1>x</h1>")
     return root
 

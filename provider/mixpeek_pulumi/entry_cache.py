@@ -8,13 +8,16 @@ and treated as absent. A cache that is missing, unwritable, full, corrupt or wri
 another deploy at the same time therefore never changes what ships: at worst the piece is
 compressed again.
 
-Beside the entries, one *file memo* per bundle folder records what each file was at the last
-packing (its size, times, inode and content digest, and the entries that hold it), so a
-redeploy can lay out its archive before it has re-read the files; the bytes are still hashed,
-while they are sent (``shipment``).
+Beside the entries, for each bundle folder, the *last archive* sent from it and a *file memo*
+of what each file was then (its size, times, inode and content digest, the entries that hold
+it, and where its payload lies in that archive, with the payload's CRC-32), so that a redeploy
+can lay out its zip before it has re-read the files and copy unchanged payloads in large
+reads; the bytes are still hashed, while they are sent (``shipment``). Archives are written
+under a temporary name too, and a memo names the one it describes.
 
 The cache is bounded (``MIXPEEK_ENTRY_CACHE_BYTES``, 1 GiB by default): past the bound, the
-entries least recently used (by modification time, refreshed on use) are deleted first.
+entries, archives and memos least recently used (by modification time, refreshed on use) are
+deleted first.
 ``MIXPEEK_ENTRY_CACHE`` moves it, or turns it off with ``off``.
 """
 
@@ -293,11 +296,10 @@ def _write_atomically(path: str, header: bytes, payload: bytes) -> None:
 
 
 def _scan(folder: Path) -> Iterator[tuple[str, os.stat_result]]:
-    """Every entry, last archive and temporary file (the two-hex-digit folders and
-    ``archives``), not the memos."""
+    """Every entry, last archive, memo and temporary file."""
     with contextlib.suppress(OSError), os.scandir(folder) as shards:
         for shard in shards:
-            if not (len(shard.name) == 2 or shard.name == "archives"):
+            if not (len(shard.name) == 2 or shard.name in ("archives", "memos")):
                 continue
             if not shard.is_dir(follow_symlinks=False):
                 continue

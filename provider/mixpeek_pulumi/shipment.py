@@ -5,9 +5,10 @@ redeploy that costs what changed.
 **Laid out first.** A zip's size must be known before a presigned PUT starts (it takes no
 chunked body), so every entry's compressed size is settled first. A file whose size, times,
 inode and device are those the file memo recorded at the last packing is *predicted*: its
-digest, CRC and compressed pieces are taken from the memo and the entry cache at once. Every
-other file is read once, hashed and compressed now (or its pieces found in the cache by their
-content), and its payload spooled.
+digest, CRC and compressed size are taken from the memo at once, and its payload is copied
+when sent from the archive last sent from this folder (``entry_cache``), else from the entry
+cache. Every other file is read once, hashed and compressed now (or its payload found by its
+content in the last archive or the entry cache), and its payload spooled.
 
 **Hashed while sent.** The upload starts as soon as the layout is known; meanwhile every
 predicted file is read and hashed in full on other threads. ``digest`` returns only once every
@@ -531,7 +532,7 @@ class Shipment:
 
     def _layout_size(self) -> int:
         """The zip's size in bytes, from the entries' sizes alone: what ``chunks`` sends
-        (``tests/unit/test_shipment.py`` holds the two equal, ZIP64 included)."""
+        (``tests/unit/test_shipment.py`` holds the two equal)."""
         offset = central = 0
         for e in self.entries:
             name = len(e.file.rel.encode())
