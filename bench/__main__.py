@@ -165,22 +165,13 @@ def zip_and_curl(api: MixpeekClient, app_id: str, tree: Path, target: Path, fs: 
         target.unlink(missing_ok=True)
     flags = ["-X", "-FS", "-r"] if fs else ["-X", "-r"]
     subprocess.run(["zip", *flags, "-q", str(target), "."], cwd=tree, check=True)
-    slot = api.get_upload_url(app_id, "b.zip")
-    subprocess.run(
-        [
-            "curl",
-            "-sS",
-            "-f",
-            "-o",
-            "/dev/null",
-            "-T",
-            str(target),
-            "-H",
-            "Content-Type: application/zip",
-            slot.upload_url,
-        ],
-        check=True,
-    )
+    curl_put(api.get_upload_url(app_id, "b.zip").upload_url, target)
+
+
+def curl_put(url: str, path: Path) -> None:
+    """The baseline's upload: `curl -T` of the file to the presigned URL."""
+    command = ["curl", "-sS", "-f", "-o", "/dev/null", "-T", str(path)]
+    subprocess.run([*command, "-H", "Content-Type: application/zip", url], check=True)
 
 
 def stored(emu: Emulator, key: str) -> Path:
@@ -755,12 +746,19 @@ def peak_memory(tmp: Path) -> None:
 
 
 def noop_preview(tmp: Path) -> None:
-    from mixpeek_pulumi.resources.app_deploy import AppDeployProvider
-
     tree = make_tree(tmp / "tree")
-    provider = AppDeployProvider()
-    props = app_props("app_x", tree)
-    olds = {**props, **provider.check({}, props).inputs, "live": True}
+    # A preview checks the API key with the service once per process (the first check below,
+    # not timed), so the provider is configured against an emulator.
+    with emulator() as emu:
+        provider = provider_for(emu)
+        props = app_props(emu.app("noop-site"), tree)
+        olds = {**props, **provider.check({}, props).inputs, "live": True}
+        noop_preview_timed(provider, props, olds, tree)
+
+
+def noop_preview_timed(
+    provider: Any, props: dict[str, Any], olds: dict[str, Any], tree: Path
+) -> None:
 
     def preview() -> None:
         news = provider.check(olds, props).inputs
@@ -828,21 +826,7 @@ def upload(tmp: Path) -> None:
                 ours.append(time.perf_counter() - start)
                 slot = api.get_upload_url(app_id, "u.zip")
                 start = time.perf_counter()
-                subprocess.run(
-                    [
-                        "curl",
-                        "-sS",
-                        "-f",
-                        "-o",
-                        "/dev/null",
-                        "-T",
-                        str(path),
-                        "-H",
-                        "Content-Type: application/zip",
-                        slot.upload_url,
-                    ],
-                    check=True,
-                )
+                curl_put(slot.upload_url, path)
                 curl.append(time.perf_counter() - start)
     mb = 256
     ratio = median(curl) / median(ours)

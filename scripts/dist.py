@@ -137,6 +137,11 @@ def _freeze(into: Path) -> None:
         command += ["--exclude-module", module]
     for module in HIDDEN:
         command += ["--hidden-import", module]
+    # The schema, from these sources, beside native/launch.py: a plugin started only for its
+    # schema then answers without importing the deploy layer.
+    schema = work / "schema.json"
+    schema.write_text(_schema(), encoding="utf-8")
+    command += ["--add-data", f"{schema}{os.pathsep}mixpeek_pulumi/native"]
     # This checkout's sources, never an installed copy of the package.
     env = {**os.environ, "PYTHONPATH": str(PROVIDER)}
     done = subprocess.run(
@@ -156,6 +161,22 @@ def _freeze(into: Path) -> None:
         _add(tar, "LICENSE", (ROOT / "LICENSE").read_bytes(), 0o644)
     shutil.rmtree(work)
     say(f"froze {PLUGIN} in {time.monotonic() - started:.0f} s")
+
+
+def _schema() -> str:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from mixpeek_pulumi.native.schema import schema_json; "
+            "sys.stdout.write(schema_json())",
+        ],
+        env={**os.environ, "PYTHONPATH": str(PROVIDER)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:

@@ -23,6 +23,7 @@ from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from mixpeek_pulumi import __version__
 from mixpeek_pulumi.native import wire
+from mixpeek_pulumi.native.schema import schema_json
 from scripts import dist
 from scripts.pulumi_cli import Cli
 from scripts.pulumi_stack import CliStack
@@ -79,6 +80,27 @@ def unpacked_plugin(release_archive: Path, tmp_path_factory: pytest.TempPathFact
     with tarfile.open(release_archive) as tar:
         tar.extractall(folder, filter="tar")
     return folder / "pulumi-resource-mixpeek"
+
+
+def test_the_schema_the_release_carries_is_the_one_its_sources_make(
+    unpacked_plugin: Path, tmp_path: Path
+) -> None:
+    """A release build answers GetSchema from the schema frozen beside it, without loading the
+    deploy layer: it must be the schema the provider itself makes."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = subprocess.Popen([str(unpacked_plugin)], stdout=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = provider_pb2_grpc.ResourceProviderStub(channel)
+            answered = stub.GetSchema(provider_pb2.GetSchemaRequest(), timeout=60).schema
+    finally:
+        proc.kill()
+        proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+    assert answered == schema_json()
 
 
 @pytest.mark.parametrize("ending", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])

@@ -15,10 +15,15 @@ import os
 import sys
 from collections.abc import Callable
 from contextlib import suppress
-from typing import Any, cast
+from pathlib import Path
+from typing import Any, Final, cast
 
 from .._version import __version__
 from ..progress import write_line
+
+# The schema a release build carries beside this module, written from the same sources when it
+# was frozen (scripts/dist.py); absent elsewhere.
+SCHEMA: Final = Path(__file__).with_name("schema.json")
 
 
 async def listen(make: Callable[[], Any], address: str | None = None) -> None:
@@ -70,10 +75,26 @@ async def _settle(ready: asyncio.Future[Any], make: Callable[[], Any]) -> None:
 
 
 class _Deferred:
-    """Every verb of the provider ``ready`` will hold, waiting for it first."""
+    """Every verb of the provider ``ready`` will hold, waiting for it first; but the two a
+    plugin started only for its schema is asked (a Pulumi YAML program starts one such), which
+    need nothing of the deploy layer when the build carries its schema (``SCHEMA``)."""
 
     def __init__(self, ready: asyncio.Future[Any]) -> None:
         self._ready = ready
+
+    async def GetPluginInfo(self, request: Any, context: Any) -> Any:
+        from .protos import plugin_pb2
+
+        return plugin_pb2.PluginInfo(version=__version__)
+
+    async def GetSchema(self, request: Any, context: Any) -> Any:
+        from .protos import provider_pb2
+
+        try:
+            schema = SCHEMA.read_text(encoding="utf-8")
+        except OSError:  # not a release build: the provider makes it
+            return await self.__getattr__("GetSchema")(request, context)
+        return provider_pb2.GetSchemaResponse(schema=schema)
 
     def __getattr__(self, verb: str) -> Callable[[Any, Any], Any]:
         async def call(request: Any, context: Any) -> Any:
