@@ -868,6 +868,7 @@ def requests_per_deploy(tmp: Path) -> None:
         source.mkdir()
         (source / "manifest.py").write_text("name = 'x'\n")
         (source / "pipeline.py").write_text("steps = []\n")
+        (source / "realtime.py").write_text("def run_inference(inputs):\n    return {}\n")
         emu.reset()
         plugins.create(
             {
