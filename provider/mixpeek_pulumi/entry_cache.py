@@ -8,9 +8,10 @@ and treated as absent. A cache that is missing, unwritable, full, corrupt or wri
 another deploy at the same time therefore never changes what ships: at worst the piece is
 compressed again.
 
-Beside the entries, for each bundle folder, the *last archive* sent from it and a *file memo*
-of what each file was then (its size, times, inode and content digest, the entries that hold
-it, and where its payload lies in that archive, with the payload's CRC-32), so that a redeploy
+Beside the entries, for each bundle folder, the *last archive*: the deflated payloads of the
+zip last sent from it, one after the other (stored files are read from the folder again), and a
+*file memo* of what each file was then (its size, times, inode and content digest, the entries
+that hold it, and where its payload lies in that last archive, with its CRC-32), so that a redeploy
 can lay out its zip before it has re-read the files and copy unchanged payloads in large
 reads; the bytes are still hashed, while they are sent (``shipment``). Archives are written
 under a temporary name too, and a memo names the one it describes.
@@ -49,7 +50,7 @@ MAGIC: Final = b"MXPZENT1"
 # magic, key (32), CRC-32 of the raw bytes, CRC-32 of the payload, raw size, payload size.
 HEADER: Final = struct.Struct("<8s32sIIQQ")
 MEMO_VERSION: Final = 2
-_ARCHIVE: Final = re.compile(r"[0-9a-f]{24}\.zip")
+_ARCHIVE: Final = re.compile(r"[0-9a-f]{24}\.pack")
 
 
 def default_root() -> Path | None:
@@ -200,11 +201,11 @@ class EntryCache:
             return None
 
     def new_archive(self) -> tuple[str, Any] | None:
-        """A file to copy an archive into as it is sent: its final name and the open file
-        (under a temporary name until ``keep_archive``)."""
+        """A file to copy a zip's deflated payloads into as they are sent: its final name and
+        the open file (under a temporary name until ``keep_archive``)."""
         if not self._writable:
             return None
-        name = f"{os.urandom(12).hex()}.zip"
+        name = f"{os.urandom(12).hex()}.pack"
         temp = self.archive_path(f"{name}.tmp-{os.getpid()}")
         try:
             os.makedirs(os.path.dirname(temp), exist_ok=True)

@@ -162,7 +162,8 @@ class Entry:
     spooled: tuple[tuple[int, int], ...] = ()
     seen: Identity | None = None
     previous: tuple[int, int] | None = None
-    """Where the payload lies in the archive last sent from this folder, and its CRC-32."""
+    """Where the payload lies in the last archive of this folder (``entry_cache``), and its
+    CRC-32."""
     csize: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -253,7 +254,7 @@ class Shipment:
         self._settled: Digest | None = None
         self.layout = 0  # counts the layouts: a stream of an older one stops short
         self._fresh: list[tuple[str, int, int, tuple[int, int]]] = []
-        self._shipped: list[tuple[int, int]] | None = None
+        self._shipped: list[tuple[int, int] | None] | None = None
         self._finished: Body | None = None
         memo, self.previous_name = (
             self.cache.read_memo(folder) if folder is not None else ({}, None)
@@ -546,13 +547,14 @@ class Shipment:
         zip64 = e.file.size >= _MAX32 or e.csize >= _MAX32
         return local_header(name, e.method, e.crc, e.csize, e.file.size, False, zip64)
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self, keep: Callable[[bytes], None] = lambda _data: None) -> Iterator[bytes]:
         """The zip's bytes in order; raises ``_Refuted`` before its end when a prediction
         turned out wrong, so that storage never keeps the stream."""
         entries, layout = list(self.entries), self.layout
         offset = 0
         central: list[bytes] = []
-        shipped: list[tuple[int, int]] = []
+        shipped: list[tuple[int, int] | None] = []
+        kept = 0  # the deflated payloads, and only they, are handed to ``keep`` in order
         # An entry the last archive holds is read from it whole; others piece by piece.
         items = [
             (e, i)
@@ -583,10 +585,14 @@ class Shipment:
                     raise _Refuted(e.file.rel)
                 if e.previous is None:
                     payload_crc = zlib.crc32(data, payload_crc)
+                if e.method == DEFLATED:
+                    keep(data)
                 yield data
             if sent is not None and sent.digest() != e.sha256:
                 raise _Changed(e.file) if not e.predicted else _Refuted(e.file.rel)
-            shipped.append((offset + len(header), payload_crc))
+            # Stored payloads are the files' own bytes, read from the files again next time.
+            shipped.append((kept, payload_crc) if e.method == DEFLATED else None)
+            kept += e.csize if e.method == DEFLATED else 0
             offset += len(header) + e.csize
         self._settle()
         if self.layout != layout:
@@ -740,12 +746,12 @@ def _raise(exc: BaseException | None) -> None:
 
 class Body:
     """The zip as an upload body: ``seek(0)`` starts it again (a retry), ``read`` hands out
-    the next block. The blocks are made on a thread of their own (reading payloads, the copy
-    kept for the next redeploy), so that making them and sending them overlap."""
+    the next block. The blocks are made on a thread of their own (reading payloads, keeping the
+    deflated ones for the next redeploy), so that making them and sending them overlap."""
 
     def __init__(self, shipment: Shipment) -> None:
         self.shipment = shipment
-        # A copy of what is sent, for the next redeploy to read its unchanged entries from.
+        # The deflated payloads sent, for the next redeploy to copy its unchanged entries from.
         self.copy = shipment.cache.new_archive() if shipment.folder is not None else None
         self._blocks: queue.Queue[bytes | BaseException | None] = queue.Queue(BLOCKS_AHEAD)
         self._maker: threading.Thread | None = None
@@ -778,10 +784,9 @@ class Body:
                     return
 
         try:
-            for block in _blocked(self.shipment.chunks(), UPLOAD_BLOCK):
+            for block in _blocked(self.shipment.chunks(self._keep), UPLOAD_BLOCK):
                 if stop.is_set():
                     return
-                self._keep(block)
                 hand(block)
             hand(None)
         except BaseException as exc:  # noqa: BLE001 - raised by read() in the sender
