@@ -406,7 +406,8 @@ def verify_switch(
     reads = spec.timeout_seconds + READ_BACK_SECONDS
     checks = Deadline.after(reads, op.deadline.clock, op.deadline.cancel)
     with api.bound(checks) as bounded:
-        verifier = Verifier(bounded, op, spec, switch, shipped=shipped, resolve=resolve)
+        on = replace(switch, env=_on(bounded, switch.env))
+        verifier = Verifier(bounded, op, spec, on, shipped=shipped, resolve=resolve)
         outcome = verifier.run()
     env, name = switch.env.name, verifier.name
     if outcome.kind == "passed":
