@@ -56,6 +56,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--queue-seconds", type=_seconds, default=0.5)
     parser.add_argument("--plugin-seconds", type=_seconds, default=3.0)
     parser.add_argument(
+        "--dns-check-seconds",
+        type=_seconds,
+        default=1.0,
+        help="between the custom-domain worker's DNS checks (the service's: 30 minutes)",
+    )
+    parser.add_argument(
+        "--tls-seconds",
+        type=_seconds,
+        default=2.0,
+        help="from a domain's DNS record found to its certificate live",
+    )
+    parser.add_argument(
         "--app",
         action="append",
         default=[],
@@ -119,7 +131,13 @@ def main(argv: list[str] | None = None) -> int:
         emulator = create_app(
             api_key=args.api_key,
             data_dir=args.data_dir,
-            timing=Timing(args.queue_seconds, args.build_seconds, args.plugin_seconds),
+            timing=Timing(
+                args.queue_seconds,
+                args.build_seconds,
+                args.plugin_seconds,
+                args.dns_check_seconds,
+                args.tls_seconds,
+            ),
             apps=tuple(args.app),
             extensions=tuple(args.extension),
             plugin_status_case=args.plugin_status_case,
