@@ -125,7 +125,8 @@ def create_app(
     api.include_router(control.router)
     _unemulated(api)
     _seed_apps(ctx.store, apps)
-    return Emulator(api, FaultMiddleware(api, ctx.faults, ctx.closing), ctx)
+    hosts = sites.SiteHosts(api, ctx)
+    return Emulator(api, FaultMiddleware(hosts, ctx.faults, ctx.closing), ctx)
 
 
 def _seed_apps(store: Store, slugs: Iterable[str]) -> None:
