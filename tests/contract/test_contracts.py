@@ -67,7 +67,7 @@ DOCUMENTED_REFUSALS: dict[str, list[tuple[int, str]]] = {
     "promote_app": [(400, r"nothing deployed to staging")],
     # SDK AddDomainRequest: a "Customer domain (e.g. 'search.acme.com')", for DNS records to
     # name, attached to one app at a time.
-    "add_domain_apps": [(400, r"is not a hostname|is already attached to")],
+    "add_domain_apps": [(400, r"is not a (public )?hostname|is already attached to")],
     # Spec 0.81 confirm: "400 validation failed or upload expired"; the integrity fields.
     PLUGIN_CONFIRM: [(400, r"validation failed|has expired|already confirmed|does not match")],
     # Spec 0.81 upload: the archive "must be a valid .zip" with manifest.py and pipeline.py;

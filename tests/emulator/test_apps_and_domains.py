@@ -380,6 +380,18 @@ def test_a_domain_must_be_a_hostname(emulator: EmulatorHandle, name: str) -> Non
     assert listed["total"] == 0
 
 
+def test_a_domain_under_localhost_is_refused_since_no_dns_can_prove_it(
+    emulator: EmulatorHandle,
+) -> None:
+    app_id = emulator.create_app("loop-site")
+    with emulator.api() as c:
+        answer = c.post(f"/v1/apps/{app_id}/domains", json={"domain": "Loop-Site.localhost"})
+    assert (answer.status_code, answer.json()["error"]["code"]) == (400, "invalid_domain")
+    assert answer.json()["error"]["message"].startswith(
+        "Domain loop-site.localhost is not a public hostname: names under localhost are "
+    )
+
+
 def test_a_domain_belongs_to_one_app_and_leaves_with_it(emulator: EmulatorHandle) -> None:
     mine, theirs = emulator.create_app("mine-site"), emulator.create_app("theirs-site")
     with emulator.api() as c:

@@ -49,6 +49,16 @@ def add_domain(ctx: Ctx, app_id: str, body: Body) -> dict[str, Any]:
             code="invalid_domain",
             details={"domain": body["domain"]},
         )
+    if name == "localhost" or name.endswith(".localhost"):
+        raise ApiFailure(
+            400,
+            "BadRequestError",
+            f"Domain {name} is not a public hostname: names under localhost are loopback's "
+            "(RFC 6761) and no DNS record can prove them; give a domain you own, such as "
+            "search.acme.com.",
+            code="invalid_domain",
+            details={"domain": body["domain"]},
+        )
     with ctx.store.lock:
         app = app_or_404(ctx, app_id)
         holder = next((a for a in ctx.store.state.apps.values() if a.domain(name)), None)
