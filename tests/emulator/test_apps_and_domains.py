@@ -246,6 +246,7 @@ def test_a_domain_goes_from_added_to_active_as_the_worker_finds_its_record(
     with api(url) as c:
         asked = c.post("/v1/apps/app_my_site/domains/SHOP.example.com/verify")
     assert (asked.status_code, asked.json()["status"]) == (200, "verifying")
+    assert asked.json()["verified_at"] is None
     assert_matches(asked.json(), "DomainResponse")
     asked_at = clock.wall
 

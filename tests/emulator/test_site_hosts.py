@@ -98,6 +98,11 @@ def test_a_site_host_is_the_sites_whatever_the_path_and_the_api_stays_put(
             "apps and their slugs.\n",
         ),
         (
+            "www.my-site.staging.localhost",
+            "www.my-site.staging.localhost names no site: a site's host is "
+            "<slug>.<environment>.localhost or, for production, <slug>.localhost.\n",
+        ),
+        (
             "my-site.preview.localhost",
             "my-site.preview.localhost names no environment: preview is neither production nor "
             "staging; use my-site.production.localhost (or my-site.localhost) or "

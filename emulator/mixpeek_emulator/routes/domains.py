@@ -108,7 +108,12 @@ def verify_domain(ctx: Ctx, app_id: str, domain: str) -> dict[str, Any]:
         if found.status(now) in ("pending", "verifying"):
             found.verify(now, ctx.store.clock.time(), ctx.timing, ctx.dns.misses(found.domain))
             ctx.store.save()
-            return {**found.response_json(app.slug, now), "status": "verifying"}
+            # As the SDK says, whatever the worker's first check finds a moment later.
+            return {
+                **found.response_json(app.slug, now),
+                "status": "verifying",
+                "verified_at": None,
+            }
         return found.response_json(app.slug, now)
 
 

@@ -86,7 +86,7 @@ def serve(ctx: Context, app: App, environment: str, path: str, named: str) -> Re
 @dataclass
 class HostSite:
     """What a request's ``Host`` names: an app environment's site (``app`` None when no app
-    has the slug), or a refusal for a name under ``localhost`` that names none."""
+    has the slug; ``slug`` empty for a name under ``localhost`` of no site's form)."""
 
     app: App | None
     slug: str
@@ -99,6 +99,8 @@ def host_site(ctx: Context, name: str) -> HostSite | None:
     with ctx.store.lock:
         apps = list(ctx.store.state.apps.values())
         matched = SITE_HOST.match(name)
+        if matched is None and name.endswith(".localhost"):
+            return HostSite(None, "", "", name)  # under localhost, yet no site's form
         if matched is None:
             # A custom domain serves production once it is live, as the service's does.
             now = ctx.store.now()
@@ -133,6 +135,11 @@ def _host_answer(ctx: Context, site: HostSite, method: str, path: str) -> Respon
         )
         refused.headers["Allow"] = "GET, HEAD"
         return refused
+    if not site.slug:
+        return _not_found(
+            f"{site.named} names no site: a site's host is <slug>.<environment>.localhost or, "
+            "for production, <slug>.localhost."
+        )
     if site.environment not in ENVIRONMENTS:
         return _not_found(
             f"{site.named} names no environment: {site.environment} is neither production nor "
