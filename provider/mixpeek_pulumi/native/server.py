@@ -47,7 +47,8 @@ class EngineLog:
     """The engine's log service: lines shown by the CLI under a resource."""
 
     def __init__(self, address: str | None) -> None:
-        self._stub = engine_pb2_grpc.EngineStub(grpc.insecure_channel(address)) if address else None
+        channel = grpc.insecure_channel(address, options=lifeline.LOOPBACK) if address else None
+        self._stub = engine_pb2_grpc.EngineStub(channel) if channel else None
 
     def sink(self, urn: str) -> Callable[[str], None]:
         def write(line: str) -> None:
@@ -149,7 +150,9 @@ class NativeProvider(rpc.ResourceProviderServicer):
         if _imported(call, olds, news):
             unknown.add(call.kind.path)  # an import knows no local path; the program will
         known["resource_name"] = call.name
-        computed, failures = check_inputs(self.config, call.kind, call.model(olds), known, unknown)
+        computed, failures = check_inputs(
+            self.config, call.kind, call.model(olds), known, unknown, cancel=self.cancelled
+        )
         if placeholder and call.kind.path not in unknown:
             failures = [f for f in failures if f.field != call.kind.path]
             failures.append(Failure(call.kind.path, _placeholder_reason(call.kind)))
@@ -403,10 +406,15 @@ async def serve(argv: list[str]) -> None:
     sys.stdout.flush()
 
     def gone(why: str) -> None:
-        # Nobody is left to report to: every wait ends, and the process with it.
-        provider.cancelled.set()
-        write_line(f"pulumi-resource-mixpeek: exiting, as {why}")
-        os._exit(0)
+        # Nobody is left to report to: every wait ends, and the process with it. The engine
+        # took the far end of stderr with it, so the farewell line may find no reader.
+        try:
+            provider.cancelled.set()
+            write_line(f"pulumi-resource-mixpeek: exiting, as {why}")
+        except OSError:
+            pass
+        finally:
+            os._exit(0)
 
     lifeline.watch(address, gone)
     await server.wait_for_termination()
