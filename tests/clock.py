@@ -1,5 +1,6 @@
-"""A fake clock for the deadline, the poll loop and the retry waits: time passes only when
-the code under test waits, so tests never sleep and never depend on the machine's speed."""
+"""Fake clocks: one for the provider's deadline, poll loop and retry waits, where time passes
+only when the code under test waits; one for the emulator, whose two readings a test moves.
+Tests never sleep and never depend on the machine's speed."""
 
 from __future__ import annotations
 
@@ -29,3 +30,22 @@ class FakeClock:
         """What tenacity calls between retries."""
         self.waits.append(seconds)
         self.now += seconds
+
+
+class SteppedClock:
+    """The machine's two clocks, which the test moves: ``advance`` lets time pass; assigning
+    ``wall`` alone steps the wall clock, as NTP or an operator would."""
+
+    def __init__(self, wall: float, monotonic: float) -> None:
+        self.wall = wall
+        self.mono = monotonic
+
+    def time(self) -> float:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        self.wall += seconds
+        self.mono += seconds

@@ -35,8 +35,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="mixpeek-emulator",
         description="A local stand-in for the Mixpeek App and Plugin API. Prints its URL as the "
         "first line, then one line per app it created (`app <id> <slug>`), then where each of "
-        "their environments is served live (`site <id> <environment> <url>`; any app's is "
-        "<url>/_sites/<app id>/<environment>).",
+        "their environments is served live: `site <id> <environment> <url>` (any app's is "
+        "<url>/_sites/<app id>/<environment>) and `host <id> <environment> <url>`, the site at "
+        "the root of a host of its own (any app's is http://<slug>.<environment>.localhost:"
+        "<port>/, production's also http://<slug>.localhost:<port>/).",
         epilog=f"Serving needs the emulator extra: {INSTALL_EXTRA}",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
@@ -55,6 +57,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--build-seconds", type=_seconds, default=3.0)
     parser.add_argument("--queue-seconds", type=_seconds, default=0.5)
     parser.add_argument("--plugin-seconds", type=_seconds, default=3.0)
+    parser.add_argument(
+        "--dns-check-seconds",
+        type=_seconds,
+        default=1.0,
+        help="between the custom-domain worker's DNS checks (the service's: 30 minutes)",
+    )
+    parser.add_argument(
+        "--tls-seconds",
+        type=_seconds,
+        default=2.0,
+        help="from a domain's DNS record found to its certificate live",
+    )
     parser.add_argument(
         "--app",
         action="append",
@@ -119,7 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         emulator = create_app(
             api_key=args.api_key,
             data_dir=args.data_dir,
-            timing=Timing(args.queue_seconds, args.build_seconds, args.plugin_seconds),
+            timing=Timing(
+                args.queue_seconds,
+                args.build_seconds,
+                args.plugin_seconds,
+                args.dns_check_seconds,
+                args.tls_seconds,
+            ),
             apps=tuple(args.app),
             extensions=tuple(args.extension),
             plugin_status_case=args.plugin_status_case,
@@ -139,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     for app in seeded:
         for env in ENVIRONMENTS:
             print(f"site {app.app_id} {env} {url}/_sites/{app.app_id}/{env}", flush=True)  # noqa: T201
+            print(f"host {app.app_id} {env} {host_url(url, app.slug, env)}", flush=True)  # noqa: T201
     try:
         server = stop.server = server_for(emulator, sock, tls)
         if not stop.requested:
@@ -164,6 +185,14 @@ class _StopRequests:
         self.requested = True
         if self.server is not None:
             self.server.should_exit = True
+
+
+def host_url(url: str, slug: str, environment: str) -> str:
+    """Where an environment is served at the root of a host of its own: the emulator's port
+    under ``<slug>.<environment>.localhost``, which browsers resolve to loopback."""
+    scheme, _, address = url.partition("://")
+    port = address.rpartition(":")[2]
+    return f"{scheme}://{slug}.{environment}.localhost:{port}/"
 
 
 def _reason(exc: Exception, folder: Path) -> str:

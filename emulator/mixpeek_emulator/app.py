@@ -31,7 +31,7 @@ from .contract import family_of
 from .disk import DiskFull, full_message
 from .faults import FaultMiddleware, Faults
 from .routes import apps as app_routes
-from .routes import control, plugins, sites, storage
+from .routes import control, domains, plugins, sites, storage
 from .state import EXTENSIONS, App, StatusCase, Store, Timing, new_id
 from .storage import ObjectStore, StorageRefusal, kept_secret
 
@@ -125,7 +125,8 @@ def create_app(
     api.include_router(control.router)
     _unemulated(api)
     _seed_apps(ctx.store, apps)
-    return Emulator(api, FaultMiddleware(api, ctx.faults, ctx.closing), ctx)
+    hosts = sites.SiteHosts(api, ctx)
+    return Emulator(api, FaultMiddleware(hosts, ctx.faults, ctx.closing), ctx)
 
 
 def _seed_apps(store: Store, slugs: Iterable[str]) -> None:
@@ -146,7 +147,8 @@ def _seed_apps(store: Store, slugs: Iterable[str]) -> None:
 
 
 V1: Final = "/v1"
-API_ROUTERS: Final = (app_routes.router, plugins.router)  # served under /v1, behind the key
+# Served under /v1, behind the key.
+API_ROUTERS: Final = (app_routes.router, domains.router, plugins.router)
 
 
 def unemulated() -> tuple[contract.Operation, ...]:

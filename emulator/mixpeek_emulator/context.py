@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +21,7 @@ from . import contract
 from .closing import Closing
 from .contract import Family, Operation
 from .faults import Faults
-from .state import StatusCase, Store, Timing
+from .state import DnsHolds, StatusCase, Store, Timing
 from .storage import ObjectStore
 
 
@@ -120,6 +120,7 @@ class Context:
     scratch: Path | None
     closing: Closing
     plugin_status_case: StatusCase = "lower"
+    dns: DnsHolds = field(default_factory=DnsHolds)
 
 
 def context(request: Request) -> Context:

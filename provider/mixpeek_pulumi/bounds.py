@@ -33,7 +33,7 @@ from .errors import (
     ApiInterruptedError,
     ApiTimeoutError,
     ResponseTooLargeError,
-    ResponseValidationError,
+    UnreadableEncodingError,
     redact,
 )
 
@@ -327,32 +327,69 @@ def _seconds(value: float) -> str:
 
 def _inflated(raw: Iterator[bytes], encoding: str, ex: Exchange, status: int) -> Iterator[bytes]:
     """``raw`` as is, or inflated no more than ``INFLATE_CHUNK`` bytes at a time, so that a
-    small compressed chunk cannot become a huge one before the cap sees it."""
+    small compressed chunk cannot become a huge one before the cap sees it. A gzip body may
+    hold several members (RFC 1952), and ``deflate`` comes zlib-wrapped or raw, as servers send
+    it either way."""
     if encoding in ("", "identity"):
         yield from raw
         return
     if encoding not in ("gzip", "x-gzip", "deflate"):
         if status >= 300:
             return  # an error's status says enough; its body is not worth a refusal of its own
-        raise ResponseValidationError(
+        raise UnreadableEncodingError(
             method=ex.method,
             path=ex.shown,
             status_code=status,
-            problem=f"it is {encoding}-encoded, which the provider did not ask for",
+            problem=f"it is {encoding}-encoded, which the provider did not ask for and cannot read",
         )
-    inflate = zlib.decompressobj(zlib.MAX_WBITS | 16 if "gzip" in encoding else zlib.MAX_WBITS)
+    gzipped = "gzip" in encoding
+    inflate = _Inflater(gzipped)
     for chunk in raw:
-        data = chunk
-        while data:
+        yield from inflate.feed(chunk, encoding)
+    yield from inflate.feed(b"", encoding)
+
+
+class _Inflater:
+    """One compressed body: gzip members one after another, or deflate with or without its
+    zlib header (decided by its first bytes)."""
+
+    def __init__(self, gzipped: bool) -> None:
+        self.gzipped = gzipped
+        self.raw = False
+        self.started = False
+        self.z = self._new()
+
+    def _new(self) -> Any:
+        if self.gzipped:
+            return zlib.decompressobj(zlib.MAX_WBITS | 16)
+        return zlib.decompressobj(-zlib.MAX_WBITS if self.raw else zlib.MAX_WBITS)
+
+    def feed(self, data: bytes, encoding: str) -> Iterator[bytes]:
+        if not self.started and data and not self.gzipped:
+            # A zlib stream starts with a header whose first two bytes are a multiple of 31.
+            self.raw = len(data) < 2 or ((data[0] << 8) | data[1]) % 31 != 0 or data[0] & 0x0F != 8
+            self.z = self._new()
+        self.started = self.started or bool(data)
+        final = not data
+        while data or final:
             try:
-                out = inflate.decompress(data, INFLATE_CHUNK)
+                out = (
+                    self.z.decompress(data, INFLATE_CHUNK)
+                    if data
+                    else self.z.decompress(b"", INFLATE_CHUNK)
+                )
             except zlib.error as exc:
                 raise httpx.DecodingError(f"the {encoding} body is corrupt: {exc}") from None
-            data = inflate.unconsumed_tail
+            data = self.z.unconsumed_tail
             if out:
                 yield out
-    while out := inflate.decompress(b"", INFLATE_CHUNK):  # what zlib still holds back
-        yield out
+            if self.z.eof and self.z.unused_data:
+                if not self.gzipped:
+                    return  # bytes after a deflate stream: not part of the body
+                data, self.z = self.z.unused_data + data, self._new()  # the next gzip member
+                continue
+            if final and not out:
+                return
 
 
 # ----------------------------------------------------------------------------- the log stream

@@ -39,8 +39,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 _SECRETS: set[str] = set()
 _SECRETS_LOCK = threading.Lock()
@@ -63,10 +64,29 @@ _SECRET_PATTERNS = (
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a secret value so that every later message and log line has it removed."""
-    if value and len(value) >= 4:
-        with _SECRETS_LOCK:
-            _SECRETS.add(value)
+    """Remember a secret value so that every later message and log line has it removed: the
+    value as given, as ``repr`` would quote it, and for a URL its host and its path, which a
+    message may name apart (``<host> could not be looked up``)."""
+    if not value or len(value) < 4:
+        return
+    forms = {value, repr(value)[1:-1]}
+    if "://" in value:
+        parts = urlsplit(value)
+        forms |= {parts.hostname or "", parts.path + (f"?{parts.query}" if parts.query else "")}
+    with _SECRETS_LOCK:
+        _SECRETS.update(form for form in forms if len(form) >= 4)
+
+
+def texts(value: Any) -> Iterator[str]:
+    """Every string inside ``value`` (a secret object's fields, a list's items)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from texts(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from texts(item)
 
 
 def redact(text: str, extra: Iterable[str] = ()) -> str:
@@ -370,6 +390,10 @@ class ResponseValidationError(ApiError):
             method=method,
             path=path,
         )
+
+
+class UnreadableEncodingError(ResponseValidationError):
+    """A body compressed in an encoding the provider cannot read (brotli, zstd)."""
 
 
 class ResponseTooLargeError(ResponseValidationError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,8 +22,6 @@ ANY: Final = "*"
 """In a rule's path: any key of an object, or any index of a list."""
 MAX_DEPTH: Final = 64
 COMPACT_AT: Final = 1 << 16
-LONG_ITEM: Final = 1 << 20
-"""A skipped string or flat object longer than this is skipped as it streams, never buffered."""
 
 Path = tuple[str | int, ...]
 
@@ -65,13 +64,19 @@ class Skimmed:
 _STRING = r'"(?:[^"\\]++|\\.)*+"'
 _FLAT_OBJECT = r'\{(?:[^"{}\[\]]++|' + _STRING + r")*+\}"
 _RUN: Final = re.compile(r'(?:[^"{}\[\]]++|' + _STRING + "|" + _FLAT_OBJECT + ")*+", re.S)
-_TEXT: Final = re.compile(r'(?:[^"{}\[\]]++|' + _STRING + ")*+", re.S)
-_STRING_AT: Final = re.compile(_STRING, re.S)
 _PLAIN: Final = re.compile(r'[^"\\]*+')
 _SPACE: Final = re.compile(r"[ \t\r\n]*")
 _SCALAR: Final = re.compile(r"[^,}\]\s]*")
 _NUMBER: Final = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?\Z")
-_LITERALS: Final = {"true": True, "false": False, "null": None}
+_LITERALS: Final = {
+    "true": True,
+    "false": False,
+    "null": None,
+    # Not JSON, but what json.loads reads (and Python services write) all the same.
+    "NaN": math.nan,
+    "Infinity": math.inf,
+    "-Infinity": -math.inf,
+}
 
 
 def skim(chunks: Iterable[bytes], rules: Iterable[Rule], *, cap: int) -> Skimmed:
@@ -93,10 +98,23 @@ class _Reader:
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
-        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self._head = b""
         self.buf = ""
         self.pos = 0
         self.ended = False
+
+    def _decode(self, chunk: bytes | None) -> str:
+        """Text from bytes in the body's own encoding, found from its first bytes as
+        ``json.loads`` finds it (UTF-8, with or without a BOM, or UTF-16/32)."""
+        if self._decoder is None:
+            self._head += chunk or b""
+            if len(self._head) < 4 and chunk is not None:
+                return ""
+            found = json.detect_encoding(self._head)
+            self._decoder = codecs.getincrementaldecoder(found)("strict")
+            chunk, self._head = self._head, b""
+        return self._decoder.decode(chunk or b"", final=chunk is None)
 
     def more(self) -> bool:
         """Read another chunk onto the buffer; False once the body has ended."""
@@ -104,7 +122,9 @@ class _Reader:
             self.buf, self.pos = self.buf[self.pos :], 0
         while not self.ended:
             chunk = next(self._chunks, None)
-            text = self._decoder.decode(chunk or b"", final=chunk is None)
+            text = self._decode(chunk)
+            if chunk is None and self._decoder is not None:
+                text += self._decoder.decode(b"", final=True)
             self.ended = chunk is None
             if text:
                 self.buf += text
@@ -132,12 +152,17 @@ class _Reader:
     def string(self, room: int) -> str:
         """The string starting at the current quote, whole (a kept string of at most
         ``room`` characters)."""
+        scanned = 1  # how far past the opening quote is known not to end it
         while True:
-            found = _STRING_AT.match(self.buf, self.pos)
-            if found is not None:
+            at = _PLAIN.match(self.buf, self.pos + scanned).end()  # type: ignore[union-attr]
+            if at < len(self.buf) and self.buf[at] == '"':
                 text, self.pos = json.decoder.scanstring(self.buf, self.pos + 1)  # type: ignore[attr-defined]
                 return str(text)
-            if len(self.buf) - self.pos > room:
+            if at + 1 < len(self.buf):  # a backslash and the character it escapes
+                scanned = at + 2 - self.pos
+                continue
+            scanned = at - self.pos  # a chunk's end: scan on from here, never from the start
+            if scanned > room:
                 raise SkimError("what is kept of it is larger than the cap")
             if not self.more():
                 raise SkimError("a string never ends")
@@ -190,26 +215,17 @@ class _Reader:
                     raise SkimError("an object or list never ends")
                 continue
             char = self.buf[self.pos]
-            if char == '"' or (char == "{" and self._flat_may_end_later()):
-                # An item cut by the chunk's end: read on, unless it is too long to hold.
-                if len(self.buf) - self.pos < LONG_ITEM and self.more():
-                    continue
-                if char == '"':
-                    self.skip_string()
-                    continue
-            if char in "{[":
+            if char == '"':
+                # A string cut by the chunk's end: skipped as it streams, never read again.
+                self.skip_string()
+                continue
+            if char in "{[":  # a flat object cut by the chunk's end is walked like any other
                 depth += 1
             else:
                 depth -= 1
             self.pos += 1
             if depth == 0:
                 return
-
-    def _flat_may_end_later(self) -> bool:
-        """Whether the object at the current brace could still be a flat one: nothing but its
-        own text and strings follow it up to the buffer's end."""
-        rest = _TEXT.match(self.buf, self.pos + 1)
-        return rest is not None and rest.end() >= len(self.buf) and not self.ended
 
     def _let_go(self) -> None:
         self.buf, self.pos = self.buf[self.pos :], 0

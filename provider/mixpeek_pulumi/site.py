@@ -4,9 +4,11 @@ byte of the body) inside one bound that a Cancel ends at once.
 
 httpx bounds each socket operation, not a request, and resolves names with the system's
 resolver, which no timeout or socket shutdown reaches. So the name is looked up here, in a
-thread whose wait has the bound, and the request goes to the address found with the name kept
-for the ``Host`` header and TLS; the exchange's watchdog (``bounds``) shuts the socket when the
-bound is spent. Redirects are followed here, each new host looked up the same way.
+thread whose wait has the bound, and the request goes to each address found in turn (as a
+socket connect would), with the name kept for the ``Host`` header and TLS; the exchange's
+watchdog (``bounds``) shuts the socket when the bound is spent. A site the environment sends
+through a proxy is asked through it, name and all, as curl and browsers do. Redirects are
+followed here, each one asked past the cache again.
 """
 
 from __future__ import annotations
@@ -25,9 +27,15 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from ._version import __version__
-from .bounds import Lane, exchange, size_text
+from .bounds import Lane, exchange
 from .deadline import Deadline
-from .errors import ApiConnectionError, ApiInterruptedError, ApiTimeoutError, MixpeekError
+from .errors import (
+    ApiConnectionError,
+    ApiInterruptedError,
+    ApiTimeoutError,
+    MixpeekError,
+    UnreadableEncodingError,
+)
 
 MAX_REDIRECTS: Final = 3
 KEEP_TEXT: Final = 1024 * 1024
@@ -46,12 +54,22 @@ Resolver = Callable[..., list[tuple[Any, ...]]]
 
 
 class SiteError(MixpeekError):
-    """A GET that got no complete answer; ``timed_out`` says the bound ended it."""
+    """A GET that got no complete answer: ``timed_out`` (the bound ended it), ``interrupted``
+    (a Cancel), or ``unreadable`` (an answer in an encoding the provider cannot read, which
+    says nothing of the version)."""
 
-    def __init__(self, message: str, *, timed_out: bool = False, interrupted: bool = False):
+    def __init__(
+        self,
+        message: str,
+        *,
+        timed_out: bool = False,
+        interrupted: bool = False,
+        unreadable: bool = False,
+    ) -> None:
         super().__init__(message)
         self.timed_out = timed_out
         self.interrupted = interrupted
+        self.unreadable = unreadable
 
 
 @dataclass(frozen=True)
@@ -73,8 +91,8 @@ class Page:
 def busted(url: str) -> str:
     """``url`` with a parameter no one asked for before, so no cache holds an answer for it."""
     parts = urlsplit(url)
-    extra = f"{BUST}={secrets.token_hex(8)}"
-    query = f"{parts.query}&{extra}" if parts.query else extra
+    kept = [q for q in parts.query.split("&") if q and not q.startswith(f"{BUST}=")]
+    query = "&".join([*kept, f"{BUST}={secrets.token_hex(8)}"])
     return urlunsplit(parts._replace(query=query))
 
 
@@ -85,17 +103,16 @@ def get(
     within: float,
     follow: bool = True,
     algorithms: Iterable[str] = (),
-    max_bytes: int = 64 * 1024 * 1024,
     resolve: Resolver | None = None,
 ) -> Page:
-    """GET ``url`` within ``deadline``, redirects followed when ``follow``; the body is
-    decoded (gzip, deflate) and hashed with each of ``algorithms`` as it arrives. Raises
-    ``SiteError`` saying what went wrong, in words for the user (``within``: the seconds the
-    bound allowed, as they name it)."""
+    """GET ``url`` (past any cache) within ``deadline``, redirects followed when ``follow``;
+    the body is decoded (gzip, deflate) and hashed whole with each of ``algorithms`` as it
+    arrives, its first MiB kept. Raises ``SiteError`` saying what went wrong, in words for
+    the user (``within``: the seconds the bound allowed, as they name it)."""
     names = tuple(algorithms)
     look = resolve or socket.getaddrinfo
     for _ in range(MAX_REDIRECTS + 1):
-        page, location = _one(url, deadline, within, names, max_bytes, look)
+        page, location = _one(busted(url), deadline, within, names, look)
         if not (follow and location and 300 <= page.status < 400):
             return page
         url = urljoin(url, location)
@@ -103,26 +120,52 @@ def get(
 
 
 def _one(
-    url: str,
-    deadline: Deadline,
-    within: float,
-    algorithms: tuple[str, ...],
-    cap: int,
-    resolve: Resolver,
+    url: str, deadline: Deadline, within: float, algorithms: tuple[str, ...], resolve: Resolver
 ) -> tuple[Page, str | None]:
+    """One request, to each address of the host in turn until one takes the connection."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    target, extensions = url, {}
-    if not _proxied(parts.scheme, host):
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        address = _lookup(host, port, deadline, within, resolve)
+    if _proxied(parts.scheme, host):
+        return _ask(url, url, {}, deadline, within, algorithms, proxy=True)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    addresses = _lookup(host, port, deadline, within, resolve)
+    refused: SiteError | None = None
+    for address in addresses:
+        target, extensions = url, {}
         if address != host:
             literal = f"[{address}]" if ":" in address else address
             netloc = literal + (f":{parts.port}" if parts.port else "")
             target = urlunsplit(parts._replace(netloc=netloc))
             extensions["sni_hostname"] = host
+        try:
+            return _ask(url, target, extensions, deadline, within, algorithms, proxy=False)
+        except _Unreachable as exc:
+            refused = exc.error  # the next address may take it, as a socket connect tries
+    assert refused is not None
+    raise refused
+
+
+class _Unreachable(Exception):
+    """The connection was not taken at this address (nothing was sent)."""
+
+    def __init__(self, error: SiteError) -> None:
+        self.error = error
+
+
+def _ask(
+    url: str,
+    target: str,
+    extensions: dict[str, Any],
+    deadline: Deadline,
+    within: float,
+    algorithms: tuple[str, ...],
+    *,
+    proxy: bool,
+) -> tuple[Page, str | None]:
+    parts = urlsplit(url)
     headers = {**HEADERS, "Host": parts.netloc.rpartition("@")[2]}
-    with httpx.Client(headers=headers, follow_redirects=False) as http:
+    # Sent to an address already looked up: no proxy (NO_PROXY names hosts, not addresses).
+    with httpx.Client(headers=headers, follow_redirects=False, trust_env=proxy) as http:
         lane = Lane(http)
         try:
             with exchange(lane, deadline, "GET", shown(url), None) as ex:
@@ -133,7 +176,7 @@ def _one(
                     extensions={**lane.extensions, **extensions},
                 )
                 with ex.streamed(request) as response:
-                    page = _read(url, response, ex.chunks(response), algorithms, cap)
+                    page = _read(url, response, ex.chunks(response), algorithms)
                     return page, response.headers.get("location")
         except SiteError:
             raise
@@ -145,19 +188,23 @@ def _one(
                 timed_out=True,
             ) from None
         except ApiConnectionError as exc:
-            raise SiteError(f"GET {shown(url)} failed ({exc.reason})") from None
-        except MixpeekError as exc:  # a body in an encoding it cannot read
+            error = SiteError(f"GET {shown(url)} failed ({exc.reason})")
+            if not exc.sent:
+                raise _Unreachable(error) from None
+            raise error from None
+        except UnreadableEncodingError as exc:
+            said = str(exc).rpartition(": ")[2].rstrip(".")
+            raise SiteError(
+                f"GET {shown(url)} answered a body that {said}", unreadable=True
+            ) from None
+        except MixpeekError as exc:  # a corrupt compressed body
             raise SiteError(
                 f"GET {shown(url)} answered a body that cannot be read ({exc})"
             ) from None
 
 
 def _read(
-    url: str,
-    response: httpx.Response,
-    chunks: Iterable[bytes],
-    algorithms: tuple[str, ...],
-    cap: int,
+    url: str, response: httpx.Response, chunks: Iterable[bytes], algorithms: tuple[str, ...]
 ) -> Page:
     hashes = {name: hashlib.new(name) for name in algorithms}
     start = bytearray()
@@ -165,8 +212,6 @@ def _read(
     if algorithms or response.status_code < 300:
         for chunk in chunks:
             size += len(chunk)
-            if size > cap:
-                raise SiteError(f"GET {shown(url)} answered more than {size_text(cap)}")
             for digest in hashes.values():
                 digest.update(chunk)
             if len(start) < KEEP_TEXT:
@@ -181,15 +226,17 @@ def _read(
     )
 
 
-def _lookup(host: str, port: int, deadline: Deadline, within: float, resolve: Resolver) -> str:
-    """An address of ``host``, looked up in a thread so that a resolver that never answers
+def _lookup(
+    host: str, port: int, deadline: Deadline, within: float, resolve: Resolver
+) -> list[str]:
+    """The addresses of ``host``, looked up in a thread so that a resolver that never answers
     costs the bound, not its own timeout; the thread is left to end by itself."""
     try:
         ipaddress.ip_address(host)
     except ValueError:
         pass
     else:
-        return host
+        return [host]
     found: list[str] = []
     failed: list[BaseException] = []
     done = threading.Event()
@@ -197,7 +244,7 @@ def _lookup(host: str, port: int, deadline: Deadline, within: float, resolve: Re
     def look() -> None:
         try:
             infos = resolve(host, port, type=socket.SOCK_STREAM)
-            found.extend(str(info[4][0]) for info in infos)
+            found.extend(dict.fromkeys(str(info[4][0]) for info in infos))
         except BaseException as exc:  # noqa: BLE001 - reported to the waiting thread
             failed.append(exc)
         finally:
@@ -217,7 +264,7 @@ def _lookup(host: str, port: int, deadline: Deadline, within: float, resolve: Re
         raise SiteError(
             f"looking up {host} did not answer within {_seconds(within)}", timed_out=True
         )
-    return found[0]
+    return found
 
 
 def _proxied(scheme: str, host: str) -> bool:

@@ -121,9 +121,15 @@ def site_url_problem(url: str) -> str | None:
         return "it has a user name or password in it, which the checks never send"
     if parts.fragment:
         return "it has a #fragment, which is never sent to a site"
+    if parts.query:
+        return "it has a query string; put the query at the end of `path` instead"
     if not url.isascii() or any(c.isspace() for c in url.strip()):
         return "it has spaces or characters outside ASCII"
     return None
+
+
+MIN_CHECK_SECONDS: Final = 0.5
+"""No check of ``verify`` starts with less than this left of the checks' time."""
 
 
 class Verify(BaseModel):
@@ -153,14 +159,16 @@ class Verify(BaseModel):
 
     @model_validator(mode="after")
     def _schedule_fits(self) -> Self:
-        # The pauses alone must leave room for the last check, or every switch rolls back.
-        least = (self.checks - 1) * self.interval_seconds
-        if least >= self.timeout_seconds:
+        # The pauses, and the least time the last check is started with, must fit, or every
+        # switch ends unverified.
+        least = (self.checks - 1) * self.interval_seconds + MIN_CHECK_SECONDS
+        if least > self.timeout_seconds:
             raise ValueError(
                 f"{self.checks} checks `interval_seconds` ({self.interval_seconds:g} s) apart "
-                f"take at least {least:g} s, which `timeout_seconds` ({self.timeout_seconds:g} "
-                "s) does not leave, so they could never pass in time; raise `timeout_seconds` "
-                "or lower `checks` or `interval_seconds`"
+                f"take at least {least:g} s (a check is started with {MIN_CHECK_SECONDS:g} s "
+                f"left at least), which `timeout_seconds` ({self.timeout_seconds:g} s) does not "
+                "leave, so they could never pass in time; raise `timeout_seconds` or lower "
+                "`checks` or `interval_seconds`"
             )
         return self
 

@@ -172,6 +172,20 @@ def interrupted(stack: CliStack, emulator: EmulatorHandle, sig: signal.Signals) 
     return result
 
 
+def plugins_of(home: str) -> list[int]:
+    """The live ``pulumi-resource-mixpeek`` processes a runner's PULUMI_HOME started."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if home in command and "pulumi-resource-mixpeek" in command and state != "Z":
+            found.append(int(proc.name))
+    return found
+
+
 def test_a_runner_cut_by_ctrl_c_is_picked_up_by_the_next(fleet: Fleet) -> None:
     c1, _ = two_commits(fleet)
     fleet.emulator.timing(build_seconds=6)
@@ -192,6 +206,9 @@ def test_an_older_build_left_by_a_killed_runner_is_undone_by_the_next_up(fleet: 
     killed = fleet.runner("runner-1", c1)
     cut = interrupted(killed, fleet.emulator, signal.SIGKILL)
     assert not cut.ok
+    # Its plugins notice the engine is gone and exit, instead of serving gRPC to nobody.
+    home = str(fleet.tmp / "runner-1" / "pulumi-home")
+    assert wait_until(lambda: not plugins_of(home), timeout=45), plugins_of(home)
     (older,) = [d for d in fleet.emulator.records().deploys]
 
     fleet.emulator.timing(build_seconds=0.4)

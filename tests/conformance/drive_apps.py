@@ -1,5 +1,6 @@
 """The whole App workflow, driven by Mixpeek's official SDK (``mixpeek`` 1.3.783) against a
-server, every answer parsed by the SDK's own response models.
+server, every answer parsed by the SDK's own response models: the app, its deploys and
+versions, a configuration published in one update, and a custom domain from added to active.
 
 Run by tests/conformance with only that SDK on the path: ``python drive_apps.py URL KEY``.
 Prints one JSON object per call and exits 1 if any call failed.
@@ -16,10 +17,13 @@ from typing import Any
 import urllib3
 from mixpeek import ApiClient, AppsApi, Configuration
 from mixpeek.models import (
+    AddDomainRequest,
+    BuildConfig,
     CreateAppRequest,
     DeployRequest,
     PageMeta,
     RestoreVersionRequest,
+    UpdateAppRequest,
     UploadUrlRequest,
     VerifyUploadRequest,
     VersionRecord,
@@ -112,7 +116,70 @@ def main(url: str, key: str) -> int:
         return envs
 
     call("environments", environments)
+    configure(api, app_id, restored.asset_prefix)
+    domain_lifecycle(api, app_id)
+    call("delete", lambda: api.delete_app(app_id))
     return 1 if FAILED else 0
+
+
+def configure(api: AppsApi, app_id: str, asset_prefix: str) -> None:
+    """A draft, then an update published in the same call; the slug checked without a write."""
+    draft = call(
+        "update draft", lambda: api.update_app(app_id, UpdateAppRequest(meta=PageMeta(title="D")))
+    )
+    call("draft kept", lambda: expect(draft.has_unpublished_changes is True, "no draft"))
+    build = BuildConfig(env_vars={"VITE_MODE": "sdk"}, secrets={"SERP_KEY": "sk-sdk-secret"})
+    update = UpdateAppRequest(meta=PageMeta(title="SDK site 2"), build_config=build, publish=True)
+    live = call("update publish", lambda: api.update_app(app_id, update))
+
+    call(
+        "published",
+        lambda: expect(
+            live.has_unpublished_changes is False
+            and live.meta.title == "SDK site 2"
+            and live.build_config.secrets == {"SERP_KEY": "***"}
+            and live.build_config.asset_prefix == asset_prefix,
+            "not published as sent, a secret shown, or promote's asset_prefix dropped: "
+            f"{live.has_unpublished_changes}, {live.meta.title}, {live.build_config}",
+        ),
+    )
+    checked = call(
+        "slug check",
+        lambda: api.update_app(app_id, UpdateAppRequest(slug="sdk-site-renamed"), dry_run=True),
+    )
+    call("slug kept", lambda: expect(checked.slug == "sdk-site", f"dry_run wrote {checked.slug}"))
+
+
+def domain_lifecycle(api: AppsApi, app_id: str) -> None:
+    """Add a domain, list it, ask for verification, wait until the service's worker has made it
+    active, see it on the app, remove it."""
+    name = "www.sdk-site.example"
+    added = call(
+        "add domain",
+        lambda: api.add_domain_apps(app_id, AddDomainRequest(domain=name, is_primary=True)),
+    )
+    call(
+        "domain record",
+        lambda: expect(
+            bool(added.verification_token) and added.cname_target == "sdk-site.mxp.co",
+            f"no token or another CNAME target: {added}",
+        ),
+    )
+    call("list domains", lambda: api.list_domains_apps(app_id))
+    asked = call("verify domain", lambda: api.verify_domain_apps(app_id, name))
+    call("verifying", lambda: expect(asked.status == "verifying", f"status {asked.status}"))
+
+    def active() -> Any:
+        for _ in range(1500):
+            shown = api.get_app(app_id).custom_domains
+            if shown and shown[0].status == "active":
+                return shown[0]
+            time.sleep(0.02)
+        raise RuntimeError("the domain never became active")
+
+    live = call("domain active", active)
+    call("verified at", lambda: expect(live.verified_at is not None, "no verified_at"))
+    call("delete domain", lambda: api.delete_domain_apps(app_id, name))
 
 
 if __name__ == "__main__":

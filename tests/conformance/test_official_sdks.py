@@ -1,6 +1,7 @@
-"""Mixpeek's official SDKs run the complete App and Plugin workflows against the emulator, and
-every answer parses with the SDK's own response models. The two SDK versions share the package
-name ``mixpeek``, so each runs in an interpreter of its own with only its folder on the path."""
+"""Mixpeek's official SDKs run the complete App (custom domains included) and Plugin workflows
+against the emulator, and every answer parses with the SDK's own response models. The two SDK
+versions share the package name ``mixpeek``, so each runs in an interpreter of its own with
+only its folder on the path."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ APP_CALLS = [
     *["upload-url", "PUT", "verify-upload", "deploy", "log stream", "status"] * 2,
     "versions", "versions items", "version", "download", "download GET", "diff", "restore",
     "promote", "environments",
+    "update draft", "draft kept", "update publish", "published", "slug check", "slug kept",
+    "add domain", "domain record", "list domains", "verify domain", "verifying", "domain active",
+    "verified at", "delete domain", "delete",
 ]  # fmt: skip
 PLUGIN_CALLS = [
     "upload", "confirm", "deploy", "status", "get", "list", "available", "upload form",
@@ -56,6 +60,11 @@ def test_the_official_apps_sdk_runs_the_whole_app_workflow(emulator: EmulatorHan
     assert parsed["list"] == "ListAppsResponse"
     assert parsed["status"] == "DeployStatusResponse"
     assert parsed["version"] == "VersionDetailResponse"
+    assert parsed["update publish"] == parsed["slug check"] == "AppResponse"
+    assert parsed["add domain"] == parsed["verify domain"] == "DomainResponse"
+    assert parsed["list domains"] == "ListDomainsResponse"
+    assert parsed["domain active"] == "CustomDomainConfig"
+    assert parsed["delete domain"] == parsed["delete"] == "GenericDeleteResponse"
 
 
 def test_the_official_plugins_sdk_runs_the_whole_plugin_workflow(

@@ -6,7 +6,8 @@ invalid ones, sends them to a real emulator on loopback and checks each answer: 
 documented, its body matches the documented schema (closed: no field the contract leaves
 undefined), its content type and headers conform, no 5xx, invalid data refused, and every error
 in its family's envelope. Stateful runs then chain each workflow with the ids the service
-gave (create, upload through the presigned URL, deploy, status, the version it made), every
+gave (create, upload through the presigned URL, deploy, status, the version it made; a
+custom domain added, verified and removed), every
 request generated from the contract by schemathesis and every answer held to the same checks.
 (schemathesis's own state machine follows its links by a coin it tosses outside Hypothesis, so
 how deep a run goes would vary; here each run walks the whole workflow.) Generation is
@@ -64,6 +65,9 @@ DOCUMENTED_REFUSALS: dict[str, list[tuple[int, str]]] = {
     "deploy_app": [(400, r"bundle_s3_key is required|Git deploys are not available")],
     # SDK promote_app: copies environments.staging, so there must be one.
     "promote_app": [(400, r"nothing deployed to staging")],
+    # SDK AddDomainRequest: a "Customer domain (e.g. 'search.acme.com')", for DNS records to
+    # name, attached to one app at a time.
+    "add_domain_apps": [(400, r"is not a (public )?hostname|is already attached to")],
     # Spec 0.81 confirm: "400 validation failed or upload expired"; the integrity fields.
     PLUGIN_CONFIRM: [(400, r"validation failed|has expired|already confirmed|does not match")],
     # Spec 0.81 upload: the archive "must be a valid .zip" with manifest.py and pipeline.py;
@@ -137,9 +141,9 @@ REPLACED: list[CheckFunction] = [positive_data_acceptance]
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[EmulatorHandle]:
-    """One emulator for the module; deploys and rollouts finish at once, so a chained run sees
-    versions and deployed plugins."""
-    handle = start_emulator(timing=Timing(0.0, 0.0, 0.0))
+    """One emulator for the module; deploys, rollouts and domain verifications finish at once,
+    so a chained run sees versions, deployed plugins and active domains."""
+    handle = start_emulator(timing=Timing(0.0, 0.0, 0.0, 0.0, 0.0))
     try:
         yield handle
     finally:
@@ -245,6 +249,43 @@ def test_the_app_workflow_chained_with_generated_data(
     run.call(APPS, "restore_version_apps", version, environment="staging")
     assert run.call(APPS, "promote_app", app).status_code == 200
     run.call(APPS, "update_app", app)
+    assert run.call(APPS, "delete_app", app).status_code == 200
+
+
+# Hostnames of two to four labels, as a user's DNS would hold them.
+HOSTNAMES = st.lists(
+    st.from_regex(r"[a-z0-9](?:[a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True), min_size=1, max_size=3
+).map(lambda labels: ".".join([*labels, "example"]))
+
+
+@CHAINED
+@hypothesis.given(data=st.data())
+def test_the_domain_workflow_chained_with_generated_data(
+    data: st.DataObject, served: EmulatorHandle
+) -> None:
+    """create an app, add a domain, list, verify, see it active on the app, publish an update,
+    remove the domain and delete the app: every request generated from the apps contract."""
+    served.forget_records()
+    run = Run(data, served)
+    created = run.call(APPS, "create_app", {})
+    hypothesis.assume(created.status_code == 200)
+    app = {"app_id": created.json()["app_id"]}
+    name = data.draw(HOSTNAMES, label="domain")
+    added = run.call(APPS, "add_domain_apps", app, domain=name)
+    assert added.status_code == 200, added.text
+    domain = {**app, "domain": name}
+    assert [d["domain"] for d in run.call(APPS, "list_domains_apps", app).json()["domains"]] == [
+        name
+    ]
+    asked = run.call(APPS, "verify_domain_apps", domain).json()
+    assert (asked["status"], asked["verified_at"]) == ("verifying", None)
+    # The worker takes no time here: the domain is active when next read.
+    shown = run.call(APPS, "get_app", app).json()["custom_domains"]
+    assert [(d["domain"], d["status"]) for d in shown] == [(name, "active")]
+    published = run.call(APPS, "update_app", app, publish=True)
+    if published.status_code == 200:
+        assert published.json()["has_unpublished_changes"] is False
+    assert run.call(APPS, "delete_domain_apps", domain).status_code == 200
     assert run.call(APPS, "delete_app", app).status_code == 200
 
 

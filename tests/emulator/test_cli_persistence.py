@@ -223,6 +223,12 @@ def test_a_stop_right_after_the_url_is_clean_and_leaves_no_scratch(tmp_path: Pat
         ("/_emulator/faults", {"status": 1000}),
         ("/_emulator/faults", {"action": "delay", "delay": "Infinity"}),
         ("/_emulator/next", {"sse_cut_after": -3}),
+        ("/_emulator/timing", {"dns_check_seconds": -1}),
+        ("/_emulator/timing", {"tls_seconds": 3601}),
+        ("/_emulator/dns", {"misses": -1}),
+        ("/_emulator/dns", {"misses": True}),
+        ("/_emulator/dns", {"domain": ""}),
+        ("/_emulator/dns", {"domain": "a.example.com", "times": 3}),
     ],
 )
 def test_control_plane_input_is_validated(path: str, body: dict[str, object]) -> None:

@@ -26,6 +26,7 @@ from mixpeek_emulator.state import Timing
 from mixpeek_pulumi.client import MixpeekClient
 from mixpeek_pulumi.errors import StorageError
 from scripts.make_upgrade_fixture import FIXTURE
+from tests.clock import SteppedClock
 from tests.emulator.test_cli_persistence import KEY, cli, run_cli
 from tests.emulator_fixture import make_zip, wait_until
 from tests.sites import plugin, site
@@ -219,25 +220,6 @@ def test_a_full_disk_at_start_is_one_sentence_and_exit_code_2(small_disk: Path) 
 
 
 # ------------------------------------------------------------------------ wall clocks
-
-
-class SteppedClock:
-    """The machine's two clocks, which the test moves: ``advance`` lets time pass; assigning
-    ``wall`` alone steps the wall clock, as NTP or an operator would."""
-
-    def __init__(self, wall: float, monotonic: float) -> None:
-        self.wall = wall
-        self.mono = monotonic
-
-    def time(self) -> float:
-        return self.wall
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def advance(self, seconds: float) -> None:
-        self.wall += seconds
-        self.mono += seconds
 
 
 WALL = 1_800_000_000.0

@@ -20,7 +20,9 @@ from tests.plugin_process import PLUGIN
 
 ENGINE = """\
 import subprocess, sys, time
-plugin = subprocess.Popen([sys.argv[1]], stdout=subprocess.PIPE)
+# As the engine starts a plugin: both its stdout and its stderr are the engine's pipes, so a
+# killed engine leaves the plugin nowhere to write.
+plugin = subprocess.Popen([sys.argv[1]], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 port = plugin.stdout.readline()
 print(plugin.pid, flush=True)
 time.sleep(3600)

@@ -112,9 +112,10 @@ def test_verify_input_errors_name_fields_as_the_program_spells_them(
             "verify.expectStatus": ({"expectStatus": 700}, "must be at most 599."),
             "verify": (
                 {"checks": 3, "intervalSeconds": 30, "timeoutSeconds": 60},
-                "3 checks `intervalSeconds` (30 s) apart take at least 60 s, which "
-                "`timeoutSeconds` (60 s) does not leave, so they could never pass in time; raise "
-                "`timeoutSeconds` or lower `checks` or `intervalSeconds`.",
+                "3 checks `intervalSeconds` (30 s) apart take at least 60.5 s (a check is "
+                "started with 0.5 s left at least), which `timeoutSeconds` (60 s) does not "
+                "leave, so they could never pass in time; raise `timeoutSeconds` or lower "
+                "`checks` or `intervalSeconds`.",
             ),
         }
         for field, (verify, reason) in cases.items():

@@ -75,10 +75,14 @@ def test_emulator_prints_the_id_and_the_live_sites_of_every_app_it_made() -> Non
     ) as proc:
         try:
             assert proc.stdout is not None
-            lines = [proc.stdout.readline().strip() for _ in range(7)]
+            lines = [proc.stdout.readline().strip() for _ in range(11)]
             url = lines[0]
+            port = url.rpartition(":")[2]
             assert wait_until(lambda: answers(f"{url}/_emulator/health"))
             served = httpx.get(f"{url}/_sites/app_demo/production", timeout=10)
+            hosted = httpx.get(
+                url, headers={"Host": f"demo.production.localhost:{port}"}, timeout=10
+            )
         finally:
             proc.terminate()
             proc.wait(timeout=15)
@@ -86,9 +90,15 @@ def test_emulator_prints_the_id_and_the_live_sites_of_every_app_it_made() -> Non
     assert lines[1:3] == ["app app_my_site my-site", "app app_demo demo"]
     assert lines[3:] == [
         f"site app_my_site staging {url}/_sites/app_my_site/staging",
+        f"host app_my_site staging http://my-site.staging.localhost:{port}/",
         f"site app_my_site production {url}/_sites/app_my_site/production",
+        f"host app_my_site production http://my-site.production.localhost:{port}/",
         f"site app_demo staging {url}/_sites/app_demo/staging",
+        f"host app_demo staging http://demo.staging.localhost:{port}/",
         f"site app_demo production {url}/_sites/app_demo/production",
+        f"host app_demo production http://demo.production.localhost:{port}/",
     ]
-    # The live site itself, serving nothing yet: the route, not a 404 of an unknown path.
-    assert served.text == "production of app_demo serves nothing\n"
+    # The live sites themselves, serving nothing yet: the routes, not a 404 of an unknown path.
+    nothing = "serves nothing: no version is deployed to production yet"
+    assert served.text.startswith(f"production of app_demo {nothing}")
+    assert hosted.text.startswith(f"demo.production.localhost {nothing}")

@@ -35,10 +35,39 @@ def test_a_changed_host_is_left_alone_with_one_line(
     assert widen_provider_host() is False
     err = capsys.readouterr().err.splitlines()
     assert err == [
+        "mixpeek-pulumi: this Pulumi SDK's provider host is not the one expected, so Ctrl-C "
+        "does not reach its deploys: each runs on until its timeout_seconds",
         "mixpeek-pulumi: this Pulumi SDK's provider host is not the one expected, so it keeps "
-        "serving 4 deploys at a time"
+        "serving 4 deploys at a time",
     ]
     assert not hasattr(Renamed.Make, "experimental_thread_pool")
+
+
+def test_cancel_is_passed_on_whatever_the_thread_pool_hook_finds(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The host's own Cancel does nothing; its code is replaced in place (gRPC holds the
+    method it registered), with or without gRPC's private pool hook."""
+    from mixpeek_pulumi.deadline import Cancellation
+    from mixpeek_pulumi.resources import _common
+
+    module = host_module(None)
+    # The host's servicer, defined in the host's module as the SDK defines it there.
+    exec(
+        "from google.protobuf import empty_pb2\n"
+        "class DynamicResourceProviderServicer:\n"
+        "    def Cancel(self, request, context):\n"
+        "        return empty_pb2.Empty()\n",
+        module.__dict__,
+    )
+    monkeypatch.setitem(sys.modules, "__main__", module)
+    monkeypatch.setattr(_common, "HOST_CANCEL", Cancellation())
+    registered = module.DynamicResourceProviderServicer().Cancel  # what gRPC holds
+    widen_provider_host()
+    assert "Ctrl-C" not in capsys.readouterr().err
+    assert not _common.HOST_CANCEL.is_set()
+    registered(None, None)
+    assert _common.HOST_CANCEL.is_set()
 
 
 def test_the_expected_host_gets_a_wider_pool(monkeypatch: pytest.MonkeyPatch) -> None:

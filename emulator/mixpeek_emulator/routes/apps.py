@@ -58,7 +58,8 @@ def slug_free(ctx: Context, slug: str, app_id: str | None = None) -> None:
         raise ApiFailure(
             400,
             "BadRequestError",
-            f"Slug {slug} is taken: slugs are unique across all organizations",
+            f"Slug {slug} is taken: slugs are unique across all organizations, so choose "
+            "another (PATCH /v1/apps/{app_id}?dry_run=true checks one without writing).",
             code="slug_taken",
             details={"slug": slug},
         )
@@ -80,7 +81,7 @@ def create_app(ctx: Ctx, body: Body) -> dict[str, Any]:
         )
         ctx.store.state.apps[app.app_id] = app
         ctx.store.save()
-        return app.to_json(extensions=ctx.extensions)
+        return shown(ctx, app, taken_down=not app.is_active)
 
 
 @router.get("/apps")
@@ -103,7 +104,7 @@ def list_apps(
         ]
         page = apps[offset : offset + limit]
         return {
-            "results": [a.to_json(full=False, extensions=ctx.extensions) for a in page],
+            "results": [shown(ctx, a, full=False) for a in page],
             "total_count": len(apps),
             "limit": limit,
             "offset": offset,
@@ -114,7 +115,7 @@ def list_apps(
 @router.get("/apps/{app_id}")
 def get_app(ctx: Ctx, app_id: str) -> dict[str, Any]:
     with ctx.store.lock:
-        return app_or_404(ctx, app_id).to_json(extensions=ctx.extensions)
+        return shown(ctx, app_or_404(ctx, app_id))
 
 
 @router.patch("/apps/{app_id}")
@@ -125,12 +126,25 @@ def update_app(ctx: Ctx, app_id: str, body: Body, dry_run: bool = False) -> dict
         app = app_or_404(ctx, app_id)
         if body.get("slug") is not None:
             slug_free(ctx, body["slug"], app_id)
-        if not dry_run:
-            app.update(
-                {k: v for k, v in body.items() if k != "publish"}, publish=bool(body.get("publish"))
-            )
-            ctx.store.save()
-        return app.to_json(extensions=ctx.extensions)
+        if dry_run:
+            return shown(ctx, app)
+        app.update(
+            {k: v for k, v in body.items() if k != "publish"}, publish=bool(body.get("publish"))
+        )
+        ctx.store.save()
+        return shown(ctx, app, taken_down=body.get("is_active") is False)
+
+
+def shown(ctx: Context, app: App, *, full: bool = True, taken_down: bool = False) -> dict[str, Any]:
+    """The app as the API shows it now; ``taken_down`` when this request set ``is_active``
+    false, which ``AppResponse.warnings`` spells out (its description's own example)."""
+    body = app.to_json(ctx.store.now(), full=full, extensions=ctx.extensions)
+    if taken_down:
+        body["warnings"] = [
+            f"is_active: false takes the app down: {app.url()} and its other hosts answer 404 "
+            f"once the serving cache's window has passed; GET {app.url()}/ to verify it."
+        ]
+    return body
 
 
 @router.delete("/apps/{app_id}")

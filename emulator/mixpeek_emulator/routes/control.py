@@ -1,5 +1,6 @@
 """The control plane under ``/_emulator`` (no auth, never part of the API): faults, outcomes
-of the next deploys, timing, the request log, reset and health. Every input is validated."""
+of the next deploys, timing, what DNS the custom-domain worker sees, the request log, reset and
+health. Every input is validated."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..context import Context, context
 from ..faults import FaultRule, NextOutcomes
+from ..state import DnsHold
+from .domains import restart_held
 
 router = APIRouter(prefix="/_emulator")
 Ctx = Annotated[Context, Depends(context)]
@@ -22,6 +25,19 @@ class TimingBody(BaseModel):
     queue_seconds: StageSeconds | None = None
     build_seconds: StageSeconds | None = None
     plugin_seconds: StageSeconds | None = None
+    dns_check_seconds: StageSeconds | None = None
+    tls_seconds: StageSeconds | None = None
+
+
+class DnsHoldBody(BaseModel):
+    """Which domains (a glob, ``*`` by default) miss their TXT record, and in how many DNS
+    checks of each verification before one finds it: ``null`` (the default) for every check,
+    ``0`` for none (the record is found at the first check, as without a hold)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    domain: str = Field(default="*", min_length=1, max_length=253)
+    misses: int | None = Field(default=None, ge=0, le=1_000_000, strict=True)
 
 
 @router.post("/faults")
@@ -43,6 +59,15 @@ def set_timing(ctx: Ctx, body: TimingBody) -> dict[str, Any]:
     return dict(ctx.timing.__dict__)
 
 
+@router.post("/dns")
+def hold_dns(ctx: Ctx, body: DnsHoldBody) -> dict[str, Any]:
+    """The latest hold that matches a domain decides; domains verifying now start over."""
+    pattern = body.domain.lower()
+    ctx.dns.add(DnsHold(pattern, body.misses))
+    restarted = restart_held(ctx, pattern)
+    return {"holds": ctx.dns.listed(), "restarted": restarted}
+
+
 @router.get("/requests")
 def requests_log(ctx: Ctx) -> list[dict[str, Any]]:
     with ctx.faults.lock:
@@ -52,6 +77,8 @@ def requests_log(ctx: Ctx) -> list[dict[str, Any]]:
 @router.post("/reset")
 def reset(ctx: Ctx) -> dict[str, Any]:
     ctx.faults.reset()
+    ctx.dns.clear()
+    restart_held(ctx, "*")  # a domain held forever is found at its next check
     return {"ok": True}
 
 

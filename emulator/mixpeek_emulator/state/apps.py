@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .common import iso
+from .domains import Domain
 
 ENVIRONMENTS: Final = ("staging", "production")
 # Fields of CreateAppRequest the app keeps and shows back (the deprecated page fields too).
@@ -199,16 +200,18 @@ class App:
     settings: dict[str, Any] = field(default_factory=dict)
     is_active: bool = True
     unpublished: bool = False
+    domains: list[Domain] = field(default_factory=list)  # earlier releases kept none
 
     @property
     def template(self) -> str:
         return str(self.settings.get("template") or "generic")
 
     def update(self, fields: dict[str, Any], *, publish: bool) -> None:
-        """``UpdateAppRequest``: each given field replaces the app's whole (``build_config``
-        included: promote's ``asset_prefix`` goes unless it is sent again); null leaves
-        ``slug``, ``meta`` and ``is_active``, which cannot be empty, and clears any other.
-        Without ``publish`` the change is kept as unpublished (``has_unpublished_changes``)."""
+        """``UpdateAppRequest``: each given field replaces the app's whole, but for the
+        ``asset_prefix`` promotion wrote into ``build_config``, which is the service's: it stays
+        unless a string is sent for it. Null leaves ``slug``, ``meta`` and ``is_active``, which
+        cannot be empty, and clears any other. A change is kept as unpublished
+        (``has_unpublished_changes``) until a request with ``publish`` applies it."""
         if "slug" in fields and fields["slug"] is not None:
             self.slug = fields["slug"]
         if fields.get("meta") is not None:
@@ -217,9 +220,23 @@ class App:
             self.meta = {k: v for k, v in meta.items() if v is not None}
         if fields.get("is_active") is not None:
             self.is_active = bool(fields["is_active"])
+        if "build_config" in fields:
+            fields = {**fields, "build_config": self._keeping_asset_prefix(fields["build_config"])}
         self.settings.update({k: fields[k] for k in APP_SETTINGS if k in fields})
         self.settings = {k: v for k, v in self.settings.items() if v is not None}
-        self.unpublished = not publish
+        if publish:
+            self.unpublished = False
+        elif fields:
+            self.unpublished = True
+
+    def _keeping_asset_prefix(self, config: dict[str, Any] | None) -> dict[str, Any] | None:
+        kept = (self.settings.get("build_config") or {}).get("asset_prefix")
+        if kept is None or (config is not None and config.get("asset_prefix") is not None):
+            return config
+        return {**(config or {}), "asset_prefix": kept}
+
+    def domain(self, name: str) -> Domain | None:
+        return next((d for d in self.domains if d.domain == name), None)
 
     def url(self, environment: str = "production") -> str:
         prefix = "" if environment == "production" else f"{environment}-"
@@ -254,9 +271,10 @@ class App:
         return shown
 
     def to_json(
-        self, *, full: bool = True, extensions: frozenset[str] = frozenset()
+        self, now: float, *, full: bool = True, extensions: frozenset[str] = frozenset()
     ) -> dict[str, Any]:
-        """``AppResponse``, or without ``full`` the ``AppListItem``."""
+        """``AppResponse`` at ``now`` on the progress clock (its domains' statuses), or without
+        ``full`` the ``AppListItem``."""
         settings = self.settings
         body: dict[str, Any] = {
             "app_id": self.app_id,
@@ -267,7 +285,7 @@ class App:
             "version": len(self.versions),
             "has_unpublished_changes": self.unpublished,
             "template": self.template,
-            "custom_domains": [],
+            "custom_domains": [d.config_json(self.slug, now) for d in self.domains],
             "auth_config": _masked_auth(settings.get("auth_config")),
             "build_config": _masked_build(settings.get("build_config")),
             "monitoring_config": settings.get("monitoring_config"),
@@ -294,10 +312,10 @@ class App:
 
 
 def _masked_auth(config: Any) -> Any:
-    # A password is write-only in the official AuthConfig.
+    # AuthConfigInput: the password is write-only and its hash "never exposed in API responses".
     if not isinstance(config, dict):
         return config
-    return {k: v for k, v in config.items() if k != "password"}
+    return {k: v for k, v in config.items() if k not in ("password", "password_hash")}
 
 
 def _masked_build(config: Any) -> Any:

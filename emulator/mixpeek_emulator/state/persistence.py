@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .apps import App, Deploy, Version
+from .domains import Domain
 from .plugins import Plugin, PluginUpload
 
 FILE: Final = "state.json"
@@ -62,7 +63,8 @@ def _decoded(raw: dict[str, Any]) -> State:
     apps = {}
     for app_id, a in raw.get("apps", {}).items():
         versions = [Version(**v) for v in a.pop("versions", [])]
-        apps[app_id] = App(**a, versions=versions)
+        domains = [Domain(**d) for d in a.pop("domains", [])]
+        apps[app_id] = App(**a, versions=versions, domains=domains)
     return State(
         apps=apps,
         deploys={k: Deploy(**v) for k, v in raw.get("deploys", {}).items()},

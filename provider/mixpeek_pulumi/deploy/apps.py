@@ -8,7 +8,9 @@ polling, rolls back a failed smoke test, and returns the new state.
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -32,7 +34,13 @@ from ..errors import (
     first_line,
 )
 from ..logs import LogFollower
-from ..models import DEPLOY_TERMINAL, AppResponse, DeployRequest, DeployStatusResponse
+from ..models import (
+    DEPLOY_TERMINAL,
+    AppResponse,
+    DeployRequest,
+    DeployStatusResponse,
+    VersionRecord,
+)
 from ..progress import Heartbeat, Meter, MeteredReader
 from ..spec import AppDeployInputs, AppDeployState
 from ..waiting import Poller, WaitTimeout
@@ -59,11 +67,10 @@ from .environments import (
     replaced_version,
     replaces_tag,
     untagged,
-    unverified,
 )
 from .lifecycle import Checked, Lifecycle, Session
-from .ordering import Shipped, gate
-from .verify import Switch, verify_switch
+from .ordering import Shipped, gate, overtaken
+from .verify import Switch, verify_switch, verify_unchanged
 
 DEFAULT_MESSAGE: Final = "Deployed with mixpeek-pulumi"
 RELAXED_POLL: Final = 10.0
@@ -182,10 +189,35 @@ class _Deploy:
     replaces: int | None = None
     """The version the environment served when the run started: what the deploy message
     records it replaces, for a later run to restore if the new version fails its checks."""
+    watch: _Watch = field(default_factory=lambda: _Watch(None))
 
     @property
     def shipped(self) -> Shipped:
         return Shipped(self.git.sha, "this bundle", Path(self.inputs.bundle))
+
+
+class _Watch:
+    """What the environment serves while a build runs, looked at now and then: the version
+    that served just before the build went live, which another run may have switched to
+    after this one started (a promotion, a deploy that ended first)."""
+
+    EVERY: Final = 5.0
+
+    def __init__(self, env: AppEnvironment | None) -> None:
+        self.env = env
+        self.last: VersionRecord | None = None
+        self._at = -math.inf
+
+    def look(self, building: bool) -> None:
+        now = time.monotonic()
+        if not building or self.env is None or now - self._at < self.EVERY:
+            return
+        self._at = now
+        try:
+            app = self.env.app()
+        except MixpeekError:
+            return  # a look is a hint; the build's own status decides
+        self.last = self.env.served(app)
 
 
 @dataclass(frozen=True)
@@ -253,6 +285,15 @@ class AppDeployer:
             # Remembered until seen served and verified: the next run restores it instead of
             # building it again (and verifies it again).
             app, served_id = after._served_after(run, final)
+            # Another run may have put a newer commit live while this build ran.
+            overtaken(
+                self.op,
+                run.env,
+                run.watch.last,
+                run.shipped,
+                served_id,
+                allow=run.inputs.allow_older_commit,
+            )
             switch = after._switch(run, app, served_id, before)
 
             def pending() -> AppDeployState:
@@ -274,7 +315,11 @@ class AppDeployer:
         fail: what it served when the run started, or, for a copy an earlier run put live
         (and maybe never verified), the version that copy's own message says it replaced."""
         version = run.env.version_of(app, served_id, run.tag)
-        target, switched = before.served, version != before.served
+        target = before.served
+        prior = run.watch.last
+        if prior is not None and prior.version not in (None, version):
+            target = prior.version  # switched by another run while this build ran
+        switched = version != target
         if not switched:
             record = run.env.served(app)
             replaced = replaced_version(record.message if record else None, run.env.name)
@@ -309,7 +354,9 @@ class AppDeployer:
     ) -> _Deploy:
         """One deploy of ``digest``: its tag for the deploy message and its journal key."""
         key = (self.api.base_url, inputs.app_id, inputs.environment, digest)
-        found = gitinfo.detect(Path(inputs.bundle)) if inputs.bundle else gitinfo.GitInfo()
+        found = gitinfo.GitInfo()
+        if inputs.bundle:
+            found = gitinfo.detect(Path(inputs.bundle), self.op.deadline)
         git = gitinfo.GitInfo(
             inputs.git_commit_sha or found.sha,
             inputs.git_commit_message or found.subject,
@@ -373,7 +420,7 @@ class AppDeployer:
         with self._packed(inputs) as (archive, files):
             digest = archive.digest.sha256
             run = self._attempt(inputs, env, digest, archive.size, archive.digest.file_count)
-            run.replaces = served
+            run.replaces, run.watch = served, _Watch(env)
             self._settle_others(run, others)
             adopted = self._reconcile(run, app, hints)
             if adopted is not None:
@@ -649,6 +696,7 @@ class AppDeployer:
             deadline=self.op.deadline,
             interval=inputs.poll_interval_seconds,
             wake=wake,
+            on_status=lambda s: run.watch.look(s.known_status not in DEPLOY_TERMINAL),
             on_problem=self.op.say,
             # The stream's end wakes the loop, so while it runs a slow poll only confirms.
             max_interval=max(RELAXED_POLL, inputs.poll_interval_seconds),
@@ -793,7 +841,7 @@ class AppDeployer:
             kept = self._still_served(olds)
             if kept is not None:
                 settings = kept.with_inputs(inputs, exclude=frozenset({"bundle_sha256"}))
-                return self._verified_again(olds, settings)
+                return verify_unchanged(self.api, self.op, olds, settings)
         recorded = (Hint(olds.deploy_id, "the stack state"),) if olds.deploy_id else ()
         hints, others = (recorded, ()) if same_content else ((), recorded)
         state = self.deploy(inputs, rollback=olds.rollback_version, hints=hints, others=others)
@@ -822,29 +870,6 @@ class AppDeployer:
         said = ", ".join(f"{v} {k}" for k, v in counts.items())
         tail = (f": {shown}" if shown else "") + (f", and {more} more" if more > 0 else "")
         self.op.say(f"version {old} to {new}, as the service diffs them: {said}{tail}")
-
-    def _verified_again(self, olds: AppDeployState, state: AppDeployState) -> AppDeployState:
-        """A switch an earlier run left unverified (interrupted, or its rollback failed) is
-        verified now, with the version it replaced, kept in the state, to restore."""
-        if not unverified(olds):
-            return state
-        env = AppEnvironment(self.api, state.app_id, state.environment)
-        switch = Switch(
-            env,
-            state.version,
-            state.deploy_id or "",
-            olds.previous_version,
-            True,
-            state.url or "",
-        )
-        verified = verify_switch(
-            self.api,
-            self.op,
-            state.verify,
-            switch,
-            pending=lambda: state.model_copy(update={"verified": False}),
-        )
-        return state.model_copy(update={"verified": verified})
 
     # ------------------------------------------------------------------- drift repair
 

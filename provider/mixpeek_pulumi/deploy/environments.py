@@ -84,8 +84,13 @@ def carries(message: str | None, tag: str) -> bool:
 
 
 def untagged(text: str) -> str:
-    """``text`` without anything that looks like our tag."""
-    return _TAGS.sub("", text).strip()
+    """``text`` without anything that looks like our markers, however nested (removing one
+    must never join the pieces around it into another)."""
+    while True:
+        stripped = _TAGS.sub("", text)
+        if stripped == text:
+            return text.strip()
+        text = stripped
 
 
 @dataclass

@@ -221,15 +221,18 @@ def checked(
     olds: Mapping[str, Any],
     news: Mapping[str, Any],
     unknown: set[str],
+    *,
+    cancel: threading.Event | None = None,
 ) -> Checked:
     """A front door's ``check``: the inputs validated, and, once they are, the API key
     checked with the service the first time this process needs it (``credentials``), so a
-    dead key fails the preview."""
+    dead key fails the preview; ``cancel`` (the engine's Ctrl-C) ends the check's wait."""
     computed, failures = kind.check(olds, news, unknown)
     if not failures and "base_url" not in unknown:
         probe = kind.probe(news)
         if probe is not None:
-            credentials.ensure(config.with_base_url(news.get("base_url")), probe)
+            where = config.with_base_url(news.get("base_url"))
+            credentials.ensure(where, probe, cancel=cancel)
     return computed, failures
 
 

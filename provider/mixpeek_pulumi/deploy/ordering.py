@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import gitinfo
-from ..errors import DeployFailedError
-from ..models import AppResponse
+from ..errors import DeployFailedError, MixpeekError, first_line
+from ..models import AppResponse, VersionRecord
 from .common import Operation
 from .environments import AppEnvironment
 
@@ -43,7 +43,9 @@ def gate(
     if not ours.commit:
         op.say(f"{ours.what} names no commit, so it is not compared with {where}")
         return
-    found = gitinfo.relation(ours.repo, ours.commit, theirs)
+    # The bundle's history, else the program's (a bundle built outside the clone).
+    places = list(dict.fromkeys([ours.repo, Path.cwd()]))
+    found = gitinfo.relation(places, ours.commit, theirs, op.deadline)
     if found.kind in ("same", "newer"):
         return
     mine = f"commit {ours.commit[:7]} of {ours.what}"
@@ -69,4 +71,38 @@ def refused(
         subject=theirs[:12],
         status="superseded",
         reason=f"commit {(ours.commit or '')[:7]} is older than commit {theirs[:7]}",
+    )
+
+
+def overtaken(
+    op: Operation,
+    env: AppEnvironment,
+    prior: VersionRecord | None,
+    ours: Shipped,
+    deploy_id: str,
+    *,
+    allow: bool,
+) -> None:
+    """A build that went live after another run put a newer commit live (``prior``, seen
+    while it ran) gives the environment back to that commit and fails, as a refusal before
+    the upload would have: the service switches on completion, whoever started first."""
+    theirs = prior.git_commit_sha if prior is not None else None
+    if prior is None or prior.version is None or not theirs or not ours.commit or allow:
+        return
+    places = list(dict.fromkeys([ours.repo, Path.cwd()]))
+    if gitinfo.relation(places, ours.commit, theirs, op.deadline).kind != "older":
+        return
+    try:
+        env.restore(prior.version)
+        now = f"version {prior.version} serves again"
+    except MixpeekError as exc:
+        now = f"restoring version {prior.version} failed ({first_line(exc)})"
+    raise op.failed(
+        f"deploy {deploy_id} of commit {ours.commit[:7]} ({ours.what}) completed after "
+        f"{env.name} of app {env.app_id} had moved on to commit {theirs[:7]} (version "
+        f"{prior.version}), newer work it would undo; {now}; set `allow_older_commit` to true "
+        "to roll back on purpose",
+        subject=deploy_id,
+        status="superseded",
+        reason=f"commit {ours.commit[:7]} is older than commit {theirs[:7]}",
     )

@@ -33,11 +33,10 @@ from .environments import (
     drift,
     imported,
     nothing_as_zero,
-    unverified,
 )
 from .lifecycle import Lifecycle, Session
 from .ordering import Shipped, gate
-from .verify import Switch, verify_switch
+from .verify import Switch, verify_switch, verify_unchanged
 
 
 def diff(olds: AppPromotionState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
@@ -53,28 +52,23 @@ class Promoter:
 
     def update(self, olds: AppPromotionState, inputs: AppPromotionInputs) -> AppPromotionState:
         if olds.version == inputs.version and olds.live is not False:
-            state = olds.with_inputs(inputs)
-            return self._verified_again(olds, state) if unverified(olds) else state
-        return self.promote(inputs, rollback=olds.rollback_version, recorded=olds.version)
+            return verify_unchanged(self.api, self.op, olds, olds.with_inputs(inputs))
+        return self.promote(inputs, rollback=olds.rollback_version)
 
-    def promote(
-        self, inputs: AppPromotionInputs, *, rollback: Previous, recorded: int | None = None
-    ) -> AppPromotionState:
+    def promote(self, inputs: AppPromotionInputs, *, rollback: Previous) -> AppPromotionState:
         """Restore ``inputs.version`` into the environment, check that it serves it, and
         verify the live site when ``inputs.verify`` asks to; ``rollback`` is the version
         ``on_delete="rollback"`` restores (what is served now, on a first promotion).
 
         Raises ``DeployFailedError`` for a missing version, a failed gate, an environment that
-        did not switch, or a failed verification (after serving the version before again).
-        ``recorded`` is the version the state says this resource served: what a switch an
-        interrupted run already made replaced."""
+        did not switch, or a failed verification (after serving the version before again)."""
         env = AppEnvironment(self.api, inputs.app_id, inputs.environment)
         app = env.app()
         before = env.served_version(app)
         if before == inputs.version:
-            # An earlier run switched already and did not finish: what it replaced is in the
-            # state (native), or in this machine's journal (dynamic resources).
-            before = recorded if recorded is not None else self._pending_before(inputs)
+            # Served already: by an earlier run of this machine that did not finish (what it
+            # replaced is in the journal), else by someone else, and this run switches nothing.
+            before = self._pending_before(inputs)
         record = self._version(inputs)
         if inputs.require_smoke_test:
             self._gate(inputs, app, record)
@@ -99,19 +93,6 @@ class Promoter:
         )
         verified = verify_switch(self.api, self.op, inputs.verify, switch, pending=lambda: state)
         self._forget_pending(inputs)
-        return state.model_copy(update={"verified": verified})
-
-    def _verified_again(
-        self, olds: AppPromotionState, state: AppPromotionState
-    ) -> AppPromotionState:
-        """A switch an earlier run left unverified is verified now, with the version it
-        replaced, kept in the state, to restore."""
-        env = AppEnvironment(self.api, state.app_id, state.environment)
-        switch = Switch(
-            env, state.version, state.deploy_id or "", olds.previous_version, True, state.url or ""
-        )
-        pending = state.model_copy(update={"verified": False})
-        verified = verify_switch(self.api, self.op, state.verify, switch, pending=lambda: pending)
         return state.model_copy(update={"verified": verified})
 
     # The dynamic resources' memory of a switch left unverified: the engine keeps no state of

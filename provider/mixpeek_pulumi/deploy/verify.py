@@ -28,8 +28,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Final, Literal
-from urllib.parse import urlsplit
+from typing import Final, Literal, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from .. import bundle as bundles
 from .. import site
@@ -37,16 +37,16 @@ from ..client import MixpeekClient
 from ..deadline import Deadline
 from ..errors import MixpeekError, first_line
 from ..models import VersionRecord
-from ..spec import State, Verify
+from ..spec import MIN_CHECK_SECONDS, AppDeployState, AppPromotionState, State, Verify
 from ..waiting import Poller, WaitTimeout
 from .common import Operation
-from .environments import AppEnvironment
+from .environments import AppEnvironment, unverified
 
 CHECK_SECONDS: Final = 5.0
 """The most one check may take: a site that holds a request fails that check, not the wait."""
-MIN_CHECK_SECONDS: Final = 0.5
-"""No check starts with less than this left of the verifier's time: it could not be judged."""
 CUT_TOLERANCE: Final = 0.25
+"""A first check that has all of a short ``timeout_seconds`` has its own bound, less the
+moment the file list took to read."""
 ROLLBACK_SECONDS: Final = 120.0
 """The bound of the restore that undoes a failed switch, and of the wait until it serves."""
 READ_BACK_SECONDS: Final = 10.0
@@ -57,7 +57,7 @@ take, so the sentence says what serves now."""
 _HEX_LENGTHS: Final = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}
 _NAMED: Final = re.compile(r"^(md5|sha1|sha256|sha384|sha512)[:-](.+)$")
 
-Kind = Literal["passed", "failed", "cut", "interrupted"]
+Kind = Literal["passed", "failed", "cut", "unreadable", "interrupted"]
 
 
 @dataclass(frozen=True)
@@ -84,36 +84,43 @@ class Content:
     own_path: bool
     algorithm: str
     digest: str
+    certain: bool = True
+    """False for a hash whose form only suggests its algorithm (bare hex: an S3 ETag of
+    32 digits is an MD5 only for some objects): a mismatch is then confirmed by the version's
+    own archive before it counts."""
 
     def matches(self, digests: Mapping[str, str]) -> bool:
         found = digests.get(self.algorithm)
         return found is not None and found.startswith(self.digest)
 
 
-def recognised(value: object) -> tuple[str, str] | None:
-    """The algorithm and hex digest of a manifest ``hash``, if its form says which it is."""
+def recognised(value: object) -> tuple[str, str, bool] | None:
+    """The algorithm and hex digest of a manifest ``hash``, if its form suggests which it is,
+    and whether the form says so (a named or SRI hash) rather than suggests it (bare hex)."""
     if not isinstance(value, str):
         return None
     text = value.strip()
     named = _NAMED.match(text.lower())
     if named is not None:
         algorithm, rest = named.groups()
-        if re.fullmatch(r"[0-9a-f]+", rest) and len(rest) == hashlib.new(algorithm).digest_size * 2:
-            return algorithm, rest
+        size = hashlib.new(algorithm).digest_size
+        if re.fullmatch(r"[0-9a-f]+", rest) and len(rest) == size * 2:
+            return algorithm, rest, True
         try:
             raw = base64.b64decode(text[len(algorithm) + 1 :], validate=True)
         except (binascii.Error, ValueError):
             return None
-        return (algorithm, raw.hex()) if len(raw) == hashlib.new(algorithm).digest_size else None
+        return (algorithm, raw.hex(), True) if len(raw) == size else None
     lowered = text.lower()
     if re.fullmatch(r"[0-9a-f]+", lowered) and len(lowered) in _HEX_LENGTHS:
-        return _HEX_LENGTHS[len(lowered)], lowered
+        return _HEX_LENGTHS[len(lowered)], lowered, False
     return None
 
 
 def candidates(path: str) -> list[str]:
-    """The files of a version a checked path may be, most likely first."""
-    plain = urlsplit(path).path.lstrip("/")
+    """The files of a version a checked path may be, most likely first (a %-encoded path is
+    the file it names)."""
+    plain = unquote(urlsplit(path).path).lstrip("/")
     if plain == "" or plain.endswith("/"):
         return [f"{plain}index.html"]
     return [plain, f"{plain}/index.html", f"{plain}.html"]
@@ -174,7 +181,7 @@ class _Tally:
 
 
 class Verifier:
-    """Runs the checks of one ``Verify`` for one switch, within ``spec.timeout_seconds``."""
+    """Runs the checks of one ``Verify`` for one switch, within ``deadline``."""
 
     def __init__(
         self,
@@ -183,6 +190,7 @@ class Verifier:
         spec: Verify,
         switch: Switch,
         *,
+        deadline: Deadline,
         shipped: Mapping[str, str] | None = None,
         resolve: site.Resolver | None = None,
     ) -> None:
@@ -194,31 +202,33 @@ class Verifier:
         self.resolve = resolve
         self.base = (spec.url or switch.url).rstrip("/")
         self.url = self.base + spec.path
-        self.deadline = self._clock_from_now()
+        self.deadline = deadline
+        """The checks' own time, from the start of the verification: its reads included."""
         self.wake = op.deadline.cancel or threading.Event()
         self._others: dict[int, Content | None] = {}
+        self._archived: str | None = None
 
     @property
     def name(self) -> str:
         v = self.switch.version
         return f"version {v}" if v is not None else "the new version"
 
-    def _clock_from_now(self) -> Deadline:
-        clock = self.op.deadline
-        return Deadline.after(self.spec.timeout_seconds, clock.clock, clock.cancel)
-
     def run(self) -> Outcome:
         expected = self._expected()
+        if self.deadline.cancelled:
+            return Outcome("interrupted", "no verdict yet")
         if isinstance(expected, str):
             return Outcome("unverified", expected)
-        self.deadline = self._clock_from_now()  # the checks' time starts with the first one
         tally = _Tally(self.spec.checks)
         while not self.deadline.cancelled and self._may_still_pass(tally):
             verdict = self._check(expected)
             self.op.say(tally.add(verdict))
-            # A check cut short by the verifier's own time is no verdict on the version.
+            # A check cut short by the verifier's own time, or answered in an encoding it
+            # cannot read, is no verdict on the version.
             if tally.passed or verdict.final or verdict.kind in ("interrupted", "cut"):
                 break
+            if verdict.kind == "unreadable":
+                return Outcome("unverified", verdict.said)
             pause = min(self.spec.interval_seconds, self.deadline.remaining())
             if self.deadline.clock.wait(self.wake, pause):
                 break
@@ -237,9 +247,7 @@ class Verifier:
         """One check: the status and text at the checked path, and the version's bytes."""
         own = min(CHECK_SECONDS, self.spec.timeout_seconds)
         bound = min(own, self.deadline.remaining())
-        # Cut short: the verifier's time, not the check's own bound, ends it (a first check
-        # that has all of a short timeout has its own bound, less a moment's work before it).
-        cut = bound < own - CUT_TOLERANCE
+        cut = bound < own - CUT_TOLERANCE  # the verifier's time, not the check's, ends it
         ends = self.deadline.sooner(bound)
         started = time.monotonic()
         spec = self.spec
@@ -248,39 +256,56 @@ class Verifier:
             page = self._get(self.url, ends, bound, algorithms if expected.own_path else ())
             where = f"GET {site.shown(self.url)}"
             if page.status != spec.expect_status:
-                return Verdict(
-                    "failed", f"{where} answered {page.status}, expected {spec.expect_status}"
-                )
+                said = f"{where} answered {page.status}, expected {spec.expect_status}"
+                return Verdict("failed", said)
             if spec.expect_text is not None and spec.expect_text not in page.text():
-                return Verdict(
-                    "failed",
-                    f"{where} answered {page.status} without the text {spec.expect_text[:80]!r}"
-                    + _decoded(page),
-                )
+                said = f"{where} answered {page.status} without `verify.expect_text`"
+                return Verdict("failed", said + _decoded(page))
             if not expected.own_path:
                 where = f"GET {self.base}/"
-                page = self._get(self.base + "/", ends, bound, algorithms)
+                page = self._get(self.base + "/", ends, bound, algorithms, follow=True)
                 if page.status != 200:
                     return Verdict("failed", f"{where} answered {page.status}, expected 200")
         except site.SiteError as exc:
             if exc.interrupted:
                 return Verdict("interrupted", str(exc))
+            if exc.unreadable:
+                return Verdict("unreadable", str(exc))
             if exc.timed_out and cut:
                 return Verdict("cut", f"{exc}, which was all the time left for the checks")
             return Verdict("failed", str(exc))
         took = f"{time.monotonic() - started:.2f} s"
-        if not expected.matches(page.digests):
+        if not expected.matches(page.digests) and not self._confirmed_by_archive(expected, page):
             who, taken = self._who(expected, page.digests)
             return Verdict("failed", f"{where} answered {who}", final=taken)
         what = f"{self.name}'s {expected.rel}"
         return Verdict("passed", f"{where} answered {page.status} with {what} in {took}")
 
+    def _confirmed_by_archive(self, expected: Content, page: site.Page) -> bool:
+        """Whether bytes that differ from a hash whose algorithm was only suggested are the
+        version's own after all, as its archive shows (read once per verification)."""
+        if expected.certain:
+            return False
+        if self._archived is None:
+            version = self.switch.version
+            found = archived_digest(self.api, self.switch.env.app_id, version, expected.rel)
+            self._archived = found or ""
+        return bool(self._archived) and page.digests.get("sha256") == self._archived
+
     def _get(
-        self, url: str, ends: Deadline, bound: float, algorithms: set[str] | tuple[()]
+        self,
+        url: str,
+        ends: Deadline,
+        bound: float,
+        algorithms: set[str] | tuple[()],
+        *,
+        follow: bool | None = None,
     ) -> site.Page:
-        follow = not 300 <= self.spec.expect_status < 400  # a 3xx is judged, not followed
+        # A 3xx the program expects is judged, not followed.
+        if follow is None:
+            follow = not 300 <= self.spec.expect_status < 400
         return site.get(
-            site.busted(url),
+            url,
             ends,
             within=bound,
             follow=follow,
@@ -294,8 +319,13 @@ class Verifier:
         """The file of the promoted version a check compares, or why it cannot be known."""
         version = self.switch.version
         if version is None:
-            return f"the version {self.switch.env.name} serves is not known, so its content cannot be compared"
-        wanted = candidates(self.spec.path)
+            return (
+                f"the version {self.switch.env.name} serves is not known, so its content "
+                "cannot be compared"
+            )
+        # A redirect the program expects has no bytes of the version: its index.html has.
+        redirect = 300 <= self.spec.expect_status < 400
+        wanted = [] if redirect else candidates(self.spec.path)
         try:
             record = self.api.get_version(
                 self.switch.env.app_id, version, wanted=[*wanted, "index.html"]
@@ -392,7 +422,7 @@ def verify_switch(
     spec: Verify | None,
     switch: Switch,
     *,
-    pending: Callable[[], State],
+    pending: Callable[[], State | None],
     shipped: Mapping[str, str] | None = None,
     resolve: site.Resolver | None = None,
 ) -> bool:
@@ -402,11 +432,13 @@ def verify_switch(
     restore, for the next run."""
     if spec is None:
         return False
-    # The reads the checks make (file lists) have the checks' time, and a moment before it.
-    reads = spec.timeout_seconds + READ_BACK_SECONDS
-    checks = Deadline.after(reads, op.deadline.clock, op.deadline.cancel)
+    # The verification's reads (file lists, an archive) are inside the checks' own time.
+    checks = Deadline.after(spec.timeout_seconds, op.deadline.clock, op.deadline.cancel)
     with api.bound(checks) as bounded:
-        verifier = Verifier(bounded, op, spec, switch, shipped=shipped, resolve=resolve)
+        on = replace(switch, env=_on(bounded, switch.env))
+        verifier = Verifier(
+            bounded, op, spec, on, deadline=checks, shipped=shipped, resolve=resolve
+        )
         outcome = verifier.run()
     env, name = switch.env.name, verifier.name
     if outcome.kind == "passed":
@@ -442,6 +474,30 @@ def verify_switch(
     )
 
 
+St = TypeVar("St", AppDeployState, AppPromotionState)
+
+
+def verify_unchanged(api: MixpeekClient, op: Operation, olds: St, state: St) -> St:
+    """An update that switches nothing: a switch an earlier run left unverified is verified
+    now, and the version it replaced (kept in the state) restored if it fails; a ``verify``
+    just added checks what serves, and rolls nothing back. Otherwise ``state`` as it is."""
+    env, now, url = AppEnvironment(api, state.app_id, state.environment), state.version, state.url
+    if state.verify is None:
+        return state.model_copy(update={"verified": False})
+    pending: Callable[[], State | None]
+    if unverified(olds):
+        before = olds.previous_version
+        switch = Switch(env, now, state.deploy_id or "", before, before != now, url or "")
+        pending = lambda: state.model_copy(update={"verified": False})  # noqa: E731
+    elif olds.verify is None:
+        switch = Switch(env, now, state.deploy_id or "", None, False, url or "")
+        pending = lambda: None  # noqa: E731 - nothing of this run's to undo, ever
+    else:
+        return state
+    verified = verify_switch(api, op, state.verify, switch, pending=pending)
+    return state.model_copy(update={"verified": verified})
+
+
 def _on(api: MixpeekClient, env: AppEnvironment) -> AppEnvironment:
     return AppEnvironment(api, env.app_id, env.name)
 
@@ -452,10 +508,10 @@ def _undo(api: MixpeekClient, op: Operation, switch: Switch) -> tuple[str, bool]
     (True: restored, or nothing of ours to undo)."""
     env, before = switch.env, switch.before
     version = f"version {switch.version}" if switch.version is not None else "it"
-    if not switch.switched:
-        return f"this run switched nothing, so {env.name} still serves {version}", False
+    if not switch.switched or before == switch.version:
+        return f"this run switched nothing, so {env.name} still serves {version}", True
     if before is None:
-        return f"{env.name} served nothing before, so it still serves {version}", False
+        return f"{env.name} served nothing before, so it still serves {version}", True
     try:
         now = env.served_version(env.app())
     except MixpeekError as exc:

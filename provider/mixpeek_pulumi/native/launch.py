@@ -60,11 +60,16 @@ def _kept(built: list[Any], provider: Any) -> Any:
 
 
 def _gone(why: str, built: list[Any]) -> None:
-    """Nobody is left to report to: every wait ends, and the process with it."""
-    for provider in built:
-        provider.cancelled.set()
-    write_line(f"pulumi-resource-mixpeek: exiting, as {why}")
-    os._exit(0)
+    """Nobody is left to report to: every wait ends, and the process with it. The engine took
+    the far end of stderr with it, so the farewell line may find no reader."""
+    try:
+        for provider in built:
+            provider.cancelled.set()
+        write_line(f"pulumi-resource-mixpeek: exiting, as {why}")
+    except OSError:
+        pass
+    finally:
+        os._exit(0)
 
 
 async def _settle(ready: asyncio.Future[Any], make: Callable[[], Any]) -> None:

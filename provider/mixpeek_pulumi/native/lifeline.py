@@ -48,8 +48,13 @@ def _watch(address: str | None, parent: int, gone: Callable[[str], None]) -> Non
             return
 
 
+LOOPBACK: Final = (("grpc.enable_http_proxy", 0),)
+"""The engine is on this machine: a proxy in the environment (which gRPC's C core honours for
+any address NO_PROXY does not name exactly) must never stand between them."""
+
+
 def _answers(address: str) -> bool:
-    channel = grpc.insecure_channel(address)
+    channel = grpc.insecure_channel(address, options=LOOPBACK)
     try:
         grpc.channel_ready_future(channel).result(timeout=ADDRESS_TIMEOUT)
     except grpc.FutureTimeoutError:

@@ -32,7 +32,7 @@ from ..deploy.lifecycle import checked as check_inputs
 from ..errors import DeployError, redact
 from ..progress import write_line
 from ..spec import State, change_of
-from . import launch, wire
+from . import launch, lifeline, wire
 from .protos import engine_pb2, engine_pb2_grpc, plugin_pb2, provider_pb2
 from .protos import provider_pb2_grpc as rpc
 from .schema import PACKAGE, input_fields, schema_json
@@ -46,7 +46,8 @@ class EngineLog:
     """The engine's log service: lines shown by the CLI under a resource."""
 
     def __init__(self, address: str | None) -> None:
-        self._stub = engine_pb2_grpc.EngineStub(grpc.insecure_channel(address)) if address else None
+        channel = grpc.insecure_channel(address, options=lifeline.LOOPBACK) if address else None
+        self._stub = engine_pb2_grpc.EngineStub(channel) if channel else None
 
     def sink(self, urn: str) -> Callable[[str], None]:
         def write(line: str) -> None:
@@ -148,7 +149,9 @@ class NativeProvider(rpc.ResourceProviderServicer):
         if _imported(call, olds, news):
             unknown.add(call.kind.path)  # an import knows no local path; the program will
         known["resource_name"] = call.name
-        computed, failures = check_inputs(self.config, call.kind, call.model(olds), known, unknown)
+        computed, failures = check_inputs(
+            self.config, call.kind, call.model(olds), known, unknown, cancel=self.cancelled
+        )
         if placeholder and call.kind.path not in unknown:
             failures = [f for f in failures if f.field != call.kind.path]
             failures.append(Failure(call.kind.path, _placeholder_reason(call.kind)))

@@ -11,7 +11,7 @@ from google.protobuf import json_format, struct_pb2
 from pydantic import BaseModel
 
 from ..deploy.lifecycle import Kind
-from ..errors import register_secret
+from ..errors import register_secret, texts
 from .schema import INTERNAL, _strip_optional, camel, snake
 
 UNKNOWN: Final = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -50,7 +50,7 @@ def unwrap(props: Mapping[str, Any]) -> tuple[dict[str, Any], set[Path]]:
         if is_secret(value):
             found.add(path)
             inner = value.get("value")
-            for text in _texts(inner):
+            for text in texts(inner):
                 register_secret(text)
             return plain(inner, path)
         if isinstance(value, dict):
@@ -82,17 +82,6 @@ def _wrap_at(values: dict[str, Any], path: Path) -> None:
         values[head] = {SIG: SECRET_SIG, "value": values[head]}
 
 
-def _texts(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _texts(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _texts(item)
-
-
 def dump(props: Mapping[str, Any]) -> struct_pb2.Struct:
     struct = struct_pb2.Struct()
     struct.update(dict(props))
@@ -112,6 +101,12 @@ class Codec:
             for name, field in kind.inputs.model_fields.items()
             if isinstance(_strip_optional(field.annotation), type)
             and issubclass(_strip_optional(field.annotation), BaseModel)
+        }
+        # The names messages may mention in backticks: the kind's fields and their fields.
+        self.known = fields | {
+            inner
+            for name in self.nested
+            for inner in _strip_optional(kind.inputs.model_fields[name].annotation).model_fields
         }
 
     def model(self, props: Mapping[str, Any]) -> dict[str, Any]:
@@ -135,8 +130,14 @@ class Codec:
 
     def words(self, text: str) -> str:
         """``text`` with every input it names in backticks (```verify.timeout_seconds```)
-        spelled as the program spells it (```verify.timeoutSeconds```)."""
-        return _NAMED.sub(lambda m: f"`{self.name(m.group(1))}`", text)
+        spelled as the program spells it (```verify.timeoutSeconds```); any other backticked
+        word (a build's own message, a file name) stays as it is."""
+
+        def spelled(found: re.Match[str]) -> str:
+            named = found.group(1)
+            return f"`{self.name(named)}`" if named.split(".")[0] in self.known else found[0]
+
+        return _NAMED.sub(spelled, text)
 
     def names(self, fields: Iterable[str]) -> list[str]:
         return [self.name(f) for f in fields]

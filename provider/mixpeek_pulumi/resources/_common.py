@@ -35,7 +35,7 @@ from ..deploy.common import Diff, Failure, split_unknowns, validate_inputs
 from ..deploy.kinds import KINDS
 from ..deploy.lifecycle import Door, Kind, failure
 from ..deploy.lifecycle import checked as check_inputs
-from ..errors import InputError, redact, register_secret
+from ..errors import InputError, redact, register_secret, texts
 from ..journal import Journal
 from ..progress import write_line
 from ..spec import State
@@ -61,6 +61,13 @@ def widen_provider_host() -> bool:
     if spec is None or spec.name != "pulumi.dynamic.__main__":
         return False  # the program's own process, or a test harness: nothing to widen
     servicer = getattr(main, "DynamicResourceProviderServicer", None)
+    if not honour_cancel(main, servicer):
+        print(  # noqa: T201 - the CLI shows the host's stderr under the stack
+            "mixpeek-pulumi: this Pulumi SDK's provider host is not the one expected, so "
+            "Ctrl-C does not reach its deploys: each runs on until its timeout_seconds",
+            file=sys.stderr,
+            flush=True,
+        )
     verbs = [getattr(servicer, verb, None) for verb in HOST_VERBS]
     try:
         from grpc import _server
@@ -79,7 +86,6 @@ def widen_provider_host() -> bool:
         )
         return False
     detail_host_diffs(main)
-    honour_cancel(main, servicer)
     if getattr(verbs[0], "experimental_thread_pool", None) is None:
         pool = ThreadPoolExecutor(HOST_WORKERS, thread_name_prefix="mixpeek-host")
         for verb in verbs:
@@ -100,6 +106,8 @@ def honour_cancel(main: Any, servicer: Any) -> bool:
     code = getattr(method, "__code__", None)
     if code is None or code.co_argcount != _cancel.__code__.co_argcount:
         return False
+    if not hasattr(main, "empty_pb2"):
+        return False  # the answer the replaced code builds
     if code is not _cancel.__code__:
         main._mixpeek_host_cancel = HOST_CANCEL.set
         method.__code__ = _cancel.__code__
@@ -249,7 +257,9 @@ class DynamicProvider(ResourceProvider):
         reveal_secrets(news)
         known, unknown = split_unknowns(news, lambda v: isinstance(v, Unknown))
         with reported(self.kind, _name(news)):
-            computed, failures = check_inputs(self.config(), self.steps, olds, known, unknown)
+            computed, failures = check_inputs(
+                self.config(), self.steps, olds, known, unknown, cancel=HOST_CANCEL
+            )
         checked = {k: v for k, v in news.items() if k not in computed} | computed
         for key in self.steps.state.output_keys():
             if key in self.steps.inputs.model_fields and key not in computed:
@@ -402,8 +412,8 @@ def reveal_secrets(props: dict[str, Any]) -> None:
         value: Any = props
         for part in str(path).split("."):
             value = value.get(part) if isinstance(value, dict) else None
-        if isinstance(value, str):
-            register_secret(value)
+        for text in texts(value):  # a secret object: every string inside it
+            register_secret(text)
 
 
 def _eventual(value: Any) -> bool:
