@@ -350,20 +350,24 @@ class AppDeployer:
         digest: str,
         size: int,
         count: int,
+        git: gitinfo.GitInfo,
         s3_key: str | None = None,
     ) -> _Deploy:
         """One deploy of ``digest``: its tag for the deploy message and its journal key."""
         key = (self.api.base_url, inputs.app_id, inputs.environment, digest)
+        return _Deploy(
+            inputs, env, digest, marker(inputs.environment, digest), key, size, count, s3_key, git
+        )
+
+    def _commit(self, inputs: AppDeployInputs) -> gitinfo.GitInfo:
+        """The commit the bundle comes from: the inputs' ``git_*`` where set, else git's."""
         found = gitinfo.GitInfo()
         if inputs.bundle:
             found = gitinfo.detect(Path(inputs.bundle), self.op.deadline)
-        git = gitinfo.GitInfo(
+        return gitinfo.GitInfo(
             inputs.git_commit_sha or found.sha,
             inputs.git_commit_message or found.subject,
             inputs.git_author or found.author,
-        )
-        return _Deploy(
-            inputs, env, digest, marker(inputs.environment, digest), key, size, count, s3_key, git
         )
 
     def read_imported(self, resource_id: str) -> AppDeployState | None:
@@ -414,12 +418,16 @@ class AppDeployer:
         others: tuple[Hint, ...],
         served: int | None,
     ) -> tuple[_Deploy, str]:
-        """Package the bundle, let what earlier runs left building end, then adopt what the
-        service has of this bundle, or upload and trigger; the archive is gone when this
-        returns, whatever happened."""
+        """Refuse an older commit than the one served, package the bundle, let what earlier
+        runs left building end, then adopt what the service has of this bundle, or upload and
+        trigger; the archive is gone when this returns, whatever happened."""
+        git = self._commit(inputs)
+        # Before the upload starts (packing streams into it): a refusal sends nothing.
+        shipped = Shipped(git.sha, "this bundle", Path(inputs.bundle))
+        gate(self.op, env, app, shipped, allow=inputs.allow_older_commit)
         with self._packed(inputs) as (archive, files):
             digest = archive.digest.sha256
-            run = self._attempt(inputs, env, digest, archive.size, archive.digest.file_count)
+            run = self._attempt(inputs, env, digest, archive.size, archive.digest.file_count, git)
             run.replaces, run.watch = served, _Watch(env)
             self._settle_others(run, others)
             adopted = self._reconcile(run, app, hints)
@@ -456,8 +464,6 @@ class AppDeployer:
         served = self._served_copy(run, app)
         if served is not None:
             return served
-        # Everything from here on switches the environment to this bundle's commit.
-        gate(self.op, run.env, app, run.shipped, allow=run.inputs.allow_older_commit)
         for hint in (*hints, *self._journaled(run)):
             found = self._use_hint(run, app, hint)
             if found is not None:
