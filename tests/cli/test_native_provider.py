@@ -471,3 +471,27 @@ def test_import_reads_exactly_the_environment_it_names(
         assert (outputs["deployId"], outputs["version"]) == (served[env], versions[env])
         assert outputs["bundleSha256"] == digest, env
     assert stack.preview(expect_no_changes=True).ok
+
+
+def test_a_revoked_key_fails_the_preview_unless_the_check_is_turned_off(
+    cli: Cli, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    """CI's preview is where a dead key must show, not the next real change: the key is
+    checked the first time a resource needs the service, in its check."""
+    project = tmp_path / "project"
+    write_tree(project / "site", site())
+    (project / "Pulumi.yaml").write_text(yaml_program("revoked", SITE))
+    stack = open_native_stack(cli, emulator, project, tmp_path)
+    stack.set_config("appId", emulator.create_app("revoked-site"))
+    stack.set_config("mixpeek:apiKey", "sk_revoked_0123456789abcdef", secret=True)
+
+    preview = stack.preview()
+
+    assert not preview.ok
+    assert (
+        "The Mixpeek API key from `mixpeek:apiKey` (stack config) was refused by "
+        f"{emulator.url} (Mixpeek API answered GET /v1/apps with HTTP 401"
+    ) in preview.output
+    assert "sk_revoked_0123456789abcdef" not in preview.output
+    stack.set_config("mixpeek:skipCredentialsValidation", "true")
+    assert stack.preview().ok
