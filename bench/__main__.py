@@ -24,12 +24,13 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mixpeek_pulumi import archive, bundle  # noqa: E402
-from mixpeek_pulumi import shipment as shipments  # noqa: E402
-from mixpeek_pulumi.client import MixpeekClient  # noqa: E402
-from mixpeek_pulumi.deploy.apps import upload as upload_shipment  # noqa: E402
-from mixpeek_pulumi.entry_cache import EntryCache  # noqa: E402
-from mixpeek_pulumi.models import DeployRequest  # noqa: E402
+from mixpeek_pulumi import bundle  # noqa: E402
+from mixpeek_pulumi.api.client import MixpeekClient  # noqa: E402
+from mixpeek_pulumi.api.models import DeployRequest  # noqa: E402
+from mixpeek_pulumi.files import archive  # noqa: E402
+from mixpeek_pulumi.files import shipment as shipments  # noqa: E402
+from mixpeek_pulumi.files.entry_cache import EntryCache  # noqa: E402
+from mixpeek_pulumi.kinds.app_deploy import upload as upload_shipment  # noqa: E402
 
 KEY = "sk_bench_key_0000000000"
 OUT = ROOT / "docs" / "benchmarks.md"
@@ -712,8 +713,9 @@ def compressors(tree: Path) -> None:
 # peak, which Linux carries into a child across fork and exec.
 PEAK_SCRIPT = """
 import pathlib, re, sys
-from mixpeek_pulumi import archive, bundle
-from mixpeek_pulumi.client import MixpeekClient
+from mixpeek_pulumi.files import archive  # noqa: E402
+from mixpeek_pulumi.files import bundle
+from mixpeek_pulumi.api.client import MixpeekClient
 def hwm():
     return int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))
 base = hwm()

@@ -287,7 +287,7 @@ def resource_page(token: str, spec: dict[str, Any]) -> str:
 
 def _import_path_note(kind: str) -> list[str]:
     """What to put in the local path an import cannot know (the provider's placeholder)."""
-    from mixpeek_pulumi.deploy.kinds import KINDS
+    from mixpeek_pulumi.kinds.registry import KINDS
     from mixpeek_pulumi.native.server import import_placeholder
 
     found = KINDS[kind]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import mixpeek_pulumi
-from mixpeek_pulumi.deploy.kinds import KINDS
+from mixpeek_pulumi.kinds.registry import KINDS
 from mixpeek_pulumi.native.schema import PACKAGE
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mixpeek_pulumi import bundle as bundles
+from mixpeek_pulumi.files import bundle as bundles
 from scripts import node_toolchain
 from scripts.pulumi_cli import Cli
 from scripts.pulumi_stack import CliStack

@@ -23,7 +23,7 @@ import pytest
 from mixpeek_emulator.app import create_app
 from mixpeek_emulator.server import RunningEmulator, start_in_thread
 from mixpeek_emulator.state import Timing
-from mixpeek_pulumi.client import MixpeekClient
+from mixpeek_pulumi.api.client import MixpeekClient
 from mixpeek_pulumi.errors import StorageError
 from scripts.make_upgrade_fixture import FIXTURE
 from tests.clock import SteppedClock

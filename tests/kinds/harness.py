@@ -15,10 +15,10 @@ from typing import Any
 
 from mixpeek_pulumi.config import ProviderConfig
 from mixpeek_pulumi.deadline import Cancellation
-from mixpeek_pulumi.deploy.kinds import KINDS
-from mixpeek_pulumi.deploy.lifecycle import Door, checked, failure
 from mixpeek_pulumi.errors import DeployError
-from mixpeek_pulumi.journal import Journal
+from mixpeek_pulumi.kinds.base import Door, checked, failure
+from mixpeek_pulumi.kinds.registry import KINDS
+from mixpeek_pulumi.run.journal import Journal
 from tests.emulator_fixture import EmulatorHandle
 
 

@@ -20,7 +20,7 @@ from mixpeek_pulumi import (
     PluginDeployment,
     PluginDeploymentArgs,
 )
-from mixpeek_pulumi.deploy.kinds import KINDS
+from mixpeek_pulumi.kinds.registry import KINDS
 from mixpeek_pulumi.native.schema import schema, schema_json, snake
 from scripts import gen_sdk
 from tests.engine import PROJECT_ROOT

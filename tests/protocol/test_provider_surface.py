@@ -11,9 +11,9 @@ import pytest
 
 import mixpeek_pulumi
 from mixpeek_pulumi import AppDeploy, AppPromotion, PluginDeployment
-from mixpeek_pulumi.deploy.kinds import KINDS
+from mixpeek_pulumi.kinds.registry import KINDS
+from mixpeek_pulumi.kinds.spec import AppDeployState, AppPromotionState, PluginDeploymentState
 from mixpeek_pulumi.resources.app_deploy import AppDeployProvider
-from mixpeek_pulumi.spec import AppDeployState, AppPromotionState, PluginDeploymentState
 from tests.engine import Stack, run_program, strip_secrets
 from tests.sites import plugin, site, write_tree
 

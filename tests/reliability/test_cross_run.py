@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from mixpeek_pulumi import bundle as bundles
-from mixpeek_pulumi.journal import Journal
+from mixpeek_pulumi.files import bundle as bundles
+from mixpeek_pulumi.run.journal import Journal
 from tests.emulator_fixture import wait_until
 from tests.engine import EngineError, Stack, run_program
 from tests.protocol.test_app_deploy import app_state, deploy_program

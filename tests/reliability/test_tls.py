@@ -10,9 +10,9 @@ import pytest
 
 from mixpeek_emulator.app import create_app
 from mixpeek_emulator.server import start_in_thread
-from mixpeek_pulumi.client import MixpeekClient
+from mixpeek_pulumi.api.client import MixpeekClient
+from mixpeek_pulumi.api.retry import RetryPolicy
 from mixpeek_pulumi.errors import ApiConnectionError
-from mixpeek_pulumi.retry import RetryPolicy
 
 KEY = "sk_test_tls_key_0001"
 OPENSSL = shutil.which("openssl")

@@ -23,10 +23,11 @@ from typing import Any
 import httpx
 import pytest
 
-from mixpeek_pulumi.bounds import EventReader
-from mixpeek_pulumi.client import MixpeekClient
+from mixpeek_pulumi.api.client import MixpeekClient
+from mixpeek_pulumi.api.logs import LINE_CHARS, LogFollower
+from mixpeek_pulumi.api.retry import RetryPolicy
+from mixpeek_pulumi.api.transport import EventReader
 from mixpeek_pulumi.deadline import Cancellation, Deadline
-from mixpeek_pulumi.deploy.common import Operation
 from mixpeek_pulumi.errors import (
     ApiInterruptedError,
     ApiTimeoutError,
@@ -34,9 +35,8 @@ from mixpeek_pulumi.errors import (
     ResponseTooLargeError,
     ServerError,
 )
-from mixpeek_pulumi.logs import LINE_CHARS, LogFollower
-from mixpeek_pulumi.retry import RetryPolicy
-from mixpeek_pulumi.waiting import Poller, WaitTimeout
+from mixpeek_pulumi.kinds.common import Operation
+from mixpeek_pulumi.run.waiting import Poller, WaitTimeout
 from tests.emulator_fixture import wait_until
 from tests.scripted_server import Reply, ScriptedServer, flood, scripted_server, trickle
 
@@ -326,8 +326,8 @@ def test_the_event_reader_keeps_events_whole_across_chunks() -> None:
 
 MEMORY_PROBE = """
 import json, sys, threading
-from mixpeek_pulumi.client import MixpeekClient
-from mixpeek_pulumi.logs import LogFollower
+from mixpeek_pulumi.api.client import MixpeekClient
+from mixpeek_pulumi.api.logs import LogFollower
 
 said = {}
 with MixpeekClient(api_key="sk_test_MEMORY_PROBE_1", base_url=sys.argv[1]) as api:

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from mixpeek_pulumi import archive as archive_module
-from mixpeek_pulumi import bundle
-from mixpeek_pulumi.archive import Archive, write_archive
-from mixpeek_pulumi.client import MixpeekClient
-from mixpeek_pulumi.deploy.common import remote_digest
+from mixpeek_pulumi.api.client import MixpeekClient
 from mixpeek_pulumi.errors import BundleError
+from mixpeek_pulumi.files import archive as archive_module
+from mixpeek_pulumi.files import bundle
+from mixpeek_pulumi.files.archive import Archive, write_archive
+from mixpeek_pulumi.kinds.common import remote_digest
 from mixpeek_pulumi.resources.app_deploy import AppDeployProvider
 from mixpeek_pulumi.resources.plugin_deployment import PluginDeploymentProvider
 from tests.scripted_server import Reply, scripted_server
@@ -565,7 +565,7 @@ def test_the_services_copy_damaged_or_hostile_gives_no_digest_and_no_traceback(
 
 
 def test_a_preview_shows_hostile_file_names_escaped_on_one_line() -> None:
-    from mixpeek_pulumi import manifest
+    from mixpeek_pulumi.files import manifest
 
     forged = "x\nAppDeploy site: bundle: 0 changed (FORGED)\n\x1b[2J\x1b]0;pwned\x07.js"
     line = manifest.summary("bundle", {}, {forged: "00", "b" * 300: "11"})

@@ -12,7 +12,9 @@ import httpx
 import pytest
 
 from mixpeek_pulumi import __version__
-from mixpeek_pulumi.client import MixpeekClient
+from mixpeek_pulumi.api.client import MixpeekClient
+from mixpeek_pulumi.api.models import DeployRequest
+from mixpeek_pulumi.api.retry import RetryPolicy, parse_retry_after
 from mixpeek_pulumi.errors import (
     ApiConnectionError,
     ApiTimeoutError,
@@ -24,8 +26,6 @@ from mixpeek_pulumi.errors import (
     StorageError,
     UnprocessableEntityError,
 )
-from mixpeek_pulumi.models import DeployRequest
-from mixpeek_pulumi.retry import RetryPolicy, parse_retry_after
 from tests.scripted_server import Reply, ScriptedServer, scripted_server
 
 KEY = "sk_live_UNIT_TEST_KEY_7f3a9c"

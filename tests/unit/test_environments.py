@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from mixpeek_pulumi.client import MixpeekClient
-from mixpeek_pulumi.deploy.common import Operation
-from mixpeek_pulumi.deploy.environments import AppEnvironment, refresh
+from mixpeek_pulumi.api.client import MixpeekClient
 from mixpeek_pulumi.errors import ResponseValidationError
-from mixpeek_pulumi.spec import AppDeployState
+from mixpeek_pulumi.kinds.common import Operation
+from mixpeek_pulumi.kinds.environments import AppEnvironment, refresh
+from mixpeek_pulumi.kinds.spec import AppDeployState
 from tests.scripted_server import Reply, scripted_server
 
 APP: dict[str, Any] = {

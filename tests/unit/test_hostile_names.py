@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from mixpeek_pulumi import bundle, manifest
-from mixpeek_pulumi.archive import write_archive
 from mixpeek_pulumi.errors import BundleError, ResourceError, safe_name
+from mixpeek_pulumi.files import bundle, manifest
+from mixpeek_pulumi.files.archive import write_archive
 from tests.sites import plugin, site, write_tree
 from tests.unit.test_bundle import app_check, claiming, plugin_check
 

@@ -9,7 +9,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from mixpeek_pulumi.journal import TTL_SECONDS, Journal
+from mixpeek_pulumi.run.journal import TTL_SECONDS, Journal
 
 KEY = ("http://127.0.0.1:1", "app_x", "staging", "ab" * 32)
 
@@ -57,7 +57,7 @@ def test_a_write_that_fails_leaves_no_temporary_file(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import resource, signal, sys
-        from mixpeek_pulumi.journal import Journal
+        from mixpeek_pulumi.run.journal import Journal
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
         journal = Journal(__import__("pathlib").Path({str(tmp_path)!r}))

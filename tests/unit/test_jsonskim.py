@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mixpeek_pulumi.client import MixpeekClient
-from mixpeek_pulumi.jsonskim import ANY, Rule, SkimError, skim
+from mixpeek_pulumi.api.client import MixpeekClient
+from mixpeek_pulumi.api.skim import ANY, Rule, SkimError, skim
 from tests.scripted_server import Reply, scripted_server
 
 json_values = st.recursive(

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from mixpeek_pulumi.client import MixpeekClient
-from mixpeek_pulumi.logs import LogFollower
+from mixpeek_pulumi.api.client import MixpeekClient
+from mixpeek_pulumi.api.logs import LogFollower
 from tests.clock import FakeClock
 from tests.scripted_server import Reply, ScriptedServer, scripted_server
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mixpeek_pulumi import bundle
+from mixpeek_pulumi.files import bundle
 from tests.engine import ProviderHost
 from tests.sites import site
 

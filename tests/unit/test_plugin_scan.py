@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mixpeek_pulumi import bundle
-from mixpeek_pulumi import manifest as manifests
-from mixpeek_pulumi.deploy import plugins
-from mixpeek_pulumi.plugin_scan import check_plugin, has_realtime, scan
-from mixpeek_pulumi.spec import PluginDeploymentInputs
+from mixpeek_pulumi.files import bundle
+from mixpeek_pulumi.files import manifest as manifests
+from mixpeek_pulumi.files.plugin_scan import check_plugin, has_realtime, scan
+from mixpeek_pulumi.kinds import plugin_deployment as plugins
+from mixpeek_pulumi.kinds.spec import PluginDeploymentInputs
 from tests.sites import plugin, write_tree
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from mixpeek_pulumi.deploy.kinds import KINDS
+from mixpeek_pulumi.kinds.registry import KINDS
+from mixpeek_pulumi.kinds.spec import AppDeployState
 from mixpeek_pulumi.native.wire import Codec
-from mixpeek_pulumi.spec import AppDeployState
 from scripts.make_upgrade_fixture import FIXTURE
 from tests.sites import site, write_tree
 

@@ -21,13 +21,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mixpeek_pulumi import bundle
-from mixpeek_pulumi.archive import write_archive
 from mixpeek_pulumi.errors import BundleError
+from mixpeek_pulumi.files import bundle
+from mixpeek_pulumi.files.archive import write_archive
+from mixpeek_pulumi.kinds.spec import AppDeployInputs, AppPromotionInputs, PluginDeploymentInputs
 from mixpeek_pulumi.resources.app_deploy import AppDeployProvider
 from mixpeek_pulumi.resources.app_promotion import AppPromotionProvider
 from mixpeek_pulumi.resources.plugin_deployment import PluginDeploymentProvider
-from mixpeek_pulumi.spec import AppDeployInputs, AppPromotionInputs, PluginDeploymentInputs
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SECRETS = [".env", "id_rsa", "server.pem", "credentials.json", ".git/config", ".npmrc", "x.key"]

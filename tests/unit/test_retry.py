@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from mixpeek_pulumi.api.retry import RetryPolicy, is_retryable
 from mixpeek_pulumi.deadline import Deadline
 from mixpeek_pulumi.errors import (
     ApiConnectionError,
@@ -14,7 +15,6 @@ from mixpeek_pulumi.errors import (
     ServerError,
     status_error_class,
 )
-from mixpeek_pulumi.retry import RetryPolicy, is_retryable
 from tests.clock import FakeClock
 
 

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from mixpeek_pulumi import bundle, scratch
-from mixpeek_pulumi import shipment as shipments
-from mixpeek_pulumi.client import MixpeekClient
-from mixpeek_pulumi.deploy.apps import upload
-from mixpeek_pulumi.entry_cache import HEADER, EntryCache
-from mixpeek_pulumi.shipment import CODEC, Shipment
+from mixpeek_pulumi.api.client import MixpeekClient
+from mixpeek_pulumi.files import bundle, scratch
+from mixpeek_pulumi.files import shipment as shipments
+from mixpeek_pulumi.files.entry_cache import HEADER, EntryCache
+from mixpeek_pulumi.files.shipment import CODEC, Shipment
+from mixpeek_pulumi.kinds.app_deploy import upload
 from tests.scripted_server import Reply, scripted_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -277,8 +277,8 @@ def test_a_file_rewritten_after_the_layout_is_shipped_as_it_is_then(
 SHARER = """
 import sys
 from pathlib import Path
-from mixpeek_pulumi.entry_cache import EntryCache
-from mixpeek_pulumi.shipment import CODEC
+from mixpeek_pulumi.files.entry_cache import EntryCache
+from mixpeek_pulumi.files.shipment import CODEC
 from tests.unit.test_shipment import ship
 cache = EntryCache(Path(sys.argv[1]), CODEC)
 for round_ in range(int(sys.argv[3])):

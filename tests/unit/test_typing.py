@@ -10,10 +10,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 SNIPPET = """\
-from mixpeek_pulumi.deploy.apps import AppDeployLifecycle
-from mixpeek_pulumi.deploy.lifecycle import Session
-from mixpeek_pulumi.deploy.plugins import PluginDeploymentLifecycle
-from mixpeek_pulumi.spec import AppDeployInputs, AppDeployState, PluginDeploymentInputs
+from mixpeek_pulumi.kinds.app_deploy import AppDeployLifecycle
+from mixpeek_pulumi.kinds.base import Session
+from mixpeek_pulumi.kinds.plugin_deployment import PluginDeploymentLifecycle
+from mixpeek_pulumi.kinds.spec import AppDeployInputs, AppDeployState, PluginDeploymentInputs
 
 
 def right(s: Session, inputs: AppDeployInputs) -> AppDeployState:

@@ -9,7 +9,7 @@ import pytest
 
 from mixpeek_pulumi.deadline import Deadline
 from mixpeek_pulumi.errors import ApiTimeoutError, AuthenticationError, ServerError
-from mixpeek_pulumi.waiting import Poller, WaitTimeout
+from mixpeek_pulumi.run.waiting import Poller, WaitTimeout
 from tests.clock import FakeClock
 
 

@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any, Final, cast
 
 from .._version import __version__
-from ..progress import write_line
+from ..run.progress import write_line
 
+PARENT: Final = os.getppid()
+"""The engine that started the plugin, read first thing: an engine killed while the plugin
+is still starting is seen going too (``lifeline``)."""
 # The schema a release build carries beside this module, written from the same sources when it
 # was frozen (scripts/dist.py); absent elsewhere.
 SCHEMA: Final = Path(__file__).with_name("schema.json")
@@ -48,7 +51,7 @@ async def listen(make: Callable[[], Any], address: str | None = None) -> None:
     # Only now: an import on another thread holds the interpreter most of the time, and would
     # hold back the port instead of the first verb.
     built: list[Any] = []
-    lifeline.watch(address, lambda why: _gone(why, built))
+    lifeline.watch(address, lambda why: _gone(why, built), parent=PARENT)
     loading = asyncio.ensure_future(_settle(ready, lambda: _kept(built, make())))
     await server.wait_for_termination()
     await loading

@@ -21,10 +21,16 @@ ADDRESS_TIMEOUT: Final = 5.0
 MISSES: Final = 2
 
 
-def watch(address: str | None, gone: Callable[[str], None]) -> threading.Thread:
-    """Start watching; ``gone(why)`` is called once, from the watching thread."""
+def watch(
+    address: str | None, gone: Callable[[str], None], parent: int | None = None
+) -> threading.Thread:
+    """Start watching; ``gone(why)`` is called once, from the watching thread. ``parent`` is
+    the engine's process, as read when the plugin started (by default, now)."""
     thread = threading.Thread(
-        target=_watch, args=(address, os.getppid(), gone), name="mixpeek-lifeline", daemon=True
+        target=_watch,
+        args=(address, os.getppid() if parent is None else parent, gone),
+        name="mixpeek-lifeline",
+        daemon=True,
     )
     thread.start()
     return thread

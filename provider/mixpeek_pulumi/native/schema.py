@@ -18,9 +18,9 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from .._version import __version__
-from ..deploy.kinds import KINDS
-from ..deploy.lifecycle import Kind
-from ..spec import change_of
+from ..kinds.base import Kind
+from ..kinds.registry import KINDS
+from ..kinds.spec import change_of
 
 PACKAGE: Final = "mixpeek"
 REPOSITORY: Final = "https://github.com/mixpeek/mixpeek-pulumi"

@@ -25,13 +25,13 @@ from google.rpc import status_pb2
 from .._version import __version__
 from ..config import ProviderConfig, base_url_problem
 from ..deadline import Cancellation
-from ..deploy.common import Failure, split_unknowns
-from ..deploy.kinds import KINDS
-from ..deploy.lifecycle import Door, Kind, failure
-from ..deploy.lifecycle import checked as check_inputs
 from ..errors import DeployError, redact
-from ..progress import write_line
-from ..spec import State, change_of
+from ..kinds.base import Door, Kind, failure
+from ..kinds.base import checked as check_inputs
+from ..kinds.common import Failure, split_unknowns
+from ..kinds.registry import KINDS
+from ..kinds.spec import State, change_of
+from ..run.progress import write_line
 from . import launch, lifeline, wire
 from .protos import engine_pb2, engine_pb2_grpc, plugin_pb2, provider_pb2
 from .protos import provider_pb2_grpc as rpc

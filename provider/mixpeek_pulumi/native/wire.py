@@ -10,8 +10,8 @@ from typing import Any, Final
 from google.protobuf import json_format, struct_pb2
 from pydantic import BaseModel
 
-from ..deploy.lifecycle import Kind
 from ..errors import register_secret, texts
+from ..kinds.base import Kind
 from .schema import INTERNAL, _strip_optional, camel, snake
 
 UNKNOWN: Final = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"

@@ -31,14 +31,14 @@ from pulumi.output import Unknown
 
 from ..config import ProviderConfig
 from ..deadline import Cancellation
-from ..deploy.common import Diff, Failure, split_unknowns, validate_inputs
-from ..deploy.kinds import KINDS
-from ..deploy.lifecycle import Door, Kind, failure
-from ..deploy.lifecycle import checked as check_inputs
 from ..errors import InputError, redact, register_secret, texts
-from ..journal import Journal
-from ..progress import write_line
-from ..spec import State
+from ..kinds.base import Door, Kind, failure
+from ..kinds.base import checked as check_inputs
+from ..kinds.common import Diff, Failure, split_unknowns, validate_inputs
+from ..kinds.registry import KINDS
+from ..kinds.spec import State
+from ..run.journal import Journal
+from ..run.progress import write_line
 
 P = ParamSpec("P")
 R = TypeVar("R")

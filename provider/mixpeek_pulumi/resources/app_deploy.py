@@ -13,7 +13,7 @@ from pulumi.dynamic import (
     Resource,
 )
 
-from ..spec import AppDeployState
+from ..kinds.spec import AppDeployState
 from ._common import (
     DynamicProvider,
     VerifyArgs,

@@ -13,7 +13,7 @@ from pulumi.dynamic import (
     Resource,
 )
 
-from ..spec import AppPromotionState
+from ..kinds.spec import AppPromotionState
 from ._common import (
     DynamicProvider,
     VerifyArgs,

@@ -13,7 +13,7 @@ from pulumi.dynamic import (
     Resource,
 )
 
-from ..spec import PluginDeploymentState
+from ..kinds.spec import PluginDeploymentState
 from ._common import (
     DynamicProvider,
     resource_props,

@@ -26,9 +26,9 @@ from pydantic import (
     model_validator,
 )
 
-from .config import base_url_problem
-from .errors import StateError
-from .models import DeploymentType, Environment
+from ..api.models import DeploymentType, Environment
+from ..config import base_url_problem
+from ..errors import StateError
 
 Change = Literal["replace", "update", "none", "computed"]
 RESERVED: Final = frozenset({"__provider"})

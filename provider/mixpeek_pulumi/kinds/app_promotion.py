@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..client import MixpeekClient
+from ..api.client import MixpeekClient
+from ..api.models import ENVIRONMENTS, AppResponse, DeployStatusResponse, VersionRecord
 from ..errors import (
     ApiConnectionError,
     DeployFailedError,
@@ -22,9 +23,8 @@ from ..errors import (
     ServerError,
     first_line,
 )
-from ..models import ENVIRONMENTS, AppResponse, DeployStatusResponse, VersionRecord
-from ..spec import AppPromotionInputs, AppPromotionState
 from . import environments
+from .base import Lifecycle, Session
 from .common import Diff, Operation, diff_inputs
 from .environments import (
     SERVED_NOW,
@@ -34,8 +34,8 @@ from .environments import (
     imported,
     nothing_as_zero,
 )
-from .lifecycle import Lifecycle, Session
 from .ordering import Shipped, gate
+from .spec import AppPromotionInputs, AppPromotionState
 from .verify import Switch, verify_switch, verify_unchanged
 
 

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
-from .deadline import Deadline
-from .errors import ApiConnectionError, RateLimitError, ResponseValidationError, ServerError
+from ..deadline import Deadline
+from ..errors import ApiConnectionError, RateLimitError, ResponseValidationError, ServerError
 
 S = TypeVar("S")
 

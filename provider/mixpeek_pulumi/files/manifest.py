@@ -15,8 +15,8 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from ..errors import safe_name
 from .bundle import SourceFile, entry_prefix, hashed
-from .errors import safe_name
 
 MAX_FILES: Final = 1000
 """Bundles with more files keep no file list in state: a preview then names no files."""

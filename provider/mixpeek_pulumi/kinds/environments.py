@@ -12,8 +12,15 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal, TypeVar
 
-from .. import manifest as manifests
-from ..client import MixpeekClient
+from ..api.client import MixpeekClient
+from ..api.models import (
+    ENVIRONMENTS,
+    AppResponse,
+    DeployStatusResponse,
+    Environment,
+    RestoreVersionResponse,
+    VersionRecord,
+)
 from ..errors import (
     ApiStatusError,
     AuthenticationError,
@@ -22,16 +29,9 @@ from ..errors import (
     PermissionDeniedError,
     ResponseValidationError,
 )
-from ..models import (
-    ENVIRONMENTS,
-    AppResponse,
-    DeployStatusResponse,
-    Environment,
-    RestoreVersionResponse,
-    VersionRecord,
-)
-from ..spec import AppDeployState, AppPromotionState, identifier_problem
+from ..files import manifest as manifests
 from .common import Operation
+from .spec import AppDeployState, AppPromotionState, identifier_problem
 
 St = TypeVar("St", AppDeployState, AppPromotionState)
 MARKER_PREFIX: Final = "mixpeek-pulumi:"

@@ -13,10 +13,9 @@ import threading
 from collections.abc import Callable
 from typing import Final
 
-from .client import MixpeekClient
-from .config import CONFIG_API_KEY, CONFIG_SKIP_CHECK, ProviderConfig
-from .deadline import Deadline
-from .errors import (
+from ..config import CONFIG_API_KEY, CONFIG_SKIP_CHECK, ProviderConfig
+from ..deadline import Deadline
+from ..errors import (
     ApiInterruptedError,
     AuthenticationError,
     ConfigError,
@@ -25,6 +24,7 @@ from .errors import (
     PermissionDeniedError,
     first_line,
 )
+from .client import MixpeekClient
 
 PROBE_SECONDS: Final = 15.0
 """The bound of the one check: a preview is not held a minute by an endpoint that never

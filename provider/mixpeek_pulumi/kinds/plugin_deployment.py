@@ -13,10 +13,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from .. import archive as archives
-from .. import bundle as bundles
-from .. import manifest as manifests
-from ..client import MixpeekClient
+from ..api.client import MixpeekClient
+from ..api.models import (
+    ConfirmPluginUploadRequest,
+    CreatePluginUploadRequest,
+    DeploymentType,
+    PluginDeployResponse,
+    PluginPresignedUrlResponse,
+    PluginStatusResponse,
+)
 from ..errors import (
     ApiStatusError,
     BadRequestError,
@@ -29,18 +34,13 @@ from ..errors import (
     NotFoundError,
     safe_name,
 )
-from ..models import (
-    ConfirmPluginUploadRequest,
-    CreatePluginUploadRequest,
-    DeploymentType,
-    PluginDeployResponse,
-    PluginPresignedUrlResponse,
-    PluginStatusResponse,
-)
-from ..plugin_scan import check_plugin, has_realtime
-from ..progress import Heartbeat, Meter, MeteredReader
-from ..spec import PluginDeploymentInputs, PluginDeploymentState, identifier_problem
-from ..waiting import Poller
+from ..files import archive as archives
+from ..files import bundle as bundles
+from ..files import manifest as manifests
+from ..files.plugin_scan import check_plugin, has_realtime
+from ..run.progress import Heartbeat, Meter, MeteredReader
+from ..run.waiting import Poller
+from .base import Checked, Lifecycle, Probe, Session
 from .common import (
     Diff,
     Failure,
@@ -50,7 +50,7 @@ from .common import (
     remote_digest,
     upload_fresh,
 )
-from .lifecycle import Checked, Lifecycle, Probe, Session
+from .spec import PluginDeploymentInputs, PluginDeploymentState, identifier_problem
 
 PLUGIN_EXCLUDES: Final = ("__pycache__/", "*.pyc", ".pytest_cache/", ".venv/", "*.egg-info/")
 MAX_POLL_INTERVAL: Final = 15.0

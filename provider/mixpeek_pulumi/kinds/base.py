@@ -19,14 +19,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
 
-from .. import credentials
-from ..client import MixpeekClient
+from ..api import credentials
+from ..api.client import MixpeekClient
 from ..config import ProviderConfig
 from ..deadline import Deadline
 from ..errors import DeployError, MixpeekError, ResourceError, redact
-from ..journal import Journal
-from ..spec import Inputs, State
+from ..run.journal import Journal
 from .common import Diff, Failure, LogSink, Operation, validate_inputs
+from .spec import Inputs, State
 
 InputsT = TypeVar("InputsT", bound=Inputs)
 StateT = TypeVar("StateT", bound=State)

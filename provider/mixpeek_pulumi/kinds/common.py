@@ -9,14 +9,14 @@ from typing import Any, Final, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from .. import bundle as bundles
-from ..client import MixpeekClient
+from ..api.client import MixpeekClient
 from ..deadline import Deadline
 from ..errors import DeployFailedError, DeployTimeoutError, MixpeekError, StorageError, redact
-from ..journal import Journal
-from ..scratch import temporary_file
-from ..spec import Inputs, State, change_of
-from ..waiting import Poller, WaitTimeout
+from ..files import bundle as bundles
+from ..files.scratch import temporary_file
+from ..run.journal import Journal
+from ..run.waiting import Poller, WaitTimeout
+from .spec import Inputs, State, change_of
 
 S = TypeVar("S")
 T = TypeVar("T")

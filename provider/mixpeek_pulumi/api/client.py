@@ -21,11 +21,10 @@ import httpx
 import pydantic
 from httpx_sse import ServerSentEvent
 
-from ._version import __version__
-from .bounds import MAX_BODY, MAX_ERROR_BODY, Answer, EventReader, Lane, exchange, size_text
-from .config import ProviderConfig
-from .deadline import Deadline
-from .errors import (
+from .._version import __version__
+from ..config import ProviderConfig
+from ..deadline import Deadline
+from ..errors import (
     ApiConnectionError,
     ApiStatusError,
     MixpeekError,
@@ -34,7 +33,6 @@ from .errors import (
     redact,
     status_error_class,
 )
-from .jsonskim import ANY, Rule, SkimError, Skimmed, skim
 from .models import (
     AppResponse,
     ConfirmPluginUploadRequest,
@@ -67,6 +65,8 @@ from .models import (
     VersionRecord,
 )
 from .retry import RetryPolicy, parse_retry_after
+from .skim import ANY, Rule, SkimError, Skimmed, skim
+from .transport import MAX_BODY, MAX_ERROR_BODY, Answer, EventReader, Lane, exchange, size_text
 
 R = TypeVar("R", bound=Response)
 

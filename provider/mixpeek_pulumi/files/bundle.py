@@ -51,7 +51,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Final, TypeVar
 
-from .errors import BundleError
+from ..errors import BundleError
 
 # Left out of every bundle unless re-included with "!pattern": VCS data and credentials.
 DEFAULT_EXCLUDES: Final[tuple[str, ...]] = (

@@ -46,6 +46,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple, TypeVar
 
+from ..errors import BundleError
 from .archive import (
     DICTIONARY,
     PIECE,
@@ -57,7 +58,6 @@ from .archive import (
 )
 from .bundle import Digest, SourceFile, entry_line, read_whole
 from .entry_cache import EntryCache, default_root
-from .errors import BundleError
 from .scratch import temporary_file
 
 _deflate_lib: types.ModuleType

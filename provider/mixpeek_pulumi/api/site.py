@@ -26,16 +26,16 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
-from ._version import __version__
-from .bounds import Lane, exchange
-from .deadline import Deadline
-from .errors import (
+from .._version import __version__
+from ..deadline import Deadline
+from ..errors import (
     ApiConnectionError,
     ApiInterruptedError,
     ApiTimeoutError,
     MixpeekError,
     UnreadableEncodingError,
 )
+from .transport import Lane, exchange
 
 MAX_REDIRECTS: Final = 3
 KEEP_TEXT: Final = 1024 * 1024

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from .apps import AppDeployLifecycle
-from .lifecycle import Kind, Registered
-from .plugins import PluginDeploymentLifecycle
-from .promotions import AppPromotionLifecycle
+from .app_deploy import AppDeployLifecycle
+from .app_promotion import AppPromotionLifecycle
+from .base import Kind, Registered
+from .plugin_deployment import PluginDeploymentLifecycle
 
 # Each is inferred with its own models first; the tuple then holds them as the seam sees them.
 _APP_DEPLOY = Registered(AppDeployLifecycle())

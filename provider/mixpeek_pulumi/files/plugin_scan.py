@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from ..errors import safe_name
 from .bundle import SourceFile, entry_prefix
-from .errors import safe_name
 
 REQUIRED: Final = ("manifest.py", "pipeline.py")
 REALTIME: Final = "realtime.py"  # beside manifest.py: without it, the service deploys batch-only

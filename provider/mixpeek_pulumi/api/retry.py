@@ -19,8 +19,8 @@ from tenacity import RetryCallState, Retrying
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from .deadline import Deadline
-from .errors import ApiConnectionError, ApiStatusError, RateLimitError, ServerError
+from ..deadline import Deadline
+from ..errors import ApiConnectionError, ApiStatusError, RateLimitError, ServerError
 
 T = TypeVar("T")
 

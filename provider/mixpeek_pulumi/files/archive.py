@@ -27,8 +27,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Final
 
+from ..errors import BundleError
 from .bundle import CHUNK, Digest, SourceFile, entry_line, read_whole
-from .errors import BundleError
 from .scratch import temporary_file
 
 # Already-compressed formats gain nothing from deflate, which runs at ~25 MB/s on them.

@@ -15,9 +15,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
+from ..deadline import SYSTEM_CLOCK, Clock
+from ..errors import MixpeekError, redact
 from .client import MixpeekClient
-from .deadline import SYSTEM_CLOCK, Clock
-from .errors import MixpeekError, redact
 
 TAIL_LINES: Final = 20
 MAX_RECONNECTS: Final = 5

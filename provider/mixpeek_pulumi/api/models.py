@@ -12,7 +12,7 @@ from typing import Any, Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from .errors import ResponseValidationError
+from ..errors import ResponseValidationError
 
 Environment = Literal["staging", "production"]
 ENVIRONMENTS: Final[tuple[Environment, ...]] = get_args(Environment)

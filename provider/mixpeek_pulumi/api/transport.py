@@ -27,8 +27,8 @@ from typing import Any, Final
 import httpx
 from httpx_sse import ServerSentEvent
 
-from .deadline import Deadline
-from .errors import (
+from ..deadline import Deadline
+from ..errors import (
     ApiConnectionError,
     ApiInterruptedError,
     ApiTimeoutError,

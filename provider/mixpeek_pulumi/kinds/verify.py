@@ -31,16 +31,16 @@ from dataclasses import dataclass, replace
 from typing import Final, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from .. import bundle as bundles
-from .. import site
-from ..client import MixpeekClient
+from ..api import site
+from ..api.client import MixpeekClient
+from ..api.models import VersionRecord
 from ..deadline import Deadline
 from ..errors import MixpeekError, first_line
-from ..models import VersionRecord
-from ..spec import MIN_CHECK_SECONDS, AppDeployState, AppPromotionState, State, Verify
-from ..waiting import Poller, WaitTimeout
+from ..files import bundle as bundles
+from ..run.waiting import Poller, WaitTimeout
 from .common import Operation
 from .environments import AppEnvironment, unverified
+from .spec import MIN_CHECK_SECONDS, AppDeployState, AppPromotionState, State, Verify
 
 CHECK_SECONDS: Final = 5.0
 """The most one check may take: a site that holds a request fails that check, not the wait."""

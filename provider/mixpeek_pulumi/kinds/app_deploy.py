@@ -17,11 +17,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
-from .. import bundle as bundles
-from .. import gitinfo
-from .. import manifest as manifests
-from .. import shipment as shipments
-from ..client import MixpeekClient
+from ..api.client import MixpeekClient
+from ..api.logs import LogFollower
+from ..api.models import (
+    DEPLOY_TERMINAL,
+    AppResponse,
+    DeployRequest,
+    DeployStatusResponse,
+    VersionRecord,
+)
 from ..deadline import Deadline
 from ..errors import (
     ApiConnectionError,
@@ -33,18 +37,14 @@ from ..errors import (
     ResponseValidationError,
     first_line,
 )
-from ..logs import LogFollower
-from ..models import (
-    DEPLOY_TERMINAL,
-    AppResponse,
-    DeployRequest,
-    DeployStatusResponse,
-    VersionRecord,
-)
-from ..progress import Heartbeat, Meter, MeteredReader
-from ..spec import AppDeployInputs, AppDeployState
-from ..waiting import Poller, WaitTimeout
+from ..files import bundle as bundles
+from ..files import gitinfo
+from ..files import manifest as manifests
+from ..files import shipment as shipments
+from ..run.progress import Heartbeat, Meter, MeteredReader
+from ..run.waiting import Poller, WaitTimeout
 from . import environments
+from .base import Checked, Lifecycle, Session
 from .common import (
     Diff,
     Failure,
@@ -68,8 +68,8 @@ from .environments import (
     replaces_tag,
     untagged,
 )
-from .lifecycle import Checked, Lifecycle, Session
 from .ordering import Shipped, gate, overtaken
+from .spec import AppDeployInputs, AppDeployState
 from .verify import Switch, verify_switch, verify_unchanged
 
 DEFAULT_MESSAGE: Final = "Deployed with mixpeek-pulumi"

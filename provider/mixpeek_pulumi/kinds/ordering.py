@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import gitinfo
+from ..api.models import AppResponse, VersionRecord
 from ..errors import DeployFailedError, MixpeekError, first_line
-from ..models import AppResponse, VersionRecord
+from ..files import gitinfo
 from .common import Operation
 from .environments import AppEnvironment
 

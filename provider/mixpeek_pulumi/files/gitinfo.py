@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from .deadline import Deadline
+from ..deadline import Deadline
 
 COMMAND_SECONDS: Final = 10.0
 SAFE: Final = ("-c", "safe.directory=*", "-c", "core.fsmonitor=false")
