@@ -1,5 +1,5 @@
-"""The deploy layer in-process: each kind's verbs called as a front door calls them (through
-``deploy.kinds``), against the emulator on loopback, with no provider host, plugin or CLI.
+"""The deploy layer in-process: each kind's verbs called as a front door calls them (the
+kind from ``kinds.registry``, inside a ``Context``), against the emulator on loopback, with no provider host, plugin or CLI.
 
 ``Resource`` plays the engine for one resource: check, then create or diff and update, refresh
 and delete, keeping the state between runs. Like the native provider's engine it keeps the
@@ -9,6 +9,8 @@ failed create leaves no state and only the journal remembers.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,9 @@ from typing import Any
 from mixpeek_pulumi.config import ProviderConfig
 from mixpeek_pulumi.deadline import Cancellation
 from mixpeek_pulumi.errors import DeployError
-from mixpeek_pulumi.kinds.base import Door, checked, failure
+from mixpeek_pulumi.kinds.base import AnyKind, check_inputs
 from mixpeek_pulumi.kinds.registry import KINDS
+from mixpeek_pulumi.run.context import READ_SECONDS, Context, failure
 from mixpeek_pulumi.run.journal import Journal
 from tests.emulator_fixture import EmulatorHandle
 
@@ -42,35 +45,57 @@ class Resource:
     config: ProviderConfig | None = None
     """The provider's settings; by default the emulator's address and key, as stack config."""
 
-    def door(self) -> Door:
-        config = self.config or ProviderConfig(
+    @property
+    def kind_(self) -> AnyKind:
+        return KINDS[self.kind]
+
+    def settings(self) -> ProviderConfig:
+        return self.config or ProviderConfig(
             self.emulator.url, "`mixpeek:baseUrl`", self.emulator.api_key
         )
+
+    @contextmanager
+    def context(self, subject: object, seconds: float | None = None) -> Iterator[Context]:
         journal = Journal(self.journal_dir) if self.journal_dir is not None else None
-        return Door(config, self.lines.append, self.name, cancel=self.cancel, journal=journal)
+        with Context.open(
+            self.kind,
+            self.name,
+            config=self.settings(),
+            say=self.lines.append,
+            subject=subject,
+            seconds=seconds,
+            cancel=self.cancel,
+            journal=journal,
+        ) as ctx:
+            yield ctx
 
     def check(self, **inputs: Any) -> dict[str, Any]:
         props = {**inputs, "resource_name": self.name}
-        steps = KINDS[self.kind]
-        computed, failures = checked(self.door().config, steps, self.state or {}, props, set())
+        computed, failures = check_inputs(
+            self.settings(), self.kind_, self.state or {}, props, set()
+        )
         if failures:
             raise CheckFailed(failures)
         return {**props, **computed}
 
     def up(self, **inputs: Any) -> dict[str, Any]:
         """Check, then create (no state) or update when the diff says so; the outputs."""
-        steps = KINDS[self.kind]
+        kind = self.kind_
         news = self.check(**inputs)
         self.inputs = news
         try:
+            parsed = kind.inputs.parse(news)
             if self.state is None:
-                state = steps.create(self.door(), news)
-            elif steps.diff(self.state, news, set()).changed:
-                state = steps.update(self.door(), self.state, news)
+                with self.context(parsed) as ctx:
+                    state = kind.create(ctx, parsed)
             else:
-                return self.state
+                old = kind.state.load(self.state)
+                if not kind.diff(old, news, set()).changed:
+                    return self.state
+                with self.context(parsed) as ctx:
+                    state = kind.update(ctx, old, parsed)
         except Exception as exc:
-            error = failure(exc, steps.name, self.name)
+            error = failure(exc, kind.name, self.name)
             if isinstance(error, DeployError) and error.partial is not None and self.keeps_partial:
                 self.state = error.partial.to_outputs()
             raise error from None
@@ -79,13 +104,17 @@ class Resource:
 
     def refresh(self) -> dict[str, Any] | None:
         assert self.state is not None
-        now = KINDS[self.kind].read(self.door(), self.state)
+        state = self.kind_.state.load(self.state)
+        with self.context(state, READ_SECONDS) as ctx:
+            now = self.kind_.read(ctx, state)
         self.state = None if now is None else now.to_outputs()
         return self.state
 
     def destroy(self) -> None:
         if self.state is not None:
-            KINDS[self.kind].delete(self.door(), self.state)
+            state = self.kind_.state.load(self.state)
+            with self.context(state) as ctx:
+                self.kind_.delete(ctx, state)
         self.state = None
 
     def said(self) -> str:

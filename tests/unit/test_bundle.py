@@ -20,7 +20,7 @@ from mixpeek_pulumi.errors import BundleError
 from mixpeek_pulumi.files import archive as archive_module
 from mixpeek_pulumi.files import bundle
 from mixpeek_pulumi.files.archive import Archive, write_archive
-from mixpeek_pulumi.kinds.common import remote_digest
+from mixpeek_pulumi.kinds.uploads import remote_digest
 from mixpeek_pulumi.resources.app_deploy import AppDeployProvider
 from mixpeek_pulumi.resources.plugin_deployment import PluginDeploymentProvider
 from tests.scripted_server import Reply, scripted_server

@@ -10,9 +10,9 @@ import pytest
 
 from mixpeek_pulumi.api.client import MixpeekClient
 from mixpeek_pulumi.errors import ResponseValidationError
-from mixpeek_pulumi.kinds.common import Operation
 from mixpeek_pulumi.kinds.environments import AppEnvironment, refresh
 from mixpeek_pulumi.kinds.spec import AppDeployState
+from mixpeek_pulumi.run.context import Context
 from tests.scripted_server import Reply, scripted_server
 
 APP: dict[str, Any] = {
@@ -50,7 +50,7 @@ def test_the_served_version_and_the_servers_own_url(api: MixpeekClient) -> None:
     env = AppEnvironment(api, "app_1", "staging")
     app = env.app()
     assert env.served_version(app) == 2  # matched by asset prefix: records name no deploy
-    now = refresh(api, Operation("AppDeploy", "site", lambda _line: None), state("staging"))
+    now = refresh(Context("AppDeploy", "site", api, lambda _line: None), state("staging"))
     assert now is not None
     assert (now.live, now.url) == (True, "https://pr.example")
 
@@ -59,7 +59,7 @@ def test_an_odd_entry_is_an_error_naming_the_field_for_its_environment_only(
     api: MixpeekClient,
 ) -> None:
     with pytest.raises(ResponseValidationError) as info:
-        refresh(api, Operation("AppDeploy", "site", lambda _line: None), state("production"))
+        refresh(Context("AppDeploy", "site", api, lambda _line: None), state("production"))
     assert str(info.value) == (
         "Mixpeek API answered GET /v1/apps/app_1 with HTTP 200 but the body is not what the API "
         "documents: environments.production is a str, not an object."

@@ -59,7 +59,7 @@ def note(olds: dict[str, Any], bundle: Path) -> str:
     }
     computed, failures = KIND.check(olds, news, set())
     assert not failures, failures
-    [said] = KIND.diff(olds, {**news, **computed}, set()).notes
+    [said] = KIND.diff(KIND.state.load(olds), {**news, **computed}, set()).notes
     return said
 
 

@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from mixpeek_pulumi.resources._common import widen_provider_host
+from mixpeek_pulumi.resources.host import widen_provider_host
 
 
 def host_module(servicer: object | None) -> types.ModuleType:
@@ -49,7 +49,7 @@ def test_cancel_is_passed_on_whatever_the_thread_pool_hook_finds(
     """The host's own Cancel does nothing; its code is replaced in place (gRPC holds the
     method it registered), with or without gRPC's private pool hook."""
     from mixpeek_pulumi.deadline import Cancellation
-    from mixpeek_pulumi.resources import _common
+    from mixpeek_pulumi.resources import host
 
     module = host_module(None)
     # The host's servicer, defined in the host's module as the SDK defines it there.
@@ -61,13 +61,13 @@ def test_cancel_is_passed_on_whatever_the_thread_pool_hook_finds(
         module.__dict__,
     )
     monkeypatch.setitem(sys.modules, "__main__", module)
-    monkeypatch.setattr(_common, "HOST_CANCEL", Cancellation())
+    monkeypatch.setattr(host, "HOST_CANCEL", Cancellation())
     registered = module.DynamicResourceProviderServicer().Cancel  # what gRPC holds
     widen_provider_host()
     assert "Ctrl-C" not in capsys.readouterr().err
-    assert not _common.HOST_CANCEL.is_set()
+    assert not host.HOST_CANCEL.is_set()
     registered(None, None)
-    assert _common.HOST_CANCEL.is_set()
+    assert host.HOST_CANCEL.is_set()
 
 
 def test_the_expected_host_gets_a_wider_pool(monkeypatch: pytest.MonkeyPatch) -> None:

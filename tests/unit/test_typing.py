@@ -1,4 +1,4 @@
-"""The lifecycle seam is typed: mypy --strict, with the project's own settings, refuses a kind's
+"""The kinds' verbs are typed: mypy --strict, with the project's own settings, refuses a kind's
 verbs given another kind's inputs or state, and a state built with a misspelled output."""
 
 from __future__ import annotations
@@ -10,22 +10,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 SNIPPET = """\
-from mixpeek_pulumi.kinds.app_deploy import AppDeployLifecycle
-from mixpeek_pulumi.kinds.base import Session
-from mixpeek_pulumi.kinds.plugin_deployment import PluginDeploymentLifecycle
+from mixpeek_pulumi.kinds.app_deploy import AppDeploy
+from mixpeek_pulumi.kinds.plugin_deployment import PluginDeployment
 from mixpeek_pulumi.kinds.spec import AppDeployInputs, AppDeployState, PluginDeploymentInputs
+from mixpeek_pulumi.run.context import Context
 
 
-def right(s: Session, inputs: AppDeployInputs) -> AppDeployState:
-    return AppDeployLifecycle().create(s, inputs)
+def right(ctx: Context, inputs: AppDeployInputs) -> AppDeployState:
+    return AppDeploy().create(ctx, inputs)
 
 
-def plugin_inputs_to_the_app_lifecycle(s: Session, inputs: PluginDeploymentInputs) -> None:
-    AppDeployLifecycle().create(s, inputs)  # line 12
+def plugin_inputs_to_the_app_kind(ctx: Context, inputs: PluginDeploymentInputs) -> None:
+    AppDeploy().create(ctx, inputs)  # line 12
 
 
-def app_state_to_the_plugin_lifecycle(s: Session, state: AppDeployState) -> None:
-    PluginDeploymentLifecycle().delete(s, state)  # line 16
+def app_state_to_the_plugin_kind(ctx: Context, state: AppDeployState) -> None:
+    PluginDeployment().delete(ctx, state)  # line 16
 
 
 def misspelled_output() -> AppDeployState:

@@ -1,6 +1,6 @@
 """App deploys: check and diff a bundle, then put it live in an environment and wait.
 
-``AppDeployer.deploy`` packages the bundle deterministically, adopts a deploy of the same
+``AppDeploy.deploy`` packages the bundle deterministically, adopts a deploy of the same
 content that an earlier run left (journal or live tag), else uploads through a presigned URL
 and triggers the deploy, recovers a deploy whose answer was lost, follows the build log while
 polling, rolls back a failed smoke test, and returns the new state.
@@ -41,19 +41,12 @@ from ..files import bundle as bundles
 from ..files import gitinfo
 from ..files import manifest as manifests
 from ..files import shipment as shipments
+from ..run.context import Context
 from ..run.progress import Heartbeat, Meter, MeteredReader
-from ..run.waiting import Poller, WaitTimeout
+from ..run.waiting import Poller, WaitTimeout, await_terminal
 from . import environments
-from .base import Checked, Lifecycle, Session
-from .common import (
-    Diff,
-    Failure,
-    Operation,
-    await_terminal,
-    diff_inputs,
-    remote_digest,
-    upload_fresh,
-)
+from .base import Checked, Kind
+from .diffs import Diff, Failure, diff_inputs
 from .environments import (
     SERVED_NOW,
     AppEnvironment,
@@ -70,6 +63,7 @@ from .environments import (
 )
 from .ordering import Shipped, gate, overtaken
 from .spec import AppDeployInputs, AppDeployState
+from .uploads import remote_digest, upload_fresh
 from .verify import Switch, verify_switch, verify_unchanged
 
 DEFAULT_MESSAGE: Final = "Deployed with mixpeek-pulumi"
@@ -238,15 +232,35 @@ class Hint:
     """Where it was remembered, for the log: the stack state or the journal's file."""
 
 
-class AppDeployer:
-    """Puts bundles live in one app environment."""
+class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
+    """AppDeploy: a build folder or .zip made live in an app environment."""
 
-    def __init__(self, api: MixpeekClient, op: Operation) -> None:
-        self.api = api
-        self.op = op
+    name = "AppDeploy"
+    summary = "A Mixpeek App deploy of a build folder or .zip, live once `pulumi up` returns."
+    path = "bundle"
+    inputs = AppDeployInputs
+    state = AppDeployState
+
+    def computed(
+        self, inputs: AppDeployInputs | None, unknown: set[str], olds: Mapping[str, Any]
+    ) -> Checked:
+        return check(inputs, unknown)
+
+    def diff(self, olds: AppDeployState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
+        return diff(olds, news, unknown)
+
+    def create(self, ctx: Context, inputs: AppDeployInputs) -> AppDeployState:
+        return self.deploy(ctx, inputs, rollback=SERVED_NOW)
+
+    def read(self, ctx: Context, state: AppDeployState) -> AppDeployState | None:
+        return environments.refresh_deploy(ctx, state)
+
+    def delete(self, ctx: Context, state: AppDeployState) -> None:
+        environments.roll_back(ctx, state, "deploy")
 
     def deploy(
         self,
+        ctx: Context,
         inputs: AppDeployInputs,
         *,
         rollback: Previous,
@@ -259,58 +273,60 @@ class AppDeployer:
         restores (what is served now, on a first deploy); ``hints`` are deploys of this
         bundle and ``others`` deploys of other content that earlier runs left. Raises ``DeployFailedError`` or
         ``DeployTimeoutError`` with the deploy id, the status and the reason."""
-        env = AppEnvironment(self.api, inputs.app_id, inputs.environment)
+        env = AppEnvironment(ctx.api, inputs.app_id, inputs.environment)
         app = env.app()
         served_before = env.served_version(app)
         restores = nothing_as_zero(served_before) if rollback == SERVED_NOW else rollback
-        run, deploy_id = self._adopt_or_start(inputs, env, app, hints, others, served_before)
-        return self._finish(run, deploy_id, _Before(restores, served_before))
+        run, deploy_id = self._adopt_or_start(ctx, inputs, env, app, hints, others, served_before)
+        return self._finish(ctx, run, deploy_id, _Before(restores, served_before))
 
-    def _finish(self, run: _Deploy, deploy_id: str, before: _Before) -> AppDeployState:
+    def _finish(
+        self, ctx: Context, run: _Deploy, deploy_id: str, before: _Before
+    ) -> AppDeployState:
         """Wait for the deploy and judge it; at the deadline the error carries what exists.
         A complete deploy counts only once the environment is seen serving it; what follows
         the build has bounds of its own, so a build that used most of the deadline leaves
         the checks all of theirs (the service puts a complete build live regardless)."""
-        final, tail = self._wait(run, deploy_id, before)
+        final, tail = self._wait(ctx, run, deploy_id, before)
         if final.known_status == "failed":
-            self._forget(run)
-            raise self._failed(run, final, tail)
+            self._forget(ctx, run)
+            raise self._failed(ctx, run, final, tail)
         if run.inputs.require_smoke_test and final.smoke_failed:
-            self._forget(run)
-            raise self._smoke_failed(run, final, tail, before.served)
-        settle = Deadline.after(SETTLE_SECONDS, self.op.deadline.clock, self.op.deadline.cancel)
-        with self.api.bound(settle) as api:
-            after = AppDeployer(api, self.op)
-            run = replace(run, env=AppEnvironment(api, run.env.app_id, run.env.name))
+            self._forget(ctx, run)
+            raise self._smoke_failed(ctx, run, final, tail, before.served)
+        settle = Deadline.after(SETTLE_SECONDS, ctx.deadline.clock, ctx.deadline.cancel)
+        with ctx.bound(settle) as settling:
+            run = replace(run, env=AppEnvironment(settling.api, run.env.app_id, run.env.name))
             # Remembered until seen served and verified: the next run restores it instead of
             # building it again (and verifies it again).
-            app, served_id = after._served_after(run, final)
+            app, served_id = self._served_after(settling, run, final)
             # Another run may have put a newer commit live while this build ran.
             overtaken(
-                self.op,
+                ctx,
                 run.env,
                 run.watch.last,
                 run.shipped,
                 served_id,
                 allow=run.inputs.allow_older_commit,
             )
-            switch = after._switch(run, app, served_id, before)
+            switch = self._switch(settling, run, app, served_id, before)
 
             def pending() -> AppDeployState:
-                return after._state(run, final, before, app, switch, verified=False)
+                return self._state(settling, run, final, before, app, switch, verified=False)
 
             verified = verify_switch(
-                api,
-                self.op,
+                settling,
                 run.inputs.verify,
                 switch,
                 pending=pending,
                 shipped=manifests.recalled(run.digest),
             )
-            self._forget(run)
-            return after._state(run, final, before, app, switch, verified=verified)
+            self._forget(ctx, run)
+            return self._state(settling, run, final, before, app, switch, verified=verified)
 
-    def _switch(self, run: _Deploy, app: AppResponse, served_id: str, before: _Before) -> Switch:
+    def _switch(
+        self, ctx: Context, run: _Deploy, app: AppResponse, served_id: str, before: _Before
+    ) -> Switch:
         """What this run did to the environment, and the version to restore if the checks
         fail: what it served when the run started, or, for a copy an earlier run put live
         (and maybe never verified), the version that copy's own message says it replaced."""
@@ -328,7 +344,7 @@ class AppDeployer:
         return Switch(run.env, version, served_id, target, switched, run.env.url(app))
 
     def _partial(
-        self, run: _Deploy, deploy_id: str, before: _Before, status: str
+        self, ctx: Context, run: _Deploy, deploy_id: str, before: _Before, status: str
     ) -> AppDeployState:
         """The state of a deploy still under way: enough for a later run to re-attach."""
         return AppDeployState(
@@ -345,6 +361,7 @@ class AppDeployer:
 
     def _attempt(
         self,
+        ctx: Context,
         inputs: AppDeployInputs,
         env: AppEnvironment,
         digest: str,
@@ -354,27 +371,27 @@ class AppDeployer:
         s3_key: str | None = None,
     ) -> _Deploy:
         """One deploy of ``digest``: its tag for the deploy message and its journal key."""
-        key = (self.api.base_url, inputs.app_id, inputs.environment, digest)
+        key = (ctx.api.base_url, inputs.app_id, inputs.environment, digest)
         return _Deploy(
             inputs, env, digest, marker(inputs.environment, digest), key, size, count, s3_key, git
         )
 
-    def _commit(self, inputs: AppDeployInputs) -> gitinfo.GitInfo:
+    def _commit(self, ctx: Context, inputs: AppDeployInputs) -> gitinfo.GitInfo:
         """The commit the bundle comes from: the inputs' ``git_*`` where set, else git's."""
         found = gitinfo.GitInfo()
         if inputs.bundle:
-            found = gitinfo.detect(Path(inputs.bundle), self.op.deadline)
+            found = gitinfo.detect(Path(inputs.bundle), ctx.deadline)
         return gitinfo.GitInfo(
             inputs.git_commit_sha or found.sha,
             inputs.git_commit_message or found.subject,
             inputs.git_author or found.author,
         )
 
-    def read_imported(self, resource_id: str) -> AppDeployState | None:
+    def import_(self, ctx: Context, resource_id: str) -> AppDeployState | None:
         """What ``pulumi import <app_id>/<environment>`` reads: the deploy the environment
         serves, with the digest of its bundle so an unchanged build shows no change. None
         when the environment serves nothing."""
-        found = imported(self.api, resource_id)
+        found = imported(ctx.api, resource_id)
         if found is None:
             return None
         env, app = found
@@ -383,14 +400,14 @@ class AppDeployer:
         record = env.served(app)
         if deploy_id is None or record is None or record.version is None:
             return None
-        status = self.api.get_deploy(app_id, deploy_id)
+        status = ctx.api.get_deploy(app_id, deploy_id)
         # No bundle: its path is the one input an import cannot know.
         return AppDeployState(
             app_id=app_id,
             environment=env.name,
             bundle_sha256=remote_digest(
-                self.api,
-                self.api.download_version(app_id, record.version).download_url,
+                ctx.api,
+                ctx.api.download_version(app_id, record.version).download_url,
                 bundles.Excludes(),
                 bundles.APP_LIMITS,
             ),
@@ -411,6 +428,7 @@ class AppDeployer:
 
     def _adopt_or_start(
         self,
+        ctx: Context,
         inputs: AppDeployInputs,
         env: AppEnvironment,
         app: AppResponse,
@@ -421,115 +439,119 @@ class AppDeployer:
         """Refuse an older commit than the one served, package the bundle, let what earlier
         runs left building end, then adopt what the service has of this bundle, or upload and
         trigger; the archive is gone when this returns, whatever happened."""
-        git = self._commit(inputs)
+        git = self._commit(ctx, inputs)
         # Before the upload starts (packing streams into it): a refusal sends nothing.
         shipped = Shipped(git.sha, "this bundle", Path(inputs.bundle))
-        gate(self.op, env, app, shipped, allow=inputs.allow_older_commit)
-        with self._packed(inputs) as (archive, files):
+        gate(ctx, env, app, shipped, allow=inputs.allow_older_commit)
+        with self._packed(ctx, inputs) as (archive, files):
             digest = archive.digest.sha256
-            run = self._attempt(inputs, env, digest, archive.size, archive.digest.file_count, git)
+            run = self._attempt(
+                ctx, inputs, env, digest, archive.size, archive.digest.file_count, git
+            )
             run.replaces, run.watch = served, _Watch(env)
-            self._settle_others(run, others)
-            adopted = self._reconcile(run, app, hints)
+            self._settle_others(ctx, run, others)
+            adopted = self._reconcile(ctx, run, app, hints)
             if adopted is not None:
                 return run, adopted
-            run.s3_key = self._upload(run, archive)
-            request = self._request(run, files)
-        return run, self._trigger(run, request)
+            run.s3_key = self._upload(ctx, run, archive)
+            request = self._request(ctx, run, files)
+        return run, self._trigger(ctx, run, request)
 
     @contextmanager
     def _packed(
-        self, inputs: AppDeployInputs
+        self, ctx: Context, inputs: AppDeployInputs
     ) -> Iterator[tuple[shipments.Shipment, list[bundles.SourceFile]]]:
         """The bundle laid out as a zip and already streaming into its upload (``_upload``
         waits for it), hashed in full before this yields; leaving stops an upload that an
         adopted deploy made needless."""
         files = collect(inputs)
-        meter = Meter(self.op.say, "packing", sum(f.size for f in files), len(files))
+        meter = Meter(ctx.say, "packing", sum(f.size for f in files), len(files))
         folder = inputs.bundle if Path(inputs.bundle).is_dir() else None
         with shipments.Shipment(
             files, folder=folder, source=inputs.bundle, progress=meter.add
         ) as shipment:
-            shipment.start(lambda body: upload(self.api, self.op.say, inputs.app_id, body))
+            shipment.start(lambda body: upload(ctx.api, ctx.say, inputs.app_id, body))
             shipment.digest  # noqa: B018 - waits until every byte is hashed
             meter.finish()
             yield shipment, files
 
     # ------------------------------------------------------------------ reconciling
 
-    def _reconcile(self, run: _Deploy, app: AppResponse, hints: tuple[Hint, ...]) -> str | None:
+    def _reconcile(
+        self, ctx: Context, run: _Deploy, app: AppResponse, hints: tuple[Hint, ...]
+    ) -> str | None:
         """The deploy of this bundle to wait for instead of deploying again, decided by the
         service: the one the environment serves now, else a remembered one the service says
         is still building (or completed, whose version is then restored). None: deploy anew."""
-        served = self._served_copy(run, app)
+        served = self._served_copy(ctx, run, app)
         if served is not None:
             return served
-        for hint in (*hints, *self._journaled(run)):
-            found = self._use_hint(run, app, hint)
+        for hint in (*hints, *self._journaled(ctx, run)):
+            found = self._use_hint(ctx, run, app, hint)
             if found is not None:
                 return found
         return None
 
-    def _served_copy(self, run: _Deploy, app: AppResponse) -> str | None:
+    def _served_copy(self, ctx: Context, run: _Deploy, app: AppResponse) -> str | None:
         served = run.env.serving_tagged(app, run.tag)
         if served is None:
             return None
-        if run.inputs.require_smoke_test and self._smoke_failed_at(app.app_id, served):
+        if run.inputs.require_smoke_test and self._smoke_failed_at(ctx, app.app_id, served):
             return None  # the live copy failed its smoke test: build it again
-        self.op.say(f"adopting deploy {served}: it already serves this bundle")
+        ctx.say(f"adopting deploy {served}: it already serves this bundle")
         return served
 
-    def _smoke_failed_at(self, app_id: str, deploy_id: str) -> bool:
+    def _smoke_failed_at(self, ctx: Context, app_id: str, deploy_id: str) -> bool:
         """Whether the service says that deploy failed its smoke test; a record it no longer
         keeps (410, 404) says nothing against a copy that serves."""
-        record = deploy_record(self.api, app_id, deploy_id)
+        record = deploy_record(ctx.api, app_id, deploy_id)
         if isinstance(record, MixpeekError):
-            self.op.say(
+            ctx.say(
                 f"deploy {deploy_id} serves this bundle; its record cannot be read "
                 f"({first_line(record)})"
             )
             return False
         return record.smoke_failed
 
-    def _settle_others(self, run: _Deploy, others: tuple[Hint, ...]) -> None:
+    def _settle_others(self, ctx: Context, run: _Deploy, others: tuple[Hint, ...]) -> None:
         """Deploys of other content to this environment that an earlier run left building
         could complete after this one and take the environment from it: each is waited for
         first, so that what this run reports stays served. Journal entries of those that
         failed or are gone are pruned; a completed one stays, to be restored if the program
         goes back to its content."""
-        journal = self.op.journal
+        journal = ctx.journal
         siblings = journal.siblings(run.key) if journal is not None else []
         for hint in others:
-            self._let_end(run, hint)
+            self._let_end(ctx, run, hint)
         for entry in siblings:
             hint = Hint(entry.deploy_id, f"the journal ({entry.path})")
-            if not self._let_end(run, hint) and journal is not None:
+            if not self._let_end(ctx, run, hint) and journal is not None:
                 journal.forget(entry.key)
 
-    def _let_end(self, run: _Deploy, hint: Hint) -> bool:
+    def _let_end(self, ctx: Context, run: _Deploy, hint: Hint) -> bool:
         """Wait until the hinted deploy ends; whether it completed (False: failed or gone)."""
-        status = deploy_record(self.api, run.inputs.app_id, hint.deploy_id)
+        status = deploy_record(ctx.api, run.inputs.app_id, hint.deploy_id)
         if isinstance(status, MixpeekError):
             return False  # gone or unreadable: nothing the service will finish
         if status.environment not in (None, run.inputs.environment):
             return False
         if status.known_status in DEPLOY_TERMINAL:
             return status.known_status == "complete"
-        self.op.say(
+        ctx.say(
             f"waiting for deploy {hint.deploy_id} ({status.status}) of other content, left "
             f"building by an earlier run ({hint.source}), to end first, so that it cannot "
             "take the environment from this deploy afterwards"
         )
         poller = Poller(
-            fetch=lambda: self.api.get_deploy(run.inputs.app_id, hint.deploy_id),
+            fetch=lambda: ctx.api.get_deploy(run.inputs.app_id, hint.deploy_id),
             is_terminal=lambda s: s.known_status in DEPLOY_TERMINAL,
-            deadline=self.op.deadline,
+            deadline=ctx.deadline,
             interval=run.inputs.poll_interval_seconds,
             max_interval=max(RELAXED_POLL, run.inputs.poll_interval_seconds),
         )
         final = await_terminal(
             poller,
-            lambda last: self.op.timed_out(
+            lambda last: ctx.timed_out(
                 f"deploy {hint.deploy_id} of other content, left building by an earlier run,",
                 subject=hint.deploy_id,
                 status=last.status if last else "unknown",
@@ -539,20 +561,20 @@ class AppDeployer:
         )
         return final.known_status == "complete"
 
-    def _journaled(self, run: _Deploy) -> tuple[Hint, ...]:
-        journal = self.op.journal
+    def _journaled(self, ctx: Context, run: _Deploy) -> tuple[Hint, ...]:
+        journal = ctx.journal
         entry = journal.lookup(run.key) if journal is not None else None
         return () if entry is None else (Hint(entry.deploy_id, f"the journal ({entry.path})"),)
 
-    def _use_hint(self, run: _Deploy, app: AppResponse, hint: Hint) -> str | None:
+    def _use_hint(self, ctx: Context, run: _Deploy, app: AppResponse, hint: Hint) -> str | None:
         """Act on ``hint`` only as far as the service confirms it; otherwise drop it, in one
         log line."""
-        status = self._hint_status(run, hint)
+        status = self._hint_status(ctx, run, hint)
         if status is None:
             return None
         if status.known_status in IN_FLIGHT or status.known_status is None:
             # A status this release does not know is one the build has not left yet.
-            self.op.say(
+            ctx.say(
                 f"re-attaching to deploy {hint.deploy_id} ({status.status}), started by an "
                 "earlier run with this bundle"
             )
@@ -560,27 +582,29 @@ class AppDeployer:
         if status.known_status == "complete" and not (
             run.inputs.require_smoke_test and status.smoke_failed
         ):
-            return self._restore_hinted(run, app, hint)
+            return self._restore_hinted(ctx, run, app, hint)
         why = f"it ended with status {status.status}"
-        self._drop(run, hint, f"{why} ({status.error})" if status.error else why)
+        self._drop(ctx, run, hint, f"{why} ({status.error})" if status.error else why)
         return None
 
-    def _hint_status(self, run: _Deploy, hint: Hint) -> DeployStatusResponse | None:
+    def _hint_status(self, ctx: Context, run: _Deploy, hint: Hint) -> DeployStatusResponse | None:
         """What the service says of the hinted deploy, if it is a deploy of this bundle to this
         environment; None (the hint dropped) when it is gone, unreadable or someone else's."""
-        status = deploy_record(self.api, run.inputs.app_id, hint.deploy_id)
+        status = deploy_record(ctx.api, run.inputs.app_id, hint.deploy_id)
         if isinstance(status, MixpeekError):
-            self._drop(run, hint, f"reading it failed ({first_line(status)})")
+            self._drop(ctx, run, hint, f"reading it failed ({first_line(status)})")
             return None
         if status.environment not in (None, run.inputs.environment):
-            self._drop(run, hint, f"it is a deploy to {status.environment}")
+            self._drop(ctx, run, hint, f"it is a deploy to {status.environment}")
             return None
         if not carries(status.message, run.tag):
-            self._drop(run, hint, "it is a deploy of other content")
+            self._drop(ctx, run, hint, "it is a deploy of other content")
             return None
         return status
 
-    def _restore_hinted(self, run: _Deploy, app: AppResponse, hint: Hint) -> str | None:
+    def _restore_hinted(
+        self, ctx: Context, run: _Deploy, app: AppResponse, hint: Hint
+    ) -> str | None:
         """A completed deploy of this bundle that the environment no longer serves: serve its
         version again, with no rebuild."""
         env = run.env
@@ -588,16 +612,16 @@ class AppDeployer:
             return hint.deploy_id
         version = env.version_of(app, hint.deploy_id, run.tag)
         if version is None:
-            self._drop(run, hint, "it completed, but its version is not in the app's history")
+            self._drop(ctx, run, hint, "it completed, but its version is not in the app's history")
             return None
         try:
             restored = env.restore(version)
         except NotFoundError:
-            self._drop(run, hint, f"it completed, but its version {version} no longer exists")
+            self._drop(ctx, run, hint, f"it completed, but its version {version} no longer exists")
             return None
         except (ApiStatusError, ApiConnectionError, ResponseValidationError) as exc:
-            raise self._restore_failed(run, hint.deploy_id, version, exc) from None
-        self.op.say(
+            raise self._restore_failed(ctx, run, hint.deploy_id, version, exc) from None
+        ctx.say(
             f"deploy {hint.deploy_id} of this bundle completed in an earlier run, but "
             f"{env.name} serves another version now: restored its version {version} "
             "instead of building again"
@@ -605,9 +629,9 @@ class AppDeployer:
         return restored.deploy_id
 
     def _restore_failed(
-        self, run: _Deploy, deploy_id: str, version: int, exc: MixpeekError
+        self, ctx: Context, run: _Deploy, deploy_id: str, version: int, exc: MixpeekError
     ) -> DeployFailedError:
-        return self.op.failed(
+        return ctx.failed(
             f"deploy {deploy_id} of this bundle completed, but restoring its version {version} "
             f"to {run.inputs.environment} of app {run.inputs.app_id} failed ({first_line(exc)}); "
             "the next `pulumi up` restores it again, with no rebuild",
@@ -616,20 +640,22 @@ class AppDeployer:
             reason=first_line(exc),
         )
 
-    def _drop(self, run: _Deploy, hint: Hint, why: str) -> None:
-        self.op.say(f"not using deploy {hint.deploy_id} from {hint.source}: {why}")
+    def _drop(self, ctx: Context, run: _Deploy, hint: Hint, why: str) -> None:
+        ctx.say(f"not using deploy {hint.deploy_id} from {hint.source}: {why}")
         if hint.source.startswith("the journal"):
-            self._forget(run)
+            self._forget(ctx, run)
 
-    def _forget(self, run: _Deploy) -> None:
-        if self.op.journal is not None:
-            self.op.journal.forget(run.key)
+    def _forget(self, ctx: Context, run: _Deploy) -> None:
+        if ctx.journal is not None:
+            ctx.journal.forget(run.key)
 
-    def _upload(self, run: _Deploy, shipment: shipments.Shipment) -> str:
+    def _upload(self, ctx: Context, run: _Deploy, shipment: shipments.Shipment) -> str:
         key: str = shipment.sent()
         return key
 
-    def _request(self, run: _Deploy, files: list[bundles.SourceFile]) -> DeployRequest:
+    def _request(
+        self, ctx: Context, run: _Deploy, files: list[bundles.SourceFile]
+    ) -> DeployRequest:
         inputs, git = run.inputs, run.git
         sha, subject = git.sha, git.subject
         base = inputs.message or (f"{subject} ({sha[:7]})" if subject and sha else DEFAULT_MESSAGE)
@@ -647,35 +673,37 @@ class AppDeployer:
             git_author=git.author,
         )
 
-    def _trigger(self, run: _Deploy, request: DeployRequest) -> str:
+    def _trigger(self, ctx: Context, run: _Deploy, request: DeployRequest) -> str:
         try:
-            deploy_id = self.api.deploy(run.inputs.app_id, request).deploy_id
+            deploy_id = ctx.api.deploy(run.inputs.app_id, request).deploy_id
         except (ApiConnectionError, ResponseValidationError) as exc:
             if isinstance(exc, ApiConnectionError) and not exc.sent:
                 raise
-            deploy_id = self._recover(run, exc)
-        if self.op.journal is not None:
-            self.op.journal.record(run.key, deploy_id)
-        self.op.say(f"deploy {deploy_id} queued for {run.inputs.environment}")
+            deploy_id = self._recover(ctx, run, exc)
+        if ctx.journal is not None:
+            ctx.journal.record(run.key, deploy_id)
+        ctx.say(f"deploy {deploy_id} queued for {run.inputs.environment}")
         return deploy_id
 
-    def _recover(self, run: _Deploy, lost: ApiConnectionError | ResponseValidationError) -> str:
+    def _recover(
+        self, ctx: Context, run: _Deploy, lost: ApiConnectionError | ResponseValidationError
+    ) -> str:
         """The deploy request may have been stored though its answer was lost: wait for a
         deploy of this bundle to go live, until the deadline."""
         inputs = run.inputs
         first = first_line(lost)
-        self.op.say(
+        ctx.say(
             f"the answer to the deploy request was lost ({first}); waiting for the deploy to show"
         )
         poller: Poller[str | None] = Poller(
             fetch=lambda: run.env.serving_tagged(run.env.app(), run.tag),
             is_terminal=lambda found: found is not None,
-            deadline=self.op.deadline,
+            deadline=ctx.deadline,
             interval=inputs.poll_interval_seconds,
         )
         found = await_terminal(
             poller,
-            lambda _last: self.op.timed_out(
+            lambda _last: ctx.timed_out(
                 f"the deploy request to {inputs.environment} of app {inputs.app_id} lost its "
                 f"answer ({first}), and the wait for a deploy of this bundle to go live",
                 subject="unknown",
@@ -686,24 +714,24 @@ class AppDeployer:
         return found
 
     def _wait(
-        self, run: _Deploy, deploy_id: str, before: _Before
+        self, ctx: Context, run: _Deploy, deploy_id: str, before: _Before
     ) -> tuple[DeployStatusResponse, list[str]]:
         """Poll until terminal while the log stream echoes the build and wakes the poll the
         moment it says the deploy ended; at the deadline (or a Cancel) the error carries the
         log's tail and what exists, for a later run to re-attach."""
         inputs = run.inputs
         wake = threading.Event()
-        beat = Heartbeat(self.op.say, lambda: f"waiting for deploy {deploy_id} to end")
-        follower = LogFollower(self.api, inputs.app_id, deploy_id, sink=beat.say, wake=wake)
+        beat = Heartbeat(ctx.say, lambda: f"waiting for deploy {deploy_id} to end")
+        follower = LogFollower(ctx.api, inputs.app_id, deploy_id, sink=beat.say, wake=wake)
         follower.start()
         poller = Poller(
-            fetch=lambda: self.api.get_deploy(inputs.app_id, deploy_id),
+            fetch=lambda: ctx.api.get_deploy(inputs.app_id, deploy_id),
             is_terminal=lambda s: s.known_status in DEPLOY_TERMINAL,
-            deadline=self.op.deadline,
+            deadline=ctx.deadline,
             interval=inputs.poll_interval_seconds,
             wake=wake,
             on_status=lambda s: run.watch.look(s.known_status not in DEPLOY_TERMINAL),
-            on_problem=self.op.say,
+            on_problem=ctx.say,
             # The stream's end wakes the loop, so while it runs a slow poll only confirms.
             max_interval=max(RELAXED_POLL, inputs.poll_interval_seconds),
             relaxed=follower.is_alive,
@@ -715,13 +743,13 @@ class AppDeployer:
             follower.finished.wait(timeout=0.5)
         except WaitTimeout as exc:
             status = exc.last.status if exc.last is not None else "unknown"
-            raise self.op.timed_out(
+            raise ctx.timed_out(
                 f"deploy {deploy_id} to {inputs.environment} of app {inputs.app_id}",
                 subject=deploy_id,
                 status=status,
                 then="the next `pulumi up` re-attaches to it instead of deploying again",
                 log_tail=follower.lines(),
-                partial=self._partial(run, deploy_id, before, status),
+                partial=self._partial(ctx, run, deploy_id, before, status),
             ) from None
         finally:
             follower.stop()
@@ -730,10 +758,10 @@ class AppDeployer:
         return final, follower.lines()
 
     def _failed(
-        self, run: _Deploy, final: DeployStatusResponse, tail: list[str]
+        self, ctx: Context, run: _Deploy, final: DeployStatusResponse, tail: list[str]
     ) -> DeployFailedError:
         reason = final.error or "the service gave no reason"
-        return self.op.failed(
+        return ctx.failed(
             f"deploy {final.deploy_id} to {run.inputs.environment} of app "
             f"{run.inputs.app_id} ended with status {final.status}: {reason}",
             subject=final.deploy_id,
@@ -744,6 +772,7 @@ class AppDeployer:
 
     def _smoke_failed(
         self,
+        ctx: Context,
         run: _Deploy,
         final: DeployStatusResponse,
         tail: list[str],
@@ -761,7 +790,7 @@ class AppDeployer:
                 outcome = (
                     f"restoring version {served_before} failed too ({str(exc).splitlines()[0]})"
                 )
-        return self.op.failed(
+        return ctx.failed(
             f"deploy {final.deploy_id} to {env} of app {run.inputs.app_id} "
             f"completed but its smoke test failed ({errors}); {outcome}",
             subject=final.deploy_id,
@@ -770,7 +799,9 @@ class AppDeployer:
             log_tail=tail,
         )
 
-    def _served_after(self, run: _Deploy, final: DeployStatusResponse) -> tuple[AppResponse, str]:
+    def _served_after(
+        self, ctx: Context, run: _Deploy, final: DeployStatusResponse
+    ) -> tuple[AppResponse, str]:
         """The app once the environment is seen serving the complete deploy, and the deploy
         it serves. A deploy the environment does not serve (someone deployed in between) has
         its version restored, since the program declares this bundle; if even that does not
@@ -783,20 +814,20 @@ class AppDeployer:
         version = env.version_of(app, deploy_id, run.tag)
         if version is not None:
             # Whoever deployed meanwhile may have shipped a newer commit: never undo it.
-            gate(self.op, env, app, run.shipped, allow=run.inputs.allow_older_commit)
+            gate(ctx, env, app, run.shipped, allow=run.inputs.allow_older_commit)
             try:
                 restored = env.restore(version)
             except (ApiStatusError, ApiConnectionError, ResponseValidationError) as exc:
-                raise self._restore_failed(run, deploy_id, version, exc) from None
+                raise self._restore_failed(ctx, run, deploy_id, version, exc) from None
             app = env.app()
             if env.deploy_id(app) == restored.deploy_id:
-                self.op.say(
+                ctx.say(
                     f"deploy {deploy_id} completed while {env.name} served {other}: restored "
                     f"its version {version}"
                 )
                 return app, restored.deploy_id
         tried = "restoring its version did not take" if version else "its version is unknown"
-        raise self.op.failed(
+        raise ctx.failed(
             f"deploy {deploy_id} to {env.name} of app {env.app_id} completed, "
             f"but {env.name} serves {env.deploy_id(app) or 'nothing'} instead and {tried}; "
             "run `pulumi up` again, or check who else deploys there",
@@ -807,6 +838,7 @@ class AppDeployer:
 
     def _state(
         self,
+        ctx: Context,
         run: _Deploy,
         final: DeployStatusResponse,
         before: _Before,
@@ -837,31 +869,33 @@ class AppDeployer:
             verified=verified,
         )
 
-    def update(self, olds: AppDeployState, inputs: AppDeployInputs) -> AppDeployState:
+    def update(self, ctx: Context, olds: AppDeployState, inputs: AppDeployInputs) -> AppDeployState:
         """Settings alone are recorded, once the service confirms the environment serves the
         recorded deploy (drift with the same content is repaired by a restore); anything else,
         a deploy a create left under way included, is reconciled by ``deploy`` with the
         recorded deploy as a hint."""
         same_content = olds.bundle_sha256 == inputs.bundle_sha256
         if same_content and olds.status == "complete":
-            kept = self._still_served(olds)
+            kept = self._still_served(ctx, olds)
             if kept is not None:
                 settings = kept.with_inputs(inputs, exclude=frozenset({"bundle_sha256"}))
-                return verify_unchanged(self.api, self.op, olds, settings)
+                return verify_unchanged(ctx, olds, settings)
         recorded = (Hint(olds.deploy_id, "the stack state"),) if olds.deploy_id else ()
         hints, others = (recorded, ()) if same_content else ((), recorded)
-        state = self.deploy(inputs, rollback=olds.rollback_version, hints=hints, others=others)
-        self._say_version_diff(state.app_id, olds.version, state.version)
+        state = self.deploy(ctx, inputs, rollback=olds.rollback_version, hints=hints, others=others)
+        self._say_version_diff(ctx, state.app_id, olds.version, state.version)
         return state
 
-    def _say_version_diff(self, app_id: str, old: int | None, new: int | None) -> None:
+    def _say_version_diff(
+        self, ctx: Context, app_id: str, old: int | None, new: int | None
+    ) -> None:
         """The service's own diff of the version replaced and the new one, in one line."""
         if old is None or new is None or old == new:
             return
         try:
-            found = self.api.diff_versions(app_id, old, new)
+            found = ctx.api.diff_versions(app_id, old, new)
         except MixpeekError as exc:
-            self.op.say(
+            ctx.say(
                 f"version {old} to {new}: the service's diff cannot be read ({first_line(exc)})"
             )
             return
@@ -875,21 +909,21 @@ class AppDeployer:
         more = len(names) - manifests.NAMES_SHOWN
         said = ", ".join(f"{v} {k}" for k, v in counts.items())
         tail = (f": {shown}" if shown else "") + (f", and {more} more" if more > 0 else "")
-        self.op.say(f"version {old} to {new}, as the service diffs them: {said}{tail}")
+        ctx.say(f"version {old} to {new}, as the service diffs them: {said}{tail}")
 
     # ------------------------------------------------------------------- drift repair
 
-    def _still_served(self, state: AppDeployState) -> AppDeployState | None:
+    def _still_served(self, ctx: Context, state: AppDeployState) -> AppDeployState | None:
         """``state`` as it is, if the environment still serves its deploy; else with its
         version restored. None when neither holds."""
-        env = AppEnvironment(self.api, state.app_id, state.environment)
+        env = AppEnvironment(ctx.api, state.app_id, state.environment)
         app = env.app()
         if state.deploy_id is not None and env.deploy_id(app) == state.deploy_id:
             return state.model_copy(update={"live": True, "url": env.url(app)})
-        return self.restore_declared(state, env, app)
+        return self.restore_declared(ctx, state, env, app)
 
     def restore_declared(
-        self, state: AppDeployState, env: AppEnvironment, app: AppResponse
+        self, ctx: Context, state: AppDeployState, env: AppEnvironment, app: AppResponse
     ) -> AppDeployState | None:
         """Someone repointed the environment (by hand, or an older build that completed late
         took it over): put the declared version back at once, without a rebuild, unless what
@@ -899,13 +933,13 @@ class AppDeployer:
             return None
         said = environments.drift_said(env, app, state)
         ours = Shipped(env.commit_of(app, state.version), f"version {state.version}", _repo(state))
-        gate(self.op, env, app, ours, allow=state.allow_older_commit)
+        gate(ctx, env, app, ours, allow=state.allow_older_commit)
         try:
             restored = env.restore(state.version)
         except NotFoundError:
             return None
         except (ApiStatusError, ApiConnectionError, ResponseValidationError) as exc:
-            raise self.op.failed(
+            raise ctx.failed(
                 f"{state.environment} of app {state.app_id} no longer serves deploy "
                 f"{state.deploy_id}, and restoring its version {state.version} failed "
                 f"({first_line(exc)}); the next `pulumi up` tries again",
@@ -916,7 +950,7 @@ class AppDeployer:
         app = env.app()
         if env.deploy_id(app) != restored.deploy_id:
             return None
-        self.op.say(f"{said}: restored version {restored.version}")
+        ctx.say(f"{said}: restored version {restored.version}")
         return state.model_copy(
             update={"deploy_id": restored.deploy_id, "live": True, "url": env.url(app)}
         )
@@ -948,36 +982,3 @@ def upload(
 def _repo(state: AppDeployState) -> Path:
     """Where the history of a deployed bundle is: its folder, or the program's."""
     return Path(state.bundle) if state.bundle else Path.cwd()
-
-
-class AppDeployLifecycle(Lifecycle[AppDeployInputs, AppDeployState]):
-    """AppDeploy: a build folder or .zip made live in an app environment."""
-
-    name = "AppDeploy"
-    summary = "A Mixpeek App deploy of a build folder or .zip, live once `pulumi up` returns."
-    path = "bundle"
-    inputs = AppDeployInputs
-    state = AppDeployState
-
-    def check(
-        self, inputs: AppDeployInputs | None, unknown: set[str], olds: Mapping[str, Any]
-    ) -> Checked:
-        return check(inputs, unknown)
-
-    def diff(self, olds: AppDeployState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
-        return diff(olds, news, unknown)
-
-    def create(self, s: Session, inputs: AppDeployInputs) -> AppDeployState:
-        return AppDeployer(s.api, s.op).deploy(inputs, rollback=SERVED_NOW)
-
-    def update(self, s: Session, olds: AppDeployState, inputs: AppDeployInputs) -> AppDeployState:
-        return AppDeployer(s.api, s.op).update(olds, inputs)
-
-    def read(self, s: Session, state: AppDeployState) -> AppDeployState | None:
-        return environments.refresh_deploy(s.api, s.op, state)
-
-    def delete(self, s: Session, state: AppDeployState) -> None:
-        environments.roll_back(s.api, s.op, state, "deploy")
-
-    def import_(self, s: Session, resource_id: str) -> AppDeployState | None:
-        return AppDeployer(s.api, s.op).read_imported(resource_id)

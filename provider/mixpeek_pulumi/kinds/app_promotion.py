@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..api.client import MixpeekClient
 from ..api.models import ENVIRONMENTS, AppResponse, DeployStatusResponse, VersionRecord
 from ..errors import (
     ApiConnectionError,
@@ -23,9 +22,10 @@ from ..errors import (
     ServerError,
     first_line,
 )
+from ..run.context import Context
 from . import environments
-from .base import Lifecycle, Session
-from .common import Diff, Operation, diff_inputs
+from .base import Kind
+from .diffs import Diff, diff_inputs
 from .environments import (
     SERVED_NOW,
     AppEnvironment,
@@ -39,47 +39,63 @@ from .spec import AppPromotionInputs, AppPromotionState
 from .verify import Switch, verify_switch, verify_unchanged
 
 
-def diff(olds: AppPromotionState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
-    return diff_inputs(AppPromotionInputs, olds.model_dump(), news, unknown, extra=drift(olds))
+class AppPromotion(Kind[AppPromotionInputs, AppPromotionState]):
+    """AppPromotion: an exact, already built version served in an environment."""
 
+    name = "AppPromotion"
+    summary = (
+        "Serves an exact, already built App version in an environment (an instant "
+        "restore, no rebuild), gated on its deploy's smoke test."
+    )
+    inputs = AppPromotionInputs
+    state = AppPromotionState
 
-class Promoter:
-    """Serves exact versions in one app environment."""
+    def diff(self, olds: AppPromotionState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
+        return diff_inputs(AppPromotionInputs, olds.model_dump(), news, unknown, extra=drift(olds))
 
-    def __init__(self, api: MixpeekClient, op: Operation) -> None:
-        self.api = api
-        self.op = op
+    def create(self, ctx: Context, inputs: AppPromotionInputs) -> AppPromotionState:
+        return self.promote(ctx, inputs, rollback=SERVED_NOW)
 
-    def update(self, olds: AppPromotionState, inputs: AppPromotionInputs) -> AppPromotionState:
+    def read(self, ctx: Context, state: AppPromotionState) -> AppPromotionState | None:
+        return environments.refresh(ctx, state)
+
+    def delete(self, ctx: Context, state: AppPromotionState) -> None:
+        environments.roll_back(ctx, state, "promotion")
+
+    def update(
+        self, ctx: Context, olds: AppPromotionState, inputs: AppPromotionInputs
+    ) -> AppPromotionState:
         if olds.version == inputs.version and olds.live is not False:
-            return verify_unchanged(self.api, self.op, olds, olds.with_inputs(inputs))
-        return self.promote(inputs, rollback=olds.rollback_version)
+            return verify_unchanged(ctx, olds, olds.with_inputs(inputs))
+        return self.promote(ctx, inputs, rollback=olds.rollback_version)
 
-    def promote(self, inputs: AppPromotionInputs, *, rollback: Previous) -> AppPromotionState:
+    def promote(
+        self, ctx: Context, inputs: AppPromotionInputs, *, rollback: Previous
+    ) -> AppPromotionState:
         """Restore ``inputs.version`` into the environment, check that it serves it, and
         verify the live site when ``inputs.verify`` asks to; ``rollback`` is the version
         ``on_delete="rollback"`` restores (what is served now, on a first promotion).
 
         Raises ``DeployFailedError`` for a missing version, a failed gate, an environment that
         did not switch, or a failed verification (after serving the version before again)."""
-        env = AppEnvironment(self.api, inputs.app_id, inputs.environment)
+        env = AppEnvironment(ctx.api, inputs.app_id, inputs.environment)
         app = env.app()
         before = env.served_version(app)
         if before == inputs.version:
             # Served already: by an earlier run of this machine that did not finish (what it
             # replaced is in the journal), else by someone else, and this run switches nothing.
-            before = self._pending_before(inputs)
-        record = self._version(inputs)
+            before = self._pending_before(ctx, inputs)
+        record = self._version(ctx, inputs)
         if inputs.require_smoke_test:
-            self._gate(inputs, app, record)
+            self._gate(ctx, inputs, app, record)
         if env.served_version(app) != inputs.version:
             ours = Shipped(record.git_commit_sha, f"version {inputs.version}", Path.cwd())
-            gate(self.op, env, app, ours, allow=inputs.allow_older_commit)
-        self._remember_pending(inputs, before)
-        expected = self._restore(inputs, env)
+            gate(ctx, env, app, ours, allow=inputs.allow_older_commit)
+        self._remember_pending(ctx, inputs, before)
+        expected = self._restore(ctx, inputs, env)
         app = env.app()
-        now = self._switched(inputs, env, app, expected)
-        self.op.say(f"{inputs.environment} now serves version {inputs.version}")
+        now = self._switched(ctx, inputs, env, app, expected)
+        ctx.say(f"{inputs.environment} now serves version {inputs.version}")
         switch = Switch(env, inputs.version, now, before, before != inputs.version, env.url(app))
         state = AppPromotionState(
             **inputs.model_dump(),
@@ -91,42 +107,45 @@ class Promoter:
             live=True,
             verified=False,
         )
-        verified = verify_switch(self.api, self.op, inputs.verify, switch, pending=lambda: state)
-        self._forget_pending(inputs)
+        verified = verify_switch(ctx, inputs.verify, switch, pending=lambda: state)
+        self._forget_pending(ctx, inputs)
         return state.model_copy(update={"verified": verified})
 
     # The dynamic resources' memory of a switch left unverified: the engine keeps no state of
     # a failed dynamic create, so the version to restore is kept on this machine.
 
-    def _pending_key(self, inputs: AppPromotionInputs) -> tuple[str, ...]:
-        return ("verify", self.api.base_url, inputs.app_id, inputs.environment)
+    def _pending_key(self, ctx: Context, inputs: AppPromotionInputs) -> tuple[str, ...]:
+        return ("verify", ctx.api.base_url, inputs.app_id, inputs.environment)
 
-    def _remember_pending(self, inputs: AppPromotionInputs, before: int | None) -> None:
-        journal = self.op.journal
+    def _remember_pending(
+        self, ctx: Context, inputs: AppPromotionInputs, before: int | None
+    ) -> None:
+        journal = ctx.journal
         if journal is not None and inputs.verify is not None and before is not None:
-            journal.record(self._pending_key(inputs), f"{inputs.version}:{before}")
+            journal.record(self._pending_key(ctx, inputs), f"{inputs.version}:{before}")
 
-    def _pending_before(self, inputs: AppPromotionInputs) -> int | None:
+    def _pending_before(self, ctx: Context, inputs: AppPromotionInputs) -> int | None:
         """The version an earlier run on this machine replaced with ``inputs.version`` and
         left unverified, if the journal holds it; else None (no switch of ours)."""
-        journal = self.op.journal
-        entry = journal.lookup(self._pending_key(inputs)) if journal is not None else None
+        journal = ctx.journal
+        entry = journal.lookup(self._pending_key(ctx, inputs)) if journal is not None else None
         promoted, _, before = entry.deploy_id.partition(":") if entry else ("", "", "")
         if promoted != str(inputs.version) or not before.isdigit():
             return inputs.version
-        self.op.say(
+        ctx.say(
             f"an earlier run switched {inputs.environment} to version {inputs.version} and "
             f"left it unverified ({entry.path if entry else 'the journal'}): version {before} "
             "is restored if it fails its checks"
         )
         return int(before)
 
-    def _forget_pending(self, inputs: AppPromotionInputs) -> None:
-        if self.op.journal is not None:
-            self.op.journal.forget(self._pending_key(inputs))
+    def _forget_pending(self, ctx: Context, inputs: AppPromotionInputs) -> None:
+        if ctx.journal is not None:
+            ctx.journal.forget(self._pending_key(ctx, inputs))
 
     def _switched(
         self,
+        ctx: Context,
         inputs: AppPromotionInputs,
         env: AppEnvironment,
         app: AppResponse,
@@ -137,6 +156,7 @@ class Promoter:
         now = env.deploy_id(app)
         if served != inputs.version or (expected is not None and now != expected) or not now:
             raise self._refused(
+                ctx,
                 inputs,
                 now or "",
                 "not_served",
@@ -146,9 +166,9 @@ class Promoter:
             )
         return now
 
-    def read_imported(self, resource_id: str) -> AppPromotionState | None:
+    def import_(self, ctx: Context, resource_id: str) -> AppPromotionState | None:
         """What ``pulumi import <app_id>/<environment>`` reads: the version served there."""
-        found = imported(self.api, resource_id)
+        found = imported(ctx.api, resource_id)
         if found is None:
             return None
         env, app = found
@@ -165,24 +185,25 @@ class Promoter:
             live=True,
         )
 
-    def _version(self, inputs: AppPromotionInputs) -> VersionRecord:
+    def _version(self, ctx: Context, inputs: AppPromotionInputs) -> VersionRecord:
         try:
-            return self.api.get_version(inputs.app_id, inputs.version)
+            return ctx.api.get_version(inputs.app_id, inputs.version)
         except NotFoundError:
             raise self._refused(
+                ctx,
                 inputs,
                 "",
                 "missing",
                 f"app {inputs.app_id} has no version {inputs.version} to promote to "
-                f"{inputs.environment} ({self._existing(inputs.app_id)}; only completed "
+                f"{inputs.environment} ({self._existing(ctx, inputs.app_id)}; only completed "
                 "deploys become versions)",
                 "no such version",
             ) from None
 
-    def _existing(self, app_id: str) -> str:
+    def _existing(self, ctx: Context, app_id: str) -> str:
         """The last five versions the app has, newest first, for a version that is not."""
         try:
-            records = self.api.list_versions(app_id).records()
+            records = ctx.api.list_versions(app_id).records()
         except MixpeekError as exc:
             return f"its versions cannot be listed: {first_line(exc)}"
         found = sorted({r.version for r in records if r.version is not None}, reverse=True)
@@ -195,7 +216,7 @@ class Promoter:
             else f"it has only version {shown}"
         )
 
-    def _restore(self, inputs: AppPromotionInputs, env: AppEnvironment) -> str | None:
+    def _restore(self, ctx: Context, inputs: AppPromotionInputs, env: AppEnvironment) -> str | None:
         """The restore, and the deploy id the environment should then serve (None when the
         answer was lost: the check that follows decides by the version served)."""
         try:
@@ -206,7 +227,7 @@ class Promoter:
                 raise exc from None
             return None
 
-    def _builder(self, app: AppResponse, record: VersionRecord) -> str | None:
+    def _builder(self, ctx: Context, app: AppResponse, record: VersionRecord) -> str | None:
         """The deploy an environment serves with this version's assets, if one does."""
         for name in ENVIRONMENTS:
             entry = app.environment(name)
@@ -215,14 +236,17 @@ class Promoter:
                 return entry.deploy_id
         return None
 
-    def _gate(self, inputs: AppPromotionInputs, app: AppResponse, record: VersionRecord) -> None:
+    def _gate(
+        self, ctx: Context, inputs: AppPromotionInputs, app: AppResponse, record: VersionRecord
+    ) -> None:
         """Refuse a version whose deploy did not pass, or whose deploy cannot be told."""
         where = f"version {inputs.version} of app {inputs.app_id} is not promoted to "
         where += inputs.environment
-        status = self._builder_status(inputs, app, record, where)
+        status = self._builder_status(ctx, inputs, app, record, where)
         if status.known_status != "complete" or status.smoke_failed:
             reason = _why_not_passed(status)
             raise self._refused(
+                ctx,
                 inputs,
                 status.deploy_id,
                 status.status,
@@ -232,14 +256,20 @@ class Promoter:
             )
 
     def _builder_status(
-        self, inputs: AppPromotionInputs, app: AppResponse, record: VersionRecord, where: str
+        self,
+        ctx: Context,
+        inputs: AppPromotionInputs,
+        app: AppResponse,
+        record: VersionRecord,
+        where: str,
     ) -> DeployStatusResponse:
         """The deploy that built the version, as the service has it: the one the program
         names, else the one an environment serves with its assets; a refusal when neither
         can be had or the named one did not build it."""
-        deploy_id = inputs.source_deploy_id or self._builder(app, record)
+        deploy_id = inputs.source_deploy_id or self._builder(ctx, app, record)
         if deploy_id is None:
             raise self._refused(
+                ctx,
                 inputs,
                 "",
                 "unverified",
@@ -249,9 +279,10 @@ class Promoter:
                 "the deploy that built the version is unknown",
             )
         try:
-            status = self.api.get_deploy(inputs.app_id, deploy_id)
+            status = ctx.api.get_deploy(inputs.app_id, deploy_id)
         except NotFoundError:
             raise self._refused(
+                ctx,
                 inputs,
                 deploy_id,
                 "unverified",
@@ -262,6 +293,7 @@ class Promoter:
         named = inputs.source_deploy_id is not None
         if named and status.message and record.message and status.message != record.message:
             raise self._refused(
+                ctx,
                 inputs,
                 deploy_id,
                 "mismatch",
@@ -272,41 +304,15 @@ class Promoter:
         return status
 
     def _refused(
-        self, inputs: AppPromotionInputs, deploy_id: str, status: str, text: str, reason: str
+        self,
+        ctx: Context,
+        inputs: AppPromotionInputs,
+        deploy_id: str,
+        status: str,
+        text: str,
+        reason: str,
     ) -> DeployFailedError:
-        return self.op.failed(text, subject=deploy_id, status=status, reason=reason)
-
-
-class AppPromotionLifecycle(Lifecycle[AppPromotionInputs, AppPromotionState]):
-    """AppPromotion: an exact, already built version served in an environment."""
-
-    name = "AppPromotion"
-    summary = (
-        "Serves an exact, already built App version in an environment (an instant "
-        "restore, no rebuild), gated on its deploy's smoke test."
-    )
-    inputs = AppPromotionInputs
-    state = AppPromotionState
-
-    def diff(self, olds: AppPromotionState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
-        return diff(olds, news, unknown)
-
-    def create(self, s: Session, inputs: AppPromotionInputs) -> AppPromotionState:
-        return Promoter(s.api, s.op).promote(inputs, rollback=SERVED_NOW)
-
-    def update(
-        self, s: Session, olds: AppPromotionState, inputs: AppPromotionInputs
-    ) -> AppPromotionState:
-        return Promoter(s.api, s.op).update(olds, inputs)
-
-    def read(self, s: Session, state: AppPromotionState) -> AppPromotionState | None:
-        return environments.refresh(s.api, s.op, state)
-
-    def delete(self, s: Session, state: AppPromotionState) -> None:
-        environments.roll_back(s.api, s.op, state, "promotion")
-
-    def import_(self, s: Session, resource_id: str) -> AppPromotionState | None:
-        return Promoter(s.api, s.op).read_imported(resource_id)
+        return ctx.failed(text, subject=deploy_id, status=status, reason=reason)
 
 
 def _why_not_passed(status: DeployStatusResponse) -> str:

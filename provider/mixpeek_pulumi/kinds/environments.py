@@ -30,7 +30,7 @@ from ..errors import (
     ResponseValidationError,
 )
 from ..files import manifest as manifests
-from .common import Operation
+from ..run.context import Context
 from .spec import AppDeployState, AppPromotionState, identifier_problem
 
 St = TypeVar("St", AppDeployState, AppPromotionState)
@@ -221,15 +221,15 @@ def imported(api: MixpeekClient, resource_id: str) -> tuple[AppEnvironment, AppR
         return None
 
 
-def refresh(api: MixpeekClient, op: Operation, state: St) -> St | None:
+def refresh(ctx: Context, state: St) -> St | None:
     """The state as the service has it now: None when the app is gone, ``live`` false (and
     one line naming what serves instead) when the environment serves another deploy."""
-    env = AppEnvironment(api, state.app_id, state.environment)
+    env = AppEnvironment(ctx.api, state.app_id, state.environment)
     try:
         app = env.app()
     except NotFoundError:
         return None
-    return _said(op, env, app, _seen(env, app, state), state)
+    return _said(ctx, env, app, _seen(env, app, state), state)
 
 
 def _seen(env: AppEnvironment, app: AppResponse, state: St) -> St:
@@ -237,10 +237,10 @@ def _seen(env: AppEnvironment, app: AppResponse, state: St) -> St:
     return state.model_copy(update={"live": live, "url": env.url(app)})
 
 
-def _said(op: Operation, env: AppEnvironment, app: AppResponse, now: St, was: St) -> St:
+def _said(ctx: Context, env: AppEnvironment, app: AppResponse, now: St, was: St) -> St:
     """``now``, after one line naming what took the environment over, if something did."""
     if now.live is False and env.deploy_id(app) != was.deploy_id:
-        op.say(f"{drift_said(env, app, was)}; the next `pulumi up` puts it back")
+        ctx.say(f"{drift_said(env, app, was)}; the next `pulumi up` puts it back")
     return now
 
 
@@ -263,36 +263,34 @@ def _of(version: int | None, commit: str | None) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
-def refresh_deploy(
-    api: MixpeekClient, op: Operation, state: AppDeployState
-) -> AppDeployState | None:
+def refresh_deploy(ctx: Context, state: AppDeployState) -> AppDeployState | None:
     """An app deploy's state as the service has it now, so that whatever was recorded (a
     deploy cut short, one that failed since, drift) converges: ``live``, then the deploy the
     environment serves if it serves this bundle through another deploy, and that deploy's
     ``status`` and ``version``; drift is named in one line."""
-    env = AppEnvironment(api, state.app_id, state.environment)
+    env = AppEnvironment(ctx.api, state.app_id, state.environment)
     try:
         app = env.app()
     except NotFoundError:
         return None
     refreshed = _seen(env, app, state)
     if not state.bundle_sha256:
-        return _said(op, env, app, refreshed, state)
+        return _said(ctx, env, app, refreshed, state)
     update: dict[str, object] = {}
     tag = marker(state.environment, state.bundle_sha256)
     served = env.serving_tagged(app, tag)
-    record = _status_of(api, state.app_id, served) if served else None
+    record = _status_of(ctx.api, state.app_id, served) if served else None
     if served and served != state.deploy_id and record and carries(record.message, tag):
         # This bundle serves through another deploy of it (an earlier run's), as its own
         # record confirms: that is the deploy this resource stands for now.
         update = {"deploy_id": served, "live": True, "version": env.served_version(app)}
     else:
-        record = _status_of(api, state.app_id, state.deploy_id) if state.deploy_id else None
+        record = _status_of(ctx.api, state.app_id, state.deploy_id) if state.deploy_id else None
     if record is not None:
         update["status"] = record.status
         if state.require_smoke_test and record.smoke_failed:
             update["live"] = False  # served, but not as the program asked: the next up acts
-    return _said(op, env, app, refreshed.model_copy(update=update), state)
+    return _said(ctx, env, app, refreshed.model_copy(update=update), state)
 
 
 def deploy_record(
@@ -316,15 +314,15 @@ def _status_of(api: MixpeekClient, app_id: str, deploy_id: str) -> DeployStatusR
     return None if isinstance(record, MixpeekError) else record
 
 
-def roll_back(api: MixpeekClient, op: Operation, state: St, what: str) -> None:
+def roll_back(ctx: Context, state: St, what: str) -> None:
     """``on_delete="rollback"``: restore the version served before, unless someone else
     deployed since (their deploy is never clobbered)."""
     if state.on_delete != "rollback":
         return
     if state.deploy_id is None:
-        op.say("its state names no deploy, so nothing was rolled back at the service")
+        ctx.say("its state names no deploy, so nothing was rolled back at the service")
         return
-    env = AppEnvironment(api, state.app_id, state.environment)
+    env = AppEnvironment(ctx.api, state.app_id, state.environment)
     try:
         app = env.app()
     except NotFoundError:
@@ -332,13 +330,13 @@ def roll_back(api: MixpeekClient, op: Operation, state: St, what: str) -> None:
     # 0: the environment served nothing before (a null would not survive the dynamic host).
     ours, previous = state.deploy_id, state.rollback_version or None
     if env.deploy_id(app) != ours:
-        op.say(f"{env.name} no longer serves deploy {ours}; nothing to roll back")
+        ctx.say(f"{env.name} no longer serves deploy {ours}; nothing to roll back")
     elif previous is None:
-        op.say(f"{env.name} served nothing before this {what}; deploy {ours} stays live")
+        ctx.say(f"{env.name} served nothing before this {what}; deploy {ours} stays live")
     else:
         try:
             env.restore(previous)
         except NotFoundError:
-            op.say(f"version {previous} no longer exists; deploy {ours} stays live")
+            ctx.say(f"version {previous} no longer exists; deploy {ours} stays live")
             return
-        op.say(f"rolled {env.name} back to version {previous}")
+        ctx.say(f"rolled {env.name} back to version {previous}")

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..api.models import AppResponse, VersionRecord
 from ..errors import DeployFailedError, MixpeekError, first_line
 from ..files import gitinfo
-from .common import Operation
+from ..run.context import Context
 from .environments import AppEnvironment
 
 
@@ -31,7 +31,7 @@ class Shipped:
 
 
 def gate(
-    op: Operation, env: AppEnvironment, app: AppResponse, ours: Shipped, *, allow: bool
+    ctx: Context, env: AppEnvironment, app: AppResponse, ours: Shipped, *, allow: bool
 ) -> None:
     """Refuse (before anything is sent) to switch ``env`` to an older commit than the one it
     serves; say in one line why the commits could not be compared, when they could not."""
@@ -41,29 +41,29 @@ def gate(
         return  # nothing served, or a version that names no commit: nothing to keep
     where = f"commit {theirs[:7]}, which {env.name} serves"
     if not ours.commit:
-        op.say(f"{ours.what} names no commit, so it is not compared with {where}")
+        ctx.say(f"{ours.what} names no commit, so it is not compared with {where}")
         return
     # The bundle's history, else the program's (a bundle built outside the clone).
     places = list(dict.fromkeys([ours.repo, Path.cwd()]))
-    found = gitinfo.relation(places, ours.commit, theirs, op.deadline)
+    found = gitinfo.relation(places, ours.commit, theirs, ctx.deadline)
     if found.kind in ("same", "newer"):
         return
     mine = f"commit {ours.commit[:7]} of {ours.what}"
     if found.kind == "unknown":
-        op.say(f"{mine} is not compared with {where}: {found.why}")
+        ctx.say(f"{mine} is not compared with {where}: {found.why}")
     elif found.kind == "diverged":
-        op.say(f"{mine} and {where} are on different branches; going on")
+        ctx.say(f"{mine} and {where} are on different branches; going on")
     elif allow:
-        op.say(f"{mine} is older than {where}; going on, as `allow_older_commit` says")
+        ctx.say(f"{mine} is older than {where}; going on, as `allow_older_commit` says")
     else:
-        raise refused(op, env, ours, theirs, served.version)
+        raise refused(ctx, env, ours, theirs, served.version)
 
 
 def refused(
-    op: Operation, env: AppEnvironment, ours: Shipped, theirs: str, version: int | None
+    ctx: Context, env: AppEnvironment, ours: Shipped, theirs: str, version: int | None
 ) -> DeployFailedError:
     shown = f" (version {version})" if version is not None else ""
-    return op.failed(
+    return ctx.failed(
         f"refused to switch {env.name} of app {env.app_id} to commit {(ours.commit or '')[:7]} "
         f"({ours.what}): it is older than commit {theirs[:7]}, which {env.name} serves "
         f"now{shown}, so it would undo newer work, and nothing was sent; set "
@@ -75,7 +75,7 @@ def refused(
 
 
 def overtaken(
-    op: Operation,
+    ctx: Context,
     env: AppEnvironment,
     prior: VersionRecord | None,
     ours: Shipped,
@@ -90,14 +90,14 @@ def overtaken(
     if prior is None or prior.version is None or not theirs or not ours.commit or allow:
         return
     places = list(dict.fromkeys([ours.repo, Path.cwd()]))
-    if gitinfo.relation(places, ours.commit, theirs, op.deadline).kind != "older":
+    if gitinfo.relation(places, ours.commit, theirs, ctx.deadline).kind != "older":
         return
     try:
         env.restore(prior.version)
         now = f"version {prior.version} serves again"
     except MixpeekError as exc:
         now = f"restoring version {prior.version} failed ({first_line(exc)})"
-    raise op.failed(
+    raise ctx.failed(
         f"deploy {deploy_id} of commit {ours.commit[:7]} ({ours.what}) completed after "
         f"{env.name} of app {env.app_id} had moved on to commit {theirs[:7]} (version "
         f"{prior.version}), newer work it would undo; {now}; set `allow_older_commit` to true "

@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from ..api.client import MixpeekClient
 from ..api.models import (
     ConfirmPluginUploadRequest,
     CreatePluginUploadRequest,
@@ -38,19 +37,13 @@ from ..files import archive as archives
 from ..files import bundle as bundles
 from ..files import manifest as manifests
 from ..files.plugin_scan import check_plugin, has_realtime
+from ..run.context import Context
 from ..run.progress import Heartbeat, Meter, MeteredReader
-from ..run.waiting import Poller
-from .base import Checked, Lifecycle, Probe, Session
-from .common import (
-    Diff,
-    Failure,
-    Operation,
-    await_terminal,
-    diff_inputs,
-    remote_digest,
-    upload_fresh,
-)
+from ..run.waiting import Poller, await_terminal
+from .base import Checked, Kind, Probe
+from .diffs import Diff, Failure, diff_inputs
 from .spec import PluginDeploymentInputs, PluginDeploymentState, identifier_problem
+from .uploads import remote_digest, upload_fresh
 
 PLUGIN_EXCLUDES: Final = ("__pycache__/", "*.pyc", ".pytest_cache/", ".venv/", "*.egg-info/")
 MAX_POLL_INTERVAL: Final = 15.0
@@ -159,19 +152,39 @@ def serving(status: PluginStatusResponse, deployment_type: str) -> bool:
     return deployed(status, deployment_type) and bool(status.realtime_enabled)
 
 
-class PluginRollout:
-    """Uploads, deploys, refreshes and removes the plugins of one resource."""
+class PluginDeployment(Kind[PluginDeploymentInputs, PluginDeploymentState]):
+    """PluginDeployment: a custom plugin uploaded, validated and deployed; its verbs upload,
+    deploy, refresh and remove the plugins of one resource."""
 
-    def __init__(self, api: MixpeekClient, op: Operation) -> None:
-        self.api = api
-        self.op = op
+    name = "PluginDeployment"
+    summary = (
+        "A Mixpeek custom plugin uploaded, validated and deployed for realtime "
+        "inference under its `routePrefix`."
+    )
+    path = "source"
+    inputs = PluginDeploymentInputs
+    state = PluginDeploymentState
 
-    def create(self, inputs: PluginDeploymentInputs) -> PluginDeploymentState:
-        plugin_id, digest = self._upload(inputs)
-        return self._state(inputs, self._deploy(inputs, plugin_id, digest), digest)
+    def computed(
+        self, inputs: PluginDeploymentInputs | None, unknown: set[str], olds: Mapping[str, Any]
+    ) -> Checked:
+        return check(inputs, unknown, olds)
+
+    def probe(self, props: Mapping[str, Any]) -> Probe | None:
+        namespace = props.get("namespace_id")
+        if not isinstance(namespace, str) or not namespace:
+            return None  # plugin hosts serve no app routes: wait for the namespace
+        return lambda api: api.list_plugins(namespace)
+
+    def diff(self, olds: PluginDeploymentState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
+        return diff(olds, news, unknown)
+
+    def create(self, ctx: Context, inputs: PluginDeploymentInputs) -> PluginDeploymentState:
+        plugin_id, digest = self._upload(ctx, inputs)
+        return self._state(ctx, inputs, self._deploy(ctx, inputs, plugin_id, digest), digest)
 
     def update(
-        self, olds: PluginDeploymentState, inputs: PluginDeploymentInputs
+        self, ctx: Context, olds: PluginDeploymentState, inputs: PluginDeploymentInputs
     ) -> PluginDeploymentState:
         """A new deployment type or a plugin found undeployed is a redeploy; a plugin deleted
         behind our back is uploaded again; anything else is only recorded."""
@@ -185,15 +198,15 @@ class PluginRollout:
         plugin_id = olds.plugin_id or plugin_id_for(inputs.name, inputs.version)
         digest = olds.code_sha256 or ""
         try:
-            status = self._deploy(inputs, plugin_id, digest)
+            status = self._deploy(ctx, inputs, plugin_id, digest)
         except NotFoundError:
-            plugin_id, digest = self._upload(inputs)
-            status = self._deploy(inputs, plugin_id, digest)
-        return self._state(inputs, status, digest)
+            plugin_id, digest = self._upload(ctx, inputs)
+            status = self._deploy(ctx, inputs, plugin_id, digest)
+        return self._state(ctx, inputs, status, digest)
 
-    def read(self, state: PluginDeploymentState) -> PluginDeploymentState | None:
+    def read(self, ctx: Context, state: PluginDeploymentState) -> PluginDeploymentState | None:
         try:
-            status = self.api.get_plugin_status(state.namespace_id, str(state.plugin_id))
+            status = ctx.api.get_plugin_status(state.namespace_id, str(state.plugin_id))
         except NotFoundError:
             return None
         return state.model_copy(
@@ -206,7 +219,7 @@ class PluginRollout:
             }
         )
 
-    def read_imported(self, resource_id: str) -> PluginDeploymentState | None:
+    def import_(self, ctx: Context, resource_id: str) -> PluginDeploymentState | None:
         """What ``pulumi import <namespace_id>/<plugin_id>`` reads: the plugin as it is, with the
         digest of its code so an unchanged source shows no change."""
         namespace, _, plugin_id = resource_id.partition("/")
@@ -217,8 +230,8 @@ class PluginRollout:
                 "<namespace_id>/<plugin_id>."
             )
         try:
-            detail = self.api.get_plugin(namespace, plugin_id, with_download_url=True)
-            status = self.api.get_plugin_status(namespace, plugin_id)
+            detail = ctx.api.get_plugin(namespace, plugin_id, with_download_url=True)
+            status = ctx.api.get_plugin_status(namespace, plugin_id)
         except NotFoundError:
             return None
         kind: DeploymentType = (
@@ -232,7 +245,7 @@ class PluginRollout:
             version=detail.plugin.version,
             description=detail.plugin.description,
             deployment_type=kind,
-            code_sha256=self._remote_digest(url) if url else None,
+            code_sha256=self._remote_digest(ctx, url) if url else None,
             plugin_id=plugin_id,
             route_prefix=status.route_prefix,
             feature_uri=status.feature_uri,
@@ -243,45 +256,45 @@ class PluginRollout:
             deployed_at=status.deployed_at,
         )
 
-    def remove(self, state: PluginDeploymentState) -> None:
+    def delete(self, ctx: Context, state: PluginDeploymentState) -> None:
         """``on_delete``: undeploy and wait, or also delete the plugin, or retain it."""
         if state.on_delete == "retain":
             return
         if state.plugin_id is None:
-            self.op.say("its state names no plugin, so nothing was removed at the service")
+            ctx.say("its state names no plugin, so nothing was removed at the service")
             return
         namespace, plugin_id = state.namespace_id, state.plugin_id
         try:
-            self.api.undeploy_plugin(namespace, plugin_id)
+            ctx.api.undeploy_plugin(namespace, plugin_id)
             poller = Poller(
-                fetch=lambda: self.api.get_plugin_status(namespace, plugin_id),
+                fetch=lambda: ctx.api.get_plugin_status(namespace, plugin_id),
                 is_terminal=lambda s: not s.deployed and s.known_status != "DEPLOYED",
-                deadline=self.op.deadline,
+                deadline=ctx.deadline,
                 interval=1.0,
                 max_interval=MAX_POLL_INTERVAL,
             )
             await_terminal(
                 poller,
-                lambda last: self.op.timed_out(
+                lambda last: ctx.timed_out(
                     f"the wait for plugin {plugin_id} to be undeployed",
                     subject=plugin_id,
                     status=last.status if last is not None else "DEPLOYED",
                 ),
             )
-            self.op.say(f"undeployed {plugin_id}")
+            ctx.say(f"undeployed {plugin_id}")
             if state.on_delete == "delete":
-                self.api.delete_plugin(namespace, plugin_id)
-                self.op.say(f"deleted {plugin_id} and its archive")
+                ctx.api.delete_plugin(namespace, plugin_id)
+                ctx.say(f"deleted {plugin_id} and its archive")
         except NotFoundError:
             return
 
     # ------------------------------------------------------------------------- upload
 
-    def _upload(self, inputs: PluginDeploymentInputs) -> tuple[str, str]:
+    def _upload(self, ctx: Context, inputs: PluginDeploymentInputs) -> tuple[str, str]:
         """Upload and confirm, or adopt an existing plugin with the same code; returns the
         plugin id and the code digest. The archive is removed as soon as it is uploaded."""
         files = collect(inputs.source)
-        packing = Meter(self.op.say, "packing", sum(f.size for f in files), len(files))
+        packing = Meter(ctx.say, "packing", sum(f.size for f in files), len(files))
         with archives.write_archive(
             files,
             max_bytes=MAX_ARCHIVE_BYTES,
@@ -290,7 +303,7 @@ class PluginRollout:
             progress=packing.add,
         ) as archive:
             packing.finish()
-            uploading = Meter(self.op.say, "uploading", archive.size, len(files))
+            uploading = Meter(ctx.say, "uploading", archive.size, len(files))
             digest = archive.digest.sha256
             request = CreatePluginUploadRequest(
                 name=inputs.name,
@@ -300,8 +313,8 @@ class PluginRollout:
             )
             try:
                 slot, stored = upload_fresh(
-                    lambda: self._mint(inputs, request),
-                    lambda s: self.api.put_object(
+                    lambda: self._mint(ctx, inputs, request),
+                    lambda s: ctx.api.put_object(
                         s.presigned_url,
                         MeteredReader(archive.file, uploading),
                         size=archive.size,
@@ -309,33 +322,34 @@ class PluginRollout:
                     ),
                 )
             except ConflictError as exc:
-                return self._take_over(inputs, exc, digest, archive.sha256), digest
+                return self._take_over(ctx, inputs, exc, digest, archive.sha256), digest
             uploading.finish(archive.size)
         confirm = ConfirmPluginUploadRequest(etag=stored.etag, file_size_bytes=archive.size)
-        return self._confirm(inputs, slot, confirm), digest
+        return self._confirm(ctx, inputs, slot, confirm), digest
 
     def _mint(
-        self, inputs: PluginDeploymentInputs, request: CreatePluginUploadRequest
+        self, ctx: Context, inputs: PluginDeploymentInputs, request: CreatePluginUploadRequest
     ) -> PluginPresignedUrlResponse:
         try:
-            return self.api.create_plugin_upload(inputs.namespace_id, request)
+            return ctx.api.create_plugin_upload(inputs.namespace_id, request)
         except (NotFoundError, MethodNotAllowedError) as exc:
-            raise _unsupported(exc, self.api.base_url, inputs.namespace_id) from None
+            raise _unsupported(exc, ctx.api.base_url, inputs.namespace_id) from None
 
     def _confirm(
         self,
+        ctx: Context,
         inputs: PluginDeploymentInputs,
         slot: PluginPresignedUrlResponse,
         request: ConfirmPluginUploadRequest,
     ) -> str:
         label = f"plugin {inputs.name} {inputs.version}"
         try:
-            confirmed = self.api.confirm_plugin_upload(inputs.namespace_id, slot.upload_id, request)
+            confirmed = ctx.api.confirm_plugin_upload(inputs.namespace_id, slot.upload_id, request)
         except BadRequestError as exc:
-            raise self._validation_failed(label, exc) from None
+            raise self._validation_failed(ctx, label, exc) from None
         if confirmed.validation_status == "failed" or not confirmed.plugin_id:
             errors = "; ".join(confirmed.validation_errors or []) or confirmed.message or ""
-            raise self.op.failed(
+            raise ctx.failed(
                 f"{label} failed validation: {errors or 'no reason given'}",
                 subject=confirmed.plugin_id or slot.upload_id,
                 status="validation_failed",
@@ -344,19 +358,24 @@ class PluginRollout:
         return confirmed.plugin_id
 
     def _take_over(
-        self, inputs: PluginDeploymentInputs, conflict: ConflictError, digest: str, archive: str
+        self,
+        ctx: Context,
+        inputs: PluginDeploymentInputs,
+        conflict: ConflictError,
+        digest: str,
+        archive: str,
     ) -> str:
         """The same name and version exist: adopt them if the code is ours (by the archive's
         hash, else by the content of the archive the service keeps), refuse otherwise."""
         details_id = conflict.details.get("plugin_id")
         plugin_id = str(details_id) if details_id else plugin_id_for(inputs.name, inputs.version)
-        detail = self.api.get_plugin(inputs.namespace_id, plugin_id, with_download_url=True)
+        detail = ctx.api.get_plugin(inputs.namespace_id, plugin_id, with_download_url=True)
         url = detail.presigned_download_url
         same = detail.plugin.code_hash == archive or bool(
-            url and self._remote_digest(url) == digest
+            url and self._remote_digest(ctx, url) == digest
         )
         if not same:
-            raise self.op.failed(
+            raise ctx.failed(
                 f"plugin {inputs.name} {inputs.version} already exists in namespace "
                 f"{inputs.namespace_id} as {plugin_id} with different code; plugin versions "
                 "are immutable, so bump version to deploy this code",
@@ -364,19 +383,19 @@ class PluginRollout:
                 status="conflict",
                 reason="different code under the same version",
             )
-        self.op.say(f"adopting existing {plugin_id}: same name, version and code")
+        ctx.say(f"adopting existing {plugin_id}: same name, version and code")
         return plugin_id
 
-    def _remote_digest(self, url: str) -> str | None:
-        return remote_digest(
-            self.api, url, bundles.Excludes(PLUGIN_EXCLUDES), bundles.PLUGIN_LIMITS
-        )
+    def _remote_digest(self, ctx: Context, url: str) -> str | None:
+        return remote_digest(ctx.api, url, bundles.Excludes(PLUGIN_EXCLUDES), bundles.PLUGIN_LIMITS)
 
-    def _validation_failed(self, label: str, exc: BadRequestError) -> DeployFailedError:
+    def _validation_failed(
+        self, ctx: Context, label: str, exc: BadRequestError
+    ) -> DeployFailedError:
         listed = exc.details.get("validation_errors") or []
         problems = [str(p) for p in listed] if isinstance(listed, list) else []
         reason = "; ".join(problems) or exc.server_message
-        return self.op.failed(
+        return ctx.failed(
             f"{label} was refused by the service's validation: {reason}",
             subject=str(exc.details.get("plugin_id") or label),
             status="validation_failed",
@@ -386,37 +405,41 @@ class PluginRollout:
     # ------------------------------------------------------------------------- deploy
 
     def _deploy(
-        self, inputs: PluginDeploymentInputs, plugin_id: str, digest: str
+        self, ctx: Context, inputs: PluginDeploymentInputs, plugin_id: str, digest: str
     ) -> PluginStatusResponse:
         namespace = inputs.namespace_id
-        current = self.api.get_plugin_status(namespace, plugin_id)
+        current = ctx.api.get_plugin_status(namespace, plugin_id)
         if current.known_status in ROLLING:
             # A rollout already under way (ours, cut short by a timeout or Ctrl-C, perhaps on
             # another machine) is waited for, not requested a second time.
-            self.op.say(f"re-attaching to the rollout of {plugin_id} under way ({current.status})")
-            current = self._wait(inputs, plugin_id, digest)
+            ctx.say(f"re-attaching to the rollout of {plugin_id} under way ({current.status})")
+            current = self._wait(ctx, inputs, plugin_id, digest)
             if current.known_status == "FAILED":
-                return self._outcome(inputs, plugin_id, current)  # raises that rollout's reason
+                return self._outcome(
+                    ctx, inputs, plugin_id, current
+                )  # raises that rollout's reason
         if serving(current, inputs.deployment_type):
             return current
-        response = self.api.deploy_plugin(namespace, plugin_id, inputs.deployment_type)
-        self.op.say(
-            f"deploy of {plugin_id} requested ({inputs.deployment_type}): {response.status}"
-        )
+        response = ctx.api.deploy_plugin(namespace, plugin_id, inputs.deployment_type)
+        ctx.say(f"deploy of {plugin_id} requested ({inputs.deployment_type}): {response.status}")
         chosen = (response.deployment_type or "").lower()
         if inputs.deployment_type == "realtime" and chosen == "batch_only":
-            raise self._batch_only(inputs, plugin_id, response)
-        return self._outcome(inputs, plugin_id, self._wait(inputs, plugin_id, digest))
+            raise self._batch_only(ctx, inputs, plugin_id, response)
+        return self._outcome(ctx, inputs, plugin_id, self._wait(ctx, inputs, plugin_id, digest))
 
     def _batch_only(
-        self, inputs: PluginDeploymentInputs, plugin_id: str, response: PluginDeployResponse
+        self,
+        ctx: Context,
+        inputs: PluginDeploymentInputs,
+        plugin_id: str,
+        response: PluginDeployResponse,
     ) -> DeployFailedError:
         """A realtime deploy the service answered with a batch-only one (spec 0.81's
         batch_only_requires_enterprise: realtime needs a namespace on dedicated infrastructure;
         a source without realtime.py never gets here, ``check`` refuses it)."""
         reason = response.message or "the service gave no reason"
         status = response.status or "batch_only"
-        return self.op.failed(
+        return ctx.failed(
             f"plugin {plugin_id} in namespace {inputs.namespace_id} was deployed for batch "
             f"processing only, not realtime (status {status}): {reason}; realtime needs a "
             "namespace on dedicated (Enterprise) infrastructure, so use one or set "
@@ -428,15 +451,15 @@ class PluginRollout:
         )
 
     def _wait(
-        self, inputs: PluginDeploymentInputs, plugin_id: str, digest: str
+        self, ctx: Context, inputs: PluginDeploymentInputs, plugin_id: str, digest: str
     ) -> PluginStatusResponse:
         """The plugin's status once terminal, or a timeout naming the last one read."""
         namespace = inputs.namespace_id
-        beat = Heartbeat(self.op.say, lambda: f"waiting for the rollout of {plugin_id}")
+        beat = Heartbeat(ctx.say, lambda: f"waiting for the rollout of {plugin_id}")
         poller = Poller(
-            fetch=lambda: self.api.get_plugin_status(namespace, plugin_id),
+            fetch=lambda: ctx.api.get_plugin_status(namespace, plugin_id),
             is_terminal=lambda s: s.known_status in TERMINAL,
-            deadline=self.op.deadline,
+            deadline=ctx.deadline,
             interval=inputs.poll_interval_seconds,
             max_interval=max(MAX_POLL_INTERVAL, inputs.poll_interval_seconds),
             on_status=_on_change(lambda s: beat.say(f"{plugin_id}: {s.status}")),
@@ -445,17 +468,21 @@ class PluginRollout:
         with beat:
             return await_terminal(
                 poller,
-                lambda last: self.op.timed_out(
+                lambda last: ctx.timed_out(
                     f"the rollout of plugin {plugin_id} in namespace {namespace}",
                     subject=plugin_id,
                     status=last.status if last is not None else "unknown",
                     # What exists: a validated plugin whose rollout is under way.
-                    partial=self._partial(inputs, plugin_id, digest, last),
+                    partial=self._partial(ctx, inputs, plugin_id, digest, last),
                 ),
             )
 
     def _outcome(
-        self, inputs: PluginDeploymentInputs, plugin_id: str, final: PluginStatusResponse
+        self,
+        ctx: Context,
+        inputs: PluginDeploymentInputs,
+        plugin_id: str,
+        final: PluginStatusResponse,
     ) -> PluginStatusResponse:
         """A terminal status that serves as asked, or the one-sentence failure it is."""
         status = final.known_status
@@ -466,7 +493,7 @@ class PluginRollout:
         reason = final.error or final.message or "the service gave no reason"
         if status == "NOT_DEPLOYED":
             reason = f"it reports NOT_DEPLOYED after a realtime deploy request ({reason})"
-        raise self.op.failed(
+        raise ctx.failed(
             f"plugin {plugin_id} in namespace {inputs.namespace_id} ended with status "
             f"{final.status}: {reason}",
             subject=plugin_id,
@@ -475,7 +502,11 @@ class PluginRollout:
         )
 
     def _state(
-        self, inputs: PluginDeploymentInputs, status: PluginStatusResponse, digest: str
+        self,
+        ctx: Context,
+        inputs: PluginDeploymentInputs,
+        status: PluginStatusResponse,
+        digest: str,
     ) -> PluginDeploymentState:
         return PluginDeploymentState(
             **inputs.model_dump(exclude={"code_sha256"}),
@@ -493,6 +524,7 @@ class PluginRollout:
 
     def _partial(
         self,
+        ctx: Context,
         inputs: PluginDeploymentInputs,
         plugin_id: str,
         digest: str,
@@ -531,47 +563,3 @@ def _unsupported(
         f"{exc.status_code}); plugins run on dedicated Mixpeek hosts, so set `mixpeek:baseUrl` "
         f"to yours (namespace {namespace})."
     )
-
-
-class PluginDeploymentLifecycle(Lifecycle[PluginDeploymentInputs, PluginDeploymentState]):
-    """PluginDeployment: a custom plugin uploaded, validated and deployed."""
-
-    name = "PluginDeployment"
-    summary = (
-        "A Mixpeek custom plugin uploaded, validated and deployed for realtime "
-        "inference under its `routePrefix`."
-    )
-    path = "source"
-    inputs = PluginDeploymentInputs
-    state = PluginDeploymentState
-
-    def check(
-        self, inputs: PluginDeploymentInputs | None, unknown: set[str], olds: Mapping[str, Any]
-    ) -> Checked:
-        return check(inputs, unknown, olds)
-
-    def probe(self, props: Mapping[str, Any]) -> Probe | None:
-        namespace = props.get("namespace_id")
-        if not isinstance(namespace, str) or not namespace:
-            return None  # plugin hosts serve no app routes: wait for the namespace
-        return lambda api: api.list_plugins(namespace)
-
-    def diff(self, olds: PluginDeploymentState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
-        return diff(olds, news, unknown)
-
-    def create(self, s: Session, inputs: PluginDeploymentInputs) -> PluginDeploymentState:
-        return PluginRollout(s.api, s.op).create(inputs)
-
-    def update(
-        self, s: Session, olds: PluginDeploymentState, inputs: PluginDeploymentInputs
-    ) -> PluginDeploymentState:
-        return PluginRollout(s.api, s.op).update(olds, inputs)
-
-    def read(self, s: Session, state: PluginDeploymentState) -> PluginDeploymentState | None:
-        return PluginRollout(s.api, s.op).read(state)
-
-    def delete(self, s: Session, state: PluginDeploymentState) -> None:
-        PluginRollout(s.api, s.op).remove(state)
-
-    def import_(self, s: Session, resource_id: str) -> PluginDeploymentState | None:
-        return PluginRollout(s.api, s.op).read_imported(resource_id)

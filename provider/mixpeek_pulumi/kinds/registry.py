@@ -1,19 +1,15 @@
 """The registry of resource kinds: every list of kinds (both front doors, the schema, the
-tests) is read from here, so adding a kind is one line here and its own ``Lifecycle``."""
+tests) is read from here, so adding a kind is one line here and its own module."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Final
 
-from .app_deploy import AppDeployLifecycle
-from .app_promotion import AppPromotionLifecycle
-from .base import Kind, Registered
-from .plugin_deployment import PluginDeploymentLifecycle
+from .app_deploy import AppDeploy
+from .app_promotion import AppPromotion
+from .base import AnyKind
+from .plugin_deployment import PluginDeployment
 
-# Each is inferred with its own models first; the tuple then holds them as the seam sees them.
-_APP_DEPLOY = Registered(AppDeployLifecycle())
-_APP_PROMOTION = Registered(AppPromotionLifecycle())
-_PLUGIN_DEPLOYMENT = Registered(PluginDeploymentLifecycle())
-_ALL: Final[tuple[Kind, ...]] = (_APP_DEPLOY, _APP_PROMOTION, _PLUGIN_DEPLOYMENT)
-KINDS: Final[Mapping[str, Kind]] = {kind.name: kind for kind in _ALL}
+_ALL: Final[tuple[AnyKind, ...]] = (AppDeploy(), AppPromotion(), PluginDeployment())
+KINDS: Final[Mapping[str, AnyKind]] = {kind.name: kind for kind in _ALL}

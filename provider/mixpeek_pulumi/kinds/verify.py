@@ -37,8 +37,8 @@ from ..api.models import VersionRecord
 from ..deadline import Deadline
 from ..errors import MixpeekError, first_line
 from ..files import bundle as bundles
+from ..run.context import Context
 from ..run.waiting import Poller, WaitTimeout
-from .common import Operation
 from .environments import AppEnvironment, unverified
 from .spec import MIN_CHECK_SECONDS, AppDeployState, AppPromotionState, State, Verify
 
@@ -185,8 +185,7 @@ class Verifier:
 
     def __init__(
         self,
-        api: MixpeekClient,
-        op: Operation,
+        ctx: Context,
         spec: Verify,
         switch: Switch,
         *,
@@ -194,8 +193,7 @@ class Verifier:
         shipped: Mapping[str, str] | None = None,
         resolve: site.Resolver | None = None,
     ) -> None:
-        self.api = api
-        self.op = op
+        self.ctx = ctx
         self.spec = spec
         self.switch = switch
         self.shipped = shipped
@@ -204,7 +202,7 @@ class Verifier:
         self.url = self.base + spec.path
         self.deadline = deadline
         """The checks' own time, from the start of the verification: its reads included."""
-        self.wake = op.deadline.cancel or threading.Event()
+        self.wake = ctx.deadline.cancel or threading.Event()
         self._others: dict[int, Content | None] = {}
         self._archived: str | None = None
 
@@ -222,7 +220,7 @@ class Verifier:
         tally = _Tally(self.spec.checks)
         while not self.deadline.cancelled and self._may_still_pass(tally):
             verdict = self._check(expected)
-            self.op.say(tally.add(verdict))
+            self.ctx.say(tally.add(verdict))
             # A check cut short by the verifier's own time, or answered in an encoding it
             # cannot read, is no verdict on the version.
             if tally.passed or verdict.final or verdict.kind in ("interrupted", "cut"):
@@ -288,7 +286,7 @@ class Verifier:
             return False
         if self._archived is None:
             version = self.switch.version
-            found = archived_digest(self.api, self.switch.env.app_id, version, expected.rel)
+            found = archived_digest(self.ctx.api, self.switch.env.app_id, version, expected.rel)
             self._archived = found or ""
         return bool(self._archived) and page.digests.get("sha256") == self._archived
 
@@ -327,7 +325,7 @@ class Verifier:
         redirect = 300 <= self.spec.expect_status < 400
         wanted = [] if redirect else candidates(self.spec.path)
         try:
-            record = self.api.get_version(
+            record = self.ctx.api.get_version(
                 self.switch.env.app_id, version, wanted=[*wanted, "index.html"]
             )
         except MixpeekError as exc:
@@ -350,7 +348,7 @@ class Verifier:
             return Content(rel, own, *known)
         if self.shipped is not None and rel in self.shipped:
             return Content(rel, own, "sha256", self.shipped[rel])
-        digest = archived_digest(self.api, self.switch.env.app_id, record.version, rel)
+        digest = archived_digest(self.ctx.api, self.switch.env.app_id, record.version, rel)
         return Content(rel, own, "sha256", digest) if digest else None
 
     def _who(self, expected: Content, digests: Mapping[str, str]) -> tuple[str, bool]:
@@ -375,7 +373,9 @@ class Verifier:
     def _other(self, version: int, like: Content) -> Content | None:
         if version not in self._others:
             try:
-                record = self.api.get_version(self.switch.env.app_id, version, wanted=[like.rel])
+                record = self.ctx.api.get_version(
+                    self.switch.env.app_id, version, wanted=[like.rel]
+                )
                 entry = (record.asset_manifest or {}).get(like.rel)
                 known = recognised(entry.get("hash") if isinstance(entry, Mapping) else None)
                 self._others[version] = Content(like.rel, like.own_path, *known) if known else None
@@ -417,8 +417,7 @@ def archived_digest(api: MixpeekClient, app_id: str, version: int | None, rel: s
 
 
 def verify_switch(
-    api: MixpeekClient,
-    op: Operation,
+    ctx: Context,
     spec: Verify | None,
     switch: Switch,
     *,
@@ -433,19 +432,17 @@ def verify_switch(
     if spec is None:
         return False
     # The verification's reads (file lists, an archive) are inside the checks' own time.
-    checks = Deadline.after(spec.timeout_seconds, op.deadline.clock, op.deadline.cancel)
-    with api.bound(checks) as bounded:
-        on = replace(switch, env=_on(bounded, switch.env))
-        verifier = Verifier(
-            bounded, op, spec, on, deadline=checks, shipped=shipped, resolve=resolve
-        )
+    checks = Deadline.after(spec.timeout_seconds, ctx.deadline.clock, ctx.deadline.cancel)
+    with ctx.bound(checks) as bounded:
+        on = replace(switch, env=_on(bounded.api, switch.env))
+        verifier = Verifier(bounded, spec, on, deadline=checks, shipped=shipped, resolve=resolve)
         outcome = verifier.run()
     env, name = switch.env.name, verifier.name
     if outcome.kind == "passed":
-        op.say(f"verified {env}: {spec.checks} checks in a row passed and found {name}")
+        ctx.say(f"verified {env}: {spec.checks} checks in a row passed and found {name}")
         return True
     if outcome.kind == "interrupted":
-        raise op.timed_out(
+        raise ctx.timed_out(
             f"the verification of {name} in {env}",
             subject=switch.deploy_id,
             status="unverified",
@@ -453,7 +450,7 @@ def verify_switch(
             partial=pending(),
         )
     if outcome.kind == "unverified":
-        raise op.failed(
+        raise ctx.failed(
             f"{name} could not be verified in {env} ({outcome.said}); {env} serves it, "
             "not yet verified, and nothing was rolled back; the next `pulumi up` verifies "
             "it again",
@@ -462,10 +459,10 @@ def verify_switch(
             reason=outcome.said,
             partial=pending(),
         )
-    rollback = Deadline.after(ROLLBACK_SECONDS, op.deadline.clock, op.deadline.cancel)
-    with api.bound(rollback) as bounded:
-        undone, restored = _undo(bounded, op, replace(switch, env=_on(bounded, switch.env)))
-    raise op.failed(
+    rollback = Deadline.after(ROLLBACK_SECONDS, ctx.deadline.clock, ctx.deadline.cancel)
+    with ctx.bound(rollback) as bounded:
+        undone, restored = _undo(bounded, replace(switch, env=_on(bounded.api, switch.env)))
+    raise ctx.failed(
         f"{name} failed verification after the switch to {env} ({outcome.said}); {undone}",
         subject=switch.deploy_id,
         status="verification_failed",
@@ -477,11 +474,15 @@ def verify_switch(
 St = TypeVar("St", AppDeployState, AppPromotionState)
 
 
-def verify_unchanged(api: MixpeekClient, op: Operation, olds: St, state: St) -> St:
+def verify_unchanged(ctx: Context, olds: St, state: St) -> St:
     """An update that switches nothing: a switch an earlier run left unverified is verified
     now, and the version it replaced (kept in the state) restored if it fails; a ``verify``
     just added checks what serves, and rolls nothing back. Otherwise ``state`` as it is."""
-    env, now, url = AppEnvironment(api, state.app_id, state.environment), state.version, state.url
+    env, now, url = (
+        AppEnvironment(ctx.api, state.app_id, state.environment),
+        state.version,
+        state.url,
+    )
     if state.verify is None:
         return state.model_copy(update={"verified": False})
     pending: Callable[[], State | None]
@@ -494,7 +495,7 @@ def verify_unchanged(api: MixpeekClient, op: Operation, olds: St, state: St) -> 
         pending = lambda: None  # noqa: E731 - nothing of this run's to undo, ever
     else:
         return state
-    verified = verify_switch(api, op, state.verify, switch, pending=pending)
+    verified = verify_switch(ctx, state.verify, switch, pending=pending)
     return state.model_copy(update={"verified": verified})
 
 
@@ -502,7 +503,7 @@ def _on(api: MixpeekClient, env: AppEnvironment) -> AppEnvironment:
     return AppEnvironment(api, env.app_id, env.name)
 
 
-def _undo(api: MixpeekClient, op: Operation, switch: Switch) -> tuple[str, bool]:
+def _undo(ctx: Context, switch: Switch) -> tuple[str, bool]:
     """Serve again what was served before the switch, unless another run switched the
     environment since; the sentence says what serves now, and whether nothing is left to do
     (True: restored, or nothing of ours to undo)."""
@@ -526,25 +527,25 @@ def _undo(api: MixpeekClient, op: Operation, switch: Switch) -> tuple[str, bool]
             f"it to {version}, so nothing was restored over it",
             True,
         )
-    op.say(f"restoring version {before} to {env.name}")
+    ctx.say(f"restoring version {before} to {env.name}")
     try:
         env.restore(before)
-        _until_served(op, env, before)
+        _until_served(env, before)
     except (MixpeekError, WaitTimeout) as exc:
-        if op.deadline.cancelled:
+        if ctx.deadline.cancelled:
             return (
-                f"restoring version {before} was interrupted, and {env.name} serves {_read_back(api, env)}",
+                f"restoring version {before} was interrupted, and {env.name} serves {_read_back(ctx.api, env)}",
                 False,
             )
         reason = first_line(exc) if str(exc) else "it did not take"
         return (
-            f"restoring version {before} failed too ({reason}), and {env.name} serves {_read_back(api, env)}",
+            f"restoring version {before} failed too ({reason}), and {env.name} serves {_read_back(ctx.api, env)}",
             False,
         )
     return f"{env.name} serves version {before} again", True
 
 
-def _until_served(op: Operation, env: AppEnvironment, version: int) -> None:
+def _until_served(env: AppEnvironment, version: int) -> None:
     poller: Poller[int | None] = Poller(
         fetch=lambda: env.served_version(env.app()),
         is_terminal=lambda served: served == version,

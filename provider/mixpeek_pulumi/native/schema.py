@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from .._version import __version__
-from ..kinds.base import Kind
+from ..kinds.base import AnyKind
 from ..kinds.registry import KINDS
 from ..kinds.spec import change_of
 
@@ -103,7 +103,7 @@ CONFIG: Final[dict[str, dict[str, Any]]] = {
 }
 
 
-def token(kind: Kind) -> str:
+def token(kind: AnyKind) -> str:
     return f"{PACKAGE}:index:{kind.name}"
 
 
@@ -187,7 +187,7 @@ def schema_json() -> str:
     return json.dumps(schema(), indent=2, sort_keys=True) + "\n"
 
 
-def resource(kind: Kind) -> dict[str, Any]:
+def resource(kind: AnyKind) -> dict[str, Any]:
     inputs = input_fields(kind)
     state = {name: f for name, f in kind.state.model_fields.items() if name not in INTERNAL}
 
@@ -212,7 +212,7 @@ def resource(kind: Kind) -> dict[str, Any]:
     }
 
 
-def change_sentence(kind: Kind, name: str, field: FieldInfo) -> str:
+def change_sentence(kind: AnyKind, name: str, field: FieldInfo) -> str:
     """What changing a property does, in the words every property's description ends with."""
     if name == kind.path:
         return PATH_CHANGES.get(kind.name, CHANGES["update"])
@@ -222,7 +222,7 @@ def change_sentence(kind: Kind, name: str, field: FieldInfo) -> str:
     return CHANGES[change]
 
 
-def input_fields(kind: Kind) -> dict[str, FieldInfo]:
+def input_fields(kind: AnyKind) -> dict[str, FieldInfo]:
     """What a program sets: every input but the internal ones and those ``check`` computes."""
     return {
         name: f

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from typing import Any, Final, NoReturn, TypeVar
 
 import grpc
@@ -26,11 +26,11 @@ from .._version import __version__
 from ..config import ProviderConfig, base_url_problem
 from ..deadline import Cancellation
 from ..errors import DeployError, redact
-from ..kinds.base import Door, Kind, failure
-from ..kinds.base import checked as check_inputs
-from ..kinds.common import Failure, split_unknowns
+from ..kinds.base import AnyKind, check_inputs
+from ..kinds.diffs import Failure, split_unknowns
 from ..kinds.registry import KINDS
-from ..kinds.spec import State, change_of
+from ..kinds.spec import Inputs, State, change_of
+from ..run.context import READ_SECONDS, Context, failure
 from ..run.progress import write_line
 from . import launch, lifeline, wire
 from .protos import engine_pb2, engine_pb2_grpc, plugin_pb2, provider_pb2
@@ -73,7 +73,7 @@ class Call:
         kind = KINDS.get(self.token.removeprefix(f"{PACKAGE}:index:"))
         if kind is None or not self.token.startswith(f"{PACKAGE}:index:"):
             raise LookupError(f"The Mixpeek provider has no resource type {self.token!r}.")
-        self.kind: Kind = kind
+        self.kind: AnyKind = kind
         self.codec = wire.Codec(kind)
         self.secrets: set[wire.Path] = set()
 
@@ -88,13 +88,23 @@ class Call:
         """``model``, with the resource's name."""
         return {**self.model(wire_props), "resource_name": self.name}
 
+    def inputs(self, wire_props: Mapping[str, Any]) -> Inputs:
+        """The properties parsed into the kind's inputs."""
+        inputs: Inputs = self.kind.inputs.parse(self.props(wire_props))
+        return inputs
+
+    def state(self, wire_props: Mapping[str, Any]) -> State:
+        """The properties loaded into the kind's state."""
+        state: State = self.kind.state.load(self.props(wire_props))
+        return state
+
     def outputs(self, state: State) -> Any:
         """The state on the wire, secret wherever its inputs were."""
         return wire.dump(wire.wrap(self.codec.wire(state.to_outputs()), self.secrets))
 
 
 class NativeProvider(rpc.ResourceProviderServicer):
-    """The provider protocol over each kind's lifecycle (``deploy.kinds``)."""
+    """The provider protocol over each kind's verbs (``kinds.registry``)."""
 
     def __init__(self, engine: EngineLog) -> None:
         self.engine = engine
@@ -175,7 +185,7 @@ class NativeProvider(rpc.ResourceProviderServicer):
         known, unknown = split_unknowns(call.model(news), wire.is_unknown)
         known["resource_name"] = call.name
         diff = await self._run(
-            context, call, lambda: call.kind.diff(call.props(olds), known, unknown)
+            context, call, lambda: call.kind.diff(call.state(olds), known, unknown)
         )
         if diff.notes:
             say = self.engine.sink(call.urn)
@@ -191,20 +201,24 @@ class NativeProvider(rpc.ResourceProviderServicer):
 
     async def Create(self, request: Any, context: Any) -> Any:
         call = await self._call(context, request.urn, request.type, request.name)
-        props = call.props(wire.load(request.properties))
+        wire_props = wire.load(request.properties)
 
         def create() -> Any:
-            state = call.kind.create(self._door(call, request.timeout, "create"), props)
+            inputs = call.inputs(wire_props)
+            with self._context(call, inputs, request.timeout, "create") as ctx:
+                state = call.kind.create(ctx, inputs)
             return provider_pb2.CreateResponse(id=state.resource_id, properties=call.outputs(state))
 
         return await self._run(context, call, create, inputs=request.properties)
 
     async def Update(self, request: Any, context: Any) -> Any:
         call = await self._call(context, request.urn, request.type, request.name)
-        olds, news = call.props(wire.load(request.olds)), call.props(wire.load(request.news))
+        olds, news = wire.load(request.olds), wire.load(request.news)
 
         def update() -> Any:
-            state = call.kind.update(self._door(call, request.timeout, "update"), olds, news)
+            old, inputs = call.state(olds), call.inputs(news)
+            with self._context(call, inputs, request.timeout, "update") as ctx:
+                state = call.kind.update(ctx, old, inputs)
             return provider_pb2.UpdateResponse(properties=call.outputs(state))
 
         return await self._run(context, call, update, inputs=request.news)
@@ -215,9 +229,9 @@ class NativeProvider(rpc.ResourceProviderServicer):
         return await self._run(context, call, lambda: self._read(call, request.id, props, inputs))
 
     def _read(self, call: Call, id_: str, props: dict[str, Any], inputs: dict[str, Any]) -> Any:
-        door = self._door(call, 0, "read")
         if not props:  # `pulumi import`: only the id is known
-            found = call.kind.import_(door, id_)
+            with self._context(call, Inputs(), READ_SECONDS, "read") as ctx:
+                found = call.kind.import_(ctx, id_)
             if found is None:
                 return provider_pb2.ReadResponse()
             return provider_pb2.ReadResponse(
@@ -225,7 +239,9 @@ class NativeProvider(rpc.ResourceProviderServicer):
                 properties=call.outputs(found),
                 inputs=wire.dump(_import_inputs(call, found)),
             )
-        now = call.kind.read(door, call.props(props))
+        state = call.state(props)
+        with self._context(call, state, READ_SECONDS, "read") as ctx:
+            now = call.kind.read(ctx, state)
         if now is None:
             return provider_pb2.ReadResponse()  # gone at the service: the engine drops it
         return provider_pb2.ReadResponse(
@@ -236,24 +252,36 @@ class NativeProvider(rpc.ResourceProviderServicer):
 
     async def Delete(self, request: Any, context: Any) -> Any:
         call = await self._call(context, request.urn, request.type, request.name)
-        props = call.props(wire.load(request.properties))
+        props = wire.load(request.properties)
 
         def delete() -> Any:
-            call.kind.delete(self._door(call, request.timeout, "delete"), props)
+            state = call.state(props)
+            with self._context(call, state, request.timeout, "delete") as ctx:
+                call.kind.delete(ctx, state)
             return empty_pb2.Empty()
 
         return await self._run(context, call, delete)
 
     # ------------------------------------------------------------------------ plumbing
 
-    def _door(self, call: Call, seconds: float, verb: str) -> Door:
-        """What this front door gives a step: the engine's timeout for the verb when it sent
-        one (``customTimeouts``), the engine's log under the resource, the run's cancel."""
+    @contextmanager
+    def _context(self, call: Call, subject: object, seconds: float, verb: str) -> Iterator[Context]:
+        """One call's context: the engine's timeout for the verb when it sent one
+        (``customTimeouts``), its lines in the engine's log under the resource (redacted
+        there), the run's Cancel."""
         limit = seconds if seconds and seconds > 0 else None
         named = f"customTimeouts.{verb}={seconds:g}s" if limit and verb != "read" else ""
-        return Door(
-            self.config, self.engine.sink(call.urn), call.name, limit, named, self.cancelled
-        )
+        with Context.open(
+            call.kind.name,
+            call.name,
+            config=self.config,
+            say=self.engine.sink(call.urn),
+            subject=subject,
+            seconds=limit,
+            timeout_name=named,
+            cancel=self.cancelled,
+        ) as ctx:
+            yield ctx
 
     async def _call(self, context: Any, urn: str, type_: str, name: str) -> Call:
         try:
@@ -337,14 +365,14 @@ def _diff_response(
     )
 
 
-def import_placeholder(kind: Kind) -> str:
+def import_placeholder(kind: AnyKind) -> str:
     """What an import writes for the local path it cannot know: the generated program says
     what to put there."""
     noun = "build folder or .zip" if kind.path == "bundle" else "plugin folder or .zip"
     return f"<the {noun} this {kind.name} was deployed from>"
 
 
-def _placeholder_reason(kind: Kind) -> str:
+def _placeholder_reason(kind: AnyKind) -> str:
     return (
         f"{kind.path} still holds what `pulumi import` wrote, {import_placeholder(kind)!r}: "
         f"put the path of the {kind.path} deployed there (its content is compared with "

@@ -11,7 +11,7 @@ from google.protobuf import json_format, struct_pb2
 from pydantic import BaseModel
 
 from ..errors import register_secret, texts
-from ..kinds.base import Kind
+from ..kinds.base import AnyKind
 from .schema import INTERNAL, _strip_optional, camel, snake
 
 UNKNOWN: Final = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -91,7 +91,7 @@ def dump(props: Mapping[str, Any]) -> struct_pb2.Struct:
 class Codec:
     """One resource kind's names: the wire's camelCase and the models' snake_case."""
 
-    def __init__(self, kind: Kind) -> None:
+    def __init__(self, kind: AnyKind) -> None:
         fields = set(kind.state.model_fields) | set(kind.inputs.model_fields)
         self.to_model = {camel(name): name for name in fields if name not in INTERNAL}
         self.to_wire = {name: wire for wire, name in self.to_model.items()}

@@ -1,4 +1,5 @@
-"""What every Mixpeek dynamic provider shares: config, sessions, preview unknowns, errors.
+"""The dynamic front door: every Mixpeek dynamic provider's verbs, from the engine's properties
+to its kind's verbs and back, and the registration payload a resource sends.
 
 Providers are pickled into state by reference and keep nothing on ``self`` that could be
 pickled: the API key is read in ``configure()``, which runs in the provider process.
@@ -8,13 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
-import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final, ParamSpec, TypeVar
+from typing import Any, ClassVar, Final
 
 import pulumi
 from pulumi.dynamic import (
@@ -30,166 +28,19 @@ from pulumi.dynamic import (
 from pulumi.output import Unknown
 
 from ..config import ProviderConfig
-from ..deadline import Cancellation
 from ..errors import InputError, redact, register_secret, texts
-from ..kinds.base import Door, Kind, failure
-from ..kinds.base import checked as check_inputs
-from ..kinds.common import Diff, Failure, split_unknowns, validate_inputs
+from ..kinds.base import AnyKind, check_inputs
+from ..kinds.diffs import Failure, split_unknowns, validate_inputs
 from ..kinds.registry import KINDS
 from ..kinds.spec import State
+from ..run.context import READ_SECONDS, Context, failure
 from ..run.journal import Journal
 from ..run.progress import write_line
-
-P = ParamSpec("P")
-R = TypeVar("R")
-# A refresh reads a few things; it never waits for a build.
-# How many create/update/read/delete calls the provider host serves at once (the SDK's own
-# host serves 4, and each create holds its call until the deploy is done).
-HOST_WORKERS: Final = 64
-HOST_VERBS: Final = ("Create", "Update", "Read", "Delete")
-
-
-def widen_provider_host() -> bool:
-    """In the SDK's dynamic-provider host (``python -m pulumi.dynamic``), serve the long calls
-    on a pool of ``HOST_WORKERS`` threads instead of the host's 4, so that deploys wait on the
-    service side by side; the engine's ``--parallel`` is then the only bound.
-
-    It uses gRPC's per-method ``experimental_thread_pool`` on the host's servicer methods. When
-    the host or gRPC is not shaped as expected, it changes nothing and says so in one line."""
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if spec is None or spec.name != "pulumi.dynamic.__main__":
-        return False  # the program's own process, or a test harness: nothing to widen
-    servicer = getattr(main, "DynamicResourceProviderServicer", None)
-    if not honour_cancel(main, servicer):
-        print(  # noqa: T201 - the CLI shows the host's stderr under the stack
-            "mixpeek-pulumi: this Pulumi SDK's provider host is not the one expected, so "
-            "Ctrl-C does not reach its deploys: each runs on until its timeout_seconds",
-            file=sys.stderr,
-            flush=True,
-        )
-    verbs = [getattr(servicer, verb, None) for verb in HOST_VERBS]
-    try:
-        from grpc import _server
-    except ImportError:
-        _server = None
-    if (
-        servicer is None
-        or not all(callable(v) for v in verbs)
-        or not hasattr(_server, "_select_thread_pool_for_behavior")
-    ):
-        print(  # noqa: T201 - the CLI shows the host's stderr under the stack
-            "mixpeek-pulumi: this Pulumi SDK's provider host is not the one expected, so it "
-            "keeps serving 4 deploys at a time",
-            file=sys.stderr,
-            flush=True,
-        )
-        return False
-    detail_host_diffs(main)
-    if getattr(verbs[0], "experimental_thread_pool", None) is None:
-        pool = ThreadPoolExecutor(HOST_WORKERS, thread_name_prefix="mixpeek-host")
-        for verb in verbs:
-            verb.experimental_thread_pool = pool  # type: ignore[union-attr]
-    return True
-
-
-HOST_CANCEL: Final = Cancellation()
-"""The engine's Cancel (Ctrl-C) in this provider host: every operation's deadline ends on it."""
-
-
-def honour_cancel(main: Any, servicer: Any) -> bool:
-    """Let the SDK's host pass the engine's Cancel on: its own ``Cancel`` does nothing, so a
-    Ctrl-C would leave every wait running until its own timeout. The host registered that
-    method with gRPC when it started, so the method's code is replaced in place (it runs
-    with the host module's globals, where the hook is put)."""
-    method: Any = getattr(servicer, "Cancel", None)
-    code = getattr(method, "__code__", None)
-    if code is None or code.co_argcount != _cancel.__code__.co_argcount:
-        return False
-    if not hasattr(main, "empty_pb2"):
-        return False  # the answer the replaced code builds
-    if code is not _cancel.__code__:
-        main._mixpeek_host_cancel = HOST_CANCEL.set
-        method.__code__ = _cancel.__code__
-    return True
-
-
-def _cancel(self: Any, request: Any, context: Any) -> Any:  # runs as the host's Cancel
-    _mixpeek_host_cancel()  # type: ignore[name-defined]  # noqa: F821 - the host's global
-    return empty_pb2.Empty()  # type: ignore[name-defined]  # noqa: F821 - the host's global
+from .host import HOST_CANCEL, diff_result, widen_provider_host
 
 
 def check_failures(failures: Sequence[Failure]) -> list[CheckFailure]:
     return [CheckFailure(f.field, f.reason) for f in failures]
-
-
-_DETAIL = threading.local()
-"""The last diff's detail, per thread: the host builds its answer right after ``diff``."""
-
-
-def diff_result(diff: Diff) -> DiffResult:
-    _DETAIL.diff = diff
-    return DiffResult(
-        changes=diff.changed, replaces=list(diff.replaces), delete_before_replace=False
-    )
-
-
-class _DetailedDiffResponse:
-    """The host's ``DiffResponse`` with the changed properties added (``diffs``,
-    ``detailedDiff``): the SDK's host sends only ``changes`` and ``replaces`` (3.139 to
-    3.272), so the CLI would name the inputs whose values differ instead (a digest)."""
-
-    def __init__(self, real: Any) -> None:
-        self._real = real
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)  # DIFF_SOME and the like
-
-    def __call__(self, **fields: Any) -> Any:
-        diff: Diff | None = getattr(_DETAIL, "diff", None)
-        _DETAIL.diff = None
-        if diff is not None and "diffs" not in fields:
-            fields = {**fields, **detailed_fields(diff)}
-        return self._real(**fields)
-
-
-def detailed_fields(diff: Diff) -> dict[str, Any]:
-    from pulumi.runtime.proto import provider_pb2
-
-    kinds = {"update": provider_pb2.PropertyDiff.UPDATE}
-    kinds["replace"] = provider_pb2.PropertyDiff.UPDATE_REPLACE
-    return {
-        "diffs": list(diff.changes),
-        "detailedDiff": {
-            key: provider_pb2.PropertyDiff(kind=kinds[kind], inputDiff=key not in diff.outputs)
-            for key, kind in diff.kinds().items()
-        },
-        "hasDetailedDiff": True,
-    }
-
-
-class _HostProto:
-    """The host's ``proto`` module, with ``DiffResponse`` detailed."""
-
-    def __init__(self, real: Any) -> None:
-        self._real = real
-        self.DiffResponse = _DetailedDiffResponse(real.DiffResponse)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-
-def detail_host_diffs(main: Any) -> bool:
-    """Let the SDK's host send each diff's changed properties, where it is shaped as expected
-    (its ``Diff`` builds ``proto.DiffResponse`` from the module's ``proto``); else nothing
-    changes and the CLI names the inputs that differ."""
-    real = getattr(main, "proto", None)
-    if isinstance(real, _HostProto):
-        return True
-    if real is None or not callable(getattr(real, "DiffResponse", None)):
-        return False
-    main.proto = _HostProto(real)
-    return True
 
 
 def echo(kind: str, name: str) -> Callable[[str], None]:
@@ -203,7 +54,7 @@ def echo(kind: str, name: str) -> Callable[[str], None]:
 
 @contextmanager
 def reported(kind: str, name: str) -> Iterator[None]:
-    """Whatever a step raises reaches the user as ``deploy.lifecycle.failure`` words it.
+    """Whatever a step raises reaches the user as ``run.context.failure`` words it.
 
     The engine shows the provider's traceback; raising from here keeps it to the frames of the
     SDK's host and this one, with the sentence on its last line."""
@@ -215,8 +66,9 @@ def reported(kind: str, name: str) -> Iterator[None]:
 
 class DynamicProvider(ResourceProvider):
     """The base of the dynamic resources' providers; pickles to its class and nothing else.
-    Each verb hands the engine's properties to its kind's lifecycle (``deploy.kinds``) and
-    returns the typed state as outputs."""
+    Each verb parses the engine's properties into its kind's models, opens the call's
+    ``Context`` and calls the kind's verb of the same name; the typed state goes back as
+    outputs."""
 
     kind: ClassVar[str] = "Mixpeek"
     # Nothing secret is captured (see __getstate__), so the pickle need not be encrypted.
@@ -241,17 +93,26 @@ class DynamicProvider(ResourceProvider):
         return config
 
     @property
-    def steps(self) -> Kind:
+    def steps(self) -> AnyKind:
         return KINDS[self.kind]
 
-    def door(self, name: str) -> Door:
-        return Door(
-            self.config(),
-            echo(self.kind, name),
+    @contextmanager
+    def context(
+        self, name: str, subject: object, seconds: float | None = None
+    ) -> Iterator[Context]:
+        """One call's context: its lines shown (redacted) under the resource, Ctrl-C ending
+        its deadline, and the journal on this machine."""
+        with Context.open(
+            self.kind,
             name,
+            config=self.config(),
+            say=echo(self.kind, name),
+            subject=subject,
+            seconds=seconds,
             cancel=HOST_CANCEL,
             journal=Journal.default(),
-        )
+        ) as ctx:
+            yield ctx
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         reveal_secrets(news)
@@ -271,8 +132,9 @@ class DynamicProvider(ResourceProvider):
         reveal_secrets(news)
         known, unknown = split_unknowns(news, lambda v: isinstance(v, Unknown))
         name = _name(news, _id)
+        kind = self.steps
         with reported(self.kind, name):
-            diff = self.steps.diff(olds, known, unknown)
+            diff = kind.diff(kind.state.load(olds), known, unknown)
         say = echo(self.kind, name)
         for note in diff.notes:
             say(note)
@@ -280,31 +142,39 @@ class DynamicProvider(ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         reveal_secrets(props)
-        name = _name(props)
+        name, kind = _name(props), self.steps
         with reported(self.kind, name):
-            state = self.steps.create(self.door(name), props)
+            inputs = kind.inputs.parse(props)
+            with self.context(name, inputs) as ctx:
+                state = kind.create(ctx, inputs)
         return CreateResult(state.resource_id, state.to_outputs())
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         reveal_secrets(olds)
         reveal_secrets(news)
-        name = _name(news, _id)
+        name, kind = _name(news, _id), self.steps
         with reported(self.kind, name):
-            state = self.steps.update(self.door(name), olds, news)
+            old, inputs = kind.state.load(olds), kind.inputs.parse(news)
+            with self.context(name, inputs) as ctx:
+                state = kind.update(ctx, old, inputs)
         return UpdateResult(state.to_outputs())
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         reveal_secrets(props)
-        name = _name(props, id_)
+        name, kind = _name(props, id_), self.steps
         with reported(self.kind, name):
-            now = self.steps.read(self.door(name), props)
+            state = kind.state.load(props)
+            with self.context(name, state, READ_SECONDS) as ctx:
+                now = kind.read(ctx, state)
         return ReadResult(None, {}) if now is None else ReadResult(id_, now.to_outputs())
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         reveal_secrets(props)
-        name = _name(props, id_)
+        name, kind = _name(props, id_), self.steps
         with reported(self.kind, name):
-            self.steps.delete(self.door(name), props)
+            state = kind.state.load(props)
+            with self.context(name, state) as ctx:
+                kind.delete(ctx, state)
 
 
 MixpeekProvider = DynamicProvider

@@ -99,3 +99,12 @@ class Poller(Generic[S]):
         if self.max_interval:
             return min(interval * 1.5, self.max_interval)
         return interval
+
+
+def await_terminal(poller: Poller[S], timed_out: Callable[[S | None], Exception]) -> S:
+    """Run ``poller`` to a terminal status; at the deadline raise what ``timed_out`` builds
+    from the last status seen."""
+    try:
+        return poller.run()
+    except WaitTimeout as exc:
+        raise timed_out(exc.last) from None

@@ -1,104 +1,16 @@
-"""What every deploy orchestration shares: the operation's context, diffing declared inputs,
-waiting until a terminal status or the deadline, and uploading through a fresh URL."""
+"""What a change of inputs is: each declared input compared (a nested object with its
+defaults filled in), what changing it does, and each validation problem in plain words naming
+the field as ``check`` reports it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar, get_args
+from dataclasses import dataclass
+from typing import Any, Final, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from ..api.client import MixpeekClient
-from ..deadline import Deadline
-from ..errors import DeployFailedError, DeployTimeoutError, MixpeekError, StorageError, redact
-from ..files import bundle as bundles
-from ..files.scratch import temporary_file
-from ..run.journal import Journal
-from ..run.waiting import Poller, WaitTimeout
-from .spec import Inputs, State, change_of
-
-S = TypeVar("S")
-T = TypeVar("T")
-LogSink = Callable[[str], None]
-UPLOAD_URL_ATTEMPTS: Final = 3
-
-
-@dataclass
-class Operation:
-    """One lifecycle call of one resource: who it is, where progress goes, and the one
-    deadline every wait, request and retry inside it shares."""
-
-    kind: str
-    name: str
-    sink: LogSink
-    deadline: Deadline = field(default_factory=Deadline.never)
-    timeout_name: str = "the timeout"
-    """How the deadline is named in messages: ``timeout_seconds=1800`` or the engine's own."""
-    journal: Journal | None = None
-    """Where deploys in flight are remembered between runs: the dynamic resources' only memory
-    of a create cut short. None for the native provider, whose stack state keeps it."""
-
-    @property
-    def who(self) -> str:
-        return f"{self.kind} '{self.name}'"
-
-    def say(self, line: str) -> None:
-        self.sink(redact(line))
-
-    def why_stopped(self) -> str:
-        """How a wait that ended early ended: the engine interrupted it, or the deadline passed."""
-        if self.deadline.cancelled:
-            return "was interrupted before it finished"
-        return f"did not finish within {self.timeout_name}"
-
-    def failed(
-        self,
-        what: str,
-        *,
-        subject: str,
-        status: str,
-        reason: str,
-        log_tail: Iterable[str] = (),
-        partial: State | None = None,
-    ) -> DeployFailedError:
-        """The one way the deploy layer says something ended badly: ``what`` happened to
-        ``subject`` (a deploy, plugin or upload id), headed by the resource; ``partial`` is
-        what exists now, for a front door that keeps it (a switch left unverified)."""
-        return DeployFailedError(
-            f"{self.who}: {what}",
-            resource=self.name,
-            subject_id=subject,
-            status=status,
-            reason=reason,
-            log_tail=log_tail,
-            partial=partial,
-        )
-
-    def timed_out(
-        self,
-        what: str,
-        *,
-        subject: str,
-        status: str,
-        then: str = "",
-        log_tail: Iterable[str] = (),
-        partial: State | None = None,
-    ) -> DeployTimeoutError:
-        """The one way a wait ends early: ``what`` was waited on, whether the deadline passed or
-        the engine interrupted it, the last status read, what happens next, and what exists
-        (``partial``) for a front door that keeps it."""
-        text = f"{self.who}: {what} {self.why_stopped()} (last status {status})"
-        reason = "interrupted" if self.deadline.cancelled else "timeout"
-        return DeployTimeoutError(
-            f"{text}; {then}" if then else text,
-            resource=self.name,
-            subject_id=subject,
-            status=status,
-            reason=reason,
-            log_tail=log_tail,
-            partial=partial,
-        )
+from .spec import Inputs, change_of
 
 
 @dataclass(frozen=True)
@@ -184,46 +96,6 @@ def _filled(info: Any, value: Any) -> Any:
         return nested.model_validate(dict(value)).model_dump()
     except ValidationError:
         return value
-
-
-def await_terminal(poller: Poller[S], timed_out: Callable[[S | None], DeployTimeoutError]) -> S:
-    """Run ``poller`` to a terminal status; at the deadline raise what ``timed_out`` builds
-    from the last status seen."""
-    try:
-        return poller.run()
-    except WaitTimeout as exc:
-        raise timed_out(exc.last) from None
-
-
-def upload_fresh(mint: Callable[[], S], put: Callable[[S], T]) -> tuple[S, T]:
-    """Mint a presigned URL and PUT to it; a URL that expired before the PUT is replaced by a
-    fresh one (a few times), any other refusal is raised."""
-    last: StorageError | None = None
-    for _ in range(UPLOAD_URL_ATTEMPTS):
-        slot = mint()
-        try:
-            return slot, put(slot)
-        except StorageError as exc:
-            if not exc.expired:
-                raise
-            last = exc
-    assert last is not None
-    raise last
-
-
-def remote_digest(
-    api: MixpeekClient, url: str, excludes: bundles.Excludes, limits: bundles.Limits
-) -> str | None:
-    """The content digest of the archive the service keeps behind a presigned GET, downloaded
-    with the size cap into an unnamed temporary file and read with the rules of a local
-    source; None when it cannot be had."""
-    with temporary_file("mixpeek-remote-") as handle:
-        try:
-            api.download(url, handle, max_bytes=limits.max_bytes)
-            files = bundles.collect_archive(handle, "the service's copy", excludes, limits)
-            return bundles.digest(files).sha256
-        except (MixpeekError, OSError):
-            return None
 
 
 @dataclass(frozen=True)
