@@ -11,7 +11,6 @@ without a network call; above that only the content digest is compared.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -27,35 +26,24 @@ NAMES_SHOWN: Final = 10
 NAME_SHOWN_MOST: Final = 120
 """The longest file name a preview line shows whole."""
 _SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
-_SEEN: OrderedDict[str, dict[str, str] | None] = OrderedDict()
-"""Manifests ``check`` computed, by content digest, for the ``diff`` that follows it."""
-_SEEN_MOST: Final = 64
 
 
 def of_files(files: Sequence[SourceFile]) -> tuple[str, dict[str, str] | None]:
     """The content digest of ``files`` and their manifest (None over ``MAX_FILES``), from one
-    read of each file; remembered for the diff that follows."""
+    read of each file."""
     found, hashes = hashed(files)
-    manifest = None
-    if len(files) <= MAX_FILES:
-        prefix = entry_prefix(files) or ""
-        manifest = {
-            f.rel.removeprefix(prefix): h.hex()[:HASH_CHARS]
-            for f, h in zip(files, hashes, strict=True)
-        }
-    remember(found.sha256, manifest)
-    return found.sha256, manifest
+    return found.sha256, of_hashes(files, hashes)
 
 
-def remember(digest: str, manifest: dict[str, str] | None) -> None:
-    _SEEN[digest] = manifest
-    _SEEN.move_to_end(digest)
-    while len(_SEEN) > _SEEN_MOST:
-        _SEEN.popitem(last=False)
-
-
-def recalled(digest: str | None) -> dict[str, str] | None:
-    return _SEEN.get(digest) if digest else None
+def of_hashes(files: Sequence[SourceFile], hashes: Sequence[bytes]) -> dict[str, str] | None:
+    """The manifest of ``files`` whose sha256 digests are known (``hashes``, in order), or None
+    over ``MAX_FILES``."""
+    if len(files) > MAX_FILES:
+        return None
+    prefix = entry_prefix(files) or ""
+    return {
+        f.rel.removeprefix(prefix): h.hex()[:HASH_CHARS] for f, h in zip(files, hashes, strict=True)
+    }
 
 
 def from_service(asset_manifest: Mapping[str, Any] | None) -> dict[str, str] | None:

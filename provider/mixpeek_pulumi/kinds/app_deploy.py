@@ -128,10 +128,10 @@ def diff(olds: AppDeployState, news: Mapping[str, Any], unknown: set[str]) -> Di
 
 def _files_note(olds: AppDeployState, news: Mapping[str, Any]) -> str:
     """Which files of the bundle differ from what is live, without a network call: the
-    state's manifest against the one ``check`` computed (or a fresh read of the bundle); or,
+    state's manifest against the bundle's, read again (only when its digest changed); or,
     when either list is missing, why."""
-    new, count = manifests.recalled(news.get("bundle_sha256")), None
-    if new is None and isinstance(news.get("bundle"), str):
+    new, count = None, None
+    if isinstance(news.get("bundle"), str):
         try:
             excludes = bundles.Excludes(news.get("exclude") or [])
             files = bundles.collect(Path(news["bundle"]), excludes)
@@ -184,6 +184,8 @@ class _Deploy:
     """The version the environment served when the run started: what the deploy message
     records it replaces, for a later run to restore if the new version fails its checks."""
     watch: _Watch = field(default_factory=lambda: _Watch(None))
+    manifest: dict[str, str] | None = None
+    """The files shipped and their hashes (``manifests``), as packing read them."""
 
     @property
     def shipped(self) -> Shipped:
@@ -319,7 +321,7 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
                 run.inputs.verify,
                 switch,
                 pending=pending,
-                shipped=manifests.recalled(run.digest),
+                shipped=run.manifest,
             )
             self._forget(ctx, run)
             return self._state(settling, run, final, before, app, switch, verified=verified)
@@ -449,6 +451,10 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
                 ctx, inputs, env, digest, archive.size, archive.digest.file_count, git
             )
             run.replaces, run.watch = served, _Watch(env)
+            entries = archive.entries
+            run.manifest = manifests.of_hashes(
+                [e.file for e in entries], [e.sha256 for e in entries]
+            )
             self._settle_others(ctx, run, others)
             adopted = self._reconcile(ctx, run, app, hints)
             if adopted is not None:
@@ -852,7 +858,7 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
         return AppDeployState(
             **run.inputs.model_dump(exclude={"bundle_sha256"}),
             bundle_sha256=run.digest,
-            bundle_files=live_files or manifests.recalled(run.digest),
+            bundle_files=live_files or run.manifest,
             deploy_id=switch.deploy_id,
             version=switch.version,
             status=final.status,

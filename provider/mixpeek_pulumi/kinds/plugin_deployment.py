@@ -107,12 +107,23 @@ def diff(olds: PluginDeploymentState, news: Mapping[str, Any], unknown: set[str]
     found = diff_inputs(
         PluginDeploymentInputs, olds.model_dump(), news, unknown, skip=("source",), extra=extra
     )
-    new = manifests.recalled(news.get("code_sha256"))
     other_code = "source" not in unknown and news.get("code_sha256") != olds.code_sha256
-    if not other_code or olds.code_files is None or new is None:
+    if not other_code or olds.code_files is None or not isinstance(news.get("source"), str):
+        return found
+    new = source_files(news["source"])
+    if new is None:
         return found
     # A new version with other code: which files differ from the deployed one.
     return found.with_notes([manifests.summary("source", olds.code_files, new)])
+
+
+def source_files(source: str) -> dict[str, str] | None:
+    """The manifest of the plugin's source as it is now; None when it cannot be read. Plugin
+    sources are small, so reading them again costs little."""
+    try:
+        return manifests.of_files(collect(source))[1]
+    except (MixpeekError, OSError):
+        return None
 
 
 def _no_realtime(
@@ -510,7 +521,7 @@ class PluginDeployment(Kind[PluginDeploymentInputs, PluginDeploymentState]):
     ) -> PluginDeploymentState:
         return PluginDeploymentState(
             **inputs.model_dump(exclude={"code_sha256"}),
-            code_files=manifests.recalled(digest),
+            code_files=source_files(inputs.source),
             plugin_id=status.plugin_id,
             route_prefix=status.route_prefix,
             feature_uri=status.feature_uri,
