@@ -251,11 +251,52 @@ def test_a_stale_or_corrupt_cache_never_ships(
 
 
 def test_a_file_rewritten_after_the_layout_is_shipped_as_it_is_then(
-    tmp_path: Path, cache: EntryCache
+    tmp_path: Path, cache: EntryCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Rewritten once the layout took the memo's word for it, before its bytes are hashed: the
+    prediction is refuted, and the file is packed again and shipped as it is now."""
     root = tree(tmp_path / "site")
     ship(root, cache)
     files = bundle.collect(root, bundle.Excludes())
+    target = root / "d2" / "f6.js"
+    received: list[bytes] = []
+
+    # The checks start hashing as the layout ends (on other threads): the rewrite goes in
+    # between, not after some of them may already have read the file.
+    start_checks = Shipment._start_checks
+
+    def rewrite_then_check(self: Shipment) -> object:
+        assert all(e.predicted for e in self.entries)
+        target.write_bytes(b"x" * target.stat().st_size)  # same size, new bytes
+        return start_checks(self)
+
+    monkeypatch.setattr(Shipment, "_start_checks", rewrite_then_check)
+
+    def receive(body: shipments.Body) -> str:
+        body.seek(0)
+        received.append(b"".join(iter(lambda: body.read(1 << 20), b"")))
+        return "key"
+
+    with Shipment(files, folder=str(root), cache=cache) as shipment:
+        shipment.start(receive)
+        digest = shipment.digest
+        assert shipment.sent() == "key"
+    assert {e.file.rel for e in shipment.entries if not e.predicted} == {"d2/f6.js"}
+    assert digest == bundle.digest(bundle.collect(root, bundle.Excludes()))
+    holds_the_bundle(received[-1], shipment, root)
+
+
+def test_a_file_rewritten_after_it_was_hashed_is_shipped_as_it_was_read(
+    tmp_path: Path, cache: EntryCache
+) -> None:
+    """Rewritten once every byte is hashed: the zip and the digest both hold the bytes that
+    were read (never the new bytes under the old hash), and the next deploy ships the new."""
+    root = tree(tmp_path / "site")
+    ship(root, cache)
+    files = bundle.collect(root, bundle.Excludes())
+    before = on_disk(root)
+    read = bundle.digest(files)
+    target = root / "d2" / "f6.js"
     received: list[bytes] = []
 
     def receive(body: shipments.Body) -> str:
@@ -264,14 +305,18 @@ def test_a_file_rewritten_after_the_layout_is_shipped_as_it_is_then(
         return "key"
 
     with Shipment(files, folder=str(root), cache=cache) as shipment:
-        assert all(e.predicted for e in shipment.entries)
-        # Same size, new bytes, after the layout took the memo's word for it.
-        (root / "d2" / "f6.js").write_bytes(b"x" * (root / "d2" / "f6.js").stat().st_size)
+        assert shipment.digest == read  # every byte hashed: the checks are over
+        target.write_bytes(b"x" * target.stat().st_size)
         shipment.start(receive)
-        digest = shipment.digest
         assert shipment.sent() == "key"
-    assert digest == bundle.digest(bundle.collect(root, bundle.Excludes()))
-    holds_the_bundle(received[-1], shipment, root)
+    if shipment.keeper is not None:
+        shipment.keeper.join()
+    assert shipment.digest == read
+    assert unpacked(received[-1]) == before
+
+    data, shipment = ship(root, cache)
+    holds_the_bundle(data, shipment, root)
+    assert unpacked(data)["d2/f6.js"] == target.read_bytes()
 
 
 SHARER = """
