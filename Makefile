@@ -11,7 +11,7 @@ QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 SDK_APPS := 1.3.783
 SDK_PLUGINS := 0.81.1
 
-.PHONY: setup test lint typecheck pytest pulumi node browser sdks docs dist demo emulator contracts contract-test bench reliability clean
+.PHONY: setup check test lint typecheck pytest pulumi node browser sdks docs dist demo emulator contracts contract-test bench reliability clean
 
 setup: $(STAMP) browser
 
@@ -78,6 +78,13 @@ pytest: $(STAMP) pulumi node browser
 	$(BIN)/pytest --numprocesses=auto --maxprocesses=4
 
 test: lint typecheck pytest
+
+# The loop to run while working (4 workers on 2 cores: these tests mostly wait on loopback
+# servers and bounds): lint, types, and the in-process tiers (unit, kinds, the kind
+# checklist) with no Pulumi CLI, npm, Go or PyInstaller; the tests that wait out real bounds
+# (marked slow) and every tier that starts a provider host, the plugin or the CLI are make test's.
+check: lint typecheck
+	$(BIN)/pytest --numprocesses=4 -m "not slow" tests/unit tests/kinds tests/test_kind_checklist.py
 
 # The two API contracts the emulator follows (emulator/mixpeek_emulator/contracts/): rebuild the
 # apps one from the official SDK. The plugin one is Mixpeek's published OpenAPI document, copied

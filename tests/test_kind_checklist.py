@@ -87,5 +87,46 @@ def test_a_kind_is_documented(name: str) -> None:
     assert f"`{name}`" in read("docs", "architecture.md")
 
 
+PROVIDER = Path(mixpeek_pulumi.__file__).parent
+OWN_FILES = 4
+"""What adding a kind edits by hand in the provider: its module under ``kinds/`` (its models
+and its verbs), its line in ``kinds/registry.py``, its dynamic resource under ``resources/``
+and its export in ``__init__.py``; everything else reads the registry."""
+
+
+def kind_files(name: str) -> set[str]:
+    return {
+        f"kinds/{snake(name)}.py",
+        "kinds/registry.py",
+        f"resources/{snake(name)}.py",
+        "__init__.py",
+    }
+
+
+SHARED = {"kinds/spec.py", "kinds/environments.py", "kinds/verify.py"}
+"""The models and app-environment helpers the existing app kinds share; a new kind needs none
+of them, and keeps its own models in its own module."""
+
+
+def test_adding_a_kind_touches_at_most_four_hand_written_files() -> None:
+    """Every provider module outside a kind's own files is kind-agnostic: the front doors, the
+    schema, the client and the files layer name no kind, so a new kind is its own files only."""
+    names = sorted(KINDS)
+    for path in sorted(PROVIDER.rglob("*.py")):
+        rel = path.relative_to(PROVIDER).as_posix()
+        text = path.read_text()
+        named = [n for n in names if re.search(rf"\b{n}\b", text)]
+        if rel in SHARED:
+            continue
+        strangers = [n for n in named if rel not in kind_files(n)]
+        assert not strangers, f"{rel} names {strangers}: adding a kind would have to edit it"
+    for name in names:
+        assert len(kind_files(name)) == OWN_FILES
+        module = importlib.import_module(f"mixpeek_pulumi.kinds.{snake(name)}")
+        assert type(KINDS[name]) is getattr(module, name), (
+            f"the registry's {name} is not the class in kinds/{snake(name)}.py"
+        )
+
+
 def test_the_checklist_names_no_kind_the_registry_lacks() -> None:
     assert set(CONFORMANCE) == set(KINDS)

@@ -106,11 +106,13 @@ def test_large_deploy_reports_progress_and_a_heartbeat(
 
     assert up.ok, up.output
     logs = diagnostics_of(up.lines, "mixpeek:index:AppDeploy (site)")
-    assert "packing: 7 files, 100.0 MB" in logs, logs
-    assert any(re.match(r"packing: [\d.]+ of 100.0 MB \(\d+%\), [\d.]+ MB/s$", x) for x in logs)
-    assert any(re.match(r"packing: done, 7 files, 100.0 MB in .* MB/s\)$", x) for x in logs)
+    # One unit system in every line (sizes.size_text): 100,000,000 bytes and a page are 95.4 MiB.
+    size, rate = r"[\d.]+ (bytes|KiB|MiB)", r"[\d.]+ (bytes|KiB|MiB|GiB)/s"
+    assert "packing: 7 files, 95.4 MiB" in logs, logs
+    assert any(re.match(rf"packing: {size} of 95.4 MiB \(\d+%\), {rate}$", x) for x in logs)
+    assert any(re.match(rf"packing: done, 7 files, 95.4 MiB in .* \({rate}\)$", x) for x in logs)
     uploading = [x for x in logs if x.startswith("uploading: ")]
-    assert uploading[0].startswith("uploading: 7 files, 100.0 MB"), uploading
+    assert uploading[0].startswith("uploading: 7 files, 95.4 MiB"), uploading
     assert len(uploading) >= 3 and uploading[-1].startswith("uploading: done, 7 files"), logs
     assert any(re.match(r"waiting for deploy \S+ to end, [\d.]+s elapsed$", x) for x in logs)
 

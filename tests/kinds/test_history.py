@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mixpeek_emulator.state.apps import Version
 from tests.emulator_fixture import EmulatorHandle
 from tests.kinds.conftest import Make
@@ -50,6 +52,7 @@ def app_answer_size(emulator: EmulatorHandle, app_id: str) -> int:
         return len(api.get(f"/v1/apps/{app_id}").content)
 
 
+@pytest.mark.slow
 def test_an_app_with_40_versions_of_a_4000_file_site_deploys_refreshes_and_promotes(
     resource: Make, emulator: EmulatorHandle, tmp_path: Path
 ) -> None:
@@ -73,6 +76,7 @@ def test_an_app_with_40_versions_of_a_4000_file_site_deploys_refreshes_and_promo
     assert prod.refresh() is not None
 
 
+@pytest.mark.slow
 def test_a_60000_file_bundle_deploys_a_second_time_and_promotes(
     resource: Make, emulator: EmulatorHandle, tmp_path: Path
 ) -> None:

@@ -125,6 +125,7 @@ def hard_killed_deploy(emulator: EmulatorHandle, app: str, files: dict[str, str]
         return str(answer.json()["deploy_id"])
 
 
+@pytest.mark.slow
 def test_an_older_build_that_took_over_late_is_named_and_undone(
     resource: Make, emulator: EmulatorHandle, tmp_path: Path
 ) -> None:

@@ -69,6 +69,7 @@ def pipe(resource: Make, emulator: EmulatorHandle, tmp_path: Path) -> Pipeline:
     return Pipeline(resource, emulator, tmp_path, "verified")
 
 
+@pytest.mark.slow
 def test_a_cache_that_still_serves_the_old_version_fails_the_checks_and_names_it(
     pipe: Pipeline,
 ) -> None:
@@ -120,6 +121,7 @@ def test_a_schedule_that_cannot_pass_in_its_time_is_refused_before_anything_is_s
     assert len(emulator.requests()) == sent
 
 
+@pytest.mark.slow
 def test_a_build_that_used_most_of_the_deadline_leaves_the_checks_all_their_time(
     resource: Make, emulator: EmulatorHandle, tmp_path: Path
 ) -> None:
@@ -168,6 +170,7 @@ def test_the_first_line_names_the_check_that_decided(
     assert checks and all(reason in line for line in checks)  # one line per check
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("keeps_partial", [True, False], ids=["native", "dynamic"])
 def test_an_interrupted_verification_is_finished_by_the_next_run(
     resource: Make, emulator: EmulatorHandle, tmp_path: Path, keeps_partial: bool
@@ -207,6 +210,7 @@ def test_an_interrupted_verification_is_finished_by_the_next_run(
     assert pipe.served() == 1
 
 
+@pytest.mark.slow
 def test_a_deploy_left_unverified_is_rolled_back_from_any_machine_by_its_own_record(
     resource: Make, emulator: EmulatorHandle, tmp_path: Path
 ) -> None:
@@ -249,6 +253,7 @@ def test_a_deploy_left_unverified_is_rolled_back_from_any_machine_by_its_own_rec
     assert emulator.count("POST", f"/v1/apps/{app}/deploy") == 2  # adopted, never rebuilt
 
 
+@pytest.mark.slow
 def test_a_rollback_never_lands_over_another_runs_switch(
     resource: Make, emulator: EmulatorHandle, tmp_path: Path
 ) -> None:
@@ -283,6 +288,7 @@ def test_a_rollback_never_lands_over_another_runs_switch(
     assert emulator.count("POST", f"/v1/apps/{pipe.app}/versions/1/restore") == 1
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize(
     "answer",
@@ -314,6 +320,7 @@ def test_an_answer_that_trickles_ends_the_check_at_its_bound(pipe: Pipeline, ans
     assert first.endswith("production serves version 1 again.")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_a_name_lookup_that_never_answers_ends_the_check_at_its_bound(
     pipe: Pipeline, monkeypatch: pytest.MonkeyPatch
@@ -344,6 +351,7 @@ def test_a_name_lookup_that_never_answers_ends_the_check_at_its_bound(
     assert first.endswith("production serves version 1 again.")
 
 
+@pytest.mark.slow
 def test_a_cancel_during_the_rollback_says_what_serves_now(
     pipe: Pipeline, emulator: EmulatorHandle
 ) -> None:

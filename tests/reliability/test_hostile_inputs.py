@@ -284,7 +284,7 @@ CASES = [
         "refused",
         "the entry 'index.html' appears more than once",
     ),
-    hostile("sizes", "plugin source over 500 MB", "refused", "more than 500 MB"),
+    hostile("sizes", "plugin source over 500 MB", "refused", "more than 500 MiB"),
     hostile("numbers", "version=True", "refused", "version: must be a whole number, not a boolean"),
     hostile("ids", "full-width plugin version", "refused", "version: String should match pattern"),
     hostile("ids", "app_id of '..'", "refused", "app_id: must name an object, not '.' or '..'"),

@@ -178,6 +178,7 @@ def test_large_files_stream_and_the_archive_reads_back(tmp_path: Path) -> None:
         assert checked.returncode == 0
 
 
+@pytest.mark.slow
 def test_more_entries_than_a_plain_zip_holds_use_zip64(tmp_path: Path) -> None:
     files = [bundle.SourceFile(f"f{i:05d}.txt", 1, lambda: io.BytesIO(b"x")) for i in range(70_000)]
     with write_archive(files) as archive, zipfile.ZipFile(archive.file) as zf:
@@ -486,7 +487,7 @@ def test_a_zip_with_an_oversized_central_directory_is_refused_before_it_is_read(
     peak, raised = peak_while(lambda: bundle.collect(hostile, bundle.Excludes()))
     assert str(raised) == (
         f"The bundle at {hostile} cannot be used: its central directory takes 104,857,600 bytes, "
-        "more than the 64 MB a bundle's zip may have."
+        "more than the 64 MiB a bundle's zip may have."
     )
     assert peak < 2 * 1024 * 1024
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 
 from mixpeek_pulumi import __version__
 from tests.emulator_fixture import wait_until
@@ -31,6 +32,7 @@ EMULATOR = "import sys; from mixpeek_emulator.__main__ import main; sys.exit(mai
 NO_EXTRA = "import sys; sys.modules['fastapi'] = sys.modules['uvicorn'] = None; " + EMULATOR
 
 
+@pytest.mark.slow
 def test_plugin_help_prints_and_exits_without_serving() -> None:
     for flag in ("--help", "-h"):
         done = run(PLUGIN, flag, timeout=20)
@@ -67,6 +69,7 @@ def answers(url: str) -> bool:
         return False  # the URL is printed before the server accepts connections
 
 
+@pytest.mark.slow
 def test_emulator_prints_the_id_and_the_live_sites_of_every_app_it_made() -> None:
     apps = ["--app", "my-site", "--app", "demo"]
     command = [sys.executable, "-c", EMULATOR, "--api-key", "k", *apps]

@@ -46,6 +46,7 @@ def expected(doc: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(
     versions=st.lists(

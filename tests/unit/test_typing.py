@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SNIPPET = """\
@@ -33,6 +35,7 @@ def misspelled_output() -> AppDeployState:
 """
 
 
+@pytest.mark.slow
 def test_mypy_refuses_one_kinds_models_handed_to_another_and_misspelled_outputs(
     tmp_path: Path,
 ) -> None:

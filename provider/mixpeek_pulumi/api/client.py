@@ -33,6 +33,7 @@ from ..errors import (
     redact,
     status_error_class,
 )
+from ..sizes import size_text
 from .models import (
     AppResponse,
     ConfirmPluginUploadRequest,
@@ -66,7 +67,7 @@ from .models import (
 )
 from .retry import RetryPolicy, parse_retry_after
 from .skim import ANY, Rule, SkimError, Skimmed, skim
-from .transport import MAX_BODY, MAX_ERROR_BODY, Answer, EventReader, Lane, exchange, size_text
+from .transport import MAX_BODY, MAX_ERROR_BODY, Answer, EventReader, Lane, exchange
 
 R = TypeVar("R", bound=Response)
 

@@ -36,8 +36,8 @@ from ..errors import (
     UnreadableEncodingError,
     redact,
 )
+from ..sizes import MIB, size_text
 
-MIB: Final = 1024 * 1024
 MAX_BODY: Final = 16 * MIB
 """An API answer: the largest real one (a version list, a plugin's detail) is a few hundred KiB."""
 MAX_ERROR_BODY: Final = 1 * MIB
@@ -57,15 +57,6 @@ _NOT_SENT: Final = (
     httpx.PoolTimeout,
     httpx.UnsupportedProtocol,
 )
-
-
-def size_text(size: int) -> str:
-    """A size as every message prints one: whole MiB or KiB where exact, else one decimal."""
-    for unit, name in ((MIB, "MiB"), (1024, "KiB")):
-        if size >= unit:
-            whole, rest = divmod(size, unit)
-            return f"{whole} {name}" if rest == 0 else f"{size / unit:.1f} {name}"
-    return f"{size} bytes"
 
 
 class Lane:

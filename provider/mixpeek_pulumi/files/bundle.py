@@ -52,6 +52,7 @@ from types import TracebackType
 from typing import IO, Final, TypeVar
 
 from ..errors import BundleError
+from ..sizes import size_text
 
 # Left out of every bundle unless re-included with "!pattern": VCS data and credentials.
 DEFAULT_EXCLUDES: Final[tuple[str, ...]] = (
@@ -325,13 +326,9 @@ class _Tally:
         if self.bytes > self.limits.max_bytes:
             raise BundleError(
                 self.root,
-                f"its files add up to more than {_size(self.limits.max_bytes)} (reached at "
+                f"its files add up to more than {size_text(self.limits.max_bytes)} (reached at "
                 f"{rel}), the most a {self.limits.noun} may hold",
             )
-
-
-def _size(n: int) -> str:
-    return f"{n / 1024**3:g} GiB" if n >= 1024**3 else f"{n / 1024**2:g} MB"
 
 
 class _Walk:
@@ -571,7 +568,7 @@ def _survey(handle: IO[bytes], label: str, limits: Limits) -> bool:
         raise BundleError(
             label,
             f"its central directory takes {directory:,} bytes, more than the "
-            f"{_size(limits.max_directory_bytes)} a {limits.noun}'s zip may have",
+            f"{size_text(limits.max_directory_bytes)} a {limits.noun}'s zip may have",
         )
     if directory > _ENTRY_SIZE * limits.max_entries and start >= 0:
         # The count is only the writer's word: zipfile parses whatever the directory holds.

@@ -240,6 +240,17 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
     name = "AppDeploy"
     summary = "A Mixpeek App deploy of a build folder or .zip, live once `pulumi up` returns."
     path = "bundle"
+    path_change = (
+        "A change of the bundle's content updates the resource in place (a new deploy and "
+        "version); a new path, or a rebuild with the same bytes, changes nothing."
+    )
+    details = (
+        "Create and update package the bundle (a deterministic zip that leaves secrets such as "
+        "`.env`, keys and `.git/` out), upload it, trigger the deploy, stream the build log under "
+        "the resource, and return once the service reports the deploy complete and the "
+        "environment serving it. Destroy leaves the deploy live (`onDelete: retain`) or restores "
+        "the version served before (`rollback`). Import with the id `<appId>/<environment>`."
+    )
     inputs = AppDeployInputs
     state = AppDeployState
 

@@ -47,6 +47,12 @@ class AppPromotion(Kind[AppPromotionInputs, AppPromotionState]):
         "Serves an exact, already built App version in an environment (an instant "
         "restore, no rebuild), gated on its deploy's smoke test."
     )
+    details = (
+        "No upload and no rebuild: the version is restored into the environment and checked to "
+        "be served. With `requireSmokeTest`, the deploy that built the version "
+        "(`sourceDeployId`) must be complete with a passing smoke test. Import with the id "
+        "`<appId>/<environment>`."
+    )
     inputs = AppPromotionInputs
     state = AppPromotionState
 

@@ -32,6 +32,10 @@ class Kind(ABC, Generic[InputsT, StateT]):
     """What the resource is, in one sentence: the schema's description of it."""
     path: ClassVar[str] = ""
     """The input naming local files (a bundle, a plugin source): what an import cannot know."""
+    path_change: ClassVar[str] = ""
+    """What changing the files behind ``path`` does, for the schema (else: an update)."""
+    details: ClassVar[str] = ""
+    """What each verb does at the service and how to import it, for the schema and docs."""
     inputs: type[InputsT]
     state: type[StateT]
 

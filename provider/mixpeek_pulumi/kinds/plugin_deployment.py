@@ -173,6 +173,16 @@ class PluginDeployment(Kind[PluginDeploymentInputs, PluginDeploymentState]):
         "inference under its `routePrefix`."
     )
     path = "source"
+    path_change = (
+        "New code under the same `version` is refused, since plugin versions are immutable: bump "
+        "`version`, which replaces the resource. A new path with the same code changes nothing."
+    )
+    details = (
+        "`pulumi preview` already runs the service's checks of the plugin's code. A new version "
+        "is deployed before the old one is undeployed, so a route always serves. Destroy "
+        "undeploys (`onDelete: undeploy`), also deletes (`delete`) or leaves it (`retain`). "
+        "Import with the id `<namespaceId>/<pluginId>`."
+    )
     inputs = PluginDeploymentInputs
     state = PluginDeploymentState
 

@@ -30,12 +30,7 @@ PLUGIN_DOWNLOAD_URL: Final = "github://api.github.com/mixpeek/mixpeek-pulumi"
 A program points elsewhere with the ``pluginDownloadURL`` resource option, a machine with
 ``PULUMI_PLUGIN_DOWNLOAD_URL_OVERRIDES``, a person with ``pulumi plugin install --server``."""
 GO_IMPORT: Final = "github.com/mixpeek/mixpeek-pulumi/sdk/go/mixpeek"
-README: Final = """\
-Deploy [Mixpeek](https://mixpeek.com) Apps and Plugins from Pulumi: `AppDeploy` uploads a build
-folder or `.zip` and waits until the environment serves it, `AppPromotion` puts that exact
-version into another environment, and `PluginDeployment` uploads, validates and deploys a
-custom plugin.
-
+README_TAIL: Final = """\
 This package is the SDK of the native provider `pulumi-resource-mixpeek`. The engine downloads
 the plugin from the GitHub release of this version; to install it yourself:
 
@@ -46,6 +41,17 @@ for plugins or the local emulator, `pulumi config set mixpeek:baseUrl <url>`.
 
 Documentation: https://github.com/mixpeek/mixpeek-pulumi/tree/main/docs
 """
+
+
+def readme() -> str:
+    """The SDKs' README: each kind in one line (its summary), then how to install and configure."""
+    kinds = "\n".join(f"- `{kind.name}`: {kind.summary}" for kind in KINDS.values())
+    return (
+        f"Deploy [Mixpeek](https://mixpeek.com) Apps and Plugins from Pulumi.\n\n{kinds}\n\n"
+        + README_TAIL
+    )
+
+
 CHANGES: Final[dict[str, str]] = {
     "replace": "Changing it replaces the resource.",
     "update": "Changing it updates the resource in place.",
@@ -54,32 +60,10 @@ CHANGES: Final[dict[str, str]] = {
     "computed": "Computed by the provider from the inputs (`pulumi preview` shows it); the diff "
     "compares it.",
 }
-PATH_CHANGES: Final[dict[str, str]] = {
-    "AppDeploy": "A change of the bundle's content updates the resource in place (a new deploy "
-    "and version); a new path, or a rebuild with the same bytes, changes nothing.",
-    "PluginDeployment": "New code under the same `version` is refused, since plugin versions are "
-    "immutable: bump `version`, which replaces the resource. A new path with the same code "
-    "changes nothing.",
-}
 SAYS_CHANGE: Final = re.compile(
     r"Changing it (replaces|is an update|updates)|replaces the resource"
 )
 OUTPUT_ONLY: Final = "Output: set by the provider from what the service reports."
-RESOURCE_DETAILS: Final[dict[str, str]] = {
-    "AppDeploy": "Create and update package the bundle (a deterministic zip that leaves secrets "
-    "such as `.env`, keys and `.git/` out), upload it, trigger the deploy, stream the build log "
-    "under the resource, and return once the service reports the deploy complete and the "
-    "environment serving it. Destroy leaves the deploy live (`onDelete: retain`) or restores the "
-    "version served before (`rollback`). Import with the id `<appId>/<environment>`.",
-    "AppPromotion": "No upload and no rebuild: the version is restored into the environment and "
-    "checked to be served. With `requireSmokeTest`, the deploy that built the version "
-    "(`sourceDeployId`) must be complete with a passing smoke test. Import with the id "
-    "`<appId>/<environment>`.",
-    "PluginDeployment": "`pulumi preview` already runs the service's checks of the plugin's "
-    "code. A new version is deployed before the old one is undeployed, so a route always "
-    "serves. Destroy undeploys (`onDelete: undeploy`), also deletes (`delete`) or leaves it "
-    "(`retain`). Import with the id `<namespaceId>/<pluginId>`.",
-}
 INTERNAL: Final = frozenset({"resource_name"})
 """Fields the front door fills itself (the resource's name comes from its URN)."""
 CONFIG: Final[dict[str, dict[str, Any]]] = {
@@ -165,13 +149,13 @@ def schema() -> dict[str, Any]:
                 "requires": {"pulumi": ">=3.139.0,<4.0.0"},
                 "respectSchemaVersion": True,
                 "pyproject": {"enabled": True},
-                "readme": README,
+                "readme": readme(),
             },
             "nodejs": {
                 "packageName": "@mixpeek/pulumi",
                 "dependencies": {"@pulumi/pulumi": "^3.139.0"},
                 "respectSchemaVersion": True,
-                "readme": README,
+                "readme": readme(),
             },
             "go": {
                 "importBasePath": GO_IMPORT,
@@ -197,7 +181,7 @@ def resource(kind: AnyKind) -> dict[str, Any]:
             spec["description"] += " " + change_sentence(kind, name, field)
         return spec
 
-    details = RESOURCE_DETAILS.get(kind.name)
+    details = kind.details or None
     return {
         "description": kind.summary + (f"\n\n{details}" if details else ""),
         "inputProperties": {camel(n): described(n, f) for n, f in inputs.items()},
@@ -215,7 +199,7 @@ def resource(kind: AnyKind) -> dict[str, Any]:
 def change_sentence(kind: AnyKind, name: str, field: FieldInfo) -> str:
     """What changing a property does, in the words every property's description ends with."""
     if name == kind.path:
-        return PATH_CHANGES.get(kind.name, CHANGES["update"])
+        return kind.path_change or CHANGES["update"]
     change = change_of(field)
     if change is None or name not in kind.inputs.model_fields:
         return OUTPUT_ONLY

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Final, Protocol
 
+from ..sizes import rate_text, size_text
+
 PROGRESS_ENV: Final = "MIXPEEK_PROGRESS_SECONDS"
 HEARTBEAT_ENV: Final = "MIXPEEK_HEARTBEAT_SECONDS"
 PROGRESS_SECONDS: Final = 5.0
@@ -48,7 +50,7 @@ def elapsed(seconds: float) -> str:
 
 class Meter:
     """Counts bytes of one step (``packing``, ``uploading``) and says where it is: at the
-    start, at least every ``every`` seconds, and at the end, in files, MB and MB/s."""
+    start, at least every ``every`` seconds, and at the end, in files, sizes and rates (``sizes``)."""
 
     def __init__(
         self,
@@ -66,7 +68,7 @@ class Meter:
         self.done = 0
         self.started = self.last = clock()
         self._lock = threading.Lock()
-        say(f"{what}: {files} files, {total_bytes / MB:.1f} MB")
+        say(f"{what}: {files} files, {size_text(total_bytes)}")
 
     def add(self, n: int) -> None:
         with self._lock:
@@ -75,18 +77,16 @@ class Meter:
             if now - self.last < self.every:
                 return
             self.last = now
-        rate = self.done / MB / max(now - self.started, 1e-6)
+        rate = rate_text(self.done, now - self.started)
         share = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
-        self.say(
-            f"{self.what}: {self.done / MB:.1f} of {self.total / MB:.1f} MB{share}, {rate:.1f} MB/s"
-        )
+        self.say(f"{self.what}: {size_text(self.done)} of {size_text(self.total)}{share}, {rate}")
 
     def finish(self, total: int | None = None) -> None:
         spent = max(self.clock() - self.started, 1e-6)
         size = self.done if total is None else total
         self.say(
-            f"{self.what}: done, {self.files} files, {size / MB:.1f} MB in {elapsed(spent)} "
-            f"({size / MB / spent:.1f} MB/s)"
+            f"{self.what}: done, {self.files} files, {size_text(size)} in {elapsed(spent)} "
+            f"({rate_text(size, spent)})"
         )
 
 
