@@ -24,12 +24,13 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mixpeek_pulumi import bundle  # noqa: E402
 from mixpeek_pulumi.api.client import MixpeekClient  # noqa: E402
 from mixpeek_pulumi.api.models import DeployRequest  # noqa: E402
-from mixpeek_pulumi.files import archive  # noqa: E402
+from mixpeek_pulumi.files import archive, bundle  # noqa: E402
 from mixpeek_pulumi.files import shipment as shipments  # noqa: E402
+from mixpeek_pulumi.files.contents import digest  # noqa: E402
 from mixpeek_pulumi.files.entry_cache import EntryCache  # noqa: E402
+from mixpeek_pulumi.files.excludes import Excludes  # noqa: E402
 from mixpeek_pulumi.kinds.app_deploy import upload as upload_shipment  # noqa: E402
 
 KEY = "sk_bench_key_0000000000"
@@ -150,7 +151,7 @@ def ship_folder(api: MixpeekClient, app_id: str, tree: Path) -> tuple[str, float
     storage key, the seconds that took, and the seconds the cache was then written in, which a
     deploy spends while the service builds (timed apart, and waited for before the next run)."""
     start = time.perf_counter()
-    files = bundle.collect(tree, bundle.Excludes())
+    files = bundle.collect(tree, Excludes())
     with shipments.Shipment(files, folder=str(tree)) as s:
         s.start(lambda body: upload_shipment(api, lambda _line: None, app_id, body))
         s.digest  # noqa: B018 - as the deploy does, before it reconciles
@@ -466,7 +467,7 @@ def completion_latency(tmp: Path) -> None:
 
 
 def naive_poll(emu: Emulator, app_id: str, bundle_dir: Path, build: float, queue: float) -> float:
-    files = bundle.collect(bundle_dir, bundle.Excludes())
+    files = bundle.collect(bundle_dir, Excludes())
     with (
         archive.write_archive(files) as packed,
         MixpeekClient(api_key=KEY, base_url=emu.url) as api,
@@ -511,8 +512,8 @@ def overhead(tmp: Path) -> None:
             total: list[float] = []
             for i in range(3):
                 start = time.perf_counter()
-                files = bundle.collect(bundle_dir, bundle.Excludes())
-                bundle.digest(files)
+                files = bundle.collect(bundle_dir, Excludes())
+                digest(files)
                 packed = archive.write_archive(files)
                 pack.append(time.perf_counter() - start)
                 app_id = emu.app(f"over-{size >> 20}-{i}")
@@ -654,7 +655,7 @@ def packaging(tmp: Path) -> None:
 
 def pack_without_cache(tree: Path) -> bytes:
     """The zip a deploy of ``tree`` sends, made with no cache, memo or last archive."""
-    files = bundle.collect(tree, bundle.Excludes())
+    files = bundle.collect(tree, Excludes())
     with shipments.Shipment(files, folder=None, cache=EntryCache(None, shipments.CODEC)) as s:
         s.start(drain)
         data: bytes = s.sent()
@@ -715,12 +716,13 @@ PEAK_SCRIPT = """
 import pathlib, re, sys
 from mixpeek_pulumi.files import archive  # noqa: E402
 from mixpeek_pulumi.files import bundle
+from mixpeek_pulumi.files.excludes import Excludes
 from mixpeek_pulumi.api.client import MixpeekClient
 def hwm():
     return int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))
 base = hwm()
 url, key, app_id, path = sys.argv[1:5]
-files = bundle.collect(pathlib.Path(path), bundle.Excludes())
+files = bundle.collect(pathlib.Path(path), Excludes())
 with archive.write_archive(files) as packed, MixpeekClient(api_key=key, base_url=url) as api:
     slot = api.get_upload_url(app_id, 'big.zip')
     api.put_object(slot.upload_url, packed.file, size=packed.size, content_type='application/zip',

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from mixpeek_pulumi.files import bundle as bundles
+from mixpeek_pulumi.files import contents
+from mixpeek_pulumi.files.excludes import Excludes
 from scripts import node_toolchain
 from scripts.pulumi_cli import Cli
 from scripts.pulumi_stack import CliStack
@@ -466,7 +468,7 @@ def test_import_reads_exactly_the_environment_it_names(
     for env in order:
         outputs = resources[f"site-{env}"]["outputs"]
         folder = project / env
-        digest = bundles.digest(bundles.collect(folder, bundles.Excludes())).sha256
+        digest = contents.digest(bundles.collect(folder, Excludes())).sha256
         assert resources[f"site-{env}"]["id"] == f"{app_id}/{env}"
         assert (outputs["deployId"], outputs["version"]) == (served[env], versions[env])
         assert outputs["bundleSha256"] == digest, env

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from mixpeek_pulumi.files import bundle as bundles
+from mixpeek_pulumi.files.contents import digest
+from mixpeek_pulumi.files.excludes import Excludes
 from mixpeek_pulumi.run.journal import Journal
 from tests.emulator_fixture import wait_until
 from tests.engine import EngineError, Stack, run_program
@@ -160,7 +162,7 @@ def test_a_remembered_deploy_of_other_content_is_never_adopted(
     bundle_b = write_tree(tmp_path / "b", site("B"))
     building_a = cut_short(stack, app_id, bundle_a, 60.0)
     journal = Journal(tmp_path / "inflight")
-    digest_b = bundles.digest(bundles.collect(bundle_b, bundles.Excludes())).sha256
+    digest_b = digest(bundles.collect(bundle_b, Excludes())).sha256
     journal.record((stack.emulator.url, app_id, "staging", digest_b), building_a)
 
     with_b = run_program(stack.engine, deploy_program(app_id, bundle_b))

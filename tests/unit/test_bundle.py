@@ -20,6 +20,11 @@ from mixpeek_pulumi.errors import BundleError
 from mixpeek_pulumi.files import archive as archive_module
 from mixpeek_pulumi.files import bundle
 from mixpeek_pulumi.files.archive import Archive, write_archive
+from mixpeek_pulumi.files.contents import Digest, digest, source_texts
+from mixpeek_pulumi.files.excludes import Excludes
+from mixpeek_pulumi.files.layout import entry_prefix
+from mixpeek_pulumi.files.sources import APP_LIMITS, Limits, SourceFile
+from mixpeek_pulumi.files.zips import collect_archive
 from mixpeek_pulumi.kinds.uploads import remote_digest
 from mixpeek_pulumi.resources.app_deploy import AppDeployProvider
 from mixpeek_pulumi.resources.plugin_deployment import PluginDeploymentProvider
@@ -33,32 +38,32 @@ def content(archive: Archive) -> bytes:
 
 
 def files_of(root: Path, *patterns: str) -> list[str]:
-    return [f.rel for f in bundle.collect(root, bundle.Excludes(patterns))]
+    return [f.rel for f in bundle.collect(root, Excludes(patterns))]
 
 
 def test_digest_ignores_mtimes_modes_and_zip_order(tmp_path: Path) -> None:
     a = write_tree(tmp_path / "a", site(), mtime=1)
     b = write_tree(tmp_path / "b", site(), mtime=999_999)
     (b / "app.js").chmod(0o600)
-    digest_a = bundle.digest(bundle.collect(a, bundle.Excludes()))
-    assert digest_a == bundle.digest(bundle.collect(b, bundle.Excludes()))
+    digest_a = digest(bundle.collect(a, Excludes()))
+    assert digest_a == digest(bundle.collect(b, Excludes()))
     packed = tmp_path / "site.zip"
     with zipfile.ZipFile(packed, "w") as zf:
         for name, content in reversed(list(site().items())):
             zf.writestr(name, content)
-    assert bundle.digest(bundle.collect(packed, bundle.Excludes())) == digest_a
+    assert digest(bundle.collect(packed, Excludes())) == digest_a
     write_tree(b, {"app.js": "console.log('changed');"})
-    assert bundle.digest(bundle.collect(b, bundle.Excludes())) != digest_a
+    assert digest(bundle.collect(b, Excludes())) != digest_a
 
 
 def test_archive_is_deterministic_and_matches_the_digest(tmp_path: Path) -> None:
     root = write_tree(tmp_path / "s", site(), mtime=5)
-    files = bundle.collect(root, bundle.Excludes())
+    files = bundle.collect(root, Excludes())
     with write_archive(files) as first:
         os.utime(root / "index.html", (77, 77))
-        with write_archive(bundle.collect(root, bundle.Excludes())) as second:
+        with write_archive(bundle.collect(root, Excludes())) as second:
             assert content(first) == content(second)
-        assert first.digest == bundle.digest(files)
+        assert first.digest == digest(files)
         with zipfile.ZipFile(first.file) as zf:
             assert zf.namelist() == sorted(site())
             assert zf.testzip() is None
@@ -92,7 +97,7 @@ def test_a_link_to_a_secret_inside_the_bundle_is_refused_by_name(
     (root / secret).write_text("TOKEN=hunter2")
     (root / "config.txt").symlink_to(root / secret)
     with pytest.raises(BundleError) as info:
-        bundle.collect(root, bundle.Excludes())
+        bundle.collect(root, Excludes())
     assert "the symlink config.txt points to" in str(info.value)
     assert "left out of the bundle" in str(info.value)
 
@@ -104,11 +109,11 @@ def test_symlink_outside_and_special_files_are_refused(tmp_path: Path) -> None:
     with pytest.raises(
         BundleError, match=r"the symlink leak\.txt points outside the bundle folder"
     ):
-        bundle.collect(root, bundle.Excludes())
+        bundle.collect(root, Excludes())
     (root / "leak.txt").unlink()
     os.mkfifo(root / "pipe")
     with pytest.raises(BundleError, match="pipe is a special file"):
-        bundle.collect(root, bundle.Excludes())
+        bundle.collect(root, Excludes())
 
 
 @pytest.mark.parametrize(
@@ -121,21 +126,21 @@ def test_unsafe_zip_entries_are_refused(tmp_path: Path, name: str, reason: str) 
         zf.writestr("index.html", "x")
         zf.writestr(name, "x")
     with pytest.raises(BundleError, match=reason):
-        bundle.collect(packed, bundle.Excludes())
+        bundle.collect(packed, Excludes())
 
 
 def test_entry_rule_matches_the_service(tmp_path: Path) -> None:
     nested = write_tree(tmp_path / "n", {"dist/index.html": "x", "dist/a.js": "y"})
-    assert bundle.entry_prefix(bundle.collect(nested, bundle.Excludes())) == "dist/"
+    assert entry_prefix(bundle.collect(nested, Excludes())) == "dist/"
     split = write_tree(tmp_path / "t", {"a/index.html": "x", "b/a.js": "y"})
-    assert bundle.entry_prefix(bundle.collect(split, bundle.Excludes())) is None
+    assert entry_prefix(bundle.collect(split, Excludes())) is None
 
 
 def test_source_texts_skip_binary_and_large_files(tmp_path: Path) -> None:
     root = write_tree(
         tmp_path / "s", {**site(), "logo.png": b"\x89PNG\0\0", "big.txt": "x" * 300_000}
     )
-    texts = bundle.source_texts(bundle.collect(root, bundle.Excludes()))
+    texts = source_texts(bundle.collect(root, Excludes()))
     assert set(texts) == set(site())
 
 
@@ -149,7 +154,7 @@ def test_compressed_formats_are_stored_and_text_deflated(tmp_path: Path) -> None
         },
     )
     with (
-        write_archive(bundle.collect(root, bundle.Excludes())) as archive,
+        write_archive(bundle.collect(root, Excludes())) as archive,
         zipfile.ZipFile(archive.file) as zf,
     ):
         kinds = {i.filename: i.compress_type for i in zf.infolist()}
@@ -164,7 +169,7 @@ def test_large_files_stream_and_the_archive_reads_back(tmp_path: Path) -> None:
     text = ("const answer = 42;\n" * 400_000).encode()  # ~7.6 MB: streamed, deflated
     noise = os.urandom(6 * 1024 * 1024)  # streamed, stored after sampling
     root = write_tree(tmp_path / "s", {"index.html": "x", "bundle.js": text, "blob.bin": noise})
-    with write_archive(bundle.collect(root, bundle.Excludes())) as archive:
+    with write_archive(bundle.collect(root, Excludes())) as archive:
         with zipfile.ZipFile(archive.file) as zf:
             assert zf.testzip() is None
             assert zf.read("bundle.js") == text
@@ -180,7 +185,7 @@ def test_large_files_stream_and_the_archive_reads_back(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_more_entries_than_a_plain_zip_holds_use_zip64(tmp_path: Path) -> None:
-    files = [bundle.SourceFile(f"f{i:05d}.txt", 1, lambda: io.BytesIO(b"x")) for i in range(70_000)]
+    files = [SourceFile(f"f{i:05d}.txt", 1, lambda: io.BytesIO(b"x")) for i in range(70_000)]
     with write_archive(files) as archive, zipfile.ZipFile(archive.file) as zf:
         names = zf.namelist()
         assert len(names) == 70_000
@@ -197,20 +202,18 @@ def test_a_large_zip_hashes_on_the_pool_to_its_folders_digest(tmp_path: Path) ->
     with zipfile.ZipFile(packed, "w") as z:
         for rel, text in sorted(tree.items(), reverse=True):
             z.writestr(rel, text)
-    from_folder = bundle.digest(bundle.collect(root, bundle.Excludes()))
-    assert bundle.digest(bundle.collect(packed, bundle.Excludes())) == from_folder
+    from_folder = digest(bundle.collect(root, Excludes()))
+    assert digest(bundle.collect(packed, Excludes())) == from_folder
     assert from_folder.file_count == 701  # the .env and .git/ are left out
 
 
 # ------------------------------------------------------- what ships is what was hashed
 
 
-def read_back(archive: Archive, limits: bundle.Limits = bundle.APP_LIMITS) -> bundle.Digest:
+def read_back(archive: Archive, limits: Limits = APP_LIMITS) -> Digest:
     """The digest of what was shipped, read back with the provider's own reader."""
     archive.file.seek(0)
-    return bundle.digest(
-        bundle.collect_archive(archive.file, "the archive", bundle.Excludes(), limits)
-    )
+    return digest(collect_archive(archive.file, "the archive", Excludes(), limits))
 
 
 def rewrite_after_first_piece(monkeypatch: pytest.MonkeyPatch, path: Path, new: bytes) -> list[int]:
@@ -241,7 +244,7 @@ def test_a_file_rewritten_while_it_is_packed_is_refused_by_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, old: bytes
 ) -> None:
     root = write_tree(tmp_path / "dist", {"index.html": "x", name: old}, mtime=1)
-    files = bundle.collect(root, bundle.Excludes())
+    files = bundle.collect(root, Excludes())
     reads = rewrite_after_first_piece(monkeypatch, root / name, old.swapcase()[::-1])
     with pytest.raises(BundleError) as caught:
         write_archive(files, source=str(root))
@@ -260,13 +263,13 @@ def test_a_rewrite_the_clock_cannot_show_is_still_caught_or_shipped_whole(
     monkeypatch.setattr(archive_module, "_stamp", lambda f: (f.size, 0, 0, 0, 0))
     monkeypatch.setattr(archive_module, "WORKERS", 1)  # pieces read in order, one at a time
     root = write_tree(tmp_path / "dist", {"index.html": "x", "bundle.js": TEXT})
-    files = bundle.collect(root, bundle.Excludes())
+    files = bundle.collect(root, Excludes())
     rewrite_after_first_piece(monkeypatch, root / "bundle.js", TEXT.upper())
     with pytest.raises(BundleError, match=r"bundle\.js changed while it was being packed"):
         write_archive(files, source=str(root))
 
     root = write_tree(tmp_path / "media", {"index.html": "x", "media.bin": NOISE})
-    files = bundle.collect(root, bundle.Excludes())
+    files = bundle.collect(root, Excludes())
     new = bytes(b ^ 0xFF for b in NOISE[:4096]) * (len(NOISE) // 4096)
     rewrite_after_first_piece(monkeypatch, root / "media.bin", new)
     with write_archive(files, source=str(root)) as packed:
@@ -279,7 +282,7 @@ def test_a_rewrite_the_clock_cannot_show_is_still_caught_or_shipped_whole(
 
 def test_a_file_that_changed_size_since_it_was_listed_is_refused(tmp_path: Path) -> None:
     root = write_tree(tmp_path / "dist", {"index.html": "x", "app.js": "a", "big.bin": NOISE})
-    files = bundle.collect(root, bundle.Excludes())
+    files = bundle.collect(root, Excludes())
     with (root / "app.js").open("ab") as handle:
         handle.write(b"more")
     with pytest.raises(BundleError, match=r"app\.js changed while it was being packed"):
@@ -293,14 +296,10 @@ def test_a_file_that_changed_size_since_it_was_listed_is_refused(tmp_path: Path)
 
 def test_large_files_ship_what_was_hashed(tmp_path: Path) -> None:
     root = write_tree(tmp_path / "dist", {"index.html": "x", "bundle.js": TEXT, "m.bin": NOISE})
-    with write_archive(bundle.collect(root, bundle.Excludes()), source=str(root)) as packed:
+    with write_archive(bundle.collect(root, Excludes()), source=str(root)) as packed:
         with zipfile.ZipFile(packed.file) as zf:
             assert zf.testzip() is None
-        assert (
-            read_back(packed)
-            == packed.digest
-            == bundle.digest(bundle.collect(root, bundle.Excludes()))
-        )
+        assert read_back(packed) == packed.digest == digest(bundle.collect(root, Excludes()))
 
 
 # ------------------------------------------------------------- one rule for names
@@ -313,7 +312,7 @@ def test_names_that_differ_only_in_case_are_refused_by_every_reader(tmp_path: Pa
     )
     root = write_tree(tmp_path / "dist", {**site(), "Logo.png": b"a", "logo.png": b"b"})
     with pytest.raises(BundleError) as caught:
-        bundle.collect(root, bundle.Excludes())
+        bundle.collect(root, Excludes())
     assert str(caught.value) == f"The bundle at {root} cannot be used: {said}"
     failures = AppDeployProvider().check({}, {"app_id": "a", "bundle": str(root)}).failures
     assert [f.reason for f in failures] == [f"The bundle at {root} cannot be used: {said}"]
@@ -325,7 +324,7 @@ def test_names_that_differ_only_in_case_are_refused_by_every_reader(tmp_path: Pa
     failures = AppDeployProvider().check({}, {"app_id": "a", "bundle": str(packed)}).failures
     assert [f.reason for f in failures] == [f"The bundle at {packed} cannot be used: {said}"]
     with packed.open("rb") as handle, pytest.raises(BundleError) as caught:
-        bundle.collect_archive(handle, "the service's copy", bundle.Excludes(), bundle.APP_LIMITS)
+        collect_archive(handle, "the service's copy", Excludes(), APP_LIMITS)
     assert str(caught.value) == f"The bundle at the service's copy cannot be used: {said}"
 
 
@@ -342,13 +341,13 @@ def test_every_archive_the_provider_writes_it_reads_back(tmp_path: Path) -> None
         ".ENV": "SECRET=1",
     }
     root = write_tree(tmp_path / "dist", tree)
-    files = bundle.collect(root, bundle.Excludes())
+    files = bundle.collect(root, Excludes())
     assert ".ENV" not in [f.rel for f in files]
     with write_archive(files, source=str(root)) as packed:
-        assert read_back(packed) == packed.digest == bundle.digest(files)
+        assert read_back(packed) == packed.digest == digest(files)
     write_tree(root, {"file.TXT": "clash"})
     with pytest.raises(BundleError, match=r"'file\.TXT' and 'ﬁle\.txt' differ only in letter case"):
-        bundle.collect(root, bundle.Excludes())
+        bundle.collect(root, Excludes())
 
 
 @pytest.mark.parametrize("name", ["a\\b.css", "C:notes.txt"])
@@ -457,17 +456,13 @@ def test_a_zip_whose_header_disagrees_with_its_directory_is_one_sentence(tmp_pat
     assert reason.endswith(UNREADABLE_SAYS)
 
     with site_zip.open("rb") as handle, pytest.raises(BundleError) as caught:
-        bundle.digest(
-            bundle.collect_archive(
-                handle, "the service's copy", bundle.Excludes(), bundle.APP_LIMITS
-            )
-        )
+        digest(collect_archive(handle, "the service's copy", Excludes(), APP_LIMITS))
     assert str(caught.value).startswith(f"The bundle at the service's copy cannot be used: {said}")
 
 
 def test_a_zip_claiming_two_million_entries_is_refused_before_it_is_read(tmp_path: Path) -> None:
     hostile = claiming(tmp_path / "many.zip", 2_000_000, 2_000_000 * 46, zip64=True)
-    peak, raised = peak_while(lambda: bundle.collect(hostile, bundle.Excludes()))
+    peak, raised = peak_while(lambda: bundle.collect(hostile, Excludes()))
     assert str(raised) == (
         f"The bundle at {hostile} cannot be used: its central directory lists more than 200,000 "
         "entries (files and folders), the most a bundle's zip may hold."
@@ -484,7 +479,7 @@ def test_a_zip_with_an_oversized_central_directory_is_refused_before_it_is_read(
     tmp_path: Path,
 ) -> None:
     hostile = claiming(tmp_path / "wide.zip", 10, 100 * 1024 * 1024, zip64=False)
-    peak, raised = peak_while(lambda: bundle.collect(hostile, bundle.Excludes()))
+    peak, raised = peak_while(lambda: bundle.collect(hostile, Excludes()))
     assert str(raised) == (
         f"The bundle at {hostile} cannot be used: its central directory takes 104,857,600 bytes, "
         "more than the 64 MiB a bundle's zip may have."
@@ -558,9 +553,9 @@ def test_the_services_copy_damaged_or_hostile_gives_no_digest_and_no_traceback(
             server.add("GET", path, Reply(raw=body, headers={"Content-Type": "application/zip"}))
 
         def remote(path: str) -> str | None:
-            return remote_digest(api, server.url + path, bundle.Excludes(), bundle.APP_LIMITS)
+            return remote_digest(api, server.url + path, Excludes(), APP_LIMITS)
 
-        assert remote("/good") == bundle.digest(bundle.collect(folder, bundle.Excludes())).sha256
+        assert remote("/good") == digest(bundle.collect(folder, Excludes())).sha256
         assert remote("/mismatched") is None
         assert remote("/many") is None
 

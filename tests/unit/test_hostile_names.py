@@ -17,6 +17,9 @@ import pytest
 from mixpeek_pulumi.errors import BundleError, ResourceError, safe_name
 from mixpeek_pulumi.files import bundle, manifest
 from mixpeek_pulumi.files.archive import write_archive
+from mixpeek_pulumi.files.contents import digest
+from mixpeek_pulumi.files.excludes import Excludes
+from mixpeek_pulumi.files.sources import Limits
 from tests.sites import plugin, site, write_tree
 from tests.unit.test_bundle import app_check, claiming, plugin_check
 
@@ -132,8 +135,8 @@ def folder_that_cannot_be_read(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> li
 
 def over_the_size_cap(tmp: Path) -> list[str]:
     root = folder(tmp, {HOSTILE: "x" * 100})
-    limits = bundle.Limits(max_files=100, max_bytes=50)
-    return refused(lambda: bundle.collect(root, bundle.Excludes(), limits))
+    limits = Limits(max_files=100, max_bytes=50)
+    return refused(lambda: bundle.collect(root, Excludes(), limits))
 
 
 def hostile_bundle_folder(tmp: Path) -> list[str]:
@@ -158,27 +161,27 @@ def nothing_left_after_exclusions(tmp: Path) -> list[str]:
 
 def file_gone_before_it_is_hashed(tmp: Path) -> list[str]:
     root = folder(tmp, {HOSTILE: "x"})
-    files = bundle.collect(root, bundle.Excludes())
+    files = bundle.collect(root, Excludes())
     (root / HOSTILE).unlink()
-    return refused(lambda: bundle.digest(files))
+    return refused(lambda: digest(files))
 
 
 def file_grown_before_it_is_hashed(tmp: Path) -> list[str]:
     root = folder(tmp, {HOSTILE: "x"})
-    files = bundle.collect(root, bundle.Excludes())
+    files = bundle.collect(root, Excludes())
     (root / HOSTILE).write_text("xx")
-    return refused(lambda: bundle.digest(files))
+    return refused(lambda: digest(files))
 
 
 def file_changed_while_packed(tmp: Path) -> list[str]:
     root = folder(tmp, {HOSTILE: "x"})
-    files = bundle.collect(root, bundle.Excludes())
+    files = bundle.collect(root, Excludes())
     (root / HOSTILE).write_text("xx")
     return refused(lambda: write_archive(files, source=str(root)))
 
 
 def zip_over_its_cap(tmp: Path) -> list[str]:
-    files = bundle.collect(folder(tmp), bundle.Excludes())
+    files = bundle.collect(folder(tmp), Excludes())
     return refused(lambda: write_archive(files, source=str(tmp / HOSTILE), max_bytes=10))
 
 

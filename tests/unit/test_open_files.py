@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from mixpeek_pulumi.files import bundle
+from mixpeek_pulumi.files.contents import digest
+from mixpeek_pulumi.files.excludes import Excludes
 from tests.engine import ProviderHost
 from tests.sites import site
 
@@ -22,8 +24,8 @@ def test_a_zip_collection_dropped_in_a_reference_cycle_closes_its_archive(tmp_pa
     with zipfile.ZipFile(packed, "w") as zf:
         for name, text in site().items():
             zf.writestr(name, text)
-    files = bundle.collect(packed, bundle.Excludes())
-    bundle.digest(files)  # opens the one archive every entry shares
+    files = bundle.collect(packed, Excludes())
+    digest(files)  # opens the one archive every entry shares
     # A collector pass while the open file is held from outside the collector's view leaves
     # the file ahead of its ZipFile in the collector's list (a pass during a pool thread's
     # read does the same by chance); garbage is finalized in that order.

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from mixpeek_pulumi.files import bundle
 from mixpeek_pulumi.files import manifest as manifests
+from mixpeek_pulumi.files.excludes import Excludes
 from mixpeek_pulumi.files.plugin_scan import check_plugin, has_realtime, scan
 from mixpeek_pulumi.kinds import plugin_deployment as plugins
 from mixpeek_pulumi.kinds.spec import PluginDeploymentInputs
@@ -23,9 +24,9 @@ def test_blocked_imports_and_calls_with_positions() -> None:
 
 def test_required_files_and_nested_layout(tmp_path: Path) -> None:
     nested = write_tree(tmp_path / "n", {f"text_embed/{k}": v for k, v in plugin().items()})
-    assert check_plugin(bundle.collect(nested, bundle.Excludes())) == []
+    assert check_plugin(bundle.collect(nested, Excludes())) == []
     partial = write_tree(tmp_path / "p", {"manifest.py": "x = 1\n"})
-    assert check_plugin(bundle.collect(partial, bundle.Excludes())) == [
+    assert check_plugin(bundle.collect(partial, Excludes())) == [
         "pipeline.py is required but missing"
     ]
 
@@ -47,7 +48,7 @@ def test_realtime_needs_realtime_py_beside_the_manifest(tmp_path: Path) -> None:
         "none": (without, False),
     }
     for name, (files, expected) in layouts.items():
-        found = has_realtime(bundle.collect(write_tree(tmp_path / name, files), bundle.Excludes()))
+        found = has_realtime(bundle.collect(write_tree(tmp_path / name, files), Excludes()))
         assert found is expected, name
 
 

@@ -22,8 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mixpeek_pulumi.errors import BundleError
-from mixpeek_pulumi.files import bundle
+from mixpeek_pulumi.files import bundle, contents
 from mixpeek_pulumi.files.archive import write_archive
+from mixpeek_pulumi.files.excludes import Excludes
+from mixpeek_pulumi.files.names import folded
+from mixpeek_pulumi.files.sources import APP_LIMITS
+from mixpeek_pulumi.files.zips import collect_archive
 from mixpeek_pulumi.kinds.spec import AppDeployInputs, AppPromotionInputs, PluginDeploymentInputs
 from mixpeek_pulumi.resources.app_deploy import AppDeployProvider
 from mixpeek_pulumi.resources.app_promotion import AppPromotionProvider
@@ -176,16 +180,16 @@ def test_any_folder_gives_a_sentence_or_an_archive_without_secrets(
             if not any(NAMED[kind] in reason for kind in refused):
                 assert refused_without(tmp, files, extra - REFUSED, secret), reason
         if not result.failures:
-            collected = bundle.collect(root, bundle.Excludes())
+            collected = bundle.collect(root, Excludes())
             with write_archive(collected) as archive, zipfile.ZipFile(archive.file) as zf:
                 shipped = zf.namelist()
                 assert archive.digest.sha256 == result.inputs["bundle_sha256"]
                 assert all(b"hunter2" not in zf.read(n) for n in shipped)
                 # What the provider writes, its own reader (an import) takes, to the same digest.
                 archive.file.seek(0)
-                limits = bundle.APP_LIMITS
-                back = bundle.collect_archive(archive.file, "it", bundle.Excludes(), limits)
-                assert bundle.digest(back) == archive.digest
+                limits = APP_LIMITS
+                back = collect_archive(archive.file, "it", Excludes(), limits)
+                assert contents.digest(back) == archive.digest
             assert shipped == [f.rel for f in collected]
 
 
@@ -242,13 +246,13 @@ def test_any_zip_gives_a_sentence_or_safe_entries(
             assert reason.startswith(f"The bundle at {packed} cannot be used: "), reason
             assert reason.endswith(".") and "\n" not in reason
         # A bad CRC is damage to the first entry's data, which is never read when it is left out.
-        read = harm != "bad-crc" or not bundle.Excludes().excluded(entries[0][0])
+        read = harm != "bad-crc" or not Excludes().excluded(entries[0][0])
         if bomb != "none" or (harm != "none" and read):
             assert reasons or "index.html" not in [n for n, _ in entries]
         if not reasons:
-            for f in bundle.collect(packed, bundle.Excludes()):
+            for f in bundle.collect(packed, Excludes()):
                 assert not f.rel.startswith("/") and ".." not in f.rel.split("/")
-                assert bundle.folded(f.rel) not in {bundle.folded(s) for s in SECRETS}
+                assert folded(f.rel) not in {folded(s) for s in SECRETS}
 
 
 garbage = st.one_of(
@@ -332,8 +336,8 @@ def test_a_large_file_streams_in_bounded_memory(tmp_path: Path) -> None:
         handle.truncate(256 * 1024 * 1024)  # sparse: no disk, all the bytes
     tracemalloc.start()
     try:
-        files = bundle.collect(root, bundle.Excludes())
-        digest = bundle.digest(files)
+        files = bundle.collect(root, Excludes())
+        digest = contents.digest(files)
         with write_archive(files) as archive:
             _, peak = tracemalloc.get_traced_memory()
             assert archive.digest == digest
@@ -349,4 +353,4 @@ def test_collect_names_the_file_for_every_refusal(tmp_path: Path) -> None:
     (root / "a").mkdir()
     (root / "a" / "up").symlink_to(root / "a")
     with pytest.raises(BundleError, match=r"the symlink a/up loops back to a folder"):
-        bundle.collect(root, bundle.Excludes())
+        bundle.collect(root, Excludes())

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from mixpeek_pulumi.api.client import MixpeekClient
-from mixpeek_pulumi.files import bundle, scratch
+from mixpeek_pulumi.files import bundle, contents, scratch
 from mixpeek_pulumi.files import shipment as shipments
 from mixpeek_pulumi.files.entry_cache import HEADER, EntryCache
+from mixpeek_pulumi.files.excludes import Excludes
 from mixpeek_pulumi.files.shipment import CODEC, Shipment
 from mixpeek_pulumi.kinds.app_deploy import upload
 from tests.scripted_server import Reply, scripted_server
@@ -53,7 +54,7 @@ def ship(root: Path, cache: EntryCache) -> tuple[bytes, Shipment]:
         body.seek(0)
         return b"".join(iter(lambda: body.read(1 << 20), b""))
 
-    files = bundle.collect(root, bundle.Excludes())
+    files = bundle.collect(root, Excludes())
     with Shipment(files, folder=str(root), cache=cache) as shipment:
         shipment.start(receive)
         shipment.digest  # noqa: B018 - as a deploy does before it waits for the upload
@@ -81,7 +82,7 @@ def on_disk(root: Path) -> dict[str, bytes]:
 
 def holds_the_bundle(data: bytes, shipment: Shipment, root: Path) -> None:
     assert unpacked(data) == on_disk(root)
-    assert shipment.digest == bundle.digest(bundle.collect(root, bundle.Excludes()))
+    assert shipment.digest == contents.digest(bundle.collect(root, Excludes()))
 
 
 @pytest.fixture
@@ -257,7 +258,7 @@ def test_a_file_rewritten_after_the_layout_is_shipped_as_it_is_then(
     prediction is refuted, and the file is packed again and shipped as it is now."""
     root = tree(tmp_path / "site")
     ship(root, cache)
-    files = bundle.collect(root, bundle.Excludes())
+    files = bundle.collect(root, Excludes())
     target = root / "d2" / "f6.js"
     received: list[bytes] = []
 
@@ -282,7 +283,7 @@ def test_a_file_rewritten_after_the_layout_is_shipped_as_it_is_then(
         digest = shipment.digest
         assert shipment.sent() == "key"
     assert {e.file.rel for e in shipment.entries if not e.predicted} == {"d2/f6.js"}
-    assert digest == bundle.digest(bundle.collect(root, bundle.Excludes()))
+    assert digest == contents.digest(bundle.collect(root, Excludes()))
     holds_the_bundle(received[-1], shipment, root)
 
 
@@ -293,9 +294,9 @@ def test_a_file_rewritten_after_it_was_hashed_is_shipped_as_it_was_read(
     were read (never the new bytes under the old hash), and the next deploy ships the new."""
     root = tree(tmp_path / "site")
     ship(root, cache)
-    files = bundle.collect(root, bundle.Excludes())
+    files = bundle.collect(root, Excludes())
     before = on_disk(root)
-    read = bundle.digest(files)
+    read = contents.digest(files)
     target = root / "d2" / "f6.js"
     received: list[bytes] = []
 
@@ -401,7 +402,7 @@ def test_the_upload_sends_the_exact_length_and_the_zip(tmp_path: Path, cache: En
     body (no Content-MD5, which would need the whole zip before its first byte)."""
     root = tree(tmp_path / "site")
     reference, _ = ship(root, cache)
-    files = bundle.collect(root, bundle.Excludes())
+    files = bundle.collect(root, Excludes())
     with (
         scripted_server() as server,
         MixpeekClient(api_key="sk_test_key", base_url=server.url) as api,

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from typing import IO, Final
 
 from ..errors import BundleError
-from .bundle import CHUNK, Digest, SourceFile, entry_line, read_whole
+from .contents import CHUNK, Digest, entry_line, read_whole
 from .scratch import temporary_file
+from .sources import SourceFile
 
 # Already-compressed formats gain nothing from deflate, which runs at ~25 MB/s on them.
 STORED_SUFFIXES: Final = frozenset(

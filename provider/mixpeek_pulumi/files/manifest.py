@@ -15,7 +15,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from ..errors import safe_name
-from .bundle import SourceFile, entry_prefix, hashed
+from .contents import hashed
+from .layout import entry_prefix
+from .sources import SourceFile
 
 MAX_FILES: Final = 1000
 """Bundles with more files keep no file list in state: a preview then names no files."""

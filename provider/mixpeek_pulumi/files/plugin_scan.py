@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from ..errors import safe_name
-from .bundle import SourceFile, entry_prefix
+from .layout import entry_prefix
+from .sources import SourceFile
 
 REQUIRED: Final = ("manifest.py", "pipeline.py")
 REALTIME: Final = "realtime.py"  # beside manifest.py: without it, the service deploys batch-only

@@ -56,9 +56,10 @@ from .archive import (
     local_header,
     read_at,
 )
-from .bundle import Digest, SourceFile, entry_line, read_whole
+from .contents import Digest, entry_line, read_whole
 from .entry_cache import EntryCache, default_root
 from .scratch import temporary_file
+from .sources import SourceFile
 
 _deflate_lib: types.ModuleType
 try:  # ISA-L: about 4 times zlib's speed at a ratio close to zlib's level 3 (docs/benchmarks.md)

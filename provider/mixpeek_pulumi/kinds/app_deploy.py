@@ -41,6 +41,10 @@ from ..files import bundle as bundles
 from ..files import gitinfo
 from ..files import manifest as manifests
 from ..files import shipment as shipments
+from ..files.contents import source_texts
+from ..files.excludes import Excludes
+from ..files.layout import entry_prefix
+from ..files.sources import APP_LIMITS, SourceFile
 from ..run.context import Context
 from ..run.progress import Heartbeat, Meter, MeteredReader
 from ..run.waiting import Poller, WaitTimeout, await_terminal
@@ -74,8 +78,8 @@ SETTLE_SECONDS: Final = 60.0
 IN_FLIGHT: Final = ("queued", "building")
 
 
-def collect(inputs: AppDeployInputs) -> list[bundles.SourceFile]:
-    return bundles.collect(Path(inputs.bundle), bundles.Excludes(inputs.exclude))
+def collect(inputs: AppDeployInputs) -> list[SourceFile]:
+    return bundles.collect(Path(inputs.bundle), Excludes(inputs.exclude))
 
 
 def check_bundle(inputs: AppDeployInputs) -> str:
@@ -83,7 +87,7 @@ def check_bundle(inputs: AppDeployInputs) -> str:
     files = collect(inputs)
     if not files:
         raise BundleError(inputs.bundle, "no files are left after the exclusions")
-    if bundles.entry_prefix(files) is None:
+    if entry_prefix(files) is None:
         raise BundleError(
             inputs.bundle,
             "it has no index.html at its root or inside a single top-level folder, "
@@ -133,7 +137,7 @@ def _files_note(olds: AppDeployState, news: Mapping[str, Any]) -> str:
     new, count = None, None
     if isinstance(news.get("bundle"), str):
         try:
-            excludes = bundles.Excludes(news.get("exclude") or [])
+            excludes = Excludes(news.get("exclude") or [])
             files = bundles.collect(Path(news["bundle"]), excludes)
             new, count = manifests.of_files(files)[1], len(files)
         except (MixpeekError, OSError, ValueError):
@@ -421,8 +425,8 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
             bundle_sha256=remote_digest(
                 ctx.api,
                 ctx.api.download_version(app_id, record.version).download_url,
-                bundles.Excludes(),
-                bundles.APP_LIMITS,
+                Excludes(),
+                APP_LIMITS,
             ),
             bundle_files=env.files(record.version),
             deploy_id=deploy_id,
@@ -477,7 +481,7 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
     @contextmanager
     def _packed(
         self, ctx: Context, inputs: AppDeployInputs
-    ) -> Iterator[tuple[shipments.Shipment, list[bundles.SourceFile]]]:
+    ) -> Iterator[tuple[shipments.Shipment, list[SourceFile]]]:
         """The bundle laid out as a zip and already streaming into its upload (``_upload``
         waits for it), hashed in full before this yields; leaving stops an upload that an
         adopted deploy made needless."""
@@ -670,9 +674,7 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
         key: str = shipment.sent()
         return key
 
-    def _request(
-        self, ctx: Context, run: _Deploy, files: list[bundles.SourceFile]
-    ) -> DeployRequest:
+    def _request(self, ctx: Context, run: _Deploy, files: list[SourceFile]) -> DeployRequest:
         inputs, git = run.inputs, run.git
         sha, subject = git.sha, git.subject
         base = inputs.message or (f"{subject} ({sha[:7]})" if subject and sha else DEFAULT_MESSAGE)
@@ -684,7 +686,7 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
             environment=inputs.environment,
             source="cli_upload",
             bundle_s3_key=run.s3_key,
-            source_files=bundles.source_texts(files) if inputs.include_source_files else None,
+            source_files=source_texts(files) if inputs.include_source_files else None,
             git_commit_sha=sha,
             git_commit_message=subject,
             git_author=git.author,

@@ -36,7 +36,9 @@ from ..errors import (
 from ..files import archive as archives
 from ..files import bundle as bundles
 from ..files import manifest as manifests
+from ..files.excludes import Excludes
 from ..files.plugin_scan import check_plugin, has_realtime
+from ..files.sources import PLUGIN_LIMITS, SourceFile
 from ..run.context import Context
 from ..run.progress import Heartbeat, Meter, MeteredReader
 from ..run.waiting import Poller, await_terminal
@@ -47,7 +49,7 @@ from .uploads import remote_digest, upload_fresh
 
 PLUGIN_EXCLUDES: Final = ("__pycache__/", "*.pyc", ".pytest_cache/", ".venv/", "*.egg-info/")
 MAX_POLL_INTERVAL: Final = 15.0
-MAX_ARCHIVE_BYTES: Final = bundles.PLUGIN_LIMITS.max_bytes  # the API's documented limit
+MAX_ARCHIVE_BYTES: Final = PLUGIN_LIMITS.max_bytes  # the API's documented limit
 TERMINAL: Final = ("DEPLOYED", "FAILED", "NOT_DEPLOYED")
 ROLLING: Final = ("QUEUED", "PENDING", "IN_PROGRESS")
 
@@ -57,8 +59,8 @@ def plugin_id_for(name: str, version: str) -> str:
     return f"{name}_{version.replace('.', '_')}"
 
 
-def collect(source: str) -> list[bundles.SourceFile]:
-    return bundles.collect(Path(source), bundles.Excludes(PLUGIN_EXCLUDES), bundles.PLUGIN_LIMITS)
+def collect(source: str) -> list[SourceFile]:
+    return bundles.collect(Path(source), Excludes(PLUGIN_EXCLUDES), PLUGIN_LIMITS)
 
 
 def check(
@@ -128,7 +130,7 @@ def source_files(source: str) -> dict[str, str] | None:
 
 def _no_realtime(
     inputs: PluginDeploymentInputs,
-    files: list[bundles.SourceFile],
+    files: list[SourceFile],
     unknown: set[str],
     olds: Mapping[str, Any],
     digest: str | None,
@@ -320,7 +322,7 @@ class PluginDeployment(Kind[PluginDeploymentInputs, PluginDeploymentState]):
             files,
             max_bytes=MAX_ARCHIVE_BYTES,
             source=inputs.source,
-            noun=bundles.PLUGIN_LIMITS.noun,
+            noun=PLUGIN_LIMITS.noun,
             progress=packing.add,
         ) as archive:
             packing.finish()
@@ -408,7 +410,7 @@ class PluginDeployment(Kind[PluginDeploymentInputs, PluginDeploymentState]):
         return plugin_id
 
     def _remote_digest(self, ctx: Context, url: str) -> str | None:
-        return remote_digest(ctx.api, url, bundles.Excludes(PLUGIN_EXCLUDES), bundles.PLUGIN_LIMITS)
+        return remote_digest(ctx.api, url, Excludes(PLUGIN_EXCLUDES), PLUGIN_LIMITS)
 
     def _validation_failed(
         self, ctx: Context, label: str, exc: BadRequestError

@@ -7,8 +7,11 @@ from typing import Final, TypeVar
 
 from ..api.client import MixpeekClient
 from ..errors import MixpeekError, StorageError
-from ..files import bundle as bundles
+from ..files.contents import digest
+from ..files.excludes import Excludes
 from ..files.scratch import temporary_file
+from ..files.sources import Limits
+from ..files.zips import collect_archive
 
 S = TypeVar("S")
 T = TypeVar("T")
@@ -31,16 +34,14 @@ def upload_fresh(mint: Callable[[], S], put: Callable[[S], T]) -> tuple[S, T]:
     raise last
 
 
-def remote_digest(
-    api: MixpeekClient, url: str, excludes: bundles.Excludes, limits: bundles.Limits
-) -> str | None:
+def remote_digest(api: MixpeekClient, url: str, excludes: Excludes, limits: Limits) -> str | None:
     """The content digest of the archive the service keeps behind a presigned GET, downloaded
     with the size cap into an unnamed temporary file and read with the rules of a local
     source; None when it cannot be had."""
     with temporary_file("mixpeek-remote-") as handle:
         try:
             api.download(url, handle, max_bytes=limits.max_bytes)
-            files = bundles.collect_archive(handle, "the service's copy", excludes, limits)
-            return bundles.digest(files).sha256
+            files = collect_archive(handle, "the service's copy", excludes, limits)
+            return digest(files).sha256
         except (MixpeekError, OSError):
             return None

@@ -36,7 +36,10 @@ from ..api.client import MixpeekClient
 from ..api.models import VersionRecord
 from ..deadline import Deadline
 from ..errors import MixpeekError, first_line
-from ..files import bundle as bundles
+from ..files.excludes import Excludes
+from ..files.layout import entry_prefix
+from ..files.sources import APP_LIMITS
+from ..files.zips import collect_archive
 from ..run.context import Context
 from ..run.waiting import Poller, WaitTimeout
 from .environments import AppEnvironment, unverified
@@ -396,11 +399,9 @@ def archived_digest(api: MixpeekClient, app_id: str, version: int | None, rel: s
     with tempfile.TemporaryFile(prefix="mixpeek-version-") as handle:
         try:
             url = api.download_version(app_id, version).download_url
-            api.download(url, handle, max_bytes=bundles.APP_LIMITS.max_bytes)
-            files = bundles.collect_archive(
-                handle, "the version's archive", bundles.Excludes(), bundles.APP_LIMITS
-            )
-            prefix = bundles.entry_prefix(files) or ""
+            api.download(url, handle, max_bytes=APP_LIMITS.max_bytes)
+            files = collect_archive(handle, "the version's archive", Excludes(), APP_LIMITS)
+            prefix = entry_prefix(files) or ""
             for f in files:
                 if f.rel == prefix + rel:
                     digest = hashlib.sha256()
