@@ -1,19 +1,17 @@
 """App deploys: check and diff a bundle, then put it live in an environment and wait.
 
 ``AppDeploy.deploy`` packages the bundle deterministically, adopts a deploy of the same
-content that an earlier run left (journal or live tag), else uploads through a presigned URL
-and triggers the deploy, recovers a deploy whose answer was lost, follows the build log while
-polling, rolls back a failed smoke test, and returns the new state.
+content that an earlier run left (journal or live tag; ``app_reconcile``), else uploads through
+a presigned URL and triggers the deploy, recovers a deploy whose answer was lost, follows the
+build log while polling, rolls back a failed smoke test, and returns the new state.
 """
 
 from __future__ import annotations
 
-import math
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,7 +22,6 @@ from ..api.models import (
     AppResponse,
     DeployRequest,
     DeployStatusResponse,
-    VersionRecord,
 )
 from ..deadline import Deadline
 from ..errors import (
@@ -33,7 +30,6 @@ from ..errors import (
     BundleError,
     DeployFailedError,
     MixpeekError,
-    NotFoundError,
     ResponseValidationError,
     first_line,
 )
@@ -49,14 +45,14 @@ from ..run.context import Context
 from ..run.progress import Heartbeat, Meter, MeteredReader
 from ..run.waiting import Poller, WaitTimeout, await_terminal
 from . import environments
+from .app_reconcile import Hint, forget, reconcile, restore_failed, settle_others, still_served
+from .app_run import RELAXED_POLL, DeployRun, Watch
 from .base import Checked, Kind
 from .diffs import Diff, Failure, diff_inputs
 from .environments import (
     SERVED_NOW,
     AppEnvironment,
     Previous,
-    carries,
-    deploy_record,
     drift,
     imported,
     marker,
@@ -71,11 +67,9 @@ from .uploads import remote_digest, upload_fresh
 from .verify import Switch, verify_switch, verify_unchanged
 
 DEFAULT_MESSAGE: Final = "Deployed with mixpeek-pulumi"
-RELAXED_POLL: Final = 10.0
 BUNDLE_NAME: Final = "bundle.zip"
 SETTLE_SECONDS: Final = 60.0
 """The bound of what follows a complete build before its checks: seeing it served."""
-IN_FLIGHT: Final = ("queued", "building")
 
 
 def collect(inputs: AppDeployInputs) -> list[SourceFile]:
@@ -170,56 +164,6 @@ def _no_list(olds: AppDeployState, count: int | None) -> str:
     return "the bundle's files cannot be listed now"
 
 
-@dataclass
-class _Deploy:
-    """One deploy attempt: what it ships and where, for messages and the journal."""
-
-    inputs: AppDeployInputs
-    env: AppEnvironment
-    digest: str
-    tag: str
-    key: tuple[str, ...]
-    archive_size: int = 0
-    file_count: int = 0
-    s3_key: str | None = None
-    git: gitinfo.GitInfo = field(default_factory=gitinfo.GitInfo)
-    """The commit the bundle comes from: the inputs' ``git_*`` where set, else git's."""
-    replaces: int | None = None
-    """The version the environment served when the run started: what the deploy message
-    records it replaces, for a later run to restore if the new version fails its checks."""
-    watch: _Watch = field(default_factory=lambda: _Watch(None))
-    manifest: dict[str, str] | None = None
-    """The files shipped and their hashes (``manifests``), as packing read them."""
-
-    @property
-    def shipped(self) -> Shipped:
-        return Shipped(self.git.sha, "this bundle", Path(self.inputs.bundle))
-
-
-class _Watch:
-    """What the environment serves while a build runs, looked at now and then: the version
-    that served just before the build went live, which another run may have switched to
-    after this one started (a promotion, a deploy that ended first)."""
-
-    EVERY: Final = 5.0
-
-    def __init__(self, env: AppEnvironment | None) -> None:
-        self.env = env
-        self.last: VersionRecord | None = None
-        self._at = -math.inf
-
-    def look(self, building: bool) -> None:
-        now = time.monotonic()
-        if not building or self.env is None or now - self._at < self.EVERY:
-            return
-        self._at = now
-        try:
-            app = self.env.app()
-        except MixpeekError:
-            return  # a look is a hint; the build's own status decides
-        self.last = self.env.served(app)
-
-
 @dataclass(frozen=True)
 class _Before:
     """What an environment served when an operation started (``served``), and the version
@@ -227,15 +171,6 @@ class _Before:
 
     restores: int | None
     served: int | None
-
-
-@dataclass(frozen=True)
-class Hint:
-    """A deploy id remembered from an earlier run: only a hint until the service confirms it."""
-
-    deploy_id: str
-    source: str
-    """Where it was remembered, for the log: the stack state or the journal's file."""
 
 
 class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
@@ -298,7 +233,7 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
         return self._finish(ctx, run, deploy_id, _Before(restores, served_before))
 
     def _finish(
-        self, ctx: Context, run: _Deploy, deploy_id: str, before: _Before
+        self, ctx: Context, run: DeployRun, deploy_id: str, before: _Before
     ) -> AppDeployState:
         """Wait for the deploy and judge it; at the deadline the error carries what exists.
         A complete deploy counts only once the environment is seen serving it; what follows
@@ -306,10 +241,10 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
         the checks all of theirs (the service puts a complete build live regardless)."""
         final, tail = self._wait(ctx, run, deploy_id, before)
         if final.known_status == "failed":
-            self._forget(ctx, run)
+            forget(ctx, run)
             raise self._failed(ctx, run, final, tail)
         if run.inputs.require_smoke_test and final.smoke_failed:
-            self._forget(ctx, run)
+            forget(ctx, run)
             raise self._smoke_failed(ctx, run, final, tail, before.served)
         settle = Deadline.after(SETTLE_SECONDS, ctx.deadline.clock, ctx.deadline.cancel)
         with ctx.bound(settle) as settling:
@@ -338,11 +273,11 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
                 pending=pending,
                 shipped=run.manifest,
             )
-            self._forget(ctx, run)
+            forget(ctx, run)
             return self._state(settling, run, final, before, app, switch, verified=verified)
 
     def _switch(
-        self, ctx: Context, run: _Deploy, app: AppResponse, served_id: str, before: _Before
+        self, ctx: Context, run: DeployRun, app: AppResponse, served_id: str, before: _Before
     ) -> Switch:
         """What this run did to the environment, and the version to restore if the checks
         fail: what it served when the run started, or, for a copy an earlier run put live
@@ -361,7 +296,7 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
         return Switch(run.env, version, served_id, target, switched, run.env.url(app))
 
     def _partial(
-        self, ctx: Context, run: _Deploy, deploy_id: str, before: _Before, status: str
+        self, ctx: Context, run: DeployRun, deploy_id: str, before: _Before, status: str
     ) -> AppDeployState:
         """The state of a deploy still under way: enough for a later run to re-attach."""
         return AppDeployState(
@@ -386,10 +321,10 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
         count: int,
         git: gitinfo.GitInfo,
         s3_key: str | None = None,
-    ) -> _Deploy:
+    ) -> DeployRun:
         """One deploy of ``digest``: its tag for the deploy message and its journal key."""
         key = (ctx.api.base_url, inputs.app_id, inputs.environment, digest)
-        return _Deploy(
+        return DeployRun(
             inputs, env, digest, marker(inputs.environment, digest), key, size, count, s3_key, git
         )
 
@@ -452,7 +387,7 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
         hints: tuple[Hint, ...],
         others: tuple[Hint, ...],
         served: int | None,
-    ) -> tuple[_Deploy, str]:
+    ) -> tuple[DeployRun, str]:
         """Refuse an older commit than the one served, package the bundle, let what earlier
         runs left building end, then adopt what the service has of this bundle, or upload and
         trigger; the archive is gone when this returns, whatever happened."""
@@ -465,13 +400,13 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
             run = self._attempt(
                 ctx, inputs, env, digest, archive.size, archive.digest.file_count, git
             )
-            run.replaces, run.watch = served, _Watch(env)
+            run.replaces, run.watch = served, Watch(env)
             entries = archive.entries
             run.manifest = manifests.of_hashes(
                 [e.file for e in entries], [e.sha256 for e in entries]
             )
-            self._settle_others(ctx, run, others)
-            adopted = self._reconcile(ctx, run, app, hints)
+            settle_others(ctx, run, others)
+            adopted = reconcile(ctx, run, app, hints)
             if adopted is not None:
                 return run, adopted
             run.s3_key = self._upload(ctx, run, archive)
@@ -496,185 +431,11 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
             meter.finish()
             yield shipment, files
 
-    # ------------------------------------------------------------------ reconciling
-
-    def _reconcile(
-        self, ctx: Context, run: _Deploy, app: AppResponse, hints: tuple[Hint, ...]
-    ) -> str | None:
-        """The deploy of this bundle to wait for instead of deploying again, decided by the
-        service: the one the environment serves now, else a remembered one the service says
-        is still building (or completed, whose version is then restored). None: deploy anew."""
-        served = self._served_copy(ctx, run, app)
-        if served is not None:
-            return served
-        for hint in (*hints, *self._journaled(ctx, run)):
-            found = self._use_hint(ctx, run, app, hint)
-            if found is not None:
-                return found
-        return None
-
-    def _served_copy(self, ctx: Context, run: _Deploy, app: AppResponse) -> str | None:
-        served = run.env.serving_tagged(app, run.tag)
-        if served is None:
-            return None
-        if run.inputs.require_smoke_test and self._smoke_failed_at(ctx, app.app_id, served):
-            return None  # the live copy failed its smoke test: build it again
-        ctx.say(f"adopting deploy {served}: it already serves this bundle")
-        return served
-
-    def _smoke_failed_at(self, ctx: Context, app_id: str, deploy_id: str) -> bool:
-        """Whether the service says that deploy failed its smoke test; a record it no longer
-        keeps (410, 404) says nothing against a copy that serves."""
-        record = deploy_record(ctx.api, app_id, deploy_id)
-        if isinstance(record, MixpeekError):
-            ctx.say(
-                f"deploy {deploy_id} serves this bundle; its record cannot be read "
-                f"({first_line(record)})"
-            )
-            return False
-        return record.smoke_failed
-
-    def _settle_others(self, ctx: Context, run: _Deploy, others: tuple[Hint, ...]) -> None:
-        """Deploys of other content to this environment that an earlier run left building
-        could complete after this one and take the environment from it: each is waited for
-        first, so that what this run reports stays served. Journal entries of those that
-        failed or are gone are pruned; a completed one stays, to be restored if the program
-        goes back to its content."""
-        journal = ctx.journal
-        siblings = journal.siblings(run.key) if journal is not None else []
-        for hint in others:
-            self._let_end(ctx, run, hint)
-        for entry in siblings:
-            hint = Hint(entry.deploy_id, f"the journal ({entry.path})")
-            if not self._let_end(ctx, run, hint) and journal is not None:
-                journal.forget(entry.key)
-
-    def _let_end(self, ctx: Context, run: _Deploy, hint: Hint) -> bool:
-        """Wait until the hinted deploy ends; whether it completed (False: failed or gone)."""
-        status = deploy_record(ctx.api, run.inputs.app_id, hint.deploy_id)
-        if isinstance(status, MixpeekError):
-            return False  # gone or unreadable: nothing the service will finish
-        if status.environment not in (None, run.inputs.environment):
-            return False
-        if status.known_status in DEPLOY_TERMINAL:
-            return status.known_status == "complete"
-        ctx.say(
-            f"waiting for deploy {hint.deploy_id} ({status.status}) of other content, left "
-            f"building by an earlier run ({hint.source}), to end first, so that it cannot "
-            "take the environment from this deploy afterwards"
-        )
-        poller = Poller(
-            fetch=lambda: ctx.api.get_deploy(run.inputs.app_id, hint.deploy_id),
-            is_terminal=lambda s: s.known_status in DEPLOY_TERMINAL,
-            deadline=ctx.deadline,
-            interval=run.inputs.poll_interval_seconds,
-            max_interval=max(RELAXED_POLL, run.inputs.poll_interval_seconds),
-        )
-        final = await_terminal(
-            poller,
-            lambda last: ctx.timed_out(
-                f"deploy {hint.deploy_id} of other content, left building by an earlier run,",
-                subject=hint.deploy_id,
-                status=last.status if last else "unknown",
-                then=f"it must end before this deploy to {run.inputs.environment} starts, so "
-                "the next `pulumi up` waits for it again",
-            ),
-        )
-        return final.known_status == "complete"
-
-    def _journaled(self, ctx: Context, run: _Deploy) -> tuple[Hint, ...]:
-        journal = ctx.journal
-        entry = journal.lookup(run.key) if journal is not None else None
-        return () if entry is None else (Hint(entry.deploy_id, f"the journal ({entry.path})"),)
-
-    def _use_hint(self, ctx: Context, run: _Deploy, app: AppResponse, hint: Hint) -> str | None:
-        """Act on ``hint`` only as far as the service confirms it; otherwise drop it, in one
-        log line."""
-        status = self._hint_status(ctx, run, hint)
-        if status is None:
-            return None
-        if status.known_status in IN_FLIGHT or status.known_status is None:
-            # A status this release does not know is one the build has not left yet.
-            ctx.say(
-                f"re-attaching to deploy {hint.deploy_id} ({status.status}), started by an "
-                "earlier run with this bundle"
-            )
-            return hint.deploy_id
-        if status.known_status == "complete" and not (
-            run.inputs.require_smoke_test and status.smoke_failed
-        ):
-            return self._restore_hinted(ctx, run, app, hint)
-        why = f"it ended with status {status.status}"
-        self._drop(ctx, run, hint, f"{why} ({status.error})" if status.error else why)
-        return None
-
-    def _hint_status(self, ctx: Context, run: _Deploy, hint: Hint) -> DeployStatusResponse | None:
-        """What the service says of the hinted deploy, if it is a deploy of this bundle to this
-        environment; None (the hint dropped) when it is gone, unreadable or someone else's."""
-        status = deploy_record(ctx.api, run.inputs.app_id, hint.deploy_id)
-        if isinstance(status, MixpeekError):
-            self._drop(ctx, run, hint, f"reading it failed ({first_line(status)})")
-            return None
-        if status.environment not in (None, run.inputs.environment):
-            self._drop(ctx, run, hint, f"it is a deploy to {status.environment}")
-            return None
-        if not carries(status.message, run.tag):
-            self._drop(ctx, run, hint, "it is a deploy of other content")
-            return None
-        return status
-
-    def _restore_hinted(
-        self, ctx: Context, run: _Deploy, app: AppResponse, hint: Hint
-    ) -> str | None:
-        """A completed deploy of this bundle that the environment no longer serves: serve its
-        version again, with no rebuild."""
-        env = run.env
-        if env.deploy_id(app) == hint.deploy_id:
-            return hint.deploy_id
-        version = env.version_of(app, hint.deploy_id, run.tag)
-        if version is None:
-            self._drop(ctx, run, hint, "it completed, but its version is not in the app's history")
-            return None
-        try:
-            restored = env.restore(version)
-        except NotFoundError:
-            self._drop(ctx, run, hint, f"it completed, but its version {version} no longer exists")
-            return None
-        except (ApiStatusError, ApiConnectionError, ResponseValidationError) as exc:
-            raise self._restore_failed(ctx, run, hint.deploy_id, version, exc) from None
-        ctx.say(
-            f"deploy {hint.deploy_id} of this bundle completed in an earlier run, but "
-            f"{env.name} serves another version now: restored its version {version} "
-            "instead of building again"
-        )
-        return restored.deploy_id
-
-    def _restore_failed(
-        self, ctx: Context, run: _Deploy, deploy_id: str, version: int, exc: MixpeekError
-    ) -> DeployFailedError:
-        return ctx.failed(
-            f"deploy {deploy_id} of this bundle completed, but restoring its version {version} "
-            f"to {run.inputs.environment} of app {run.inputs.app_id} failed ({first_line(exc)}); "
-            "the next `pulumi up` restores it again, with no rebuild",
-            subject=deploy_id,
-            status="restore_failed",
-            reason=first_line(exc),
-        )
-
-    def _drop(self, ctx: Context, run: _Deploy, hint: Hint, why: str) -> None:
-        ctx.say(f"not using deploy {hint.deploy_id} from {hint.source}: {why}")
-        if hint.source.startswith("the journal"):
-            self._forget(ctx, run)
-
-    def _forget(self, ctx: Context, run: _Deploy) -> None:
-        if ctx.journal is not None:
-            ctx.journal.forget(run.key)
-
-    def _upload(self, ctx: Context, run: _Deploy, shipment: shipments.Shipment) -> str:
+    def _upload(self, ctx: Context, run: DeployRun, shipment: shipments.Shipment) -> str:
         key: str = shipment.sent()
         return key
 
-    def _request(self, ctx: Context, run: _Deploy, files: list[SourceFile]) -> DeployRequest:
+    def _request(self, ctx: Context, run: DeployRun, files: list[SourceFile]) -> DeployRequest:
         inputs, git = run.inputs, run.git
         sha, subject = git.sha, git.subject
         base = inputs.message or (f"{subject} ({sha[:7]})" if subject and sha else DEFAULT_MESSAGE)
@@ -692,7 +453,7 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
             git_author=git.author,
         )
 
-    def _trigger(self, ctx: Context, run: _Deploy, request: DeployRequest) -> str:
+    def _trigger(self, ctx: Context, run: DeployRun, request: DeployRequest) -> str:
         try:
             deploy_id = ctx.api.deploy(run.inputs.app_id, request).deploy_id
         except (ApiConnectionError, ResponseValidationError) as exc:
@@ -705,7 +466,7 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
         return deploy_id
 
     def _recover(
-        self, ctx: Context, run: _Deploy, lost: ApiConnectionError | ResponseValidationError
+        self, ctx: Context, run: DeployRun, lost: ApiConnectionError | ResponseValidationError
     ) -> str:
         """The deploy request may have been stored though its answer was lost: wait for a
         deploy of this bundle to go live, until the deadline."""
@@ -733,7 +494,7 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
         return found
 
     def _wait(
-        self, ctx: Context, run: _Deploy, deploy_id: str, before: _Before
+        self, ctx: Context, run: DeployRun, deploy_id: str, before: _Before
     ) -> tuple[DeployStatusResponse, list[str]]:
         """Poll until terminal while the log stream echoes the build and wakes the poll the
         moment it says the deploy ended; at the deadline (or a Cancel) the error carries the
@@ -777,7 +538,7 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
         return final, follower.lines()
 
     def _failed(
-        self, ctx: Context, run: _Deploy, final: DeployStatusResponse, tail: list[str]
+        self, ctx: Context, run: DeployRun, final: DeployStatusResponse, tail: list[str]
     ) -> DeployFailedError:
         reason = final.error or "the service gave no reason"
         return ctx.failed(
@@ -792,7 +553,7 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
     def _smoke_failed(
         self,
         ctx: Context,
-        run: _Deploy,
+        run: DeployRun,
         final: DeployStatusResponse,
         tail: list[str],
         served_before: int | None,
@@ -819,7 +580,7 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
         )
 
     def _served_after(
-        self, ctx: Context, run: _Deploy, final: DeployStatusResponse
+        self, ctx: Context, run: DeployRun, final: DeployStatusResponse
     ) -> tuple[AppResponse, str]:
         """The app once the environment is seen serving the complete deploy, and the deploy
         it serves. A deploy the environment does not serve (someone deployed in between) has
@@ -837,7 +598,7 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
             try:
                 restored = env.restore(version)
             except (ApiStatusError, ApiConnectionError, ResponseValidationError) as exc:
-                raise self._restore_failed(ctx, run, deploy_id, version, exc) from None
+                raise restore_failed(ctx, run, deploy_id, version, exc) from None
             app = env.app()
             if env.deploy_id(app) == restored.deploy_id:
                 ctx.say(
@@ -858,7 +619,7 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
     def _state(
         self,
         ctx: Context,
-        run: _Deploy,
+        run: DeployRun,
         final: DeployStatusResponse,
         before: _Before,
         app: AppResponse,
@@ -895,7 +656,7 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
         recorded deploy as a hint."""
         same_content = olds.bundle_sha256 == inputs.bundle_sha256
         if same_content and olds.status == "complete":
-            kept = self._still_served(ctx, olds)
+            kept = still_served(ctx, olds)
             if kept is not None:
                 settings = kept.with_inputs(inputs, exclude=frozenset({"bundle_sha256"}))
                 return verify_unchanged(ctx, olds, settings)
@@ -930,50 +691,6 @@ class AppDeploy(Kind[AppDeployInputs, AppDeployState]):
         tail = (f": {shown}" if shown else "") + (f", and {more} more" if more > 0 else "")
         ctx.say(f"version {old} to {new}, as the service diffs them: {said}{tail}")
 
-    # ------------------------------------------------------------------- drift repair
-
-    def _still_served(self, ctx: Context, state: AppDeployState) -> AppDeployState | None:
-        """``state`` as it is, if the environment still serves its deploy; else with its
-        version restored. None when neither holds."""
-        env = AppEnvironment(ctx.api, state.app_id, state.environment)
-        app = env.app()
-        if state.deploy_id is not None and env.deploy_id(app) == state.deploy_id:
-            return state.model_copy(update={"live": True, "url": env.url(app)})
-        return self.restore_declared(ctx, state, env, app)
-
-    def restore_declared(
-        self, ctx: Context, state: AppDeployState, env: AppEnvironment, app: AppResponse
-    ) -> AppDeployState | None:
-        """Someone repointed the environment (by hand, or an older build that completed late
-        took it over): put the declared version back at once, without a rebuild, unless what
-        serves is a newer commit. None when that version no longer exists, or the restore did
-        not take (deploy again instead)."""
-        if state.version is None:
-            return None
-        said = environments.drift_said(env, app, state)
-        ours = Shipped(env.commit_of(app, state.version), f"version {state.version}", _repo(state))
-        gate(ctx, env, app, ours, allow=state.allow_older_commit)
-        try:
-            restored = env.restore(state.version)
-        except NotFoundError:
-            return None
-        except (ApiStatusError, ApiConnectionError, ResponseValidationError) as exc:
-            raise ctx.failed(
-                f"{state.environment} of app {state.app_id} no longer serves deploy "
-                f"{state.deploy_id}, and restoring its version {state.version} failed "
-                f"({first_line(exc)}); the next `pulumi up` tries again",
-                subject=state.deploy_id or "unknown",
-                status="restore_failed",
-                reason=first_line(exc),
-            ) from None
-        app = env.app()
-        if env.deploy_id(app) != restored.deploy_id:
-            return None
-        ctx.say(f"{said}: restored version {restored.version}")
-        return state.model_copy(
-            update={"deploy_id": restored.deploy_id, "live": True, "url": env.url(app)}
-        )
-
 
 def upload(
     api: MixpeekClient, say: Callable[[str], None], app_id: str, body: shipments.Body
@@ -996,8 +713,3 @@ def upload(
     meter.finish(body.shipment.size)
     key: str = slot.bundle_s3_key
     return key
-
-
-def _repo(state: AppDeployState) -> Path:
-    """Where the history of a deployed bundle is: its folder, or the program's."""
-    return Path(state.bundle) if state.bundle else Path.cwd()
