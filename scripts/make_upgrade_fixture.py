@@ -17,8 +17,10 @@ The endpoint and API key reach both providers through MIXPEEK_BASE_URL and MIXPE
 stack config, so nothing in the state pins the port this run's emulator had. The apps are seeded
 by the emulator (``--app``), so their ids are fixed and written into the programs.
 
-To regenerate (after `make setup` and `make pulumi`), from the repository root, with a checkout
-of the release that must have written the stacks (here c8e5ff0, release 0.1.0):
+There is one fixture per release that wrote stacks users may still have: release 0.1.0
+(c8e5ff0), and the last commit before the provider's layers were redrawn (cf20fc9). To
+regenerate one (after `make setup` and `make pulumi`), from the repository root, with a
+checkout of the commit that must have written the stacks:
 
     git worktree add --detach /tmp/old-release c8e5ff0
     .venv/bin/python -m scripts.make_upgrade_fixture --old-release /tmp/old-release
@@ -28,7 +30,8 @@ Everything runs with ``PYTHONPATH`` pointing at that checkout (its ``provider/``
 and root): the program, the dynamic-provider host and the native plugin (the virtualenv's
 ``pulumi-resource-mixpeek`` console script) all import ``mixpeek_pulumi`` from there; the script
 checks that they do before it starts. The work happens in a temporary folder outside any git
-work tree; the result replaces ``tests/data/upgrade/release-<version>-<ref>/``.
+work tree; the result replaces ``tests/data/upgrade/release-<version>-<ref>/``, where ``<ref>`` is
+the checkout's short commit and ``<version>`` the version it declares.
 """
 
 from __future__ import annotations
@@ -48,9 +51,11 @@ from pathlib import Path
 from scripts.pulumi_cli import ROOT, Cli, locate
 from scripts.pulumi_stack import CliStack
 
-REF = "c8e5ff0"
-VERSION = "0.1.0"
-FIXTURE = ROOT / "tests" / "data" / "upgrade" / f"release-{VERSION}-{REF}"
+UPGRADES = ROOT / "tests" / "data" / "upgrade"
+FIXTURES = sorted(p for p in UPGRADES.glob("release-*") if p.is_dir())
+"""Every fixture: the stacks of each release users may still have, oldest first."""
+FIXTURE = UPGRADES / "release-0.1.0-c8e5ff0"
+"""The first release's: the oldest state any user's stack may hold."""
 PASSPHRASE = "upgrade-fixture-passphrase"
 API_KEY = "sk_test_UPGRADE_FIXTURE_KEY_0c8e5ff0"
 """The emulator's key: a test key, given to the providers only through MIXPEEK_API_KEY."""
@@ -191,8 +196,8 @@ def write_tree(root: Path, files: Mapping[str, str]) -> None:
         path.write_text(content)
 
 
-def write_projects(work: Path) -> None:
-    values = {"version": VERSION, "ref": REF}
+def write_projects(work: Path, version: str, ref: str) -> None:
+    values = {"version": version, "ref": ref}
     for name in PROJECTS:
         write_tree(work / name / "site", SITE)
         write_tree(work / name / "text_embed", PLUGIN)
@@ -210,9 +215,9 @@ def old_code_env(old: Path) -> dict[str, str]:
     return {"PYTHONPATH": path}
 
 
-def check_imports(old: Path, env: Mapping[str, str]) -> None:
+def check_imports(old: Path, env: Mapping[str, str]) -> str:
     """Both packages, as the program, the provider host and the plugin import them, come from
-    ``old``: the editable install of the virtualenv points elsewhere."""
+    ``old``: the editable install of the virtualenv points elsewhere; the version it declares."""
     probe = "import mixpeek_pulumi as p, mixpeek_emulator as e; print(p.__version__)"
     probe += "; print(p.__file__, e.__file__)"
     version, *found = subprocess.run(
@@ -222,25 +227,23 @@ def check_imports(old: Path, env: Mapping[str, str]) -> None:
         text=True,
         check=True,
     ).stdout.split()
-    if version != VERSION:
-        raise SystemExit(f"{old} is release {version}, not {VERSION}")
     for path in found:
         if not Path(path).resolve().is_relative_to(old.resolve()):
             raise SystemExit(f"PYTHONPATH does not select the old release: {path}")
-    say(f"the old release's code: {', '.join(found)}")
+    say(f"the old release's code ({version}): {', '.join(found)}")
+    return version
 
 
 def commit_of(old: Path) -> str:
+    """The checkout's commit, which must be clean: the fixture is what that commit wrote."""
     commit = subprocess.run(
         ["git", "-C", str(old), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    if not commit.startswith(REF):
-        raise SystemExit(f"{old} is at {commit}, not {REF}")
     dirty = subprocess.run(
         ["git", "-C", str(old), "status", "--porcelain"], capture_output=True, text=True, check=True
     ).stdout.strip()
     if dirty:
-        raise SystemExit(f"{old} has local changes; the fixture must be what {REF} wrote")
+        raise SystemExit(f"{old} has local changes; the fixture must be what {commit} wrote")
     return commit
 
 
@@ -271,7 +274,7 @@ def emulator(data_dir: Path, env: Mapping[str, str]) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
-def run_stacks(cli: Cli, work: Path, env: Mapping[str, str], old: Path) -> None:
+def run_stacks(cli: Cli, work: Path, env: Mapping[str, str], old: Path, version: str) -> None:
     """``pulumi up`` of both projects, then a preview that must show no changes."""
     plugin = Path(sys.executable).parent / "pulumi-resource-mixpeek"
     for name in PROJECTS:
@@ -285,7 +288,7 @@ def run_stacks(cli: Cli, work: Path, env: Mapping[str, str], old: Path) -> None:
             echo=lambda line: print(f"  {line}", flush=True),
         )
         if name == "native":
-            stack.install_plugin("resource", "mixpeek", VERSION, plugin)
+            stack.install_plugin("resource", "mixpeek", version, plugin)
         say(f"pulumi up of {name}/ with {old}")
         up = stack.up()
         if not up.ok or up.summary != {"create": 4}:  # the stack and its three resources
@@ -294,7 +297,7 @@ def run_stacks(cli: Cli, work: Path, env: Mapping[str, str], old: Path) -> None:
             raise SystemExit(f"{name}/ shows changes right after pulumi up")
 
 
-def copy_result(work: Path, target: Path, commit: str, cli: Cli) -> None:
+def copy_result(work: Path, target: Path, commit: str, version: str, cli: Cli) -> None:
     """What the fixture keeps: the programs and their sources, the backend's stacks and history
     (not its backups, which repeat the stacks, nor PULUMI_HOME, which holds a copy of the plugin
     and a credentials.json) and the emulator's data."""
@@ -307,7 +310,9 @@ def copy_result(work: Path, target: Path, commit: str, cli: Cli) -> None:
     for part in (*PROJECTS, ".pulumi", "emulator"):
         shutil.copytree(work / part, target / part, ignore=ignore)
     (target / "README.md").write_text(
-        README.format(version=VERSION, ref=REF, commit=commit, pulumi=cli.version, stack=STACK)
+        README.format(
+            version=version, ref=commit[:7], commit=commit, pulumi=cli.version, stack=STACK
+        )
     )
 
 
@@ -333,9 +338,9 @@ def problems(target: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--old-release", type=Path, required=True, help=f"a clean checkout of {REF}"
+        "--old-release", type=Path, required=True, help="a clean checkout of the old commit"
     )
-    parser.add_argument("--out", type=Path, default=FIXTURE)
+    parser.add_argument("--out", type=Path, help="default: tests/data/upgrade/release-<v>-<ref>")
     args = parser.parse_args(argv)
     old: Path = args.old_release.resolve()
     commit = commit_of(old)
@@ -343,10 +348,11 @@ def main(argv: list[str] | None = None) -> int:
     if cli is None:
         raise SystemExit("There is no Pulumi CLI: run `make pulumi` first.")
     env = old_code_env(old)
-    check_imports(old, env)
+    version = check_imports(old, env)
+    out: Path = args.out or UPGRADES / f"release-{version}-{commit[:7]}"
     with tempfile.TemporaryDirectory(prefix="mixpeek-upgrade-fixture-") as scratch:
         work = Path(scratch)
-        write_projects(work)
+        write_projects(work, version, commit[:7])
         with emulator(work / "emulator", env) as url:
             stack_env = {
                 **env,
@@ -355,16 +361,13 @@ def main(argv: list[str] | None = None) -> int:
                 # In-flight deploys are remembered here; not part of what users' stacks hold.
                 "MIXPEEK_PULUMI_STATE_DIR": str(work / "inflight"),
             }
-            run_stacks(cli, work, stack_env, old)
-        copy_result(work, args.out, commit, cli)
-    found = problems(args.out)
+            run_stacks(cli, work, stack_env, old, version)
+        copy_result(work, out, commit, version, cli)
+    found = problems(out)
     if found:
         raise SystemExit("\n".join(found))
-    size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
-    say(
-        f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out} "
-        f"({size} bytes)"
-    )
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    say(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} ({size} bytes)")
     return 0
 
 

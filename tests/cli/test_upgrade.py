@@ -1,8 +1,9 @@
 """Stacks the previous release wrote, run by the current code through the real Pulumi CLI.
 
-The fixture (``tests/data/upgrade/``, written by ``scripts/make_upgrade_fixture.py``) holds a
-dynamic-resource stack and a native-provider stack as release 0.1.0 (c8e5ff0) left them, with the
-emulator's data. A user who upgrades must be able to preview them with no changes, refresh,
+Each fixture (``tests/data/upgrade/release-*``, written by ``scripts/make_upgrade_fixture.py``)
+holds a dynamic-resource stack and a native-provider stack as one release left them, with the
+emulator's data: release 0.1.0 (c8e5ff0), and the last commit before the provider's layers were
+redrawn (cf20fc9). A user who upgrades must be able to preview them with no changes, refresh,
 update and destroy them. For the dynamic resources that rests on the pickled provider in their
 state, ``__provider``, which names our provider classes by module path: moving or renaming one
 without leaving the old name importable breaks refresh and destroy of every existing stack.
@@ -30,7 +31,7 @@ from mixpeek_pulumi.resources._common import MixpeekProvider
 from scripts.make_upgrade_fixture import (
     API_KEY,
     APPS,
-    FIXTURE,
+    FIXTURES,
     NAMESPACES,
     PASSPHRASE,
     STACK,
@@ -54,11 +55,13 @@ OLD_PROVIDERS = {
 NEW_INDEX = "<!doctype html><h1>Hello after the upgrade</h1><script src='app.js'></script>"
 
 
-@pytest.fixture
-def fixture_copy(tmp_path: Path) -> Iterator[tuple[Path, EmulatorHandle]]:
-    """A copy of the fixture, and the emulator serving its data folder on a free port."""
+@pytest.fixture(params=FIXTURES, ids=lambda p: p.name)
+def fixture_copy(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Path, EmulatorHandle]]:
+    """A copy of each fixture, and the emulator serving its data folder on a free port."""
     copy = tmp_path / "fixture"
-    shutil.copytree(FIXTURE, copy)
+    shutil.copytree(request.param, copy)
     handle = start_emulator(
         data_dir=copy / "emulator", api_key=API_KEY, timing=Timing(0.05, 0.2, 0.2)
     )
@@ -121,9 +124,10 @@ def served_index(emulator: EmulatorHandle, app_id: str, environment: str) -> str
     return zipfile.ZipFile(io.BytesIO(archive.content)).read("index.html").decode()
 
 
-def test_fixture_is_small_and_holds_no_secret() -> None:
-    assert FIXTURE.is_dir()
-    assert problems(FIXTURE) == []
+def test_fixtures_are_small_and_hold_no_secret() -> None:
+    assert [p.name for p in FIXTURES] == ["release-0.1.0-c8e5ff0", "release-0.1.0-cf20fc9"]
+    for fixture in FIXTURES:
+        assert problems(fixture) == [], fixture.name
 
 
 def test_dynamic_state_names_the_old_provider_classes(cli: Cli, fixture_copy) -> None:
