@@ -75,7 +75,6 @@ def test_app_example_up_preview_update_refresh_destroy(
     assert stack.resources() == {}
 
 
-@pytest.mark.both_status_spellings
 def test_plugin_example(cli: Cli, emulator: EmulatorHandle, tmp_path: Path) -> None:
     stack = open_stack(cli, emulator, example("plugin", tmp_path), tmp_path)
     stack.set_config("pollSeconds", "0.1")

@@ -279,7 +279,6 @@ def deploy_out_of_band(emulator: EmulatorHandle, app_id: str) -> str:
     return str(answer.json()["deploy_id"])
 
 
-@pytest.mark.both_status_spellings
 def test_import_reads_live_app_environment_and_plugin_without_deploying(
     cli: Cli, emulator: EmulatorHandle, tmp_path: Path
 ) -> None:

@@ -90,7 +90,16 @@ def native_create(app_id: str, bundle: str) -> Callable[[], Any]:
         finally:
             provider.pool.shutdown()
 
-    return lambda: asyncio.run(call())
+    def run() -> Any:
+        # A loop of its own, never made current: asyncio.run would leave this thread with no
+        # event loop, which the tests that follow in this worker (the SDK's mocks) need.
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(call())
+        finally:
+            loop.close()
+
+    return run
 
 
 @pytest.mark.parametrize(

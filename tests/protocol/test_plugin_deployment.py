@@ -1,5 +1,6 @@
-"""PluginDeployment through the real provider host, against the emulator, with plugin statuses
-spelled both ways the API's documents spell them."""
+"""PluginDeployment through the real provider host, against the emulator. Both spellings of a
+plugin's status are read in process (tests/kinds/test_plugin_statuses.py); here the emulator
+spells them as the wire examples do."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from tests.engine import EngineError, Stack, run_program
 from tests.sites import plugin, site, write_tree
 
 NS = "ns_test"
-pytestmark = pytest.mark.both_status_spellings
 
 
 def program(source: Path, version: str = "1.0.0", **extra: Any) -> Any:
@@ -132,17 +132,6 @@ def test_a_preview_with_the_deployment_type_unknown_checks_nothing_of_it(
 
     preview = run_program(stack.engine, run, preview=True)
     assert preview.steps == [("create", "site"), ("create", "embed")]
-
-
-def test_the_service_spells_statuses_as_this_test_asks(
-    stack: Stack, tmp_path: Path, plugin_status_case: str
-) -> None:
-    """The other tests here run twice; this one shows the emulator really answered in each
-    spelling, so neither run is the other one again."""
-    run_program(stack.engine, program(write_tree(tmp_path / "src", plugin())))
-    with stack.emulator.api() as c:
-        raw = c.get(f"/v1/namespaces/{NS}/plugins/text_embed_1_0_0/status").json()["status"]
-    assert raw == ("DEPLOYED" if plugin_status_case == "upper" else "deployed")
 
 
 @pytest.mark.parametrize("spelled", ["batch_only", "BATCH_ONLY"])

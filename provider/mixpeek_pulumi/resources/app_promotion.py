@@ -22,7 +22,7 @@ from ._common import (
 
 
 class AppPromotionProvider(DynamicProvider):
-    """Creates, updates, refreshes and deletes AppPromotion resources (``deploy.kinds``); its module path and name are pickled into users' stacks, so they never move."""
+    """Creates, updates, refreshes and deletes AppPromotion resources through its kind (``kinds.registry``); its module path and name are pickled into users' stacks, so they never move."""
 
     kind = "AppPromotion"
 

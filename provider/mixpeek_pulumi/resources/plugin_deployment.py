@@ -21,7 +21,7 @@ from ._common import (
 
 
 class PluginDeploymentProvider(DynamicProvider):
-    """Creates, updates, refreshes and deletes PluginDeployment resources (``deploy.kinds``); its module path and name are pickled into users' stacks, so they never move."""
+    """Creates, updates, refreshes and deletes PluginDeployment resources through its kind (``kinds.registry``); its module path and name are pickled into users' stacks, so they never move."""
 
     kind = "PluginDeployment"
 
