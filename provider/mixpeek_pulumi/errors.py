@@ -420,7 +420,7 @@ class ResponseTooLargeError(ResponseValidationError):
 class DeployError(MixpeekError):
     """A deploy, rollout or validation that the API accepted did not end well.
 
-    Built whole, once (``Operation.failed`` and ``Operation.timed_out`` build every one the
+    Built whole, once (``Context.failed`` and ``Context.timed_out`` build every one the
     deploy layer raises) and read-only after: the log tail and the partial state are part of
     what it says, never added to it later."""
 

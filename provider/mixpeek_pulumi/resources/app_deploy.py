@@ -1,6 +1,6 @@
 """AppDeploy: a build folder or .zip turned into a live Mixpeek App deploy, waited for.
 
-The Pulumi surface only; ``deploy.apps`` does the work.
+The Pulumi surface only; ``kinds.app_deploy`` does the work.
 """
 
 from __future__ import annotations

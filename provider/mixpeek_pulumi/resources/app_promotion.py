@@ -1,6 +1,6 @@
 """AppPromotion: put an exact, already-built app version into an environment, no rebuild.
 
-The Pulumi surface only; ``deploy.promotions`` does the work.
+The Pulumi surface only; ``kinds.app_promotion`` does the work.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """PluginDeployment: a plugin source uploaded, validated and deployed until it serves.
 
-The Pulumi surface only; ``deploy.plugins`` does the work.
+The Pulumi surface only; ``kinds.plugin_deployment`` does the work.
 """
 
 from __future__ import annotations
