@@ -31,17 +31,22 @@ from ..errors import (
 )
 from .answers import status_error, storage_error
 from .models import (
+    AddDomainRequest,
     AppResponse,
     ConfirmPluginUploadRequest,
     ConfirmPluginUploadResponse,
+    CreateAppRequest,
     CreatePluginUploadRequest,
+    DeleteResponse,
     DeploymentType,
     DeployRequest,
     DeployResponse,
     DeployStatusResponse,
+    DomainResponse,
     DownloadUrlResponse,
     Environment,
     ListAppsResponse,
+    ListDomainsResponse,
     PluginDeleteResponse,
     PluginDeployResponse,
     PluginDetailResponse,
@@ -53,6 +58,7 @@ from .models import (
     Response,
     RestoreVersionRequest,
     RestoreVersionResponse,
+    UpdateAppRequest,
     UploadUrlRequest,
     UploadUrlResponse,
     VersionDetailResponse,
@@ -319,6 +325,52 @@ class MixpeekClient:
         """One page of the organization's apps (the cheapest call that needs a valid key)."""
         params = {"limit": str(int(limit)), "offset": "0"}
         return self._call("GET", "/v1/apps", ListAppsResponse, params=params)
+
+    def create_app(self, request: CreateAppRequest) -> AppResponse:
+        """A new app (``POST /v1/apps``); a slug that is taken is a ``BadRequestError``."""
+        return self._call("POST", "/v1/apps", AppResponse, body=request, creates=True)
+
+    def update_app(self, app_id: str, request: UpdateAppRequest) -> AppResponse:
+        """``PATCH /v1/apps/{app_id}``: the fields given replace the app's. Sending the same
+        fields again leaves the same app, so it may be sent again."""
+        path = f"/v1/apps/{_seg(app_id)}"
+        return self._call("PATCH", path, AppResponse, body=request)
+
+    def check_slug(self, app_id: str, slug: str) -> AppResponse:
+        """Whether ``slug`` is free for the app, writing nothing (``PATCH ?dry_run=true``): the
+        app unchanged, or a ``BadRequestError`` when it is taken."""
+        path = f"/v1/apps/{_seg(app_id)}"
+        body = UpdateAppRequest(slug=slug)
+        params = {"dry_run": "true"}
+        return self._call("PATCH", path, AppResponse, body=body, params=params)
+
+    def delete_app(self, app_id: str) -> DeleteResponse:
+        """``DELETE /v1/apps/{app_id}``: the app, its domains and its slug go at once. Sent
+        again after it landed it answers 404, which a delete reads as done."""
+        path = f"/v1/apps/{_seg(app_id)}"
+        return self._call("DELETE", path, DeleteResponse)
+
+    def add_domain(self, app_id: str, request: AddDomainRequest) -> DomainResponse:
+        """A custom domain for the app, ``pending`` until verified; one taken by any app (this
+        one too) is a ``BadRequestError``."""
+        path = f"/v1/apps/{_seg(app_id)}/domains"
+        return self._call("POST", path, DomainResponse, body=request, creates=True)
+
+    def list_domains(self, app_id: str) -> ListDomainsResponse:
+        """Every custom domain of the app with its status now (there is no GET of one)."""
+        path = f"/v1/apps/{_seg(app_id)}/domains"
+        return self._call("GET", path, ListDomainsResponse)
+
+    def delete_domain(self, app_id: str, domain: str) -> DeleteResponse:
+        # Sent again after it landed it answers 404, which a delete reads as done.
+        path = f"/v1/apps/{_seg(app_id)}/domains/{_seg(domain)}"
+        return self._call("DELETE", path, DeleteResponse)
+
+    def verify_domain(self, app_id: str, domain: str) -> DomainResponse:
+        """Ask the service to look for the domain's TXT record: ``verifying`` at once, and its
+        worker checks DNS from then on. Asking again only starts the checks over."""
+        path = f"/v1/apps/{_seg(app_id)}/domains/{_seg(domain)}/verify"
+        return self._call("POST", path, DomainResponse)
 
     def get_upload_url(self, app_id: str, filename: str) -> UploadUrlResponse:
         # Minting a URL stores nothing, so it is safe to send again.

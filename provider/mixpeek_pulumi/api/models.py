@@ -167,8 +167,107 @@ class VersionRecord(Response):
         return None if self.is_active is None else self.is_active.get(environment)
 
 
+class PageMeta(Request):
+    """The official ``PageMeta``: the app's visible chrome; only ``title`` is required."""
+
+    title: str
+    description: str | None = None
+    logo_url: str | None = None
+    favicon_url: str | None = None
+    indexable: bool | None = None
+
+
+class AuthConfigInput(Request):
+    """The official ``AuthConfigInput`` without what the service keeps for itself
+    (``clerk_org_id``, auto-provisioned; ``password_hash``, internal) and ``api_keys``.
+    ``password`` is write-only: never returned."""
+
+    mode: str | None = None
+    clerk_allowed_providers: list[str] | None = None
+    password: str | None = None
+    saml_idp_metadata_url: str | None = None
+    saml_sp_entity_id: str | None = None
+    saml_acs_url: str | None = None
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret_name: str | None = None
+    oidc_scopes: list[str] | None = None
+    jwt_jwks_url: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+
+
+class ApiAllowRule(Request):
+    """The official ``ApiAllowRule``: one widening of the app's ``/api`` proxy allowlist."""
+
+    pattern: str
+    methods: list[str] | None = None
+
+
+class BuildConfig(Request):
+    """The official ``BuildConfig`` without ``asset_prefix``, which is the service's own
+    (promotion writes it): it is never sent, so no update drops it. ``secrets`` values are
+    shown as ``***`` in answers."""
+
+    entry: str | None = None
+    framework: str | None = None
+    tailwind: bool | None = None
+    env_vars: dict[str, str] | None = None
+    secrets: dict[str, str] | None = None
+    api_allow: list[ApiAllowRule] | None = None
+
+
+class MonitoringConfig(Request):
+    """The official ``MonitoringConfig``."""
+
+    enabled: bool | None = None
+    error_boundary_enabled: bool | None = None
+    sentry_enabled: bool | None = None
+    posthog_enabled: bool | None = None
+    custom_error_message: str | None = None
+    auto_fix_enabled: bool | None = None
+
+
+class CreateAppRequest(Request):
+    """The official ``CreateAppRequest`` without the deprecated page-builder fields."""
+
+    slug: str
+    meta: PageMeta
+    auth_config: AuthConfigInput | None = None
+    build_config: BuildConfig | None = None
+    monitoring_config: MonitoringConfig | None = None
+    is_active: bool | None = None
+
+
+CLEARABLE: Final = frozenset({"auth_config", "build_config", "monitoring_config"})
+"""The fields of an update that a null clears (null leaves ``slug``, ``meta``, ``is_active``)."""
+
+
+class UpdateAppRequest(Request):
+    """The official ``UpdateAppRequest``: each field given replaces the app's whole; with
+    ``publish`` the change is applied and published at once, not kept as a draft. A clearable
+    field set to None on purpose is sent as null, which clears it; any other None is left out."""
+
+    slug: str | None = None
+    meta: PageMeta | None = None
+    auth_config: AuthConfigInput | None = None
+    build_config: BuildConfig | None = None
+    monitoring_config: MonitoringConfig | None = None
+    is_active: bool | None = None
+    publish: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body = super().to_json()
+        for name in sorted(CLEARABLE & self.model_fields_set):
+            if getattr(self, name) is None:
+                body[name] = None
+        return body
+
+
 class AppResponse(Response):
-    """The fields of the official ``AppResponse`` the provider reads; the rest is ignored."""
+    """The fields of the official ``AppResponse`` the provider reads; the rest is ignored.
+    The configurations are kept as sent (untyped), so that an odd one never breaks a read of
+    the app's deploys; ``App`` reads them into its own models."""
 
     app_id: str
     slug: str
@@ -176,6 +275,13 @@ class AppResponse(Response):
     version: int | None = None
     environments: dict[str, Any] = Field(default_factory=dict)
     versions: list[Any] | None = None
+    meta: dict[str, Any] | None = None
+    is_active: bool | None = None
+    auth_config: dict[str, Any] | None = None
+    build_config: dict[str, Any] | None = None
+    monitoring_config: dict[str, Any] | None = None
+    has_unpublished_changes: bool | None = None
+    warnings: list[str] | None = None
     _source: tuple[str, str] = PrivateAttr(default=("GET", "/v1/apps/{app_id}"))
 
     def environment(self, name: str) -> EnvironmentState:
@@ -197,6 +303,44 @@ class AppResponse(Response):
                 problem = f"environments.{name}.{where}: {first['msg']}"
         method, path = self._source
         raise ResponseValidationError(method=method, path=path, status_code=200, problem=problem)
+
+
+class DeleteResponse(Response):
+    """The official ``GenericDeleteResponse``."""
+
+    success: bool | None = None
+    message: str | None = None
+
+
+class AddDomainRequest(Request):
+    """The official ``AddDomainRequest``."""
+
+    domain: str
+    is_primary: bool = False
+
+
+class DomainResponse(Response):
+    """The official ``DomainResponse``: ``status`` is ``pending``, ``verifying``,
+    ``provisioning_tls`` or ``active`` (``CustomDomainConfig``), kept as sent."""
+
+    domain: str
+    status: str
+    is_primary: bool
+    verification_token: str | None = None
+    cname_target: str | None = None
+    verified_at: str | None = None
+
+
+class ListDomainsResponse(Response):
+    """The official ``ListDomainsResponse``."""
+
+    domains: list[DomainResponse]
+    total: int | None = None
+
+    def find(self, domain: str) -> DomainResponse | None:
+        """The entry for ``domain``, whichever its case (DNS names ignore case)."""
+        wanted = domain.lower()
+        return next((d for d in self.domains if d.domain.lower() == wanted), None)
 
 
 class ListAppsResponse(Response):
