@@ -84,10 +84,11 @@ def _normalized(model: type[Inputs], props: Mapping[str, Any]) -> dict[str, Any]
 
 
 def _filled(info: Any, value: Any) -> Any:
-    """A nested object (``verify``) with its defaults filled in, so a program that leaves a
+    """A nested object (``verify``, a required one too) with its defaults filled in, so a program that leaves a
     default out and a state that recorded it compare equal."""
+    candidates = (info.annotation, *get_args(info.annotation))
     nested = next(
-        (a for a in get_args(info.annotation) if isinstance(a, type) and issubclass(a, BaseModel)),
+        (a for a in candidates if isinstance(a, type) and issubclass(a, BaseModel)),
         None,
     )
     if nested is None or not isinstance(value, Mapping):

@@ -28,7 +28,7 @@ from pydantic import (
 
 from ..api.models import DeploymentType, Environment
 from ..config import base_url_problem
-from ..errors import StateError
+from ..errors import StateError, register_secret, texts
 
 Change = Literal["replace", "update", "none", "computed"]
 RESERVED: Final = frozenset({"__provider"})
@@ -170,6 +170,33 @@ class Verify(BaseModel):
                 "leave, so they could never pass in time; raise `timeout_seconds` or lower "
                 "`checks` or `interval_seconds`"
             )
+        return self
+
+
+def secret(default: Any = None, **kwargs: Any) -> Any:
+    """A field of a nested object (a ``Part``) whose value is a secret (a password, each
+    value of a map): kept out of every message and line once read, and marked for the schema."""
+    return Field(default, json_schema_extra={"secret": True}, **kwargs)
+
+
+def is_secret(field: Any) -> bool:
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and extra.get("secret") is True
+
+
+class Part(BaseModel):
+    """A nested object of inputs: unknown keys are typos. Every value of a field marked
+    ``secret`` is registered for redaction whenever it is read (``check``, the engine's inputs
+    or state), so no error or line built after can show it, whichever front door read it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    @model_validator(mode="after")
+    def _keep_secrets_out_of_messages(self) -> Self:
+        for name, info in type(self).model_fields.items():
+            if is_secret(info):
+                for text in texts(getattr(self, name)):
+                    register_secret(text)
         return self
 
 
