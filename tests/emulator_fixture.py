@@ -43,6 +43,11 @@ class EmulatorHandle:
     def timing(self, **values: float) -> None:
         self._control("POST", "/timing", values)
 
+    def hold_dns(self, domain: str = "*", misses: int | None = None) -> None:
+        """The TXT record of ``domain`` (a glob) missing from its first ``misses`` DNS checks,
+        or from every one (None)."""
+        self._control("POST", "/dns", {"domain": domain, "misses": misses})
+
     def requests(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._control("GET", "/requests")
         return result

@@ -267,7 +267,7 @@ class UpdateAppRequest(Request):
 class AppResponse(Response):
     """The fields of the official ``AppResponse`` the provider reads; the rest is ignored.
     The configurations are kept as sent (untyped), so that an odd one never breaks a read of
-    the app's deploys; ``App`` reads them into its own models."""
+    the app's deploys; the kind that manages them reads them into its own models."""
 
     app_id: str
     slug: str
