@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
+from mixpeek_pulumi.api.models import BuildConfig, UpdateAppRequest
 from mixpeek_pulumi.errors import MixpeekError
+from mixpeek_pulumi.kinds.app import AppInputs, AppState
+from mixpeek_pulumi.kinds.spec import secret_paths
 from tests.emulator_fixture import EmulatorHandle
 from tests.kinds.conftest import Make
 from tests.kinds.harness import CheckFailed
@@ -209,3 +212,23 @@ def test_secrets_never_reach_an_error_or_a_line(resource: Make, emulator: Emulat
     assert PASSWORD not in text and SECRET not in text
     assert "[REDACTED]" in text
     assert PASSWORD not in app.said() and SECRET not in app.said()
+
+
+def test_the_models_say_where_the_secrets_are_for_the_front_doors() -> None:
+    assert secret_paths(AppInputs) == ("auth_config.password", "build_config.secrets")
+    assert secret_paths(AppState) == ("auth_config.password", "build_config.secrets")
+
+
+def test_an_update_sends_a_removed_setting_as_null_and_others_left_out() -> None:
+    request = UpdateAppRequest(slug="a-b", auth_config=None, publish=True)
+    assert request.to_json() == {"slug": "a-b", "auth_config": None, "publish": True}
+    assert "asset_prefix" not in BuildConfig.model_fields
+
+
+def test_a_promotion_s_asset_prefix_alone_is_no_build_config(
+    resource: Make, emulator: EmulatorHandle
+) -> None:
+    app = resource("App", "site")
+    out = app.up(slug="plain-app", meta={"title": "Plain"})
+    emulator.records().apps[out["app_id"]].settings["build_config"] = {"asset_prefix": "p/"}
+    assert app.refresh() == out

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Final, Literal, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Final, Literal, Self, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -182,6 +182,20 @@ def secret(default: Any = None, **kwargs: Any) -> Any:
 def is_secret(field: Any) -> bool:
     extra = field.json_schema_extra
     return isinstance(extra, dict) and extra.get("secret") is True
+
+
+def secret_paths(model: type[BaseModel], prefix: str = "") -> tuple[str, ...]:
+    """Where ``model`` keeps secrets, as dotted paths (``auth_config.password``): what a front
+    door marks secret in the state whether or not the program did."""
+    found: list[str] = []
+    for name, info in model.model_fields.items():
+        if is_secret(info):
+            found.append(prefix + name)
+            continue
+        for arg in (info.annotation, *get_args(info.annotation)):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                found.extend(secret_paths(arg, f"{prefix}{name}."))
+    return tuple(found)
 
 
 class Part(BaseModel):
