@@ -232,3 +232,17 @@ def test_a_promotion_s_asset_prefix_alone_is_no_build_config(
     out = app.up(slug="plain-app", meta={"title": "Plain"})
     emulator.records().apps[out["app_id"]].settings["build_config"] = {"asset_prefix": "p/"}
     assert app.refresh() == out
+
+
+def test_a_create_refused_for_a_slug_the_organization_holds_names_the_app_to_import(
+    resource: Make, emulator: EmulatorHandle
+) -> None:
+    held = emulator.create_app("acme-search")  # a create whose answer was lost, say
+    with pytest.raises(MixpeekError) as info:
+        resource("App", "site").up(**settings())
+    assert str(info.value).splitlines()[0] == (
+        "App 'site': the slug acme-search is taken (slugs are unique across all "
+        f"organizations), so no app was created: this organization's app {held} has it (an "
+        "earlier run whose answer was lost, or another program); adopt it with `pulumi import` "
+        f"and the id {held}, or choose another slug."
+    )

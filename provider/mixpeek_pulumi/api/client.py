@@ -321,9 +321,12 @@ class MixpeekClient:
         app._source = ("GET", path)
         return app
 
-    def list_apps(self, *, limit: int = 1) -> ListAppsResponse:
-        """One page of the organization's apps (the cheapest call that needs a valid key)."""
+    def list_apps(self, *, limit: int = 1, slug: str | None = None) -> ListAppsResponse:
+        """One page of the organization's apps (the cheapest call that needs a valid key);
+        with ``slug``, the organization's app of that slug, if it has one."""
         params = {"limit": str(int(limit)), "offset": "0"}
+        if slug is not None:
+            params["slug"] = slug
         return self._call("GET", "/v1/apps", ListAppsResponse, params=params)
 
     def create_app(self, request: CreateAppRequest) -> AppResponse:

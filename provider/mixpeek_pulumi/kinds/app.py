@@ -224,7 +224,7 @@ class App(Kind[AppInputs, AppState]):
         try:
             app = ctx.api.create_app(request)
         except BadRequestError as exc:
-            raise _slug_refused(ctx, inputs.slug, exc, "no app was created") from None
+            raise _slug_refused(ctx, inputs.slug, exc, _holder(ctx, inputs.slug)) from None
         _warned(ctx, app)
         ctx.say(f"created app {app.app_id} at {_url(app)}")
         return _state(inputs, app)
@@ -235,7 +235,8 @@ class App(Kind[AppInputs, AppState]):
             try:
                 ctx.api.check_slug(app_id, inputs.slug)
             except BadRequestError as exc:
-                raise _slug_refused(ctx, inputs.slug, exc, "nothing was changed") from None
+                outcome = "nothing was changed; choose another slug"
+                raise _slug_refused(ctx, inputs.slug, exc, outcome) from None
         cleared = {k: None for k in CONFIGS if getattr(olds, k) is not None}
         request = UpdateAppRequest(
             slug=inputs.slug,
@@ -293,14 +294,30 @@ def _configs(inputs: AppInputs) -> dict[str, Any]:
     return found
 
 
+def _holder(ctx: Context, slug: str) -> str:
+    """What a create refused for a taken slug says: the organization's own app of that slug
+    (a create whose answer was lost, another program) and how to adopt it, when it has one."""
+    try:
+        apps = ctx.api.list_apps(limit=1, slug=slug).results
+    except MixpeekError:
+        apps = []
+    app_id = next((a.get("app_id") for a in apps if isinstance(a, dict) and a.get("app_id")), None)
+    if not isinstance(app_id, str):
+        return "no app was created; choose another slug"
+    return (
+        f"no app was created: this organization's app {app_id} has it (an earlier run whose "
+        f"answer was lost, or another program); adopt it with `pulumi import` and the id "
+        f"{app_id}, or choose another slug"
+    )
+
+
 def _slug_refused(
     ctx: Context, slug: str, exc: BadRequestError, outcome: str
 ) -> DeployFailedError | BadRequestError:
     if exc.code != "slug_taken":
         return exc
     return ctx.failed(
-        f"the slug {slug} is taken (slugs are unique across all organizations), so "
-        f"{outcome}; choose another slug",
+        f"the slug {slug} is taken (slugs are unique across all organizations), so {outcome}",
         subject=slug,
         status="slug_taken",
         reason="slug taken",
