@@ -43,6 +43,8 @@ SLUG_RULE: Final = (
     "digit (it becomes <slug>.mxp.co)"
 )
 VARIABLE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+SLUG_TAKEN: Final = "slug_taken"
+"""The error code of a slug another app has (the SDK lists no 409 for it: a 400)."""
 MASKED: Final = "***"
 """How the service shows each value of ``build_config.secrets``."""
 AuthMode = Literal["public", "clerk", "password", "api_key", "jwt", "sso_oidc", "sso_saml"]
@@ -224,7 +226,9 @@ class App(Kind[AppInputs, AppState]):
         try:
             app = ctx.api.create_app(request)
         except BadRequestError as exc:
-            raise _slug_refused(ctx, inputs.slug, exc, _holder(ctx, inputs.slug)) from None
+            if exc.code != SLUG_TAKEN:
+                raise
+            raise _slug_taken(ctx, inputs.slug, _holder(ctx, inputs.slug)) from None
         _warned(ctx, app)
         ctx.say(f"created app {app.app_id} at {_url(app)}")
         return _state(inputs, app)
@@ -235,8 +239,10 @@ class App(Kind[AppInputs, AppState]):
             try:
                 ctx.api.check_slug(app_id, inputs.slug)
             except BadRequestError as exc:
+                if exc.code != SLUG_TAKEN:
+                    raise
                 outcome = "nothing was changed; choose another slug"
-                raise _slug_refused(ctx, inputs.slug, exc, outcome) from None
+                raise _slug_taken(ctx, inputs.slug, outcome) from None
         cleared = {k: None for k in CONFIGS if getattr(olds, k) is not None}
         request = UpdateAppRequest(
             slug=inputs.slug,
@@ -311,11 +317,7 @@ def _holder(ctx: Context, slug: str) -> str:
     )
 
 
-def _slug_refused(
-    ctx: Context, slug: str, exc: BadRequestError, outcome: str
-) -> DeployFailedError | BadRequestError:
-    if exc.code != "slug_taken":
-        return exc
+def _slug_taken(ctx: Context, slug: str, outcome: str) -> DeployFailedError:
     return ctx.failed(
         f"the slug {slug} is taken (slugs are unique across all organizations), so {outcome}",
         subject=slug,
