@@ -148,6 +148,7 @@ def test_a_remembered_deploy_that_failed_since_is_dropped_and_deployed_anew(
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("answer", [410, 400, 200])
 def test_a_remembered_deploy_the_service_cannot_confirm_never_blocks_a_deploy(
     resource: Make, emulator: EmulatorHandle, tmp_path: Path, answer: int
@@ -232,6 +233,7 @@ def test_a_cut_short_deploy_of_other_content_ends_before_the_next_one_is_reporte
     )
 
 
+@pytest.mark.slow
 def test_a_tag_quoted_in_the_users_message_never_counts(
     resource: Make, emulator: EmulatorHandle, tmp_path: Path
 ) -> None:
@@ -260,6 +262,7 @@ def test_a_tag_quoted_in_the_users_message_never_counts(
     record("tag in the user's message", outcome, emulator, app_id)
 
 
+@pytest.mark.slow
 def test_a_hint_answered_without_its_message_is_not_trusted(
     resource: Make, emulator: EmulatorHandle, tmp_path: Path
 ) -> None:

@@ -75,6 +75,7 @@ def test_create_refresh_redeploy_import_and_destroy_read_either_spelling(
     assert raw_status(emulator).upper() == "NOT_DEPLOYED"  # on_delete "undeploy"
 
 
+@pytest.mark.slow
 def test_a_rollout_left_in_progress_is_waited_for_by_the_next_run(
     resource: Make, emulator: EmulatorHandle, tmp_path: Path
 ) -> None:
