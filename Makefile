@@ -110,9 +110,10 @@ demo: export MIXPEEK_DEMO_VERIFY_TEXT = $(VERIFY_TEXT)
 demo: $(STAMP) pulumi
 	$(BIN)/python -m scripts.demo
 
-# Rewrites docs/reliability.md from a run of the fault matrix.
+# Rewrites docs/reliability.md from a run of the fault matrix, the hostile inputs and the runs
+# after a create cut short (in the deploy layer, tests/kinds).
 reliability: $(STAMP)
-	MIXPEEK_WRITE_DOCS=1 $(BIN)/pytest tests/reliability -q
+	MIXPEEK_WRITE_DOCS=1 $(BIN)/pytest tests/reliability tests/kinds/test_cross_run.py -q
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -305,6 +305,8 @@ class FakeEngine:
         self.state: dict[str, ResourceState] = {}
         self.steps: list[Step] = []
         self.pending_deletes: list[ResourceState] = []
+        self.diffs: dict[str, Any] = {}
+        """The host's last ``DiffResponse`` for each resource name, as the CLI receives it."""
         self._lock = threading.Lock()
         self.configure(config or {}, set(secret_keys))
 
@@ -476,6 +478,8 @@ class FakeEngine:
                 old_inputs=self._send(old.inputs, preview=True),
             ),
         )
+        with self._lock:
+            self.diffs[old.name] = diff
         if diff.changes == provider_pb2.DiffResponse.DIFF_UNKNOWN:
             # The engine falls back to comparing old and new inputs, __provider included.
             return strip_secrets(old.inputs) != strip_secrets(news), [], False

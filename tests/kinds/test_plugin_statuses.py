@@ -62,6 +62,7 @@ def test_create_refresh_redeploy_import_and_destroy_read_either_spelling(
     assert (refreshed["status"], refreshed["deployed"]) == ("NOT_DEPLOYED", False)
 
     again = embed.up(**inputs(source))
+    assert embed.step == "update"
     assert (again["status"], again["deployed"]) == ("DEPLOYED", True)
     assert raw_status(emulator).upper() == "DEPLOYED"
 
@@ -74,6 +75,7 @@ def test_create_refresh_redeploy_import_and_destroy_read_either_spelling(
     assert raw_status(emulator).upper() == "NOT_DEPLOYED"  # on_delete "undeploy"
 
 
+@pytest.mark.slow
 def test_a_rollout_left_in_progress_is_waited_for_by_the_next_run(
     resource: Make, emulator: EmulatorHandle, tmp_path: Path
 ) -> None:
@@ -83,11 +85,16 @@ def test_a_rollout_left_in_progress_is_waited_for_by_the_next_run(
 
     with pytest.raises(DeployTimeoutError) as info:
         embed.up(**inputs(source, timeout_seconds=1.0))
-    assert f"the rollout of plugin {PLUGIN_ID} in namespace {NS} did not finish" in str(info.value)
+    assert (
+        f"the rollout of plugin {PLUGIN_ID} in namespace {NS} did not finish within "
+        "timeout_seconds=1 " in str(info.value)
+    )
+    assert embed.state is None
 
     state = embed.up(**inputs(source))
 
     assert state["status"] == "DEPLOYED"
+    assert state["route_prefix"] == f"/inference/custom_plugin_{PLUGIN_ID}"
     assert emulator.count("POST", f"/v1/namespaces/{NS}/plugins/{PLUGIN_ID}/deploy") == 1
     assert f"re-attaching to the rollout of {PLUGIN_ID} under way" in embed.said()
 

@@ -142,6 +142,7 @@ def test_a_build_that_used_most_of_the_deadline_leaves_the_checks_all_their_time
     assert emulator.served_version(app, "staging") == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("fault", "reason"),
     [

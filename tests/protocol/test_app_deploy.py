@@ -1,4 +1,8 @@
-"""AppDeploy and AppPromotion through the real provider host, against the emulator."""
+"""AppDeploy and AppPromotion through the real provider host and the engine stand-in, against
+the emulator: one program of each kind, for what only the host shows (the provider pickled
+into state and found again, outputs exported through the SDK, the engine's steps, the host's
+detailed diff and its lines headed by the resource). Every branch of the deploy layer runs
+in-process in tests/kinds/test_app_deploy.py."""
 
 from __future__ import annotations
 
@@ -6,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import pytest
+from pulumi.runtime.proto import provider_pb2
 
 from mixpeek_pulumi import AppDeploy, AppPromotion
-from tests.engine import EngineError, Stack, run_program
+from tests.engine import Stack, run_program
 from tests.sites import site, write_tree
 
 
@@ -55,6 +59,11 @@ def test_create_noop_update_replace(stack: Stack, tmp_path: Path) -> None:
     write_tree(tmp_path / "dist", site("v2"))
     second = run_program(stack.engine, deploy_program(app_id, bundle))
     assert second.steps == [("update", "site")]
+    # The host's answer names the digest that changed, so the CLI shows `[diff: ~bundle_sha256]`.
+    diff = stack.engine.diffs["site"]
+    assert list(diff.diffs) == ["bundle_sha256"]
+    assert diff.hasDetailedDiff
+    assert diff.detailedDiff["bundle_sha256"].kind == provider_pb2.PropertyDiff.UPDATE
     assert second.outputs["deploy_id"] != first.outputs["deploy_id"]
     assert second.outputs["version"] == 2
     # The service's own diff of the two versions, summarised once the update deployed.
@@ -74,80 +83,6 @@ def test_create_noop_update_replace(stack: Stack, tmp_path: Path) -> None:
         app_state(stack, other)["environments"]["staging"]["deploy_id"]
         == replaced.outputs["deploy_id"]
     )
-
-
-def test_bad_bundle_fails_in_check_before_any_upload(stack: Stack, tmp_path: Path) -> None:
-    app_id = stack.emulator.create_app("nocheck-site")
-    bundle = write_tree(tmp_path / "dist", {"main.html": "x", "secret/.env": "A=1"})
-    with pytest.raises(EngineError) as info:
-        run_program(stack.engine, deploy_program(app_id, bundle))
-    assert info.value.op == "check"
-    assert "bundle: The bundle at" in info.value.details
-    assert "no index.html at its root" in info.value.details
-    assert stack.emulator.count("POST", "/v1/apps/*") == 0
-
-
-def test_failed_build_raises_headline_and_log_tail(stack: Stack, tmp_path: Path) -> None:
-    app_id = stack.emulator.create_app("fail-site")
-    bundle = write_tree(tmp_path / "dist", site())
-    stack.emulator.next(deploy_fail_reason="asset upload to CDN failed")
-    with pytest.raises(EngineError) as info:
-        run_program(stack.engine, deploy_program(app_id, bundle))
-    headline = info.value.headline
-    assert headline.startswith("AppDeploy 'site': deploy dep_")
-    assert (
-        f"to staging of app {app_id} ended with status failed: asset upload to CDN failed."
-        in headline
-    )
-    assert "Last 5 log lines:" in info.value.details
-    assert "| Deploy failed: asset upload to CDN failed" in info.value.details
-    assert stack.engine.state == {}
-    # Build output was echoed live, prefixed with the resource.
-    assert "AppDeploy site: Validating bundle" in stack.host.output()
-
-
-def test_timeout_then_next_up_adopts_the_same_deploy(stack: Stack, tmp_path: Path) -> None:
-    app_id = stack.emulator.create_app("slow-site")
-    bundle = write_tree(tmp_path / "dist", site())
-    # The deadline leaves packing and upload time enough on a loaded machine, so the deploy
-    # is always triggered before it passes; the build outlasts it.
-    stack.emulator.timing(build_seconds=4.0)
-    with pytest.raises(EngineError) as info:
-        run_program(
-            stack.engine,
-            deploy_program(app_id, bundle, timeout_seconds=1.5, poll_interval_seconds=0.1),
-        )
-    headline = info.value.headline
-    assert "did not finish within timeout_seconds=1.5" in headline
-    deploy_id = headline.split("deploy ", 1)[1].split(" ", 1)[0]
-    assert stack.engine.state == {}
-
-    again = run_program(stack.engine, deploy_program(app_id, bundle))
-    assert again.outputs["deploy_id"] == deploy_id
-    assert stack.emulator.count("POST", f"/v1/apps/{app_id}/deploy") == 1
-    assert "re-attaching to deploy" in stack.host.output()
-
-
-def test_refresh_shows_drift_and_up_restores_the_declared_version(
-    stack: Stack, tmp_path: Path
-) -> None:
-    app_id = stack.emulator.create_app("drift-site")
-    bundle = write_tree(tmp_path / "dist", site("v1"))
-    run_program(stack.engine, deploy_program(app_id, bundle))
-    write_tree(tmp_path / "dist", site("v2"))
-    declared = run_program(stack.engine, deploy_program(app_id, bundle)).outputs
-    with stack.emulator.api() as c:
-        c.post(
-            f"/v1/apps/{app_id}/versions/1/restore", json={"environment": "staging"}
-        ).raise_for_status()
-
-    stack.engine.refresh()
-    assert stack.engine.outputs("site")["live"] is False
-    fixed = run_program(stack.engine, deploy_program(app_id, bundle))
-    assert fixed.steps == [("update", "site")]
-    assert app_state(stack, app_id)["environments"]["staging"]["deploy_id"] == declared["deploy_id"]
-    assert stack.engine.outputs("site")["live"] is True
-    assert stack.emulator.count("POST", f"/v1/apps/{app_id}/deploy") == 2  # restored, not rebuilt
 
 
 def test_staging_deploy_promoted_to_production_without_rebuild(
@@ -175,140 +110,3 @@ def test_staging_deploy_promoted_to_production_without_rebuild(
     assert stack.emulator.count("PUT", "/_storage/*") == 1
     assert stack.emulator.count("POST", "/v1/apps/*/deploy") == 1
     assert run_program(stack.engine, program).steps == [("same", "staging"), ("same", "prod")]
-
-
-def promote(app_id: str, **extra: Any) -> Any:
-    return lambda: AppPromotion("prod", app_id=app_id, version=1, **extra) and None
-
-
-@pytest.mark.parametrize("handed_over", [True, False], ids=["source-deploy-id", "found-served"])
-def test_promotion_refuses_a_version_whose_smoke_test_failed(
-    stack: Stack, tmp_path: Path, handed_over: bool
-) -> None:
-    app_id = stack.emulator.create_app(f"smoke-site-{handed_over}".lower())
-    bundle = write_tree(tmp_path / "dist", site())
-    stack.emulator.next(smoke_test_fail=True)
-    built = run_program(stack.engine, deploy_program(app_id, bundle, require_smoke_test=False))
-    source = {"source_deploy_id": built.outputs["deploy_id"]} if handed_over else {}
-    with pytest.raises(EngineError) as info:
-        run_program(stack.engine, promote(app_id, **source))
-    assert info.value.headline == (
-        f"AppPromotion 'prod': version 1 of app {app_id} is not promoted to production: its "
-        f"deploy {built.outputs['deploy_id']} did not pass (GET https://staging-"
-        f"smoke-site-{str(handed_over).lower()}.mxp.co/ returned HTTP 500); set "
-        "require_smoke_test=False to promote it anyway."
-    )
-    assert "production" not in app_state(stack, app_id)["environments"]
-
-
-def test_promotion_refuses_when_it_cannot_tell_which_deploy_built_the_version(
-    stack: Stack, tmp_path: Path
-) -> None:
-    app_id = stack.emulator.create_app("unknown-origin")
-    run_program(stack.engine, deploy_program(app_id, write_tree(tmp_path / "v1", site("v1"))))
-    run_program(stack.engine, deploy_program(app_id, write_tree(tmp_path / "v1", site("v2"))))
-    # Version 1 is served nowhere now, and the program names no deploy: refuse, never guess.
-    with pytest.raises(EngineError) as info:
-        run_program(stack.engine, promote(app_id))
-    assert "nothing tells which deploy built it" in info.value.headline
-    assert "pass source_deploy_id (for example staging.deploy_id)" in info.value.headline
-    assert "production" not in app_state(stack, app_id)["environments"]
-    second = stack.engine.outputs("site")["deploy_id"]
-    with pytest.raises(EngineError) as info:
-        run_program(stack.engine, promote(app_id, source_deploy_id=second))
-    assert f"deploy {second} did not build it (their messages differ)" in info.value.headline
-    done = run_program(stack.engine, promote(app_id, require_smoke_test=False))
-    assert stack.emulator.served_version(app_id, "production") == 1
-    assert ("create", "prod") in done.steps
-
-
-def test_smoke_failure_fails_the_deploy_and_restores_the_previous_version(
-    stack: Stack, tmp_path: Path
-) -> None:
-    app_id = stack.emulator.create_app("guard-site")
-    bundle = write_tree(tmp_path / "dist", site("v1"))
-    run_program(stack.engine, deploy_program(app_id, bundle))
-    write_tree(tmp_path / "dist", site("v2"))
-    stack.emulator.next(smoke_test_fail=True)
-    with pytest.raises(EngineError) as info:
-        run_program(stack.engine, deploy_program(app_id, bundle))
-    assert "its smoke test failed" in info.value.headline
-    assert "staging was restored to version 1" in info.value.headline
-    assert stack.emulator.served_version(app_id, "staging") == 1
-
-
-@pytest.mark.parametrize("on_delete", ["retain", "rollback"])
-def test_destroy_follows_on_delete(stack: Stack, tmp_path: Path, on_delete: str) -> None:
-    app_id = stack.emulator.create_app(f"bye-{on_delete}")
-    bundle = write_tree(tmp_path / "dist", site("v1"))
-    run_program(stack.engine, deploy_program(app_id, bundle))
-    write_tree(tmp_path / "second", site("v2"))
-
-    def both() -> None:
-        AppDeploy("site", app_id=app_id, bundle=str(bundle), environment="staging")
-        AppDeploy(
-            "next",
-            app_id=app_id,
-            bundle=str(tmp_path / "second"),
-            environment="staging",
-            on_delete=on_delete,
-        )
-
-    run_program(stack.engine, both)  # "next" now serves v2 over "site"'s v1
-    run_program(stack.engine, deploy_program(app_id, bundle))  # drops "next"
-    expected = 1 if on_delete == "rollback" else 2
-    assert stack.emulator.served_version(app_id, "staging") == expected
-
-
-# A 30 s poll interval would hold the run past this test's time limit; the stream's end wakes
-# the waiter instead (tests/unit/test_waiting.py shows the same on a fake clock).
-@pytest.mark.timeout(25)
-def test_outputs_arrive_while_the_service_finishes(stack: Stack, tmp_path: Path) -> None:
-    app_id = stack.emulator.create_app("quick-site")
-    bundle = write_tree(tmp_path / "dist", site())
-    stack.emulator.timing(build_seconds=1.0)
-    result = run_program(stack.engine, deploy_program(app_id, bundle, poll_interval_seconds=30))
-    assert result.outputs["version"] == 1
-    assert stack.emulator.count("GET", f"/v1/apps/{app_id}/deploys/*/logs/stream") == 1
-
-
-@pytest.mark.parametrize(
-    "fault",
-    [
-        pytest.param({"action": "delay", "delay": 600.0}, id="hangs"),
-        pytest.param({"status": 503, "retry_after": "1"}, id="answers-503-forever"),
-    ],
-)
-@pytest.mark.timeout(45)  # the read timeout and the retry budget alone would take minutes
-def test_timeout_seconds_is_one_deadline_for_every_wait_and_retry(
-    stack: Stack, tmp_path: Path, fault: dict[str, Any]
-) -> None:
-    app_id = stack.emulator.create_app("stuck-site")
-    bundle = write_tree(tmp_path / "dist", site())
-    stack.emulator.fault(method="GET", path=f"/v1/apps/{app_id}/deploys/*", times=10**6, **fault)
-    with pytest.raises(EngineError) as info:
-        run_program(
-            stack.engine,
-            deploy_program(app_id, bundle, timeout_seconds=3, poll_interval_seconds=0.2),
-        )
-    headline = info.value.headline
-    assert headline.startswith("AppDeploy 'site': deploy dep_")
-    assert "did not finish within timeout_seconds=3 (last status unknown)" in headline
-    deploy_id = headline.split("deploy ", 1)[1].split(" ", 1)[0]
-    assert deploy_id in stack.emulator.running.emulator.store.state.deploys
-
-
-def test_promotion_to_a_missing_version_lists_the_last_five_that_exist(
-    stack: Stack, tmp_path: Path
-) -> None:
-    app_id = stack.emulator.create_app("six-versions")
-    for i in range(6):
-        bundle = write_tree(tmp_path / f"dist{i}", site(f"v{i}"))
-        run_program(stack.engine, deploy_program(app_id, bundle, poll_interval_seconds=0.1))
-    missing = lambda: AppPromotion("prod", app_id=app_id, version=99) and None  # noqa: E731
-    with pytest.raises(EngineError) as info:
-        run_program(stack.engine, missing)
-    assert (
-        f"app {app_id} has no version 99 to promote to production (the last 5 it has: "
-        "6, 5, 4, 3, 2; only completed deploys become versions)"
-    ) in info.value.headline, info.value.headline

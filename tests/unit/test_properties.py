@@ -220,6 +220,7 @@ entry_names = st.one_of(
 )
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(
     entries=st.lists(st.tuples(entry_names, st.binary(max_size=50)), min_size=1, max_size=6),

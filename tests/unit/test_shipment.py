@@ -334,6 +334,7 @@ for round_ in range(int(sys.argv[3])):
 """
 
 
+@pytest.mark.slow
 def test_a_cache_shared_by_concurrent_deploys_stays_consistent(tmp_path: Path) -> None:
     """Two processes pack two folders, several times each, at once, into one cache (bound
     small enough that eviction runs as well): every archive is whole and right, and the cache
