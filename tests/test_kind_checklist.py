@@ -3,9 +3,12 @@ registry has each thing a kind needs, so an omission fails here instead of reach
 
 from __future__ import annotations
 
+import ast
 import importlib
+import io
 import json
 import re
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -108,14 +111,39 @@ SHARED = {"kinds/spec.py", "kinds/environments.py", "kinds/verify.py"}
 of them, and keeps its own models in its own module."""
 
 
+def code_names(text: str) -> set[str]:
+    """What a module names in its code: its identifiers, and its strings that are one word
+    (``kind = "App"``). Prose (docstrings, comments, sentences) is no use of a kind: "a Mixpeek
+    App" names the product, and a kind called ``App`` must not make every such line a stranger."""
+    found: set[str] = set()
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if tok.type == tokenize.NAME:
+            found.add(tok.string)
+        elif tok.type == tokenize.STRING:
+            # An f-string's literal parts each count as a string of their own.
+            node = ast.parse(tok.string, mode="eval").body
+            parts = node.values if isinstance(node, ast.JoinedStr) else [node]
+            for part in parts:
+                word = part.value if isinstance(part, ast.Constant) else None
+                if isinstance(word, str) and re.fullmatch(r"\w+", word):
+                    found.add(word)
+    return found
+
+
+def test_code_names_are_identifiers_and_one_word_strings_not_prose() -> None:
+    text = '"""A Mixpeek App."""\n# App\nkind = "App"\nx = AppResponse\ny = f"an App {x}"\n'
+    assert code_names(text) & {"App", "AppResponse", "an"} == {"App", "AppResponse"}
+    assert "App" not in code_names('"""A Mixpeek App."""\n# App\ny = "an App"\n')
+
+
 def test_adding_a_kind_touches_at_most_four_hand_written_files() -> None:
     """Every provider module outside a kind's own files is kind-agnostic: the front doors, the
     schema, the client and the files layer name no kind, so a new kind is its own files only."""
     names = sorted(KINDS)
     for path in sorted(PROVIDER.rglob("*.py")):
         rel = path.relative_to(PROVIDER).as_posix()
-        text = path.read_text()
-        named = [n for n in names if re.search(rf"\b{n}\b", text)]
+        used = code_names(path.read_text())
+        named = [n for n in names if n in used]
         if rel in SHARED:
             continue
         strangers = [n for n in named if rel not in kind_files(n)]
