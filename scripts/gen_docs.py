@@ -34,6 +34,14 @@ class Ref:
 
 
 @dataclass(frozen=True)
+class Obj:
+    """A nested object input (``meta``): its schema type's name and its properties."""
+
+    type: str
+    props: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Decl:
     name: str
     kind: str
@@ -73,6 +81,48 @@ EXAMPLES: dict[str, tuple[str, list[Decl], dict[str, Ref]]] = {
         ],
         {"productionUrl": Ref("site-production", "url")},
     ),
+    "App": (
+        "Declare an app and its address",
+        [
+            Decl(
+                "search-app",
+                "App",
+                {"slug": "acme-search", "meta": Obj("AppMeta", {"title": "Acme Search"})},
+            )
+        ],
+        {"appId": Ref("search-app", "appId"), "url": Ref("search-app", "url")},
+    ),
+    "AppDomain": (
+        "Add a custom domain and show the DNS records it needs",
+        [
+            Decl(
+                "search-domain",
+                "AppDomain",
+                {"appId": "app_123", "domain": "search.acme.com"},
+            )
+        ],
+        {
+            "txtName": Ref("search-domain", "verificationRecordName"),
+            "txtValue": Ref("search-domain", "verificationRecordValue"),
+            "cnameTarget": Ref("search-domain", "cnameTarget"),
+        },
+    ),
+    "AppDomainVerification": (
+        "Wait until a custom domain is verified (after its TXT record is created)",
+        [
+            Decl(
+                "search-domain",
+                "AppDomain",
+                {"appId": "app_123", "domain": "search.acme.com"},
+            ),
+            Decl(
+                "search-verified",
+                "AppDomainVerification",
+                {"appId": "app_123", "domain": Ref("search-domain", "domain")},
+            ),
+        ],
+        {"status": Ref("search-verified", "status")},
+    ),
     "PluginDeployment": (
         "Deploy a custom plugin for realtime inference",
         [
@@ -91,6 +141,9 @@ EXAMPLES: dict[str, tuple[str, list[Decl], dict[str, Ref]]] = {
     ),
 }
 IMPORT_IDS = {
+    "App": "<appId>",
+    "AppDomain": "<appId>/<domain>",
+    "AppDomainVerification": "<appId>/<domain>",
     "AppDeploy": "<appId>/<environment>",
     "AppPromotion": "<appId>/<environment>",
     "PluginDeployment": "<namespaceId>/<pluginId>",
@@ -123,7 +176,13 @@ def yaml_example(decls: list[Decl], outputs: dict[str, Ref]) -> str:
     for d in decls:
         lines += [f"  {d.name}:", f"    type: mixpeek:index:{d.kind}", "    properties:"]
         for key, value in d.props.items():
-            shown = f"${{{value.resource}.{value.output}}}" if isinstance(value, Ref) else value
+            shown = (
+                f"${{{value.resource}.{value.output}}}"
+                if isinstance(value, Ref)
+                else json.dumps(value.props)
+                if isinstance(value, Obj)
+                else value
+            )
             lines.append(f"      {key}: {shown}")
     lines.append("outputs:")
     lines += [f"  {k}: ${{{r.resource}.{r.output}}}" for k, r in outputs.items()]
@@ -138,6 +197,8 @@ def python_example(decls: list[Decl], outputs: dict[str, Ref]) -> str:
             shown = (
                 f"{snake(variable(value.resource))}.{snake(value.output)}"
                 if isinstance(value, Ref)
+                else json.dumps({snake(k): v for k, v in value.props.items()})
+                if isinstance(value, Obj)
                 else json.dumps(value)
             )
             lines.append(f"    {snake(key)}={shown},")
@@ -158,6 +219,8 @@ def typescript_example(decls: list[Decl], outputs: dict[str, Ref]) -> str:
             shown = (
                 f"{variable(value.resource)}.{value.output}"
                 if isinstance(value, Ref)
+                else json.dumps(value.props)
+                if isinstance(value, Obj)
                 else json.dumps(value)
             )
             lines.append(f"    {key}: {shown},")
@@ -187,6 +250,11 @@ def go_example(decls: list[Decl], outputs: dict[str, Ref]) -> str:
         for key, value in d.props.items():
             if isinstance(value, Ref):
                 shown = f"{variable(value.resource)}.{go_field(value.output)}"
+            elif isinstance(value, Obj):
+                fields = ", ".join(
+                    f"{go_field(k)}: pulumi.String({json.dumps(v)})" for k, v in value.props.items()
+                )
+                shown = f"&mixpeek.{value.type}Args{{{fields}}}"
             else:
                 shown = f"pulumi.String({json.dumps(value)})"
             lines.append(f"\t\t\t{go_field(key)}: {shown},")

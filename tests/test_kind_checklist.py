@@ -20,7 +20,10 @@ from mixpeek_pulumi.native.schema import PACKAGE
 ROOT = Path(__file__).resolve().parents[1]
 
 CONFORMANCE = {
+    "App": "drive_apps.py",
     "AppDeploy": "drive_apps.py",
+    "AppDomain": "drive_apps.py",
+    "AppDomainVerification": "drive_apps.py",
     "AppPromotion": "drive_apps.py",
     "PluginDeployment": "drive_plugins.py",
 }

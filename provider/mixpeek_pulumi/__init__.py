@@ -23,12 +23,37 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .resources._common import VerifyArgs
+    from .resources.app import (
+        App,
+        AppApiAllowArgs,
+        AppArgs,
+        AppAuthConfigArgs,
+        AppBuildConfigArgs,
+        AppMetaArgs,
+        AppMonitoringArgs,
+    )
     from .resources.app_deploy import AppDeploy, AppDeployArgs
+    from .resources.app_domain import AppDomain, AppDomainArgs
+    from .resources.app_domain_verification import (
+        AppDomainVerification,
+        AppDomainVerificationArgs,
+    )
     from .resources.app_promotion import AppPromotion, AppPromotionArgs
     from .resources.plugin_deployment import PluginDeployment, PluginDeploymentArgs
 
 _LAZY = {
     "VerifyArgs": ".resources._common",
+    "App": ".resources.app",
+    "AppArgs": ".resources.app",
+    "AppApiAllowArgs": ".resources.app",
+    "AppAuthConfigArgs": ".resources.app",
+    "AppBuildConfigArgs": ".resources.app",
+    "AppMetaArgs": ".resources.app",
+    "AppMonitoringArgs": ".resources.app",
+    "AppDomain": ".resources.app_domain",
+    "AppDomainArgs": ".resources.app_domain",
+    "AppDomainVerification": ".resources.app_domain_verification",
+    "AppDomainVerificationArgs": ".resources.app_domain_verification",
     "AppDeploy": ".resources.app_deploy",
     "AppDeployArgs": ".resources.app_deploy",
     "AppPromotion": ".resources.app_promotion",
@@ -53,8 +78,19 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "ApiError",
+    "App",
+    "AppApiAllowArgs",
+    "AppArgs",
+    "AppAuthConfigArgs",
+    "AppBuildConfigArgs",
     "AppDeploy",
     "AppDeployArgs",
+    "AppDomain",
+    "AppDomainArgs",
+    "AppDomainVerification",
+    "AppDomainVerificationArgs",
+    "AppMetaArgs",
+    "AppMonitoringArgs",
     "AppPromotion",
     "AppPromotionArgs",
     "BundleError",

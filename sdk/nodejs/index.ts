@@ -5,10 +5,25 @@ import * as pulumi from "@pulumi/pulumi";
 import * as utilities from "./utilities";
 
 // Export members:
+export { AppArgs } from "./app";
+export type App = import("./app").App;
+export const App: typeof import("./app").App = null as any;
+utilities.lazyLoad(exports, ["App"], () => require("./app"));
+
 export { AppDeployArgs } from "./appDeploy";
 export type AppDeploy = import("./appDeploy").AppDeploy;
 export const AppDeploy: typeof import("./appDeploy").AppDeploy = null as any;
 utilities.lazyLoad(exports, ["AppDeploy"], () => require("./appDeploy"));
+
+export { AppDomainArgs } from "./appDomain";
+export type AppDomain = import("./appDomain").AppDomain;
+export const AppDomain: typeof import("./appDomain").AppDomain = null as any;
+utilities.lazyLoad(exports, ["AppDomain"], () => require("./appDomain"));
+
+export { AppDomainVerificationArgs } from "./appDomainVerification";
+export type AppDomainVerification = import("./appDomainVerification").AppDomainVerification;
+export const AppDomainVerification: typeof import("./appDomainVerification").AppDomainVerification = null as any;
+utilities.lazyLoad(exports, ["AppDomainVerification"], () => require("./appDomainVerification"));
 
 export { AppPromotionArgs } from "./appPromotion";
 export type AppPromotion = import("./appPromotion").AppPromotion;
@@ -39,8 +54,14 @@ const _module = {
     version: utilities.getVersion(),
     construct: (name: string, type: string, urn: string): pulumi.Resource => {
         switch (type) {
+            case "mixpeek:index:App":
+                return new App(name, <any>undefined, { urn })
             case "mixpeek:index:AppDeploy":
                 return new AppDeploy(name, <any>undefined, { urn })
+            case "mixpeek:index:AppDomain":
+                return new AppDomain(name, <any>undefined, { urn })
+            case "mixpeek:index:AppDomainVerification":
+                return new AppDomainVerification(name, <any>undefined, { urn })
             case "mixpeek:index:AppPromotion":
                 return new AppPromotion(name, <any>undefined, { urn })
             case "mixpeek:index:PluginDeployment":

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.emulator_fixture import EmulatorHandle
-from tests.engine import PROJECT_ROOT, FakeEngine, ProviderHost, run_program
+from tests.engine import PROJECT_ROOT, FakeEngine, ProviderHost, is_secret, run_program
 
 EXAMPLES = PROJECT_ROOT / "examples"
 
@@ -91,6 +91,36 @@ def test_promotion_example_two_stacks(demo: EmulatorHandle, tmp_path: Path) -> N
         assert demo.count("POST", "/v1/apps/*/deploy") == 1
         again = run_program(production, program, config=config, stack_references=refs)
         assert again.steps == [("same", "production")]
+    finally:
+        host.close()
+
+
+def test_app_domain_example_declares_the_app_it_deploys(
+    emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    program = EXAMPLES / "app-domain" / "__main__.py"
+    host, eng = engine(emulator, tmp_path, "mixpeek-app-domain")
+    config = {
+        "mixpeek-app-domain:verifySeconds": "30",
+        "mixpeek-app-domain:verifyPollSeconds": "1",
+        "mixpeek-app-domain:sitesUrl": f"{emulator.url}/_sites",
+    }
+    try:
+        out = run_program(eng, program, config=config).outputs
+        assert out["url"] == "https://acme-search.mxp.co"
+        assert out["txt_name"] == "_mixpeek-verify.search.acme.com"
+        assert out["domain_status"] == "active"
+        assert out["verified"] is True
+        app = emulator.records().apps[out["app_id"]]
+        assert app.domains[0].domain == "search.acme.com"
+        # The config was plain: the App itself kept the password and build secrets secret.
+        (kept,) = [r for r in eng.state.values() if r.urn.endswith("::search-app")]
+        for where in (kept.inputs, kept.outputs):
+            assert is_secret(where["auth_config"]["password"])
+            assert is_secret(where["build_config"]["secrets"])
+            assert not is_secret(where["slug"])
+        again = run_program(eng, program, config=config, preview=True)
+        assert {op for op, _ in again.steps} == {"same"}
     finally:
         host.close()
 

@@ -5,6 +5,7 @@ waits until the domain is active, or says in one sentence which record it still 
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
@@ -46,7 +47,12 @@ def test_any_change_of_a_domain_replaces_it(resource: Make, emulator: EmulatorHa
     out = domain.up(app_id=app_id, domain="search.acme.com")
     kind = domain.kind_
     old = kind.state.load(out)
-    for change in ({"domain": "find.acme.com"}, {"is_primary": True}, {"app_id": "app_other"}):
+    changes: list[dict[str, Any]] = [
+        {"domain": "find.acme.com"},
+        {"is_primary": True},
+        {"app_id": "app_other"},
+    ]
+    for change in changes:
         news = domain.check(**{"app_id": app_id, "domain": "search.acme.com", **change})
         diff = kind.diff(old, news, set())
         assert diff.replaces == tuple(change), change

@@ -13,8 +13,14 @@ from pathlib import Path
 import pytest
 
 from mixpeek_pulumi import (
+    App,
+    AppArgs,
     AppDeploy,
     AppDeployArgs,
+    AppDomain,
+    AppDomainArgs,
+    AppDomainVerification,
+    AppDomainVerificationArgs,
     AppPromotion,
     AppPromotionArgs,
     PluginDeployment,
@@ -26,7 +32,10 @@ from scripts import gen_sdk
 from tests.engine import PROJECT_ROOT
 
 DYNAMIC = {
+    "App": (App, AppArgs),
     "AppDeploy": (AppDeploy, AppDeployArgs),
+    "AppDomain": (AppDomain, AppDomainArgs),
+    "AppDomainVerification": (AppDomainVerification, AppDomainVerificationArgs),
     "AppPromotion": (AppPromotion, AppPromotionArgs),
     "PluginDeployment": (PluginDeployment, PluginDeploymentArgs),
 }
@@ -62,6 +71,20 @@ def test_schema_models_and_dynamic_resources_agree(kind: str) -> None:
     whole = schema()
     assert whole["config"]["variables"]["apiKey"]["secret"] is True
     assert whole["provider"]["inputProperties"]["apiKey"]["secret"] is True
+
+
+def test_the_properties_a_kind_keeps_secret_are_secret_in_the_schema() -> None:
+    """``auth_config.password`` and ``build_config.secrets`` are secret in the schema, where
+    the SDKs and the docs read them; nothing else of App is."""
+    types = schema()["types"]
+    secret = {
+        f"{name.rsplit(':', 1)[-1]}.{prop}"
+        for name, spec in types.items()
+        for prop, field in spec["properties"].items()
+        if field.get("secret")
+    }
+    assert secret == {"AuthConfig.password", "AppBuildConfig.secrets"}
+    assert "mixpeek:index:ApiAllow" in types  # an object inside a list inside an object
 
 
 def test_plugin_prints_the_schema_it_serves() -> None:

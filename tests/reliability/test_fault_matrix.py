@@ -20,7 +20,14 @@ import pytest
 from google.protobuf import empty_pb2
 from pulumi.runtime.proto import provider_pb2
 
-from mixpeek_pulumi import AppDeploy, AppPromotion, PluginDeployment
+from mixpeek_pulumi import (
+    App,
+    AppDeploy,
+    AppDomain,
+    AppDomainVerification,
+    AppPromotion,
+    PluginDeployment,
+)
 from mixpeek_pulumi.native import wire
 from tests.emulator_fixture import EmulatorHandle, start_emulator, wait_until
 from tests.engine import EngineError, FakeEngine, ProviderHost, run_program
@@ -28,7 +35,9 @@ from tests.plugin_process import native_provider
 from tests.reliability.docs import normalize, section, write_section, writing
 from tests.sites import plugin, site, write_tree
 
-Kind = Literal["AppDeploy", "AppPromotion", "PluginDeployment"]
+Kind = Literal[
+    "App", "AppDeploy", "AppDomain", "AppDomainVerification", "AppPromotion", "PluginDeployment"
+]
 HTML = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 KEY_ECHO = "invalid key"
 
@@ -522,6 +531,55 @@ CASES = [
         ),
         "success",
     ),
+    # App, AppDomain, AppDomainVerification
+    Case(
+        "App",
+        "create POST",
+        "429 with Retry-After",
+        rule("POST", "/v1/apps", status=429, retry_after="1"),
+        "success",
+    ),
+    Case(
+        "App",
+        "update PATCH",
+        "burst of 500/502/503/504",
+        both(*(rule("PATCH", APP, status=s) for s in (500, 502, 503, 504))),
+        "success",
+        extra={"update": True},
+    ),
+    Case(
+        "App",
+        "any",
+        "401 wrong key",
+        lambda _e, _s: None,
+        "error",
+        "HTTP 401 UnauthorizedError",
+        wrong_key=True,
+    ),
+    Case(
+        "AppDomain",
+        "add POST",
+        "500",
+        rule("POST", APP + "/domains", status=500),
+        "error",
+        "HTTP 500",
+    ),
+    Case(
+        "AppDomain",
+        "any",
+        "401 wrong key",
+        lambda _e, _s: None,
+        "error",
+        "HTTP 401 UnauthorizedError",
+        wrong_key=True,
+    ),
+    Case(
+        "AppDomainVerification",
+        "domain list",
+        "burst of 500/502/503/504",
+        both(*(rule("GET", APP + "/domains", status=s) for s in (500, 502, 503, 504))),
+        "success",
+    ),
 ]
 
 
@@ -571,10 +629,45 @@ def engine_for(env: dict[str, Any], good_key: bool) -> FakeEngine:
     )
 
 
+def app_programs(
+    case: Case, scope: str, opts: dict[str, Any]
+) -> tuple[Callable[[], None], Callable[[], None] | None] | None:
+    """The programs of the app's own kinds (the app, its domain, the domain's verification);
+    None for the others."""
+    if case.kind == "App":
+        slug = f"own-{scope.removeprefix('app_')}"
+
+        def app(title: str) -> None:
+            made = App("app", slug=slug, meta={"title": title})
+            pulumi.export("app_id", made.app_id)
+
+        if case.extra.get("update"):
+            return (lambda: app("Second")), (lambda: app("First"))
+        return (lambda: app("First")), None
+    hostname = f"{scope.replace('_', '-')}.acme.com"  # domains are unique across apps
+    if case.kind == "AppDomain":
+
+        def domain() -> None:
+            AppDomain("d", app_id=scope, domain=hostname)
+
+        return domain, None
+    if case.kind == "AppDomainVerification":
+
+        def verified() -> None:
+            domain = AppDomain("d", app_id=scope, domain=hostname)
+            AppDomainVerification("v", app_id=scope, domain=domain.domain, **opts)
+
+        return verified, None
+    return None
+
+
 def programs(
     case: Case, scope: str, tmp: Path
 ) -> tuple[Callable[[], None], Callable[[], None] | None]:
     opts: dict[str, Any] = {"poll_interval_seconds": 0.2, "timeout_seconds": 20}
+    own = app_programs(case, scope, opts)
+    if own is not None:
+        return own
     if case.kind == "PluginDeployment":
         source = write_tree(tmp / "plugin", plugin())
 
@@ -604,7 +697,11 @@ def programs(
 
 
 def intended_posts(emu: EmulatorHandle, case: Case, scope: str) -> int:
-    if case.kind == "AppDeploy":
+    if case.kind == "App":
+        pattern = "/v1/apps"
+    elif case.kind in ("AppDomain", "AppDomainVerification"):
+        pattern = f"/v1/apps/{scope}/domains"
+    elif case.kind == "AppDeploy":
         pattern = f"/v1/apps/{scope}/deploy"
     elif case.kind == "AppPromotion":
         pattern = f"/v1/apps/{scope}/versions/*/restore"
@@ -621,15 +718,22 @@ def intended_posts(emu: EmulatorHandle, case: Case, scope: str) -> int:
     )
 
 
+def scope_for(emu: EmulatorHandle, case: Case) -> str:
+    """What the case's resources live in: an app made beforehand, or a namespace; an App
+    makes its own app (none is made to be counted), named from this."""
+    stamp = f"{len(ROWS)}-{int(time.time() * 1000) % 100000}"
+    if case.kind == "App":
+        return f"app_{stamp}"
+    if case.kind == "PluginDeployment":
+        return f"ns_{case.id[:40]}"
+    return emu.create_app(f"m-{stamp}")
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_fault(case: Case, env: dict[str, Any], tmp_path: Path) -> None:
     emu: EmulatorHandle = env["emu"]
     httpx_reset(emu)
-    scope = (
-        emu.create_app(f"m-{len(ROWS)}-{int(time.time() * 1000) % 100000}")
-        if case.kind != "PluginDeployment"
-        else f"ns_{case.id[:40]}"
-    )
+    scope = scope_for(emu, case)
     main, before = programs(case, scope, tmp_path)
     engine = engine_for(env, good_key=not case.wrong_key)
     if before is not None:

@@ -20,7 +20,14 @@ from typing import Any, Literal
 import pulumi
 import pytest
 
-from mixpeek_pulumi import AppDeploy, AppPromotion, PluginDeployment
+from mixpeek_pulumi import (
+    App,
+    AppDeploy,
+    AppDomain,
+    AppDomainVerification,
+    AppPromotion,
+    PluginDeployment,
+)
 from mixpeek_pulumi.errors import InputError
 from tests.emulator_fixture import EmulatorHandle, wait_until
 from tests.engine import EngineError, open_stack, run_program
@@ -114,6 +121,32 @@ def _promote(app_id: str, version: Any) -> Callable[[], None]:
     return program
 
 
+def _app(slug: str) -> Callable[[], None]:
+    def program() -> None:
+        App(
+            "app",
+            slug=slug,
+            meta={"title": "Hostile"},
+            auth_config={"mode": "password", "password": "s3cretpass"},
+        )
+
+    return program
+
+
+def _domain(app_id: str, domain: str) -> Callable[[], None]:
+    def program() -> None:
+        AppDomain("d", app_id=app_id, domain=domain)
+
+    return program
+
+
+def _verification(app_id: str, domain: str) -> Callable[[], None]:
+    def program() -> None:
+        AppDomainVerification("v", app_id=app_id, domain=domain)
+
+    return program
+
+
 def _big_plugin(tmp: Path) -> Path:
     root = write_tree(tmp / "plugin", plugin())
     with (root / "weights.bin").open("wb") as handle:
@@ -185,6 +218,9 @@ def program_for(case: str) -> Callable[[Path, str], tuple[Callable[[], None], di
         ),
         "plugin source over 500 MB": lambda t, a: (_plugin(_big_plugin(t), "ns_big"), none),
         "version=True": lambda t, a: (_promote(a, True), none),
+        "slug '../admin' beside a password": lambda t, a: (_app("../admin"), none),
+        "domain given as a URL": lambda t, a: (_domain(a, "https://search.acme.com/x"), none),
+        "domain under localhost": lambda t, a: (_verification(a, "admin.localhost"), none),
         "full-width plugin version": lambda t, a: (
             _plugin(write_tree(t / "plugin", plugin()), "ns_fw", version="１.０.０"),
             none,
@@ -334,6 +370,9 @@ CASES = [
         "refused",
         "'Logo.png' and 'logo.png' differ only in letter case or Unicode form",
     ),
+    hostile("app settings", "slug '../admin' beside a password", "refused", "is not a slug"),
+    hostile("app settings", "domain given as a URL", "refused", "is not a hostname"),
+    hostile("app settings", "domain under localhost", "refused", "is under localhost"),
 ]
 ROWS: dict[str, tuple[str, str]] = {}
 

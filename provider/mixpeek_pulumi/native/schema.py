@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 from .._version import __version__
 from ..kinds.base import AnyKind
 from ..kinds.registry import KINDS
-from ..kinds.spec import change_of
+from ..kinds.spec import change_of, is_secret
 
 PACKAGE: Final = "mixpeek"
 REPOSITORY: Final = "https://github.com/mixpeek/mixpeek-pulumi"
@@ -96,13 +96,26 @@ def type_token(model: type[BaseModel]) -> str:
 
 
 def object_types() -> dict[str, Any]:
-    """The nested input types (``verify``), each an object of camelCase properties."""
+    """The nested input types (``verify``), each an object of camelCase properties, and the
+    objects inside them (a list's items too)."""
     found: dict[str, type[BaseModel]] = {}
+
+    def visit(annotation: Any) -> None:
+        annotation = _strip_optional(annotation)
+        if get_origin(annotation) is list:
+            visit(get_args(annotation)[0])
+        elif (
+            isinstance(annotation, type)
+            and issubclass(annotation, BaseModel)
+            and type_token(annotation) not in found
+        ):
+            found[type_token(annotation)] = annotation
+            for inner in annotation.model_fields.values():
+                visit(inner.annotation)
+
     for kind in KINDS.values():
         for field in kind.inputs.model_fields.values():
-            model = _strip_optional(field.annotation)
-            if isinstance(model, type) and issubclass(model, BaseModel):
-                found[type_token(model)] = model
+            visit(field.annotation)
     return {
         name: {
             "type": "object",
@@ -225,6 +238,8 @@ def always_set(field: FieldInfo) -> bool:
 def prop(field: FieldInfo) -> dict[str, Any]:
     spec = _type(_strip_optional(field.annotation))
     spec["description"] = _describe(field)
+    if is_secret(field):
+        spec["secret"] = True  # the SDKs and the engine keep it secret in state and outputs
     return spec
 
 

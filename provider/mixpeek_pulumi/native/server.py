@@ -29,7 +29,7 @@ from ..errors import DeployError, redact
 from ..kinds.base import AnyKind, check_inputs
 from ..kinds.diffs import Failure, split_unknowns
 from ..kinds.registry import KINDS
-from ..kinds.spec import Inputs, State, change_of
+from ..kinds.spec import Inputs, State, change_of, secret_paths
 from ..run.context import READ_SECONDS, Context, failure
 from ..run.progress import write_line
 from . import launch, lifeline, wire
@@ -75,7 +75,10 @@ class Call:
             raise LookupError(f"The Mixpeek provider has no resource type {self.token!r}.")
         self.kind: AnyKind = kind
         self.codec = wire.Codec(kind)
-        self.secrets: set[wire.Path] = set()
+        # Where the kind keeps secrets (a password) is secret whatever the program marked.
+        self.secrets: set[wire.Path] = {
+            tuple(self.codec.name(path).split(".")) for path in secret_paths(kind.inputs)
+        }
 
     def model(self, wire_props: Mapping[str, Any]) -> dict[str, Any]:
         """The engine's camelCase properties as the models name them, secrets unwrapped
@@ -170,7 +173,7 @@ class NativeProvider(rpc.ResourceProviderServicer):
             failures.append(Failure(key, f"{key} is not an input of {call.kind.name}."))
         checked = {k: v for k, v in news.items() if call.codec.to_model.get(k) not in computed}
         return provider_pb2.CheckResponse(
-            inputs=wire.dump(checked | call.codec.wire(computed)),
+            inputs=wire.dump(wire.wrap(checked | call.codec.wire(computed), call.secrets)),
             failures=[
                 provider_pb2.CheckFailure(
                     property=call.codec.name(f.field), reason=redact(call.codec.words(f.reason))
@@ -237,7 +240,7 @@ class NativeProvider(rpc.ResourceProviderServicer):
             return provider_pb2.ReadResponse(
                 id=id_,
                 properties=call.outputs(found),
-                inputs=wire.dump(_import_inputs(call, found)),
+                inputs=wire.dump(wire.wrap(_import_inputs(call, found), call.secrets)),
             )
         state = call.state(props)
         with self._context(call, state, READ_SECONDS, "read") as ctx:
@@ -247,7 +250,7 @@ class NativeProvider(rpc.ResourceProviderServicer):
         return provider_pb2.ReadResponse(
             id=id_,
             properties=call.outputs(now),
-            inputs=wire.dump(inputs or _import_inputs(call, now)),
+            inputs=wire.dump(wire.wrap(inputs or _import_inputs(call, now), call.secrets)),
         )
 
     async def Delete(self, request: Any, context: Any) -> Any:

@@ -33,6 +33,7 @@ from ..kinds.base import AnyKind, check_inputs
 from ..kinds.diffs import Failure, split_unknowns, validate_inputs
 from ..kinds.registry import KINDS
 from ..kinds.spec import State
+from ..kinds.spec import secret_paths as spec_secret_paths
 from ..run.context import READ_SECONDS, Context, failure
 from ..run.journal import Journal
 from ..run.progress import write_line
@@ -200,15 +201,44 @@ class VerifyArgs:
 
 
 def _plain_args(value: Any) -> Any:
-    """A nested Args dataclass as the dict the engine carries, its unset fields left out
-    (shallow: ``asdict`` would deep-copy Outputs)."""
+    """A nested Args dataclass as the dict the engine carries, its unset fields left out,
+    and so on inside it, through dicts and lists (never ``asdict``, which would deep-copy
+    Outputs)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
-            f.name: getattr(value, f.name)
+            f.name: _plain_args(getattr(value, f.name))
             for f in dataclasses.fields(value)
             if getattr(value, f.name) is not None
         }
+    if isinstance(value, dict):
+        return {k: _plain_args(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_args(v) for v in value]
     return value
+
+
+def kept_secret(given: dict[str, Any], paths: Iterable[str]) -> dict[str, Any]:
+    """``given`` with the value at each of the kind's secret paths (``auth_config.password``)
+    a secret Output, so the engine keeps it secret in the state and its outputs whether or not
+    the program marked it. Where the path runs into an Output (a whole setting computed by
+    the program), that Output is made secret: more is hidden, nothing is shown."""
+    result = dict(given)
+    for path in paths:
+        _secret_at(result, path.split("."))
+    return result
+
+
+def _secret_at(values: dict[str, Any], path: list[str]) -> None:
+    head, rest = path[0], path[1:]
+    value = values.get(head)
+    if value is None:
+        return
+    if rest and isinstance(value, dict):
+        inner = dict(value)
+        _secret_at(inner, rest)
+        values[head] = inner
+    else:
+        values[head] = pulumi.Output.secret(value)
 
 
 def resource_props(
@@ -235,6 +265,7 @@ def resource_props(
     _, failures = validate_inputs(model, plain, set(model.model_fields) - set(plain))
     if failures:
         raise InputError(kind, resource_name, [(f.field, f.reason) for f in failures])
+    given = kept_secret(given, spec_secret_paths(model))
     props: dict[str, Any] = dict.fromkeys(state.output_keys())
     props.update(given)
     for key in paths:

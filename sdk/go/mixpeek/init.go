@@ -21,8 +21,14 @@ func (m *module) Version() semver.Version {
 
 func (m *module) Construct(ctx *pulumi.Context, name, typ, urn string) (r pulumi.Resource, err error) {
 	switch typ {
+	case "mixpeek:index:App":
+		r = &App{}
 	case "mixpeek:index:AppDeploy":
 		r = &AppDeploy{}
+	case "mixpeek:index:AppDomain":
+		r = &AppDomain{}
+	case "mixpeek:index:AppDomainVerification":
+		r = &AppDomainVerification{}
 	case "mixpeek:index:AppPromotion":
 		r = &AppPromotion{}
 	case "mixpeek:index:PluginDeployment":

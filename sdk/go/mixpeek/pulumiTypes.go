@@ -13,6 +13,1004 @@ import (
 
 var _ = internal.GetEnvOrDefault
 
+// One widening of the app's `/api` proxy allowlist.
+type ApiAllow struct {
+	// The HTTP methods allowed, such as `["GET", "POST"]`.
+	Methods []string `pulumi:"methods"`
+	// The path the app may proxy, such as `/v1/retrievers/*/execute`.
+	Pattern *string `pulumi:"pattern"`
+}
+
+// ApiAllowInput is an input type that accepts ApiAllowArgs and ApiAllowOutput values.
+// You can construct a concrete instance of `ApiAllowInput` via:
+//
+//	ApiAllowArgs{...}
+type ApiAllowInput interface {
+	pulumi.Input
+
+	ToApiAllowOutput() ApiAllowOutput
+	ToApiAllowOutputWithContext(context.Context) ApiAllowOutput
+}
+
+// One widening of the app's `/api` proxy allowlist.
+type ApiAllowArgs struct {
+	// The HTTP methods allowed, such as `["GET", "POST"]`.
+	Methods pulumi.StringArrayInput `pulumi:"methods"`
+	// The path the app may proxy, such as `/v1/retrievers/*/execute`.
+	Pattern pulumi.StringPtrInput `pulumi:"pattern"`
+}
+
+func (ApiAllowArgs) ElementType() reflect.Type {
+	return reflect.TypeOf((*ApiAllow)(nil)).Elem()
+}
+
+func (i ApiAllowArgs) ToApiAllowOutput() ApiAllowOutput {
+	return i.ToApiAllowOutputWithContext(context.Background())
+}
+
+func (i ApiAllowArgs) ToApiAllowOutputWithContext(ctx context.Context) ApiAllowOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(ApiAllowOutput)
+}
+
+// ApiAllowArrayInput is an input type that accepts ApiAllowArray and ApiAllowArrayOutput values.
+// You can construct a concrete instance of `ApiAllowArrayInput` via:
+//
+//	ApiAllowArray{ ApiAllowArgs{...} }
+type ApiAllowArrayInput interface {
+	pulumi.Input
+
+	ToApiAllowArrayOutput() ApiAllowArrayOutput
+	ToApiAllowArrayOutputWithContext(context.Context) ApiAllowArrayOutput
+}
+
+type ApiAllowArray []ApiAllowInput
+
+func (ApiAllowArray) ElementType() reflect.Type {
+	return reflect.TypeOf((*[]ApiAllow)(nil)).Elem()
+}
+
+func (i ApiAllowArray) ToApiAllowArrayOutput() ApiAllowArrayOutput {
+	return i.ToApiAllowArrayOutputWithContext(context.Background())
+}
+
+func (i ApiAllowArray) ToApiAllowArrayOutputWithContext(ctx context.Context) ApiAllowArrayOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(ApiAllowArrayOutput)
+}
+
+// One widening of the app's `/api` proxy allowlist.
+type ApiAllowOutput struct{ *pulumi.OutputState }
+
+func (ApiAllowOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((*ApiAllow)(nil)).Elem()
+}
+
+func (o ApiAllowOutput) ToApiAllowOutput() ApiAllowOutput {
+	return o
+}
+
+func (o ApiAllowOutput) ToApiAllowOutputWithContext(ctx context.Context) ApiAllowOutput {
+	return o
+}
+
+// The HTTP methods allowed, such as `["GET", "POST"]`.
+func (o ApiAllowOutput) Methods() pulumi.StringArrayOutput {
+	return o.ApplyT(func(v ApiAllow) []string { return v.Methods }).(pulumi.StringArrayOutput)
+}
+
+// The path the app may proxy, such as `/v1/retrievers/*/execute`.
+func (o ApiAllowOutput) Pattern() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v ApiAllow) *string { return v.Pattern }).(pulumi.StringPtrOutput)
+}
+
+type ApiAllowArrayOutput struct{ *pulumi.OutputState }
+
+func (ApiAllowArrayOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((*[]ApiAllow)(nil)).Elem()
+}
+
+func (o ApiAllowArrayOutput) ToApiAllowArrayOutput() ApiAllowArrayOutput {
+	return o
+}
+
+func (o ApiAllowArrayOutput) ToApiAllowArrayOutputWithContext(ctx context.Context) ApiAllowArrayOutput {
+	return o
+}
+
+func (o ApiAllowArrayOutput) Index(i pulumi.IntInput) ApiAllowOutput {
+	return pulumi.All(o, i).ApplyT(func(vs []interface{}) ApiAllow {
+		return vs[0].([]ApiAllow)[vs[1].(int)]
+	}).(ApiAllowOutput)
+}
+
+// How the app is built. `asset_prefix` is the service's and never sent.
+type AppBuildConfig struct {
+	// Rules that widen the fleet's `/api` proxy allowlist for this app.
+	ApiAllow []ApiAllow `pulumi:"apiAllow"`
+	// The build's entry point. Default: `"src/layout.jsx"`.
+	Entry *string `pulumi:"entry"`
+	// Build-time variables; every one but `MIXPEEK_API_KEY` reaches the browser, so put secrets in `secrets`.
+	EnvVars map[string]interface{} `pulumi:"envVars"`
+	// The framework: `react`. Default: `"react"`.
+	Framework *string `pulumi:"framework"`
+	// Server-only values for the app's `/functions/*` handlers; the service shows them as `***`, so each is compared with what was sent last.
+	Secrets map[string]interface{} `pulumi:"secrets"`
+	// Build with Tailwind CSS. Default: `true`.
+	Tailwind *bool `pulumi:"tailwind"`
+}
+
+// AppBuildConfigInput is an input type that accepts AppBuildConfigArgs and AppBuildConfigOutput values.
+// You can construct a concrete instance of `AppBuildConfigInput` via:
+//
+//	AppBuildConfigArgs{...}
+type AppBuildConfigInput interface {
+	pulumi.Input
+
+	ToAppBuildConfigOutput() AppBuildConfigOutput
+	ToAppBuildConfigOutputWithContext(context.Context) AppBuildConfigOutput
+}
+
+// How the app is built. `asset_prefix` is the service's and never sent.
+type AppBuildConfigArgs struct {
+	// Rules that widen the fleet's `/api` proxy allowlist for this app.
+	ApiAllow ApiAllowArrayInput `pulumi:"apiAllow"`
+	// The build's entry point. Default: `"src/layout.jsx"`.
+	Entry pulumi.StringPtrInput `pulumi:"entry"`
+	// Build-time variables; every one but `MIXPEEK_API_KEY` reaches the browser, so put secrets in `secrets`.
+	EnvVars pulumi.MapInput `pulumi:"envVars"`
+	// The framework: `react`. Default: `"react"`.
+	Framework pulumi.StringPtrInput `pulumi:"framework"`
+	// Server-only values for the app's `/functions/*` handlers; the service shows them as `***`, so each is compared with what was sent last.
+	Secrets pulumi.MapInput `pulumi:"secrets"`
+	// Build with Tailwind CSS. Default: `true`.
+	Tailwind pulumi.BoolPtrInput `pulumi:"tailwind"`
+}
+
+func (AppBuildConfigArgs) ElementType() reflect.Type {
+	return reflect.TypeOf((*AppBuildConfig)(nil)).Elem()
+}
+
+func (i AppBuildConfigArgs) ToAppBuildConfigOutput() AppBuildConfigOutput {
+	return i.ToAppBuildConfigOutputWithContext(context.Background())
+}
+
+func (i AppBuildConfigArgs) ToAppBuildConfigOutputWithContext(ctx context.Context) AppBuildConfigOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(AppBuildConfigOutput)
+}
+
+func (i AppBuildConfigArgs) ToAppBuildConfigPtrOutput() AppBuildConfigPtrOutput {
+	return i.ToAppBuildConfigPtrOutputWithContext(context.Background())
+}
+
+func (i AppBuildConfigArgs) ToAppBuildConfigPtrOutputWithContext(ctx context.Context) AppBuildConfigPtrOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(AppBuildConfigOutput).ToAppBuildConfigPtrOutputWithContext(ctx)
+}
+
+// AppBuildConfigPtrInput is an input type that accepts AppBuildConfigArgs, AppBuildConfigPtr and AppBuildConfigPtrOutput values.
+// You can construct a concrete instance of `AppBuildConfigPtrInput` via:
+//
+//	        AppBuildConfigArgs{...}
+//
+//	or:
+//
+//	        nil
+type AppBuildConfigPtrInput interface {
+	pulumi.Input
+
+	ToAppBuildConfigPtrOutput() AppBuildConfigPtrOutput
+	ToAppBuildConfigPtrOutputWithContext(context.Context) AppBuildConfigPtrOutput
+}
+
+type appBuildConfigPtrType AppBuildConfigArgs
+
+func AppBuildConfigPtr(v *AppBuildConfigArgs) AppBuildConfigPtrInput {
+	return (*appBuildConfigPtrType)(v)
+}
+
+func (*appBuildConfigPtrType) ElementType() reflect.Type {
+	return reflect.TypeOf((**AppBuildConfig)(nil)).Elem()
+}
+
+func (i *appBuildConfigPtrType) ToAppBuildConfigPtrOutput() AppBuildConfigPtrOutput {
+	return i.ToAppBuildConfigPtrOutputWithContext(context.Background())
+}
+
+func (i *appBuildConfigPtrType) ToAppBuildConfigPtrOutputWithContext(ctx context.Context) AppBuildConfigPtrOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(AppBuildConfigPtrOutput)
+}
+
+// How the app is built. `asset_prefix` is the service's and never sent.
+type AppBuildConfigOutput struct{ *pulumi.OutputState }
+
+func (AppBuildConfigOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((*AppBuildConfig)(nil)).Elem()
+}
+
+func (o AppBuildConfigOutput) ToAppBuildConfigOutput() AppBuildConfigOutput {
+	return o
+}
+
+func (o AppBuildConfigOutput) ToAppBuildConfigOutputWithContext(ctx context.Context) AppBuildConfigOutput {
+	return o
+}
+
+func (o AppBuildConfigOutput) ToAppBuildConfigPtrOutput() AppBuildConfigPtrOutput {
+	return o.ToAppBuildConfigPtrOutputWithContext(context.Background())
+}
+
+func (o AppBuildConfigOutput) ToAppBuildConfigPtrOutputWithContext(ctx context.Context) AppBuildConfigPtrOutput {
+	return o.ApplyTWithContext(ctx, func(_ context.Context, v AppBuildConfig) *AppBuildConfig {
+		return &v
+	}).(AppBuildConfigPtrOutput)
+}
+
+// Rules that widen the fleet's `/api` proxy allowlist for this app.
+func (o AppBuildConfigOutput) ApiAllow() ApiAllowArrayOutput {
+	return o.ApplyT(func(v AppBuildConfig) []ApiAllow { return v.ApiAllow }).(ApiAllowArrayOutput)
+}
+
+// The build's entry point. Default: `"src/layout.jsx"`.
+func (o AppBuildConfigOutput) Entry() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v AppBuildConfig) *string { return v.Entry }).(pulumi.StringPtrOutput)
+}
+
+// Build-time variables; every one but `MIXPEEK_API_KEY` reaches the browser, so put secrets in `secrets`.
+func (o AppBuildConfigOutput) EnvVars() pulumi.MapOutput {
+	return o.ApplyT(func(v AppBuildConfig) map[string]interface{} { return v.EnvVars }).(pulumi.MapOutput)
+}
+
+// The framework: `react`. Default: `"react"`.
+func (o AppBuildConfigOutput) Framework() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v AppBuildConfig) *string { return v.Framework }).(pulumi.StringPtrOutput)
+}
+
+// Server-only values for the app's `/functions/*` handlers; the service shows them as `***`, so each is compared with what was sent last.
+func (o AppBuildConfigOutput) Secrets() pulumi.MapOutput {
+	return o.ApplyT(func(v AppBuildConfig) map[string]interface{} { return v.Secrets }).(pulumi.MapOutput)
+}
+
+// Build with Tailwind CSS. Default: `true`.
+func (o AppBuildConfigOutput) Tailwind() pulumi.BoolPtrOutput {
+	return o.ApplyT(func(v AppBuildConfig) *bool { return v.Tailwind }).(pulumi.BoolPtrOutput)
+}
+
+type AppBuildConfigPtrOutput struct{ *pulumi.OutputState }
+
+func (AppBuildConfigPtrOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((**AppBuildConfig)(nil)).Elem()
+}
+
+func (o AppBuildConfigPtrOutput) ToAppBuildConfigPtrOutput() AppBuildConfigPtrOutput {
+	return o
+}
+
+func (o AppBuildConfigPtrOutput) ToAppBuildConfigPtrOutputWithContext(ctx context.Context) AppBuildConfigPtrOutput {
+	return o
+}
+
+func (o AppBuildConfigPtrOutput) Elem() AppBuildConfigOutput {
+	return o.ApplyT(func(v *AppBuildConfig) AppBuildConfig {
+		if v != nil {
+			return *v
+		}
+		var ret AppBuildConfig
+		return ret
+	}).(AppBuildConfigOutput)
+}
+
+// Rules that widen the fleet's `/api` proxy allowlist for this app.
+func (o AppBuildConfigPtrOutput) ApiAllow() ApiAllowArrayOutput {
+	return o.ApplyT(func(v *AppBuildConfig) []ApiAllow {
+		if v == nil {
+			return nil
+		}
+		return v.ApiAllow
+	}).(ApiAllowArrayOutput)
+}
+
+// The build's entry point. Default: `"src/layout.jsx"`.
+func (o AppBuildConfigPtrOutput) Entry() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *AppBuildConfig) *string {
+		if v == nil {
+			return nil
+		}
+		return v.Entry
+	}).(pulumi.StringPtrOutput)
+}
+
+// Build-time variables; every one but `MIXPEEK_API_KEY` reaches the browser, so put secrets in `secrets`.
+func (o AppBuildConfigPtrOutput) EnvVars() pulumi.MapOutput {
+	return o.ApplyT(func(v *AppBuildConfig) map[string]interface{} {
+		if v == nil {
+			return nil
+		}
+		return v.EnvVars
+	}).(pulumi.MapOutput)
+}
+
+// The framework: `react`. Default: `"react"`.
+func (o AppBuildConfigPtrOutput) Framework() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *AppBuildConfig) *string {
+		if v == nil {
+			return nil
+		}
+		return v.Framework
+	}).(pulumi.StringPtrOutput)
+}
+
+// Server-only values for the app's `/functions/*` handlers; the service shows them as `***`, so each is compared with what was sent last.
+func (o AppBuildConfigPtrOutput) Secrets() pulumi.MapOutput {
+	return o.ApplyT(func(v *AppBuildConfig) map[string]interface{} {
+		if v == nil {
+			return nil
+		}
+		return v.Secrets
+	}).(pulumi.MapOutput)
+}
+
+// Build with Tailwind CSS. Default: `true`.
+func (o AppBuildConfigPtrOutput) Tailwind() pulumi.BoolPtrOutput {
+	return o.ApplyT(func(v *AppBuildConfig) *bool {
+		if v == nil {
+			return nil
+		}
+		return v.Tailwind
+	}).(pulumi.BoolPtrOutput)
+}
+
+// The app's chrome: the browser tab's title, its logo and favicon.
+type AppMeta struct {
+	// A short description shown under the title.
+	Description *string `pulumi:"description"`
+	// The browser tab's icon.
+	FaviconUrl *string `pulumi:"faviconUrl"`
+	// Let search engines and AI crawlers index the app (the service's default: no).
+	Indexable *bool `pulumi:"indexable"`
+	// The logo shown in the page header.
+	LogoUrl *string `pulumi:"logoUrl"`
+	// The title shown in the browser tab and the page header.
+	Title *string `pulumi:"title"`
+}
+
+// AppMetaInput is an input type that accepts AppMetaArgs and AppMetaOutput values.
+// You can construct a concrete instance of `AppMetaInput` via:
+//
+//	AppMetaArgs{...}
+type AppMetaInput interface {
+	pulumi.Input
+
+	ToAppMetaOutput() AppMetaOutput
+	ToAppMetaOutputWithContext(context.Context) AppMetaOutput
+}
+
+// The app's chrome: the browser tab's title, its logo and favicon.
+type AppMetaArgs struct {
+	// A short description shown under the title.
+	Description pulumi.StringPtrInput `pulumi:"description"`
+	// The browser tab's icon.
+	FaviconUrl pulumi.StringPtrInput `pulumi:"faviconUrl"`
+	// Let search engines and AI crawlers index the app (the service's default: no).
+	Indexable pulumi.BoolPtrInput `pulumi:"indexable"`
+	// The logo shown in the page header.
+	LogoUrl pulumi.StringPtrInput `pulumi:"logoUrl"`
+	// The title shown in the browser tab and the page header.
+	Title pulumi.StringPtrInput `pulumi:"title"`
+}
+
+func (AppMetaArgs) ElementType() reflect.Type {
+	return reflect.TypeOf((*AppMeta)(nil)).Elem()
+}
+
+func (i AppMetaArgs) ToAppMetaOutput() AppMetaOutput {
+	return i.ToAppMetaOutputWithContext(context.Background())
+}
+
+func (i AppMetaArgs) ToAppMetaOutputWithContext(ctx context.Context) AppMetaOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(AppMetaOutput)
+}
+
+// The app's chrome: the browser tab's title, its logo and favicon.
+type AppMetaOutput struct{ *pulumi.OutputState }
+
+func (AppMetaOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((*AppMeta)(nil)).Elem()
+}
+
+func (o AppMetaOutput) ToAppMetaOutput() AppMetaOutput {
+	return o
+}
+
+func (o AppMetaOutput) ToAppMetaOutputWithContext(ctx context.Context) AppMetaOutput {
+	return o
+}
+
+// A short description shown under the title.
+func (o AppMetaOutput) Description() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v AppMeta) *string { return v.Description }).(pulumi.StringPtrOutput)
+}
+
+// The browser tab's icon.
+func (o AppMetaOutput) FaviconUrl() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v AppMeta) *string { return v.FaviconUrl }).(pulumi.StringPtrOutput)
+}
+
+// Let search engines and AI crawlers index the app (the service's default: no).
+func (o AppMetaOutput) Indexable() pulumi.BoolPtrOutput {
+	return o.ApplyT(func(v AppMeta) *bool { return v.Indexable }).(pulumi.BoolPtrOutput)
+}
+
+// The logo shown in the page header.
+func (o AppMetaOutput) LogoUrl() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v AppMeta) *string { return v.LogoUrl }).(pulumi.StringPtrOutput)
+}
+
+// The title shown in the browser tab and the page header.
+func (o AppMetaOutput) Title() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v AppMeta) *string { return v.Title }).(pulumi.StringPtrOutput)
+}
+
+// Opt-in monitoring (to Mixpeek's own Sentry and PostHog, never the app's).
+type AppMonitoring struct {
+	//  Default: `true`.
+	AutoFixEnabled     *bool   `pulumi:"autoFixEnabled"`
+	CustomErrorMessage *string `pulumi:"customErrorMessage"`
+	//  Default: `true`.
+	Enabled *bool `pulumi:"enabled"`
+	//  Default: `true`.
+	ErrorBoundaryEnabled *bool `pulumi:"errorBoundaryEnabled"`
+	//  Default: `true`.
+	PosthogEnabled *bool `pulumi:"posthogEnabled"`
+	//  Default: `true`.
+	SentryEnabled *bool `pulumi:"sentryEnabled"`
+}
+
+// AppMonitoringInput is an input type that accepts AppMonitoringArgs and AppMonitoringOutput values.
+// You can construct a concrete instance of `AppMonitoringInput` via:
+//
+//	AppMonitoringArgs{...}
+type AppMonitoringInput interface {
+	pulumi.Input
+
+	ToAppMonitoringOutput() AppMonitoringOutput
+	ToAppMonitoringOutputWithContext(context.Context) AppMonitoringOutput
+}
+
+// Opt-in monitoring (to Mixpeek's own Sentry and PostHog, never the app's).
+type AppMonitoringArgs struct {
+	//  Default: `true`.
+	AutoFixEnabled     pulumi.BoolPtrInput   `pulumi:"autoFixEnabled"`
+	CustomErrorMessage pulumi.StringPtrInput `pulumi:"customErrorMessage"`
+	//  Default: `true`.
+	Enabled pulumi.BoolPtrInput `pulumi:"enabled"`
+	//  Default: `true`.
+	ErrorBoundaryEnabled pulumi.BoolPtrInput `pulumi:"errorBoundaryEnabled"`
+	//  Default: `true`.
+	PosthogEnabled pulumi.BoolPtrInput `pulumi:"posthogEnabled"`
+	//  Default: `true`.
+	SentryEnabled pulumi.BoolPtrInput `pulumi:"sentryEnabled"`
+}
+
+func (AppMonitoringArgs) ElementType() reflect.Type {
+	return reflect.TypeOf((*AppMonitoring)(nil)).Elem()
+}
+
+func (i AppMonitoringArgs) ToAppMonitoringOutput() AppMonitoringOutput {
+	return i.ToAppMonitoringOutputWithContext(context.Background())
+}
+
+func (i AppMonitoringArgs) ToAppMonitoringOutputWithContext(ctx context.Context) AppMonitoringOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(AppMonitoringOutput)
+}
+
+func (i AppMonitoringArgs) ToAppMonitoringPtrOutput() AppMonitoringPtrOutput {
+	return i.ToAppMonitoringPtrOutputWithContext(context.Background())
+}
+
+func (i AppMonitoringArgs) ToAppMonitoringPtrOutputWithContext(ctx context.Context) AppMonitoringPtrOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(AppMonitoringOutput).ToAppMonitoringPtrOutputWithContext(ctx)
+}
+
+// AppMonitoringPtrInput is an input type that accepts AppMonitoringArgs, AppMonitoringPtr and AppMonitoringPtrOutput values.
+// You can construct a concrete instance of `AppMonitoringPtrInput` via:
+//
+//	        AppMonitoringArgs{...}
+//
+//	or:
+//
+//	        nil
+type AppMonitoringPtrInput interface {
+	pulumi.Input
+
+	ToAppMonitoringPtrOutput() AppMonitoringPtrOutput
+	ToAppMonitoringPtrOutputWithContext(context.Context) AppMonitoringPtrOutput
+}
+
+type appMonitoringPtrType AppMonitoringArgs
+
+func AppMonitoringPtr(v *AppMonitoringArgs) AppMonitoringPtrInput {
+	return (*appMonitoringPtrType)(v)
+}
+
+func (*appMonitoringPtrType) ElementType() reflect.Type {
+	return reflect.TypeOf((**AppMonitoring)(nil)).Elem()
+}
+
+func (i *appMonitoringPtrType) ToAppMonitoringPtrOutput() AppMonitoringPtrOutput {
+	return i.ToAppMonitoringPtrOutputWithContext(context.Background())
+}
+
+func (i *appMonitoringPtrType) ToAppMonitoringPtrOutputWithContext(ctx context.Context) AppMonitoringPtrOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(AppMonitoringPtrOutput)
+}
+
+// Opt-in monitoring (to Mixpeek's own Sentry and PostHog, never the app's).
+type AppMonitoringOutput struct{ *pulumi.OutputState }
+
+func (AppMonitoringOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((*AppMonitoring)(nil)).Elem()
+}
+
+func (o AppMonitoringOutput) ToAppMonitoringOutput() AppMonitoringOutput {
+	return o
+}
+
+func (o AppMonitoringOutput) ToAppMonitoringOutputWithContext(ctx context.Context) AppMonitoringOutput {
+	return o
+}
+
+func (o AppMonitoringOutput) ToAppMonitoringPtrOutput() AppMonitoringPtrOutput {
+	return o.ToAppMonitoringPtrOutputWithContext(context.Background())
+}
+
+func (o AppMonitoringOutput) ToAppMonitoringPtrOutputWithContext(ctx context.Context) AppMonitoringPtrOutput {
+	return o.ApplyTWithContext(ctx, func(_ context.Context, v AppMonitoring) *AppMonitoring {
+		return &v
+	}).(AppMonitoringPtrOutput)
+}
+
+// Default: `true`.
+func (o AppMonitoringOutput) AutoFixEnabled() pulumi.BoolPtrOutput {
+	return o.ApplyT(func(v AppMonitoring) *bool { return v.AutoFixEnabled }).(pulumi.BoolPtrOutput)
+}
+
+func (o AppMonitoringOutput) CustomErrorMessage() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v AppMonitoring) *string { return v.CustomErrorMessage }).(pulumi.StringPtrOutput)
+}
+
+// Default: `true`.
+func (o AppMonitoringOutput) Enabled() pulumi.BoolPtrOutput {
+	return o.ApplyT(func(v AppMonitoring) *bool { return v.Enabled }).(pulumi.BoolPtrOutput)
+}
+
+// Default: `true`.
+func (o AppMonitoringOutput) ErrorBoundaryEnabled() pulumi.BoolPtrOutput {
+	return o.ApplyT(func(v AppMonitoring) *bool { return v.ErrorBoundaryEnabled }).(pulumi.BoolPtrOutput)
+}
+
+// Default: `true`.
+func (o AppMonitoringOutput) PosthogEnabled() pulumi.BoolPtrOutput {
+	return o.ApplyT(func(v AppMonitoring) *bool { return v.PosthogEnabled }).(pulumi.BoolPtrOutput)
+}
+
+// Default: `true`.
+func (o AppMonitoringOutput) SentryEnabled() pulumi.BoolPtrOutput {
+	return o.ApplyT(func(v AppMonitoring) *bool { return v.SentryEnabled }).(pulumi.BoolPtrOutput)
+}
+
+type AppMonitoringPtrOutput struct{ *pulumi.OutputState }
+
+func (AppMonitoringPtrOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((**AppMonitoring)(nil)).Elem()
+}
+
+func (o AppMonitoringPtrOutput) ToAppMonitoringPtrOutput() AppMonitoringPtrOutput {
+	return o
+}
+
+func (o AppMonitoringPtrOutput) ToAppMonitoringPtrOutputWithContext(ctx context.Context) AppMonitoringPtrOutput {
+	return o
+}
+
+func (o AppMonitoringPtrOutput) Elem() AppMonitoringOutput {
+	return o.ApplyT(func(v *AppMonitoring) AppMonitoring {
+		if v != nil {
+			return *v
+		}
+		var ret AppMonitoring
+		return ret
+	}).(AppMonitoringOutput)
+}
+
+// Default: `true`.
+func (o AppMonitoringPtrOutput) AutoFixEnabled() pulumi.BoolPtrOutput {
+	return o.ApplyT(func(v *AppMonitoring) *bool {
+		if v == nil {
+			return nil
+		}
+		return v.AutoFixEnabled
+	}).(pulumi.BoolPtrOutput)
+}
+
+func (o AppMonitoringPtrOutput) CustomErrorMessage() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *AppMonitoring) *string {
+		if v == nil {
+			return nil
+		}
+		return v.CustomErrorMessage
+	}).(pulumi.StringPtrOutput)
+}
+
+// Default: `true`.
+func (o AppMonitoringPtrOutput) Enabled() pulumi.BoolPtrOutput {
+	return o.ApplyT(func(v *AppMonitoring) *bool {
+		if v == nil {
+			return nil
+		}
+		return v.Enabled
+	}).(pulumi.BoolPtrOutput)
+}
+
+// Default: `true`.
+func (o AppMonitoringPtrOutput) ErrorBoundaryEnabled() pulumi.BoolPtrOutput {
+	return o.ApplyT(func(v *AppMonitoring) *bool {
+		if v == nil {
+			return nil
+		}
+		return v.ErrorBoundaryEnabled
+	}).(pulumi.BoolPtrOutput)
+}
+
+// Default: `true`.
+func (o AppMonitoringPtrOutput) PosthogEnabled() pulumi.BoolPtrOutput {
+	return o.ApplyT(func(v *AppMonitoring) *bool {
+		if v == nil {
+			return nil
+		}
+		return v.PosthogEnabled
+	}).(pulumi.BoolPtrOutput)
+}
+
+// Default: `true`.
+func (o AppMonitoringPtrOutput) SentryEnabled() pulumi.BoolPtrOutput {
+	return o.ApplyT(func(v *AppMonitoring) *bool {
+		if v == nil {
+			return nil
+		}
+		return v.SentryEnabled
+	}).(pulumi.BoolPtrOutput)
+}
+
+// Who may open the app.
+type AuthConfig struct {
+	// With `clerk`: the sign-in providers offered (google, github, email).
+	ClerkAllowedProviders []string `pulumi:"clerkAllowedProviders"`
+	JwtAudience           *string  `pulumi:"jwtAudience"`
+	JwtIssuer             *string  `pulumi:"jwtIssuer"`
+	JwtJwksUrl            *string  `pulumi:"jwtJwksUrl"`
+	// `public` (no sign-in), `clerk` (managed sign-in), `password` (one shared password), or the advanced `api_key`, `jwt`, `sso_oidc`, `sso_saml`. Default: `"public"`.
+	Mode         *string `pulumi:"mode"`
+	OidcClientId *string `pulumi:"oidcClientId"`
+	// The name of the client secret in the secrets vault (never the secret itself).
+	OidcClientSecretName *string  `pulumi:"oidcClientSecretName"`
+	OidcIssuer           *string  `pulumi:"oidcIssuer"`
+	OidcScopes           []string `pulumi:"oidcScopes"`
+	// With `password`: the password visitors enter. Write-only: the service keeps its hash and never shows it, so it is compared with what was sent last.
+	Password           *string `pulumi:"password"`
+	SamlAcsUrl         *string `pulumi:"samlAcsUrl"`
+	SamlIdpMetadataUrl *string `pulumi:"samlIdpMetadataUrl"`
+	SamlSpEntityId     *string `pulumi:"samlSpEntityId"`
+}
+
+// AuthConfigInput is an input type that accepts AuthConfigArgs and AuthConfigOutput values.
+// You can construct a concrete instance of `AuthConfigInput` via:
+//
+//	AuthConfigArgs{...}
+type AuthConfigInput interface {
+	pulumi.Input
+
+	ToAuthConfigOutput() AuthConfigOutput
+	ToAuthConfigOutputWithContext(context.Context) AuthConfigOutput
+}
+
+// Who may open the app.
+type AuthConfigArgs struct {
+	// With `clerk`: the sign-in providers offered (google, github, email).
+	ClerkAllowedProviders pulumi.StringArrayInput `pulumi:"clerkAllowedProviders"`
+	JwtAudience           pulumi.StringPtrInput   `pulumi:"jwtAudience"`
+	JwtIssuer             pulumi.StringPtrInput   `pulumi:"jwtIssuer"`
+	JwtJwksUrl            pulumi.StringPtrInput   `pulumi:"jwtJwksUrl"`
+	// `public` (no sign-in), `clerk` (managed sign-in), `password` (one shared password), or the advanced `api_key`, `jwt`, `sso_oidc`, `sso_saml`. Default: `"public"`.
+	Mode         pulumi.StringPtrInput `pulumi:"mode"`
+	OidcClientId pulumi.StringPtrInput `pulumi:"oidcClientId"`
+	// The name of the client secret in the secrets vault (never the secret itself).
+	OidcClientSecretName pulumi.StringPtrInput   `pulumi:"oidcClientSecretName"`
+	OidcIssuer           pulumi.StringPtrInput   `pulumi:"oidcIssuer"`
+	OidcScopes           pulumi.StringArrayInput `pulumi:"oidcScopes"`
+	// With `password`: the password visitors enter. Write-only: the service keeps its hash and never shows it, so it is compared with what was sent last.
+	Password           pulumi.StringPtrInput `pulumi:"password"`
+	SamlAcsUrl         pulumi.StringPtrInput `pulumi:"samlAcsUrl"`
+	SamlIdpMetadataUrl pulumi.StringPtrInput `pulumi:"samlIdpMetadataUrl"`
+	SamlSpEntityId     pulumi.StringPtrInput `pulumi:"samlSpEntityId"`
+}
+
+func (AuthConfigArgs) ElementType() reflect.Type {
+	return reflect.TypeOf((*AuthConfig)(nil)).Elem()
+}
+
+func (i AuthConfigArgs) ToAuthConfigOutput() AuthConfigOutput {
+	return i.ToAuthConfigOutputWithContext(context.Background())
+}
+
+func (i AuthConfigArgs) ToAuthConfigOutputWithContext(ctx context.Context) AuthConfigOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(AuthConfigOutput)
+}
+
+func (i AuthConfigArgs) ToAuthConfigPtrOutput() AuthConfigPtrOutput {
+	return i.ToAuthConfigPtrOutputWithContext(context.Background())
+}
+
+func (i AuthConfigArgs) ToAuthConfigPtrOutputWithContext(ctx context.Context) AuthConfigPtrOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(AuthConfigOutput).ToAuthConfigPtrOutputWithContext(ctx)
+}
+
+// AuthConfigPtrInput is an input type that accepts AuthConfigArgs, AuthConfigPtr and AuthConfigPtrOutput values.
+// You can construct a concrete instance of `AuthConfigPtrInput` via:
+//
+//	        AuthConfigArgs{...}
+//
+//	or:
+//
+//	        nil
+type AuthConfigPtrInput interface {
+	pulumi.Input
+
+	ToAuthConfigPtrOutput() AuthConfigPtrOutput
+	ToAuthConfigPtrOutputWithContext(context.Context) AuthConfigPtrOutput
+}
+
+type authConfigPtrType AuthConfigArgs
+
+func AuthConfigPtr(v *AuthConfigArgs) AuthConfigPtrInput {
+	return (*authConfigPtrType)(v)
+}
+
+func (*authConfigPtrType) ElementType() reflect.Type {
+	return reflect.TypeOf((**AuthConfig)(nil)).Elem()
+}
+
+func (i *authConfigPtrType) ToAuthConfigPtrOutput() AuthConfigPtrOutput {
+	return i.ToAuthConfigPtrOutputWithContext(context.Background())
+}
+
+func (i *authConfigPtrType) ToAuthConfigPtrOutputWithContext(ctx context.Context) AuthConfigPtrOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(AuthConfigPtrOutput)
+}
+
+// Who may open the app.
+type AuthConfigOutput struct{ *pulumi.OutputState }
+
+func (AuthConfigOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((*AuthConfig)(nil)).Elem()
+}
+
+func (o AuthConfigOutput) ToAuthConfigOutput() AuthConfigOutput {
+	return o
+}
+
+func (o AuthConfigOutput) ToAuthConfigOutputWithContext(ctx context.Context) AuthConfigOutput {
+	return o
+}
+
+func (o AuthConfigOutput) ToAuthConfigPtrOutput() AuthConfigPtrOutput {
+	return o.ToAuthConfigPtrOutputWithContext(context.Background())
+}
+
+func (o AuthConfigOutput) ToAuthConfigPtrOutputWithContext(ctx context.Context) AuthConfigPtrOutput {
+	return o.ApplyTWithContext(ctx, func(_ context.Context, v AuthConfig) *AuthConfig {
+		return &v
+	}).(AuthConfigPtrOutput)
+}
+
+// With `clerk`: the sign-in providers offered (google, github, email).
+func (o AuthConfigOutput) ClerkAllowedProviders() pulumi.StringArrayOutput {
+	return o.ApplyT(func(v AuthConfig) []string { return v.ClerkAllowedProviders }).(pulumi.StringArrayOutput)
+}
+
+func (o AuthConfigOutput) JwtAudience() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v AuthConfig) *string { return v.JwtAudience }).(pulumi.StringPtrOutput)
+}
+
+func (o AuthConfigOutput) JwtIssuer() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v AuthConfig) *string { return v.JwtIssuer }).(pulumi.StringPtrOutput)
+}
+
+func (o AuthConfigOutput) JwtJwksUrl() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v AuthConfig) *string { return v.JwtJwksUrl }).(pulumi.StringPtrOutput)
+}
+
+// `public` (no sign-in), `clerk` (managed sign-in), `password` (one shared password), or the advanced `api_key`, `jwt`, `sso_oidc`, `sso_saml`. Default: `"public"`.
+func (o AuthConfigOutput) Mode() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v AuthConfig) *string { return v.Mode }).(pulumi.StringPtrOutput)
+}
+
+func (o AuthConfigOutput) OidcClientId() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v AuthConfig) *string { return v.OidcClientId }).(pulumi.StringPtrOutput)
+}
+
+// The name of the client secret in the secrets vault (never the secret itself).
+func (o AuthConfigOutput) OidcClientSecretName() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v AuthConfig) *string { return v.OidcClientSecretName }).(pulumi.StringPtrOutput)
+}
+
+func (o AuthConfigOutput) OidcIssuer() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v AuthConfig) *string { return v.OidcIssuer }).(pulumi.StringPtrOutput)
+}
+
+func (o AuthConfigOutput) OidcScopes() pulumi.StringArrayOutput {
+	return o.ApplyT(func(v AuthConfig) []string { return v.OidcScopes }).(pulumi.StringArrayOutput)
+}
+
+// With `password`: the password visitors enter. Write-only: the service keeps its hash and never shows it, so it is compared with what was sent last.
+func (o AuthConfigOutput) Password() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v AuthConfig) *string { return v.Password }).(pulumi.StringPtrOutput)
+}
+
+func (o AuthConfigOutput) SamlAcsUrl() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v AuthConfig) *string { return v.SamlAcsUrl }).(pulumi.StringPtrOutput)
+}
+
+func (o AuthConfigOutput) SamlIdpMetadataUrl() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v AuthConfig) *string { return v.SamlIdpMetadataUrl }).(pulumi.StringPtrOutput)
+}
+
+func (o AuthConfigOutput) SamlSpEntityId() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v AuthConfig) *string { return v.SamlSpEntityId }).(pulumi.StringPtrOutput)
+}
+
+type AuthConfigPtrOutput struct{ *pulumi.OutputState }
+
+func (AuthConfigPtrOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((**AuthConfig)(nil)).Elem()
+}
+
+func (o AuthConfigPtrOutput) ToAuthConfigPtrOutput() AuthConfigPtrOutput {
+	return o
+}
+
+func (o AuthConfigPtrOutput) ToAuthConfigPtrOutputWithContext(ctx context.Context) AuthConfigPtrOutput {
+	return o
+}
+
+func (o AuthConfigPtrOutput) Elem() AuthConfigOutput {
+	return o.ApplyT(func(v *AuthConfig) AuthConfig {
+		if v != nil {
+			return *v
+		}
+		var ret AuthConfig
+		return ret
+	}).(AuthConfigOutput)
+}
+
+// With `clerk`: the sign-in providers offered (google, github, email).
+func (o AuthConfigPtrOutput) ClerkAllowedProviders() pulumi.StringArrayOutput {
+	return o.ApplyT(func(v *AuthConfig) []string {
+		if v == nil {
+			return nil
+		}
+		return v.ClerkAllowedProviders
+	}).(pulumi.StringArrayOutput)
+}
+
+func (o AuthConfigPtrOutput) JwtAudience() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *AuthConfig) *string {
+		if v == nil {
+			return nil
+		}
+		return v.JwtAudience
+	}).(pulumi.StringPtrOutput)
+}
+
+func (o AuthConfigPtrOutput) JwtIssuer() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *AuthConfig) *string {
+		if v == nil {
+			return nil
+		}
+		return v.JwtIssuer
+	}).(pulumi.StringPtrOutput)
+}
+
+func (o AuthConfigPtrOutput) JwtJwksUrl() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *AuthConfig) *string {
+		if v == nil {
+			return nil
+		}
+		return v.JwtJwksUrl
+	}).(pulumi.StringPtrOutput)
+}
+
+// `public` (no sign-in), `clerk` (managed sign-in), `password` (one shared password), or the advanced `api_key`, `jwt`, `sso_oidc`, `sso_saml`. Default: `"public"`.
+func (o AuthConfigPtrOutput) Mode() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *AuthConfig) *string {
+		if v == nil {
+			return nil
+		}
+		return v.Mode
+	}).(pulumi.StringPtrOutput)
+}
+
+func (o AuthConfigPtrOutput) OidcClientId() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *AuthConfig) *string {
+		if v == nil {
+			return nil
+		}
+		return v.OidcClientId
+	}).(pulumi.StringPtrOutput)
+}
+
+// The name of the client secret in the secrets vault (never the secret itself).
+func (o AuthConfigPtrOutput) OidcClientSecretName() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *AuthConfig) *string {
+		if v == nil {
+			return nil
+		}
+		return v.OidcClientSecretName
+	}).(pulumi.StringPtrOutput)
+}
+
+func (o AuthConfigPtrOutput) OidcIssuer() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *AuthConfig) *string {
+		if v == nil {
+			return nil
+		}
+		return v.OidcIssuer
+	}).(pulumi.StringPtrOutput)
+}
+
+func (o AuthConfigPtrOutput) OidcScopes() pulumi.StringArrayOutput {
+	return o.ApplyT(func(v *AuthConfig) []string {
+		if v == nil {
+			return nil
+		}
+		return v.OidcScopes
+	}).(pulumi.StringArrayOutput)
+}
+
+// With `password`: the password visitors enter. Write-only: the service keeps its hash and never shows it, so it is compared with what was sent last.
+func (o AuthConfigPtrOutput) Password() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *AuthConfig) *string {
+		if v == nil {
+			return nil
+		}
+		return v.Password
+	}).(pulumi.StringPtrOutput)
+}
+
+func (o AuthConfigPtrOutput) SamlAcsUrl() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *AuthConfig) *string {
+		if v == nil {
+			return nil
+		}
+		return v.SamlAcsUrl
+	}).(pulumi.StringPtrOutput)
+}
+
+func (o AuthConfigPtrOutput) SamlIdpMetadataUrl() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *AuthConfig) *string {
+		if v == nil {
+			return nil
+		}
+		return v.SamlIdpMetadataUrl
+	}).(pulumi.StringPtrOutput)
+}
+
+func (o AuthConfigPtrOutput) SamlSpEntityId() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *AuthConfig) *string {
+		if v == nil {
+			return nil
+		}
+		return v.SamlSpEntityId
+	}).(pulumi.StringPtrOutput)
+}
+
 // A check of the live site right after a switch: `GET url + path` until `checks` answers in a row find the promoted version's own bytes, else the version served before is restored.
 type Verify struct {
 	// How many checks in a row must pass. Default: `3`.
@@ -268,8 +1266,26 @@ func (o VerifyPtrOutput) Url() pulumi.StringPtrOutput {
 }
 
 func init() {
+	pulumi.RegisterInputType(reflect.TypeOf((*ApiAllowInput)(nil)).Elem(), ApiAllowArgs{})
+	pulumi.RegisterInputType(reflect.TypeOf((*ApiAllowArrayInput)(nil)).Elem(), ApiAllowArray{})
+	pulumi.RegisterInputType(reflect.TypeOf((*AppBuildConfigInput)(nil)).Elem(), AppBuildConfigArgs{})
+	pulumi.RegisterInputType(reflect.TypeOf((*AppBuildConfigPtrInput)(nil)).Elem(), AppBuildConfigArgs{})
+	pulumi.RegisterInputType(reflect.TypeOf((*AppMetaInput)(nil)).Elem(), AppMetaArgs{})
+	pulumi.RegisterInputType(reflect.TypeOf((*AppMonitoringInput)(nil)).Elem(), AppMonitoringArgs{})
+	pulumi.RegisterInputType(reflect.TypeOf((*AppMonitoringPtrInput)(nil)).Elem(), AppMonitoringArgs{})
+	pulumi.RegisterInputType(reflect.TypeOf((*AuthConfigInput)(nil)).Elem(), AuthConfigArgs{})
+	pulumi.RegisterInputType(reflect.TypeOf((*AuthConfigPtrInput)(nil)).Elem(), AuthConfigArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*VerifyInput)(nil)).Elem(), VerifyArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*VerifyPtrInput)(nil)).Elem(), VerifyArgs{})
+	pulumi.RegisterOutputType(ApiAllowOutput{})
+	pulumi.RegisterOutputType(ApiAllowArrayOutput{})
+	pulumi.RegisterOutputType(AppBuildConfigOutput{})
+	pulumi.RegisterOutputType(AppBuildConfigPtrOutput{})
+	pulumi.RegisterOutputType(AppMetaOutput{})
+	pulumi.RegisterOutputType(AppMonitoringOutput{})
+	pulumi.RegisterOutputType(AppMonitoringPtrOutput{})
+	pulumi.RegisterOutputType(AuthConfigOutput{})
+	pulumi.RegisterOutputType(AuthConfigPtrOutput{})
 	pulumi.RegisterOutputType(VerifyOutput{})
 	pulumi.RegisterOutputType(VerifyPtrOutput{})
 }

@@ -6,6 +6,134 @@ import * as inputs from "../types/input";
 import * as outputs from "../types/output";
 
 /**
+ * One widening of the app's `/api` proxy allowlist.
+ */
+export interface ApiAllowArgs {
+    /**
+     * The HTTP methods allowed, such as `["GET", "POST"]`.
+     */
+    methods?: pulumi.Input<pulumi.Input<string>[] | undefined>;
+    /**
+     * The path the app may proxy, such as `/v1/retrievers/*&#47;execute`.
+     */
+    pattern?: pulumi.Input<string | undefined>;
+}
+
+/**
+ * How the app is built. `asset_prefix` is the service's and never sent.
+ */
+export interface AppBuildConfigArgs {
+    /**
+     * Rules that widen the fleet's `/api` proxy allowlist for this app.
+     */
+    apiAllow?: pulumi.Input<pulumi.Input<inputs.ApiAllowArgs>[] | undefined>;
+    /**
+     * The build's entry point. Default: `"src/layout.jsx"`.
+     */
+    entry?: pulumi.Input<string | undefined>;
+    /**
+     * Build-time variables; every one but `MIXPEEK_API_KEY` reaches the browser, so put secrets in `secrets`.
+     */
+    envVars?: pulumi.Input<{[key: string]: any} | undefined>;
+    /**
+     * The framework: `react`. Default: `"react"`.
+     */
+    framework?: pulumi.Input<string | undefined>;
+    /**
+     * Server-only values for the app's `/functions/*` handlers; the service shows them as `***`, so each is compared with what was sent last.
+     */
+    secrets?: pulumi.Input<{[key: string]: any} | undefined>;
+    /**
+     * Build with Tailwind CSS. Default: `true`.
+     */
+    tailwind?: pulumi.Input<boolean | undefined>;
+}
+
+/**
+ * The app's chrome: the browser tab's title, its logo and favicon.
+ */
+export interface AppMetaArgs {
+    /**
+     * A short description shown under the title.
+     */
+    description?: pulumi.Input<string | undefined>;
+    /**
+     * The browser tab's icon.
+     */
+    faviconUrl?: pulumi.Input<string | undefined>;
+    /**
+     * Let search engines and AI crawlers index the app (the service's default: no).
+     */
+    indexable?: pulumi.Input<boolean | undefined>;
+    /**
+     * The logo shown in the page header.
+     */
+    logoUrl?: pulumi.Input<string | undefined>;
+    /**
+     * The title shown in the browser tab and the page header.
+     */
+    title?: pulumi.Input<string | undefined>;
+}
+
+/**
+ * Opt-in monitoring (to Mixpeek's own Sentry and PostHog, never the app's).
+ */
+export interface AppMonitoringArgs {
+    /**
+     *  Default: `true`.
+     */
+    autoFixEnabled?: pulumi.Input<boolean | undefined>;
+    customErrorMessage?: pulumi.Input<string | undefined>;
+    /**
+     *  Default: `true`.
+     */
+    enabled?: pulumi.Input<boolean | undefined>;
+    /**
+     *  Default: `true`.
+     */
+    errorBoundaryEnabled?: pulumi.Input<boolean | undefined>;
+    /**
+     *  Default: `true`.
+     */
+    posthogEnabled?: pulumi.Input<boolean | undefined>;
+    /**
+     *  Default: `true`.
+     */
+    sentryEnabled?: pulumi.Input<boolean | undefined>;
+}
+
+/**
+ * Who may open the app.
+ */
+export interface AuthConfigArgs {
+    /**
+     * With `clerk`: the sign-in providers offered (google, github, email).
+     */
+    clerkAllowedProviders?: pulumi.Input<pulumi.Input<string>[] | undefined>;
+    jwtAudience?: pulumi.Input<string | undefined>;
+    jwtIssuer?: pulumi.Input<string | undefined>;
+    jwtJwksUrl?: pulumi.Input<string | undefined>;
+    /**
+     * `public` (no sign-in), `clerk` (managed sign-in), `password` (one shared password), or the advanced `api_key`, `jwt`, `sso_oidc`, `sso_saml`. Default: `"public"`.
+     */
+    mode?: pulumi.Input<string | undefined>;
+    oidcClientId?: pulumi.Input<string | undefined>;
+    /**
+     * The name of the client secret in the secrets vault (never the secret itself).
+     */
+    oidcClientSecretName?: pulumi.Input<string | undefined>;
+    oidcIssuer?: pulumi.Input<string | undefined>;
+    oidcScopes?: pulumi.Input<pulumi.Input<string>[] | undefined>;
+    /**
+     * With `password`: the password visitors enter. Write-only: the service keeps its hash and never shows it, so it is compared with what was sent last.
+     */
+    password?: pulumi.Input<string | undefined>;
+    samlAcsUrl?: pulumi.Input<string | undefined>;
+    samlIdpMetadataUrl?: pulumi.Input<string | undefined>;
+    samlSpEntityId?: pulumi.Input<string | undefined>;
+}
+
+/**
  * A check of the live site right after a switch: `GET url + path` until `checks` answers in a row find the promoted version's own bytes, else the version served before is restored.
  */
 export interface VerifyArgs {

@@ -6,6 +6,134 @@ import * as inputs from "../types/input";
 import * as outputs from "../types/output";
 
 /**
+ * One widening of the app's `/api` proxy allowlist.
+ */
+export interface ApiAllow {
+    /**
+     * The HTTP methods allowed, such as `["GET", "POST"]`.
+     */
+    methods?: string[];
+    /**
+     * The path the app may proxy, such as `/v1/retrievers/*&#47;execute`.
+     */
+    pattern?: string;
+}
+
+/**
+ * How the app is built. `asset_prefix` is the service's and never sent.
+ */
+export interface AppBuildConfig {
+    /**
+     * Rules that widen the fleet's `/api` proxy allowlist for this app.
+     */
+    apiAllow?: outputs.ApiAllow[];
+    /**
+     * The build's entry point. Default: `"src/layout.jsx"`.
+     */
+    entry?: string;
+    /**
+     * Build-time variables; every one but `MIXPEEK_API_KEY` reaches the browser, so put secrets in `secrets`.
+     */
+    envVars?: {[key: string]: any};
+    /**
+     * The framework: `react`. Default: `"react"`.
+     */
+    framework?: string;
+    /**
+     * Server-only values for the app's `/functions/*` handlers; the service shows them as `***`, so each is compared with what was sent last.
+     */
+    secrets?: {[key: string]: any};
+    /**
+     * Build with Tailwind CSS. Default: `true`.
+     */
+    tailwind?: boolean;
+}
+
+/**
+ * The app's chrome: the browser tab's title, its logo and favicon.
+ */
+export interface AppMeta {
+    /**
+     * A short description shown under the title.
+     */
+    description?: string;
+    /**
+     * The browser tab's icon.
+     */
+    faviconUrl?: string;
+    /**
+     * Let search engines and AI crawlers index the app (the service's default: no).
+     */
+    indexable?: boolean;
+    /**
+     * The logo shown in the page header.
+     */
+    logoUrl?: string;
+    /**
+     * The title shown in the browser tab and the page header.
+     */
+    title?: string;
+}
+
+/**
+ * Opt-in monitoring (to Mixpeek's own Sentry and PostHog, never the app's).
+ */
+export interface AppMonitoring {
+    /**
+     *  Default: `true`.
+     */
+    autoFixEnabled?: boolean;
+    customErrorMessage?: string;
+    /**
+     *  Default: `true`.
+     */
+    enabled?: boolean;
+    /**
+     *  Default: `true`.
+     */
+    errorBoundaryEnabled?: boolean;
+    /**
+     *  Default: `true`.
+     */
+    posthogEnabled?: boolean;
+    /**
+     *  Default: `true`.
+     */
+    sentryEnabled?: boolean;
+}
+
+/**
+ * Who may open the app.
+ */
+export interface AuthConfig {
+    /**
+     * With `clerk`: the sign-in providers offered (google, github, email).
+     */
+    clerkAllowedProviders?: string[];
+    jwtAudience?: string;
+    jwtIssuer?: string;
+    jwtJwksUrl?: string;
+    /**
+     * `public` (no sign-in), `clerk` (managed sign-in), `password` (one shared password), or the advanced `api_key`, `jwt`, `sso_oidc`, `sso_saml`. Default: `"public"`.
+     */
+    mode?: string;
+    oidcClientId?: string;
+    /**
+     * The name of the client secret in the secrets vault (never the secret itself).
+     */
+    oidcClientSecretName?: string;
+    oidcIssuer?: string;
+    oidcScopes?: string[];
+    /**
+     * With `password`: the password visitors enter. Write-only: the service keeps its hash and never shows it, so it is compared with what was sent last.
+     */
+    password?: string;
+    samlAcsUrl?: string;
+    samlIdpMetadataUrl?: string;
+    samlSpEntityId?: string;
+}
+
+/**
  * A check of the live site right after a switch: `GET url + path` until `checks` answers in a row find the promoted version's own bytes, else the version served before is restored.
  */
 export interface Verify {

@@ -6,7 +6,10 @@ import builtins as _builtins
 from . import _utilities
 import typing
 # Export this package's modules as members:
+from .app import *
 from .app_deploy import *
+from .app_domain import *
+from .app_domain_verification import *
 from .app_promotion import *
 from .plugin_deployment import *
 from .provider import *
@@ -28,7 +31,10 @@ _utilities.register(
   "mod": "index",
   "fqn": "pulumi_mixpeek",
   "classes": {
+   "mixpeek:index:App": "App",
    "mixpeek:index:AppDeploy": "AppDeploy",
+   "mixpeek:index:AppDomain": "AppDomain",
+   "mixpeek:index:AppDomainVerification": "AppDomainVerification",
    "mixpeek:index:AppPromotion": "AppPromotion",
    "mixpeek:index:PluginDeployment": "PluginDeployment"
   }

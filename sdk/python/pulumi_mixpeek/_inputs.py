@@ -15,9 +15,659 @@ else:
 from . import _utilities
 
 __all__ = [
+    'ApiAllowArgs',
+    'ApiAllowArgsDict',
+    'AppBuildConfigArgs',
+    'AppBuildConfigArgsDict',
+    'AppMetaArgs',
+    'AppMetaArgsDict',
+    'AppMonitoringArgs',
+    'AppMonitoringArgsDict',
+    'AuthConfigArgs',
+    'AuthConfigArgsDict',
     'VerifyArgs',
     'VerifyArgsDict',
 ]
+
+class ApiAllowArgsDict(TypedDict):
+    """
+    One widening of the app's `/api` proxy allowlist.
+    """
+    methods: NotRequired[pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]]
+    """
+    The HTTP methods allowed, such as `["GET", "POST"]`.
+    """
+    pattern: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    The path the app may proxy, such as `/v1/retrievers/*/execute`.
+    """
+
+@pulumi.input_type
+class ApiAllowArgs:
+    def __init__(__self__, *,
+                 methods: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
+                 pattern: pulumi.Input[Optional[_builtins.str]] = None):
+        """
+        One widening of the app's `/api` proxy allowlist.
+
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] methods: The HTTP methods allowed, such as `["GET", "POST"]`.
+        :param pulumi.Input[_builtins.str] pattern: The path the app may proxy, such as `/v1/retrievers/*/execute`.
+        """
+        if methods is not None:
+            pulumi.set(__self__, "methods", methods)
+        if pattern is not None:
+            pulumi.set(__self__, "pattern", pattern)
+
+    @_builtins.property
+    @pulumi.getter
+    def methods(self) -> pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]:
+        """
+        The HTTP methods allowed, such as `["GET", "POST"]`.
+        """
+        return pulumi.get(self, "methods")
+
+    @methods.setter
+    def methods(self, value: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]):
+        pulumi.set(self, "methods", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def pattern(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        The path the app may proxy, such as `/v1/retrievers/*/execute`.
+        """
+        return pulumi.get(self, "pattern")
+
+    @pattern.setter
+    def pattern(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "pattern", value)
+
+
+class AppBuildConfigArgsDict(TypedDict):
+    """
+    How the app is built. `asset_prefix` is the service's and never sent.
+    """
+    api_allow: NotRequired[pulumi.Input[Optional[Sequence[pulumi.Input['ApiAllowArgsDict']]]]]
+    """
+    Rules that widen the fleet's `/api` proxy allowlist for this app.
+    """
+    entry: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    The build's entry point. Default: `"src/layout.jsx"`.
+    """
+    env_vars: NotRequired[pulumi.Input[Optional[Mapping[str, Any]]]]
+    """
+    Build-time variables; every one but `MIXPEEK_API_KEY` reaches the browser, so put secrets in `secrets`.
+    """
+    framework: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    The framework: `react`. Default: `"react"`.
+    """
+    secrets: NotRequired[pulumi.Input[Optional[Mapping[str, Any]]]]
+    """
+    Server-only values for the app's `/functions/*` handlers; the service shows them as `***`, so each is compared with what was sent last.
+    """
+    tailwind: NotRequired[pulumi.Input[Optional[_builtins.bool]]]
+    """
+    Build with Tailwind CSS. Default: `true`.
+    """
+
+@pulumi.input_type
+class AppBuildConfigArgs:
+    def __init__(__self__, *,
+                 api_allow: pulumi.Input[Optional[Sequence[pulumi.Input['ApiAllowArgs']]]] = None,
+                 entry: pulumi.Input[Optional[_builtins.str]] = None,
+                 env_vars: pulumi.Input[Optional[Mapping[str, Any]]] = None,
+                 framework: pulumi.Input[Optional[_builtins.str]] = None,
+                 secrets: pulumi.Input[Optional[Mapping[str, Any]]] = None,
+                 tailwind: pulumi.Input[Optional[_builtins.bool]] = None):
+        """
+        How the app is built. `asset_prefix` is the service's and never sent.
+
+        :param pulumi.Input[Sequence[pulumi.Input['ApiAllowArgs']]] api_allow: Rules that widen the fleet's `/api` proxy allowlist for this app.
+        :param pulumi.Input[_builtins.str] entry: The build's entry point. Default: `"src/layout.jsx"`.
+        :param pulumi.Input[Mapping[str, Any]] env_vars: Build-time variables; every one but `MIXPEEK_API_KEY` reaches the browser, so put secrets in `secrets`.
+        :param pulumi.Input[_builtins.str] framework: The framework: `react`. Default: `"react"`.
+        :param pulumi.Input[Mapping[str, Any]] secrets: Server-only values for the app's `/functions/*` handlers; the service shows them as `***`, so each is compared with what was sent last.
+        :param pulumi.Input[_builtins.bool] tailwind: Build with Tailwind CSS. Default: `true`.
+        """
+        if api_allow is not None:
+            pulumi.set(__self__, "api_allow", api_allow)
+        if entry is not None:
+            pulumi.set(__self__, "entry", entry)
+        if env_vars is not None:
+            pulumi.set(__self__, "env_vars", env_vars)
+        if framework is not None:
+            pulumi.set(__self__, "framework", framework)
+        if secrets is not None:
+            pulumi.set(__self__, "secrets", secrets)
+        if tailwind is not None:
+            pulumi.set(__self__, "tailwind", tailwind)
+
+    @_builtins.property
+    @pulumi.getter(name="apiAllow")
+    def api_allow(self) -> pulumi.Input[Optional[Sequence[pulumi.Input['ApiAllowArgs']]]]:
+        """
+        Rules that widen the fleet's `/api` proxy allowlist for this app.
+        """
+        return pulumi.get(self, "api_allow")
+
+    @api_allow.setter
+    def api_allow(self, value: pulumi.Input[Optional[Sequence[pulumi.Input['ApiAllowArgs']]]]):
+        pulumi.set(self, "api_allow", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def entry(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        The build's entry point. Default: `"src/layout.jsx"`.
+        """
+        return pulumi.get(self, "entry")
+
+    @entry.setter
+    def entry(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "entry", value)
+
+    @_builtins.property
+    @pulumi.getter(name="envVars")
+    def env_vars(self) -> pulumi.Input[Optional[Mapping[str, Any]]]:
+        """
+        Build-time variables; every one but `MIXPEEK_API_KEY` reaches the browser, so put secrets in `secrets`.
+        """
+        return pulumi.get(self, "env_vars")
+
+    @env_vars.setter
+    def env_vars(self, value: pulumi.Input[Optional[Mapping[str, Any]]]):
+        pulumi.set(self, "env_vars", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def framework(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        The framework: `react`. Default: `"react"`.
+        """
+        return pulumi.get(self, "framework")
+
+    @framework.setter
+    def framework(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "framework", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def secrets(self) -> pulumi.Input[Optional[Mapping[str, Any]]]:
+        """
+        Server-only values for the app's `/functions/*` handlers; the service shows them as `***`, so each is compared with what was sent last.
+        """
+        return pulumi.get(self, "secrets")
+
+    @secrets.setter
+    def secrets(self, value: pulumi.Input[Optional[Mapping[str, Any]]]):
+        pulumi.set(self, "secrets", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def tailwind(self) -> pulumi.Input[Optional[_builtins.bool]]:
+        """
+        Build with Tailwind CSS. Default: `true`.
+        """
+        return pulumi.get(self, "tailwind")
+
+    @tailwind.setter
+    def tailwind(self, value: pulumi.Input[Optional[_builtins.bool]]):
+        pulumi.set(self, "tailwind", value)
+
+
+class AppMetaArgsDict(TypedDict):
+    """
+    The app's chrome: the browser tab's title, its logo and favicon.
+    """
+    description: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    A short description shown under the title.
+    """
+    favicon_url: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    The browser tab's icon.
+    """
+    indexable: NotRequired[pulumi.Input[Optional[_builtins.bool]]]
+    """
+    Let search engines and AI crawlers index the app (the service's default: no).
+    """
+    logo_url: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    The logo shown in the page header.
+    """
+    title: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    The title shown in the browser tab and the page header.
+    """
+
+@pulumi.input_type
+class AppMetaArgs:
+    def __init__(__self__, *,
+                 description: pulumi.Input[Optional[_builtins.str]] = None,
+                 favicon_url: pulumi.Input[Optional[_builtins.str]] = None,
+                 indexable: pulumi.Input[Optional[_builtins.bool]] = None,
+                 logo_url: pulumi.Input[Optional[_builtins.str]] = None,
+                 title: pulumi.Input[Optional[_builtins.str]] = None):
+        """
+        The app's chrome: the browser tab's title, its logo and favicon.
+
+        :param pulumi.Input[_builtins.str] description: A short description shown under the title.
+        :param pulumi.Input[_builtins.str] favicon_url: The browser tab's icon.
+        :param pulumi.Input[_builtins.bool] indexable: Let search engines and AI crawlers index the app (the service's default: no).
+        :param pulumi.Input[_builtins.str] logo_url: The logo shown in the page header.
+        :param pulumi.Input[_builtins.str] title: The title shown in the browser tab and the page header.
+        """
+        if description is not None:
+            pulumi.set(__self__, "description", description)
+        if favicon_url is not None:
+            pulumi.set(__self__, "favicon_url", favicon_url)
+        if indexable is not None:
+            pulumi.set(__self__, "indexable", indexable)
+        if logo_url is not None:
+            pulumi.set(__self__, "logo_url", logo_url)
+        if title is not None:
+            pulumi.set(__self__, "title", title)
+
+    @_builtins.property
+    @pulumi.getter
+    def description(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        A short description shown under the title.
+        """
+        return pulumi.get(self, "description")
+
+    @description.setter
+    def description(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "description", value)
+
+    @_builtins.property
+    @pulumi.getter(name="faviconUrl")
+    def favicon_url(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        The browser tab's icon.
+        """
+        return pulumi.get(self, "favicon_url")
+
+    @favicon_url.setter
+    def favicon_url(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "favicon_url", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def indexable(self) -> pulumi.Input[Optional[_builtins.bool]]:
+        """
+        Let search engines and AI crawlers index the app (the service's default: no).
+        """
+        return pulumi.get(self, "indexable")
+
+    @indexable.setter
+    def indexable(self, value: pulumi.Input[Optional[_builtins.bool]]):
+        pulumi.set(self, "indexable", value)
+
+    @_builtins.property
+    @pulumi.getter(name="logoUrl")
+    def logo_url(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        The logo shown in the page header.
+        """
+        return pulumi.get(self, "logo_url")
+
+    @logo_url.setter
+    def logo_url(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "logo_url", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def title(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        The title shown in the browser tab and the page header.
+        """
+        return pulumi.get(self, "title")
+
+    @title.setter
+    def title(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "title", value)
+
+
+class AppMonitoringArgsDict(TypedDict):
+    """
+    Opt-in monitoring (to Mixpeek's own Sentry and PostHog, never the app's).
+    """
+    auto_fix_enabled: NotRequired[pulumi.Input[Optional[_builtins.bool]]]
+    """
+     Default: `true`.
+    """
+    custom_error_message: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    enabled: NotRequired[pulumi.Input[Optional[_builtins.bool]]]
+    """
+     Default: `true`.
+    """
+    error_boundary_enabled: NotRequired[pulumi.Input[Optional[_builtins.bool]]]
+    """
+     Default: `true`.
+    """
+    posthog_enabled: NotRequired[pulumi.Input[Optional[_builtins.bool]]]
+    """
+     Default: `true`.
+    """
+    sentry_enabled: NotRequired[pulumi.Input[Optional[_builtins.bool]]]
+    """
+     Default: `true`.
+    """
+
+@pulumi.input_type
+class AppMonitoringArgs:
+    def __init__(__self__, *,
+                 auto_fix_enabled: pulumi.Input[Optional[_builtins.bool]] = None,
+                 custom_error_message: pulumi.Input[Optional[_builtins.str]] = None,
+                 enabled: pulumi.Input[Optional[_builtins.bool]] = None,
+                 error_boundary_enabled: pulumi.Input[Optional[_builtins.bool]] = None,
+                 posthog_enabled: pulumi.Input[Optional[_builtins.bool]] = None,
+                 sentry_enabled: pulumi.Input[Optional[_builtins.bool]] = None):
+        """
+        Opt-in monitoring (to Mixpeek's own Sentry and PostHog, never the app's).
+
+        :param pulumi.Input[_builtins.bool] auto_fix_enabled:  Default: `true`.
+        :param pulumi.Input[_builtins.bool] enabled:  Default: `true`.
+        :param pulumi.Input[_builtins.bool] error_boundary_enabled:  Default: `true`.
+        :param pulumi.Input[_builtins.bool] posthog_enabled:  Default: `true`.
+        :param pulumi.Input[_builtins.bool] sentry_enabled:  Default: `true`.
+        """
+        if auto_fix_enabled is not None:
+            pulumi.set(__self__, "auto_fix_enabled", auto_fix_enabled)
+        if custom_error_message is not None:
+            pulumi.set(__self__, "custom_error_message", custom_error_message)
+        if enabled is not None:
+            pulumi.set(__self__, "enabled", enabled)
+        if error_boundary_enabled is not None:
+            pulumi.set(__self__, "error_boundary_enabled", error_boundary_enabled)
+        if posthog_enabled is not None:
+            pulumi.set(__self__, "posthog_enabled", posthog_enabled)
+        if sentry_enabled is not None:
+            pulumi.set(__self__, "sentry_enabled", sentry_enabled)
+
+    @_builtins.property
+    @pulumi.getter(name="autoFixEnabled")
+    def auto_fix_enabled(self) -> pulumi.Input[Optional[_builtins.bool]]:
+        """
+         Default: `true`.
+        """
+        return pulumi.get(self, "auto_fix_enabled")
+
+    @auto_fix_enabled.setter
+    def auto_fix_enabled(self, value: pulumi.Input[Optional[_builtins.bool]]):
+        pulumi.set(self, "auto_fix_enabled", value)
+
+    @_builtins.property
+    @pulumi.getter(name="customErrorMessage")
+    def custom_error_message(self) -> pulumi.Input[Optional[_builtins.str]]:
+        return pulumi.get(self, "custom_error_message")
+
+    @custom_error_message.setter
+    def custom_error_message(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "custom_error_message", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def enabled(self) -> pulumi.Input[Optional[_builtins.bool]]:
+        """
+         Default: `true`.
+        """
+        return pulumi.get(self, "enabled")
+
+    @enabled.setter
+    def enabled(self, value: pulumi.Input[Optional[_builtins.bool]]):
+        pulumi.set(self, "enabled", value)
+
+    @_builtins.property
+    @pulumi.getter(name="errorBoundaryEnabled")
+    def error_boundary_enabled(self) -> pulumi.Input[Optional[_builtins.bool]]:
+        """
+         Default: `true`.
+        """
+        return pulumi.get(self, "error_boundary_enabled")
+
+    @error_boundary_enabled.setter
+    def error_boundary_enabled(self, value: pulumi.Input[Optional[_builtins.bool]]):
+        pulumi.set(self, "error_boundary_enabled", value)
+
+    @_builtins.property
+    @pulumi.getter(name="posthogEnabled")
+    def posthog_enabled(self) -> pulumi.Input[Optional[_builtins.bool]]:
+        """
+         Default: `true`.
+        """
+        return pulumi.get(self, "posthog_enabled")
+
+    @posthog_enabled.setter
+    def posthog_enabled(self, value: pulumi.Input[Optional[_builtins.bool]]):
+        pulumi.set(self, "posthog_enabled", value)
+
+    @_builtins.property
+    @pulumi.getter(name="sentryEnabled")
+    def sentry_enabled(self) -> pulumi.Input[Optional[_builtins.bool]]:
+        """
+         Default: `true`.
+        """
+        return pulumi.get(self, "sentry_enabled")
+
+    @sentry_enabled.setter
+    def sentry_enabled(self, value: pulumi.Input[Optional[_builtins.bool]]):
+        pulumi.set(self, "sentry_enabled", value)
+
+
+class AuthConfigArgsDict(TypedDict):
+    """
+    Who may open the app.
+    """
+    clerk_allowed_providers: NotRequired[pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]]
+    """
+    With `clerk`: the sign-in providers offered (google, github, email).
+    """
+    jwt_audience: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    jwt_issuer: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    jwt_jwks_url: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    mode: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    `public` (no sign-in), `clerk` (managed sign-in), `password` (one shared password), or the advanced `api_key`, `jwt`, `sso_oidc`, `sso_saml`. Default: `"public"`.
+    """
+    oidc_client_id: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    oidc_client_secret_name: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    The name of the client secret in the secrets vault (never the secret itself).
+    """
+    oidc_issuer: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    oidc_scopes: NotRequired[pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]]
+    password: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    With `password`: the password visitors enter. Write-only: the service keeps its hash and never shows it, so it is compared with what was sent last.
+    """
+    saml_acs_url: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    saml_idp_metadata_url: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    saml_sp_entity_id: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+
+@pulumi.input_type
+class AuthConfigArgs:
+    def __init__(__self__, *,
+                 clerk_allowed_providers: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
+                 jwt_audience: pulumi.Input[Optional[_builtins.str]] = None,
+                 jwt_issuer: pulumi.Input[Optional[_builtins.str]] = None,
+                 jwt_jwks_url: pulumi.Input[Optional[_builtins.str]] = None,
+                 mode: pulumi.Input[Optional[_builtins.str]] = None,
+                 oidc_client_id: pulumi.Input[Optional[_builtins.str]] = None,
+                 oidc_client_secret_name: pulumi.Input[Optional[_builtins.str]] = None,
+                 oidc_issuer: pulumi.Input[Optional[_builtins.str]] = None,
+                 oidc_scopes: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
+                 password: pulumi.Input[Optional[_builtins.str]] = None,
+                 saml_acs_url: pulumi.Input[Optional[_builtins.str]] = None,
+                 saml_idp_metadata_url: pulumi.Input[Optional[_builtins.str]] = None,
+                 saml_sp_entity_id: pulumi.Input[Optional[_builtins.str]] = None):
+        """
+        Who may open the app.
+
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] clerk_allowed_providers: With `clerk`: the sign-in providers offered (google, github, email).
+        :param pulumi.Input[_builtins.str] mode: `public` (no sign-in), `clerk` (managed sign-in), `password` (one shared password), or the advanced `api_key`, `jwt`, `sso_oidc`, `sso_saml`. Default: `"public"`.
+        :param pulumi.Input[_builtins.str] oidc_client_secret_name: The name of the client secret in the secrets vault (never the secret itself).
+        :param pulumi.Input[_builtins.str] password: With `password`: the password visitors enter. Write-only: the service keeps its hash and never shows it, so it is compared with what was sent last.
+        """
+        if clerk_allowed_providers is not None:
+            pulumi.set(__self__, "clerk_allowed_providers", clerk_allowed_providers)
+        if jwt_audience is not None:
+            pulumi.set(__self__, "jwt_audience", jwt_audience)
+        if jwt_issuer is not None:
+            pulumi.set(__self__, "jwt_issuer", jwt_issuer)
+        if jwt_jwks_url is not None:
+            pulumi.set(__self__, "jwt_jwks_url", jwt_jwks_url)
+        if mode is not None:
+            pulumi.set(__self__, "mode", mode)
+        if oidc_client_id is not None:
+            pulumi.set(__self__, "oidc_client_id", oidc_client_id)
+        if oidc_client_secret_name is not None:
+            pulumi.set(__self__, "oidc_client_secret_name", oidc_client_secret_name)
+        if oidc_issuer is not None:
+            pulumi.set(__self__, "oidc_issuer", oidc_issuer)
+        if oidc_scopes is not None:
+            pulumi.set(__self__, "oidc_scopes", oidc_scopes)
+        if password is not None:
+            pulumi.set(__self__, "password", password)
+        if saml_acs_url is not None:
+            pulumi.set(__self__, "saml_acs_url", saml_acs_url)
+        if saml_idp_metadata_url is not None:
+            pulumi.set(__self__, "saml_idp_metadata_url", saml_idp_metadata_url)
+        if saml_sp_entity_id is not None:
+            pulumi.set(__self__, "saml_sp_entity_id", saml_sp_entity_id)
+
+    @_builtins.property
+    @pulumi.getter(name="clerkAllowedProviders")
+    def clerk_allowed_providers(self) -> pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]:
+        """
+        With `clerk`: the sign-in providers offered (google, github, email).
+        """
+        return pulumi.get(self, "clerk_allowed_providers")
+
+    @clerk_allowed_providers.setter
+    def clerk_allowed_providers(self, value: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]):
+        pulumi.set(self, "clerk_allowed_providers", value)
+
+    @_builtins.property
+    @pulumi.getter(name="jwtAudience")
+    def jwt_audience(self) -> pulumi.Input[Optional[_builtins.str]]:
+        return pulumi.get(self, "jwt_audience")
+
+    @jwt_audience.setter
+    def jwt_audience(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "jwt_audience", value)
+
+    @_builtins.property
+    @pulumi.getter(name="jwtIssuer")
+    def jwt_issuer(self) -> pulumi.Input[Optional[_builtins.str]]:
+        return pulumi.get(self, "jwt_issuer")
+
+    @jwt_issuer.setter
+    def jwt_issuer(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "jwt_issuer", value)
+
+    @_builtins.property
+    @pulumi.getter(name="jwtJwksUrl")
+    def jwt_jwks_url(self) -> pulumi.Input[Optional[_builtins.str]]:
+        return pulumi.get(self, "jwt_jwks_url")
+
+    @jwt_jwks_url.setter
+    def jwt_jwks_url(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "jwt_jwks_url", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def mode(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        `public` (no sign-in), `clerk` (managed sign-in), `password` (one shared password), or the advanced `api_key`, `jwt`, `sso_oidc`, `sso_saml`. Default: `"public"`.
+        """
+        return pulumi.get(self, "mode")
+
+    @mode.setter
+    def mode(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "mode", value)
+
+    @_builtins.property
+    @pulumi.getter(name="oidcClientId")
+    def oidc_client_id(self) -> pulumi.Input[Optional[_builtins.str]]:
+        return pulumi.get(self, "oidc_client_id")
+
+    @oidc_client_id.setter
+    def oidc_client_id(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "oidc_client_id", value)
+
+    @_builtins.property
+    @pulumi.getter(name="oidcClientSecretName")
+    def oidc_client_secret_name(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        The name of the client secret in the secrets vault (never the secret itself).
+        """
+        return pulumi.get(self, "oidc_client_secret_name")
+
+    @oidc_client_secret_name.setter
+    def oidc_client_secret_name(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "oidc_client_secret_name", value)
+
+    @_builtins.property
+    @pulumi.getter(name="oidcIssuer")
+    def oidc_issuer(self) -> pulumi.Input[Optional[_builtins.str]]:
+        return pulumi.get(self, "oidc_issuer")
+
+    @oidc_issuer.setter
+    def oidc_issuer(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "oidc_issuer", value)
+
+    @_builtins.property
+    @pulumi.getter(name="oidcScopes")
+    def oidc_scopes(self) -> pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]:
+        return pulumi.get(self, "oidc_scopes")
+
+    @oidc_scopes.setter
+    def oidc_scopes(self, value: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]):
+        pulumi.set(self, "oidc_scopes", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def password(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        With `password`: the password visitors enter. Write-only: the service keeps its hash and never shows it, so it is compared with what was sent last.
+        """
+        return pulumi.get(self, "password")
+
+    @password.setter
+    def password(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "password", value)
+
+    @_builtins.property
+    @pulumi.getter(name="samlAcsUrl")
+    def saml_acs_url(self) -> pulumi.Input[Optional[_builtins.str]]:
+        return pulumi.get(self, "saml_acs_url")
+
+    @saml_acs_url.setter
+    def saml_acs_url(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "saml_acs_url", value)
+
+    @_builtins.property
+    @pulumi.getter(name="samlIdpMetadataUrl")
+    def saml_idp_metadata_url(self) -> pulumi.Input[Optional[_builtins.str]]:
+        return pulumi.get(self, "saml_idp_metadata_url")
+
+    @saml_idp_metadata_url.setter
+    def saml_idp_metadata_url(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "saml_idp_metadata_url", value)
+
+    @_builtins.property
+    @pulumi.getter(name="samlSpEntityId")
+    def saml_sp_entity_id(self) -> pulumi.Input[Optional[_builtins.str]]:
+        return pulumi.get(self, "saml_sp_entity_id")
+
+    @saml_sp_entity_id.setter
+    def saml_sp_entity_id(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "saml_sp_entity_id", value)
+
 
 class VerifyArgsDict(TypedDict):
     """

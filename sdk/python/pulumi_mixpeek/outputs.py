@@ -13,10 +13,520 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import NotRequired, TypedDict, TypeAlias
 from . import _utilities
+from . import outputs
 
 __all__ = [
+    'ApiAllow',
+    'AppBuildConfig',
+    'AppMeta',
+    'AppMonitoring',
+    'AuthConfig',
     'Verify',
 ]
+
+@pulumi.output_type
+class ApiAllow(dict):
+    """
+    One widening of the app's `/api` proxy allowlist.
+    """
+    def __init__(__self__, *,
+                 methods: Optional[Sequence[_builtins.str]] = None,
+                 pattern: Optional[_builtins.str] = None):
+        """
+        One widening of the app's `/api` proxy allowlist.
+
+        :param Sequence[_builtins.str] methods: The HTTP methods allowed, such as `["GET", "POST"]`.
+        :param _builtins.str pattern: The path the app may proxy, such as `/v1/retrievers/*/execute`.
+        """
+        if methods is not None:
+            pulumi.set(__self__, "methods", methods)
+        if pattern is not None:
+            pulumi.set(__self__, "pattern", pattern)
+
+    @_builtins.property
+    @pulumi.getter
+    def methods(self) -> Optional[Sequence[_builtins.str]]:
+        """
+        The HTTP methods allowed, such as `["GET", "POST"]`.
+        """
+        return pulumi.get(self, "methods")
+
+    @_builtins.property
+    @pulumi.getter
+    def pattern(self) -> Optional[_builtins.str]:
+        """
+        The path the app may proxy, such as `/v1/retrievers/*/execute`.
+        """
+        return pulumi.get(self, "pattern")
+
+
+@pulumi.output_type
+class AppBuildConfig(dict):
+    """
+    How the app is built. `asset_prefix` is the service's and never sent.
+    """
+    @staticmethod
+    def __key_warning(key: str):
+        suggest = None
+        if key == "apiAllow":
+            suggest = "api_allow"
+        elif key == "envVars":
+            suggest = "env_vars"
+
+        if suggest:
+            pulumi.log.warn(f"Key '{key}' not found in AppBuildConfig. Access the value via the '{suggest}' property getter instead.")
+
+    def __getitem__(self, key: str) -> Any:
+        AppBuildConfig.__key_warning(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default = None) -> Any:
+        AppBuildConfig.__key_warning(key)
+        return super().get(key, default)
+
+    def __init__(__self__, *,
+                 api_allow: Optional[Sequence['outputs.ApiAllow']] = None,
+                 entry: Optional[_builtins.str] = None,
+                 env_vars: Optional[Mapping[str, Any]] = None,
+                 framework: Optional[_builtins.str] = None,
+                 secrets: Optional[Mapping[str, Any]] = None,
+                 tailwind: Optional[_builtins.bool] = None):
+        """
+        How the app is built. `asset_prefix` is the service's and never sent.
+
+        :param Sequence['ApiAllow'] api_allow: Rules that widen the fleet's `/api` proxy allowlist for this app.
+        :param _builtins.str entry: The build's entry point. Default: `"src/layout.jsx"`.
+        :param Mapping[str, Any] env_vars: Build-time variables; every one but `MIXPEEK_API_KEY` reaches the browser, so put secrets in `secrets`.
+        :param _builtins.str framework: The framework: `react`. Default: `"react"`.
+        :param Mapping[str, Any] secrets: Server-only values for the app's `/functions/*` handlers; the service shows them as `***`, so each is compared with what was sent last.
+        :param _builtins.bool tailwind: Build with Tailwind CSS. Default: `true`.
+        """
+        if api_allow is not None:
+            pulumi.set(__self__, "api_allow", api_allow)
+        if entry is not None:
+            pulumi.set(__self__, "entry", entry)
+        if env_vars is not None:
+            pulumi.set(__self__, "env_vars", env_vars)
+        if framework is not None:
+            pulumi.set(__self__, "framework", framework)
+        if secrets is not None:
+            pulumi.set(__self__, "secrets", secrets)
+        if tailwind is not None:
+            pulumi.set(__self__, "tailwind", tailwind)
+
+    @_builtins.property
+    @pulumi.getter(name="apiAllow")
+    def api_allow(self) -> Optional[Sequence['outputs.ApiAllow']]:
+        """
+        Rules that widen the fleet's `/api` proxy allowlist for this app.
+        """
+        return pulumi.get(self, "api_allow")
+
+    @_builtins.property
+    @pulumi.getter
+    def entry(self) -> Optional[_builtins.str]:
+        """
+        The build's entry point. Default: `"src/layout.jsx"`.
+        """
+        return pulumi.get(self, "entry")
+
+    @_builtins.property
+    @pulumi.getter(name="envVars")
+    def env_vars(self) -> Optional[Mapping[str, Any]]:
+        """
+        Build-time variables; every one but `MIXPEEK_API_KEY` reaches the browser, so put secrets in `secrets`.
+        """
+        return pulumi.get(self, "env_vars")
+
+    @_builtins.property
+    @pulumi.getter
+    def framework(self) -> Optional[_builtins.str]:
+        """
+        The framework: `react`. Default: `"react"`.
+        """
+        return pulumi.get(self, "framework")
+
+    @_builtins.property
+    @pulumi.getter
+    def secrets(self) -> Optional[Mapping[str, Any]]:
+        """
+        Server-only values for the app's `/functions/*` handlers; the service shows them as `***`, so each is compared with what was sent last.
+        """
+        return pulumi.get(self, "secrets")
+
+    @_builtins.property
+    @pulumi.getter
+    def tailwind(self) -> Optional[_builtins.bool]:
+        """
+        Build with Tailwind CSS. Default: `true`.
+        """
+        return pulumi.get(self, "tailwind")
+
+
+@pulumi.output_type
+class AppMeta(dict):
+    """
+    The app's chrome: the browser tab's title, its logo and favicon.
+    """
+    @staticmethod
+    def __key_warning(key: str):
+        suggest = None
+        if key == "faviconUrl":
+            suggest = "favicon_url"
+        elif key == "logoUrl":
+            suggest = "logo_url"
+
+        if suggest:
+            pulumi.log.warn(f"Key '{key}' not found in AppMeta. Access the value via the '{suggest}' property getter instead.")
+
+    def __getitem__(self, key: str) -> Any:
+        AppMeta.__key_warning(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default = None) -> Any:
+        AppMeta.__key_warning(key)
+        return super().get(key, default)
+
+    def __init__(__self__, *,
+                 description: Optional[_builtins.str] = None,
+                 favicon_url: Optional[_builtins.str] = None,
+                 indexable: Optional[_builtins.bool] = None,
+                 logo_url: Optional[_builtins.str] = None,
+                 title: Optional[_builtins.str] = None):
+        """
+        The app's chrome: the browser tab's title, its logo and favicon.
+
+        :param _builtins.str description: A short description shown under the title.
+        :param _builtins.str favicon_url: The browser tab's icon.
+        :param _builtins.bool indexable: Let search engines and AI crawlers index the app (the service's default: no).
+        :param _builtins.str logo_url: The logo shown in the page header.
+        :param _builtins.str title: The title shown in the browser tab and the page header.
+        """
+        if description is not None:
+            pulumi.set(__self__, "description", description)
+        if favicon_url is not None:
+            pulumi.set(__self__, "favicon_url", favicon_url)
+        if indexable is not None:
+            pulumi.set(__self__, "indexable", indexable)
+        if logo_url is not None:
+            pulumi.set(__self__, "logo_url", logo_url)
+        if title is not None:
+            pulumi.set(__self__, "title", title)
+
+    @_builtins.property
+    @pulumi.getter
+    def description(self) -> Optional[_builtins.str]:
+        """
+        A short description shown under the title.
+        """
+        return pulumi.get(self, "description")
+
+    @_builtins.property
+    @pulumi.getter(name="faviconUrl")
+    def favicon_url(self) -> Optional[_builtins.str]:
+        """
+        The browser tab's icon.
+        """
+        return pulumi.get(self, "favicon_url")
+
+    @_builtins.property
+    @pulumi.getter
+    def indexable(self) -> Optional[_builtins.bool]:
+        """
+        Let search engines and AI crawlers index the app (the service's default: no).
+        """
+        return pulumi.get(self, "indexable")
+
+    @_builtins.property
+    @pulumi.getter(name="logoUrl")
+    def logo_url(self) -> Optional[_builtins.str]:
+        """
+        The logo shown in the page header.
+        """
+        return pulumi.get(self, "logo_url")
+
+    @_builtins.property
+    @pulumi.getter
+    def title(self) -> Optional[_builtins.str]:
+        """
+        The title shown in the browser tab and the page header.
+        """
+        return pulumi.get(self, "title")
+
+
+@pulumi.output_type
+class AppMonitoring(dict):
+    """
+    Opt-in monitoring (to Mixpeek's own Sentry and PostHog, never the app's).
+    """
+    @staticmethod
+    def __key_warning(key: str):
+        suggest = None
+        if key == "autoFixEnabled":
+            suggest = "auto_fix_enabled"
+        elif key == "customErrorMessage":
+            suggest = "custom_error_message"
+        elif key == "errorBoundaryEnabled":
+            suggest = "error_boundary_enabled"
+        elif key == "posthogEnabled":
+            suggest = "posthog_enabled"
+        elif key == "sentryEnabled":
+            suggest = "sentry_enabled"
+
+        if suggest:
+            pulumi.log.warn(f"Key '{key}' not found in AppMonitoring. Access the value via the '{suggest}' property getter instead.")
+
+    def __getitem__(self, key: str) -> Any:
+        AppMonitoring.__key_warning(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default = None) -> Any:
+        AppMonitoring.__key_warning(key)
+        return super().get(key, default)
+
+    def __init__(__self__, *,
+                 auto_fix_enabled: Optional[_builtins.bool] = None,
+                 custom_error_message: Optional[_builtins.str] = None,
+                 enabled: Optional[_builtins.bool] = None,
+                 error_boundary_enabled: Optional[_builtins.bool] = None,
+                 posthog_enabled: Optional[_builtins.bool] = None,
+                 sentry_enabled: Optional[_builtins.bool] = None):
+        """
+        Opt-in monitoring (to Mixpeek's own Sentry and PostHog, never the app's).
+
+        :param _builtins.bool auto_fix_enabled:  Default: `true`.
+        :param _builtins.bool enabled:  Default: `true`.
+        :param _builtins.bool error_boundary_enabled:  Default: `true`.
+        :param _builtins.bool posthog_enabled:  Default: `true`.
+        :param _builtins.bool sentry_enabled:  Default: `true`.
+        """
+        if auto_fix_enabled is not None:
+            pulumi.set(__self__, "auto_fix_enabled", auto_fix_enabled)
+        if custom_error_message is not None:
+            pulumi.set(__self__, "custom_error_message", custom_error_message)
+        if enabled is not None:
+            pulumi.set(__self__, "enabled", enabled)
+        if error_boundary_enabled is not None:
+            pulumi.set(__self__, "error_boundary_enabled", error_boundary_enabled)
+        if posthog_enabled is not None:
+            pulumi.set(__self__, "posthog_enabled", posthog_enabled)
+        if sentry_enabled is not None:
+            pulumi.set(__self__, "sentry_enabled", sentry_enabled)
+
+    @_builtins.property
+    @pulumi.getter(name="autoFixEnabled")
+    def auto_fix_enabled(self) -> Optional[_builtins.bool]:
+        """
+         Default: `true`.
+        """
+        return pulumi.get(self, "auto_fix_enabled")
+
+    @_builtins.property
+    @pulumi.getter(name="customErrorMessage")
+    def custom_error_message(self) -> Optional[_builtins.str]:
+        return pulumi.get(self, "custom_error_message")
+
+    @_builtins.property
+    @pulumi.getter
+    def enabled(self) -> Optional[_builtins.bool]:
+        """
+         Default: `true`.
+        """
+        return pulumi.get(self, "enabled")
+
+    @_builtins.property
+    @pulumi.getter(name="errorBoundaryEnabled")
+    def error_boundary_enabled(self) -> Optional[_builtins.bool]:
+        """
+         Default: `true`.
+        """
+        return pulumi.get(self, "error_boundary_enabled")
+
+    @_builtins.property
+    @pulumi.getter(name="posthogEnabled")
+    def posthog_enabled(self) -> Optional[_builtins.bool]:
+        """
+         Default: `true`.
+        """
+        return pulumi.get(self, "posthog_enabled")
+
+    @_builtins.property
+    @pulumi.getter(name="sentryEnabled")
+    def sentry_enabled(self) -> Optional[_builtins.bool]:
+        """
+         Default: `true`.
+        """
+        return pulumi.get(self, "sentry_enabled")
+
+
+@pulumi.output_type
+class AuthConfig(dict):
+    """
+    Who may open the app.
+    """
+    @staticmethod
+    def __key_warning(key: str):
+        suggest = None
+        if key == "clerkAllowedProviders":
+            suggest = "clerk_allowed_providers"
+        elif key == "jwtAudience":
+            suggest = "jwt_audience"
+        elif key == "jwtIssuer":
+            suggest = "jwt_issuer"
+        elif key == "jwtJwksUrl":
+            suggest = "jwt_jwks_url"
+        elif key == "oidcClientId":
+            suggest = "oidc_client_id"
+        elif key == "oidcClientSecretName":
+            suggest = "oidc_client_secret_name"
+        elif key == "oidcIssuer":
+            suggest = "oidc_issuer"
+        elif key == "oidcScopes":
+            suggest = "oidc_scopes"
+        elif key == "samlAcsUrl":
+            suggest = "saml_acs_url"
+        elif key == "samlIdpMetadataUrl":
+            suggest = "saml_idp_metadata_url"
+        elif key == "samlSpEntityId":
+            suggest = "saml_sp_entity_id"
+
+        if suggest:
+            pulumi.log.warn(f"Key '{key}' not found in AuthConfig. Access the value via the '{suggest}' property getter instead.")
+
+    def __getitem__(self, key: str) -> Any:
+        AuthConfig.__key_warning(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default = None) -> Any:
+        AuthConfig.__key_warning(key)
+        return super().get(key, default)
+
+    def __init__(__self__, *,
+                 clerk_allowed_providers: Optional[Sequence[_builtins.str]] = None,
+                 jwt_audience: Optional[_builtins.str] = None,
+                 jwt_issuer: Optional[_builtins.str] = None,
+                 jwt_jwks_url: Optional[_builtins.str] = None,
+                 mode: Optional[_builtins.str] = None,
+                 oidc_client_id: Optional[_builtins.str] = None,
+                 oidc_client_secret_name: Optional[_builtins.str] = None,
+                 oidc_issuer: Optional[_builtins.str] = None,
+                 oidc_scopes: Optional[Sequence[_builtins.str]] = None,
+                 password: Optional[_builtins.str] = None,
+                 saml_acs_url: Optional[_builtins.str] = None,
+                 saml_idp_metadata_url: Optional[_builtins.str] = None,
+                 saml_sp_entity_id: Optional[_builtins.str] = None):
+        """
+        Who may open the app.
+
+        :param Sequence[_builtins.str] clerk_allowed_providers: With `clerk`: the sign-in providers offered (google, github, email).
+        :param _builtins.str mode: `public` (no sign-in), `clerk` (managed sign-in), `password` (one shared password), or the advanced `api_key`, `jwt`, `sso_oidc`, `sso_saml`. Default: `"public"`.
+        :param _builtins.str oidc_client_secret_name: The name of the client secret in the secrets vault (never the secret itself).
+        :param _builtins.str password: With `password`: the password visitors enter. Write-only: the service keeps its hash and never shows it, so it is compared with what was sent last.
+        """
+        if clerk_allowed_providers is not None:
+            pulumi.set(__self__, "clerk_allowed_providers", clerk_allowed_providers)
+        if jwt_audience is not None:
+            pulumi.set(__self__, "jwt_audience", jwt_audience)
+        if jwt_issuer is not None:
+            pulumi.set(__self__, "jwt_issuer", jwt_issuer)
+        if jwt_jwks_url is not None:
+            pulumi.set(__self__, "jwt_jwks_url", jwt_jwks_url)
+        if mode is not None:
+            pulumi.set(__self__, "mode", mode)
+        if oidc_client_id is not None:
+            pulumi.set(__self__, "oidc_client_id", oidc_client_id)
+        if oidc_client_secret_name is not None:
+            pulumi.set(__self__, "oidc_client_secret_name", oidc_client_secret_name)
+        if oidc_issuer is not None:
+            pulumi.set(__self__, "oidc_issuer", oidc_issuer)
+        if oidc_scopes is not None:
+            pulumi.set(__self__, "oidc_scopes", oidc_scopes)
+        if password is not None:
+            pulumi.set(__self__, "password", password)
+        if saml_acs_url is not None:
+            pulumi.set(__self__, "saml_acs_url", saml_acs_url)
+        if saml_idp_metadata_url is not None:
+            pulumi.set(__self__, "saml_idp_metadata_url", saml_idp_metadata_url)
+        if saml_sp_entity_id is not None:
+            pulumi.set(__self__, "saml_sp_entity_id", saml_sp_entity_id)
+
+    @_builtins.property
+    @pulumi.getter(name="clerkAllowedProviders")
+    def clerk_allowed_providers(self) -> Optional[Sequence[_builtins.str]]:
+        """
+        With `clerk`: the sign-in providers offered (google, github, email).
+        """
+        return pulumi.get(self, "clerk_allowed_providers")
+
+    @_builtins.property
+    @pulumi.getter(name="jwtAudience")
+    def jwt_audience(self) -> Optional[_builtins.str]:
+        return pulumi.get(self, "jwt_audience")
+
+    @_builtins.property
+    @pulumi.getter(name="jwtIssuer")
+    def jwt_issuer(self) -> Optional[_builtins.str]:
+        return pulumi.get(self, "jwt_issuer")
+
+    @_builtins.property
+    @pulumi.getter(name="jwtJwksUrl")
+    def jwt_jwks_url(self) -> Optional[_builtins.str]:
+        return pulumi.get(self, "jwt_jwks_url")
+
+    @_builtins.property
+    @pulumi.getter
+    def mode(self) -> Optional[_builtins.str]:
+        """
+        `public` (no sign-in), `clerk` (managed sign-in), `password` (one shared password), or the advanced `api_key`, `jwt`, `sso_oidc`, `sso_saml`. Default: `"public"`.
+        """
+        return pulumi.get(self, "mode")
+
+    @_builtins.property
+    @pulumi.getter(name="oidcClientId")
+    def oidc_client_id(self) -> Optional[_builtins.str]:
+        return pulumi.get(self, "oidc_client_id")
+
+    @_builtins.property
+    @pulumi.getter(name="oidcClientSecretName")
+    def oidc_client_secret_name(self) -> Optional[_builtins.str]:
+        """
+        The name of the client secret in the secrets vault (never the secret itself).
+        """
+        return pulumi.get(self, "oidc_client_secret_name")
+
+    @_builtins.property
+    @pulumi.getter(name="oidcIssuer")
+    def oidc_issuer(self) -> Optional[_builtins.str]:
+        return pulumi.get(self, "oidc_issuer")
+
+    @_builtins.property
+    @pulumi.getter(name="oidcScopes")
+    def oidc_scopes(self) -> Optional[Sequence[_builtins.str]]:
+        return pulumi.get(self, "oidc_scopes")
+
+    @_builtins.property
+    @pulumi.getter
+    def password(self) -> Optional[_builtins.str]:
+        """
+        With `password`: the password visitors enter. Write-only: the service keeps its hash and never shows it, so it is compared with what was sent last.
+        """
+        return pulumi.get(self, "password")
+
+    @_builtins.property
+    @pulumi.getter(name="samlAcsUrl")
+    def saml_acs_url(self) -> Optional[_builtins.str]:
+        return pulumi.get(self, "saml_acs_url")
+
+    @_builtins.property
+    @pulumi.getter(name="samlIdpMetadataUrl")
+    def saml_idp_metadata_url(self) -> Optional[_builtins.str]:
+        return pulumi.get(self, "saml_idp_metadata_url")
+
+    @_builtins.property
+    @pulumi.getter(name="samlSpEntityId")
+    def saml_sp_entity_id(self) -> Optional[_builtins.str]:
+        return pulumi.get(self, "saml_sp_entity_id")
+
 
 @pulumi.output_type
 class Verify(dict):
