@@ -396,6 +396,14 @@ def index_page(schema: dict[str, Any]) -> str:
             "",
             resources,
             "",
+            "## Functions",
+            "",
+            "\n".join(
+                f"- [{t.rsplit(':', 1)[-1]}](functions/{snake(t.rsplit(':', 1)[-1])}.md): "
+                f"{f['description'].splitlines()[0]}"
+                for t, f in sorted(schema.get("functions", {}).items())
+            ),
+            "",
             "## Example",
             "",
             examples("AppPromotion"),
@@ -485,6 +493,81 @@ def installation_page(schema: dict[str, Any]) -> str:
     )
 
 
+FUNCTION_EXAMPLES: dict[str, tuple[str, str]] = {
+    "getApp": ("slug", "acme-search"),
+}
+"""The argument each function's example looks up by, and its value."""
+
+
+def function_page(token: str, spec: dict[str, Any]) -> str:
+    name = token.rsplit(":", 1)[-1]
+    arg, value = FUNCTION_EXAMPLES[name]
+    outputs = spec["outputs"]["properties"]
+    first = sorted(outputs)[0]
+    return "\n".join(
+        [
+            "---",
+            f"title: {name}",
+            f"meta_desc: {spec['description'].splitlines()[0]}",
+            "---",
+            "",
+            GENERATED,
+            "",
+            f"# {name}",
+            "",
+            f"`{token}`",
+            "",
+            spec["description"],
+            "",
+            "## Example usage",
+            "",
+            "**Pulumi YAML**",
+            "",
+            "```yaml",
+            "variables:",
+            "  found:",
+            "    fn::invoke:",
+            f"      function: {token}",
+            "      arguments:",
+            f"        {arg}: {value}",
+            "outputs:",
+            f"  {first}: ${{found.{first}}}",
+            "```",
+            "",
+            "**Python** (the native provider's SDK; the dynamic resources' package has "
+            f"`mixpeek_pulumi.{snake(name)}` with the same arguments)",
+            "",
+            "```python",
+            "import pulumi",
+            "import pulumi_mixpeek as mixpeek",
+            "",
+            f"found = mixpeek.{snake(name)}({snake(arg)}={json.dumps(value)})",
+            f'pulumi.export("{first}", found.{snake(first)})',
+            "```",
+            "",
+            "**TypeScript**",
+            "",
+            "```typescript",
+            'import * as mixpeek from "@mixpeek/pulumi";',
+            "",
+            f"const found = mixpeek.{name}Output({{ {arg}: {json.dumps(value)} }});",
+            f"export const {first} = found.{first};",
+            "```",
+            "",
+            "## Arguments",
+            "",
+            "Give one of `appId` and `slug`.",
+            "",
+            _table(spec["inputs"]["properties"], set()),
+            "",
+            "## Result",
+            "",
+            _table(outputs, set(spec["outputs"].get("required", []))),
+            "",
+        ]
+    )
+
+
 def pages() -> dict[str, str]:
     from mixpeek_pulumi.native.schema import schema as read_schema
 
@@ -495,6 +578,8 @@ def pages() -> dict[str, str]:
     }
     for token, spec in sorted(schema["resources"].items()):
         out[f"resources/{snake(token.rsplit(':', 1)[-1])[1:]}.md"] = resource_page(token, spec)
+    for token, spec in sorted(schema.get("functions", {}).items()):
+        out[f"functions/{snake(token.rsplit(':', 1)[-1])}.md"] = function_page(token, spec)
     return out
 
 

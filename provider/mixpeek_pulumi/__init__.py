@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         AppDomainVerificationArgs,
     )
     from .resources.app_promotion import AppPromotion, AppPromotionArgs
+    from .resources.get_app import GetAppResult, get_app
     from .resources.plugin_deployment import PluginDeployment, PluginDeploymentArgs
 
 _LAZY = {
@@ -51,6 +52,8 @@ _LAZY = {
     "AppMetaArgs": ".resources.app",
     "AppMonitoringArgs": ".resources.app",
     "AppDomain": ".resources.app_domain",
+    "get_app": ".resources.get_app",
+    "GetAppResult": ".resources.get_app",
     "AppDomainArgs": ".resources.app_domain",
     "AppDomainVerification": ".resources.app_domain_verification",
     "AppDomainVerificationArgs": ".resources.app_domain_verification",
@@ -98,9 +101,11 @@ __all__ = [
     "DeployError",
     "DeployFailedError",
     "DeployTimeoutError",
+    "GetAppResult",
     "MixpeekError",
     "PluginDeployment",
     "PluginDeploymentArgs",
     "VerifyArgs",
     "__version__",
+    "get_app",
 ]

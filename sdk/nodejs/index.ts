@@ -30,6 +30,11 @@ export type AppPromotion = import("./appPromotion").AppPromotion;
 export const AppPromotion: typeof import("./appPromotion").AppPromotion = null as any;
 utilities.lazyLoad(exports, ["AppPromotion"], () => require("./appPromotion"));
 
+export { GetAppArgs, GetAppResult, GetAppOutputArgs } from "./getApp";
+export const getApp: typeof import("./getApp").getApp = null as any;
+export const getAppOutput: typeof import("./getApp").getAppOutput = null as any;
+utilities.lazyLoad(exports, ["getApp","getAppOutput"], () => require("./getApp"));
+
 export { PluginDeploymentArgs } from "./pluginDeployment";
 export type PluginDeployment = import("./pluginDeployment").PluginDeployment;
 export const PluginDeployment: typeof import("./pluginDeployment").PluginDeployment = null as any;

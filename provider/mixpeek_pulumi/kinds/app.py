@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal, TypeVar
 
-from pydantic import AfterValidator, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from ..api.models import (
     AppResponse,
@@ -380,3 +380,64 @@ def _seen(ctx: Context, name: str, model: type[P], seen: Any, sent: P | None) ->
     if sent is None and name in CONFIGS and found == model.model_validate({}):
         return None  # the service's defaults, filled in for a setting the program left unset
     return found
+
+
+class AppLookup(Inputs):
+    """The inputs of getApp: the app by its id or by its slug, one of the two."""
+
+    app_id: str | None = setting(None, change="none")
+    """The app's id, such as ``app_abc123``."""
+    slug: str | None = setting(None, change="none")
+    """The app's slug, its address ``<slug>.mxp.co``."""
+
+    def problem(self) -> str | None:
+        """Why these inputs find no app, in words; None when they name one."""
+        if (self.app_id is None) == (self.slug is None):
+            return "give `app_id` or `slug`, one of the two"
+        if self.app_id is not None:
+            found = identifier_problem(self.app_id)
+            return None if found is None else f"`app_id` {found}"
+        try:
+            _slug(self.slug or "")
+        except ValueError as exc:
+            return f"`slug` {exc}"
+        return None
+
+
+class AppFound(BaseModel):
+    """What getApp returns: the app's id, slug, URL and what each environment serves."""
+
+    model_config = STATE_CONFIG
+    app_id: str
+    """The app's id."""
+    slug: str
+    """The app's slug."""
+    url: str
+    """The app's published URL, ``https://<slug>.mxp.co``."""
+    environments: dict[str, Any]
+    """Each environment (``staging``, ``production``) and what it serves, as the service
+    reports it: the deploy's id and its asset prefix, under the service's own key names."""
+
+
+def lookup_app(ctx: Context, args: AppLookup) -> AppFound:
+    """The app ``args`` names, read from the service; raises ``MixpeekError`` in a sentence
+    when there is none."""
+    problem = args.problem()
+    if problem is not None:
+        raise MixpeekError(f"getApp: {problem}.")
+    app_id = args.app_id
+    if app_id is None:
+        apps = ctx.api.list_apps(limit=1, slug=args.slug).results
+        app_id = next(
+            (a["app_id"] for a in apps if isinstance(a, dict) and a.get("slug") == args.slug),
+            None,
+        )
+        if not isinstance(app_id, str):
+            raise MixpeekError(f"getApp: this organization has no app with the slug {args.slug}.")
+    try:
+        app = ctx.api.get_app(app_id)
+    except NotFoundError:
+        raise MixpeekError(f"getApp: this organization has no app {app_id}.") from None
+    return AppFound(
+        app_id=app.app_id, slug=app.slug, url=_url(app), environments=dict(app.environments)
+    )

@@ -19,6 +19,7 @@ from pydantic.fields import FieldInfo
 
 from .._version import __version__
 from ..kinds.base import AnyKind
+from ..kinds.functions import FUNCTIONS, Function
 from ..kinds.registry import KINDS
 from ..kinds.spec import change_of, is_secret
 
@@ -155,6 +156,7 @@ def schema() -> dict[str, Any]:
             "properties": {"baseUrl": CONFIG["baseUrl"]},
         },
         "resources": {token(kind): resource(kind) for kind in KINDS.values()},
+        "functions": {f"{PACKAGE}:index:{f.name}": function(f) for f in FUNCTIONS.values()},
         "types": object_types(),
         "language": {
             "python": {
@@ -206,6 +208,20 @@ def resource(kind: AnyKind) -> dict[str, Any]:
             for n, f in state.items()
             if (always_set(f) and n != kind.path) or n in kind.state.guaranteed
         ),
+    }
+
+
+def function(spec: Function) -> dict[str, Any]:
+    """A function (an invoke): its arguments, all optional here, and its result."""
+    args = {n: f for n, f in spec.args.model_fields.items() if n not in INTERNAL}
+    result = spec.result.model_fields
+    return {
+        "description": spec.summary,
+        "inputs": {"properties": {camel(n): prop(f) for n, f in args.items()}},
+        "outputs": {
+            "properties": {camel(n): prop(f) for n, f in result.items()},
+            "required": sorted(camel(n) for n, f in result.items() if f.is_required()),
+        },
     }
 
 

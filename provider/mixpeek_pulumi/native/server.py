@@ -25,9 +25,10 @@ from google.rpc import status_pb2
 from .._version import __version__
 from ..config import ProviderConfig, base_url_problem
 from ..deadline import Cancellation
-from ..errors import DeployError, redact
+from ..errors import DeployError, MixpeekError, redact
 from ..kinds.base import AnyKind, check_inputs
-from ..kinds.diffs import Failure, split_unknowns
+from ..kinds.diffs import Failure, split_unknowns, validate_inputs
+from ..kinds.functions import FUNCTIONS
 from ..kinds.registry import KINDS
 from ..kinds.spec import Inputs, State, change_of, secret_paths
 from ..run.context import READ_SECONDS, Context, failure
@@ -35,7 +36,7 @@ from ..run.progress import write_line
 from . import launch, lifeline, wire
 from .protos import engine_pb2, engine_pb2_grpc, plugin_pb2, provider_pb2
 from .protos import provider_pb2_grpc as rpc
-from .schema import PACKAGE, input_fields, schema_json
+from .schema import PACKAGE, camel, input_fields, schema_json, snake
 
 T = TypeVar("T")
 MAX_WORKERS: Final = 256
@@ -148,6 +149,52 @@ class NativeProvider(rpc.ResourceProviderServicer):
     async def Cancel(self, request: Any, context: Any) -> Any:
         self.cancelled.set()  # every wait ends now; deploys under way are kept as partial state
         return empty_pb2.Empty()
+
+    # ------------------------------------------------------------------ the functions
+
+    async def Invoke(self, request: Any, context: Any) -> Any:
+        """A function (``getApp``): its arguments checked (failures come back as the
+        engine's check failures, named as the program spells them), then one read."""
+        name = request.tok.removeprefix(f"{PACKAGE}:index:")
+        spec = FUNCTIONS.get(name) if request.tok.startswith(f"{PACKAGE}:index:") else None
+        if spec is None:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"The Mixpeek provider has no function {request.tok!r}.",
+            )
+            raise AssertionError("unreachable")
+        plain, _ = wire.unwrap(wire.load(request.args))
+        args = {snake(k): v for k, v in plain.items() if v is not None}
+        parsed, failures = validate_inputs(spec.args, args, set())
+        if failures or parsed is None:
+            return provider_pb2.InvokeResponse(
+                failures=[
+                    provider_pb2.CheckFailure(property=camel(f.field), reason=redact(f.reason))
+                    for f in failures
+                ]
+            )
+
+        def run() -> Any:
+            with Context.open(
+                name,
+                name,
+                config=self.config,
+                say=self.engine.sink(""),
+                subject=parsed,
+                seconds=READ_SECONDS,
+                cancel=self.cancelled,
+            ) as ctx:
+                found = spec.run(ctx, parsed)
+            values = {camel(k): v for k, v in found.model_dump(mode="json").items()}
+            return provider_pb2.InvokeResponse(**{"return": wire.dump(values)})
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.pool, run)
+        except Exception as exc:  # noqa: BLE001 - every failure reaches the user as one message
+            shown = exc if isinstance(exc, MixpeekError) else failure(exc, name, name)
+            message = redact(str(shown))
+        await context.abort(grpc.StatusCode.UNKNOWN, message)
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ the resources
 

@@ -11,6 +11,7 @@ from .app_deploy import *
 from .app_domain import *
 from .app_domain_verification import *
 from .app_promotion import *
+from .get_app import *
 from .plugin_deployment import *
 from .provider import *
 from ._inputs import *
