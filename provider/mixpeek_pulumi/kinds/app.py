@@ -14,6 +14,7 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
+from ..api.client import MixpeekClient
 from ..api.models import (
     AppResponse,
     AuthConfigInput,
@@ -25,7 +26,7 @@ from ..api.models import (
 from ..api.models import BuildConfig as BuildConfigRequest
 from ..errors import BadRequestError, DeployFailedError, MixpeekError, NotFoundError, first_line
 from ..run.context import Context
-from .base import Kind
+from .base import Checked, Kind, Recall
 from .diffs import Diff, diff_inputs
 from .spec import (
     STATE_CONFIG,
@@ -212,6 +213,31 @@ class App(Kind[AppInputs, AppState]):
     )
     inputs = AppInputs
     state = AppState
+
+    def computed(
+        self, inputs: AppInputs | None, unknown: set[str], olds: Mapping[str, Any]
+    ) -> Checked:
+        """An update keeps the app's id: carried in the checked inputs, so a preview knows it
+        (the engine previews an update's outputs from them)."""
+        app_id = olds.get("app_id")
+        return ({"app_id": app_id} if isinstance(app_id, str) and app_id else {}), []
+
+    def recall(self, olds: Mapping[str, Any], computed: Mapping[str, Any]) -> Recall | None:
+        """The id of an app whose old inputs do not carry it yet (the create's check could
+        not know it), found by its old slug."""
+        slug = olds.get("slug")
+        if "app_id" in computed or not isinstance(slug, str):
+            return None
+
+        def read(api: MixpeekClient) -> dict[str, Any]:
+            apps = api.list_apps(limit=1, slug=slug).results
+            found = next(
+                (a.get("app_id") for a in apps if isinstance(a, dict) and a.get("slug") == slug),
+                None,
+            )
+            return {"app_id": found} if isinstance(found, str) else {}
+
+        return read
 
     def diff(self, olds: AppState, news: Mapping[str, Any], unknown: set[str]) -> Diff:
         return diff_inputs(AppInputs, olds.model_dump(), news, unknown)

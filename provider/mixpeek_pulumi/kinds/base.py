@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 from ..api import credentials
+from ..api.client import MixpeekClient
 from ..config import ProviderConfig
+from ..deadline import Deadline
+from ..errors import MixpeekError
 from ..run.context import Context
 from .diffs import Diff, Failure, validate_inputs
 from .spec import Inputs, State
@@ -22,6 +25,7 @@ InputsT = TypeVar("InputsT", bound=Inputs)
 StateT = TypeVar("StateT", bound=State)
 Checked = tuple[dict[str, Any], list[Failure]]
 Probe = credentials.Probe
+Recall = Callable[[MixpeekClient], dict[str, Any]]
 
 
 class Kind(ABC, Generic[InputsT, StateT]):
@@ -58,6 +62,12 @@ class Kind(ABC, Generic[InputsT, StateT]):
         process (``credentials``); None while the inputs it needs are unknown. The apps list
         by default: every app route needs the same key."""
         return lambda api: api.list_apps(limit=1)
+
+    def recall(self, olds: Mapping[str, Any], computed: Mapping[str, Any]) -> Recall | None:
+        """For ``check`` of an update: a read of what the update keeps and only the service
+        can say, when the old inputs lack it (an App's id, before the inputs kept it), merged
+        into what ``check`` computes so a preview knows it; None when nothing is to be read."""
+        return None
 
     @abstractmethod
     def diff(self, olds: StateT, news: Mapping[str, Any], unknown: set[str]) -> Diff: ...
@@ -103,4 +113,27 @@ def check_inputs(
         if probe is not None:
             where = config.with_base_url(news.get("base_url"))
             credentials.ensure(where, probe, cancel=cancel)
+        recall = kind.recall(olds, computed) if olds else None
+        if recall is not None and not config.skip_credentials_check:
+            computed = {
+                **_recalled(config.with_base_url(news.get("base_url")), recall, cancel),
+                **computed,
+            }
     return computed, failures
+
+
+RECALL_SECONDS = 10.0
+"""How long ``check`` waits for a recall before leaving the value unknown to the preview."""
+
+
+def _recalled(
+    config: ProviderConfig, recall: Recall, cancel: threading.Event | None
+) -> dict[str, Any]:
+    """What ``recall`` reads; nothing when the service cannot say now: the preview then shows
+    the value as unknown, as it would have anyway."""
+    try:
+        deadline = Deadline.after(RECALL_SECONDS, cancel=cancel)
+        with MixpeekClient.from_config(config, deadline=deadline) as api:
+            return recall(api)
+    except MixpeekError:
+        return {}
