@@ -5,6 +5,7 @@ the secret in ``verify`` (the dynamic front door's own way of learning what is s
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +145,15 @@ def test_a_site_that_holds_every_check_fails_in_time_and_no_check_carries_the_ke
         with pytest.raises(MixpeekError) as info:
             p.up(bundle, checked)
         first = headline(info.value)
-        assert f"(GET {server.url}/healthz did not answer in full within 3 s)" in first
+        # The check ends at the bound in force: its own, or what is left of the verification's
+        # 3 s once the version's file list was read (2.9 s on a busy machine); never later.
+        held = re.search(
+            rf"\(GET {re.escape(server.url)}/healthz did not answer in full within "
+            r"([\d.]+) s\)",
+            first,
+        )
+        assert held is not None, first
+        assert 0 < float(held.group(1)) <= 3, first
         assert first.endswith("production serves version 1 again.")
         assert p.served() == 1
         assert server.seen, "the checks reached the site"

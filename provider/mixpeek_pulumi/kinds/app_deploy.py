@@ -129,11 +129,13 @@ def _files_note(olds: AppDeployState, news: Mapping[str, Any]) -> str:
     state's manifest against the bundle's, read again (only when its digest changed); or,
     when either list is missing, why."""
     new, count = None, None
-    if isinstance(news.get("bundle"), str):
+    if olds.bundle_files is not None and isinstance(news.get("bundle"), str):
         try:
             excludes = Excludes(news.get("exclude") or [])
             files = bundles.collect(Path(news["bundle"]), excludes)
-            new, count = manifests.of_files(files)[1], len(files)
+            count = len(files)
+            # Over the cap there is no list to compare: no need to read every byte for it.
+            new = manifests.of_files(files)[1] if count <= manifests.MAX_FILES else None
         except (MixpeekError, OSError, ValueError):
             new = None
     if olds.bundle_files is not None and new is not None:
