@@ -499,6 +499,40 @@ FUNCTION_EXAMPLES: dict[str, tuple[str, str]] = {
 """The argument each function's example looks up by, and its value."""
 
 
+def go_function(name: str) -> str:
+    """The Go SDK's name for a function: Pulumi's Go generator calls ``getX`` ``LookupX``
+    where a resource ``X`` has a ``GetX`` of its own."""
+    return "Lookup" + pascal(name[3:]) if name.startswith("get") else pascal(name)
+
+
+def function_go_example(name: str, spec: dict[str, Any]) -> str:
+    arg, value = FUNCTION_EXAMPLES[name]
+    first = sorted(spec["outputs"]["properties"])[0]
+    return "\n".join(
+        [
+            "package main",
+            "",
+            "import (",
+            '\t"github.com/mixpeek/mixpeek-pulumi/sdk/go/mixpeek"',
+            '\t"github.com/pulumi/pulumi/sdk/v3/go/pulumi"',
+            ")",
+            "",
+            "func main() {",
+            "\tpulumi.Run(func(ctx *pulumi.Context) error {",
+            f"\t\tfound, err := mixpeek.{go_function(name)}(ctx, &mixpeek.{go_function(name)}Args{{",
+            f"\t\t\t{go_field(arg)}: pulumi.StringRef({json.dumps(value)}),",
+            "\t\t})",
+            "\t\tif err != nil {",
+            "\t\t\treturn err",
+            "\t\t}",
+            f'\t\tctx.Export("{first}", pulumi.String(found.{go_field(first)}))',
+            "\t\treturn nil",
+            "\t})",
+            "}",
+        ]
+    )
+
+
 def function_page(token: str, spec: dict[str, Any]) -> str:
     name = token.rsplit(":", 1)[-1]
     arg, value = FUNCTION_EXAMPLES[name]
@@ -552,6 +586,12 @@ def function_page(token: str, spec: dict[str, Any]) -> str:
             "",
             f"const found = mixpeek.{name}Output({{ {arg}: {json.dumps(value)} }});",
             f"export const {first} = found.{first};",
+            "```",
+            "",
+            "**Go**",
+            "",
+            "```go",
+            function_go_example(name, spec),
             "```",
             "",
             "## Arguments",

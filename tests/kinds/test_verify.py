@@ -100,6 +100,23 @@ def test_a_site_that_only_sends_gzip_is_read_decoded_and_verified(pipe: Pipeline
     assert "with version 1's index.html" in pipe.prod.said()
 
 
+def test_a_site_on_a_localhost_name_is_checked_at_loopback(
+    pipe: Pipeline, emulator: EmulatorHandle
+) -> None:
+    """The emulator serves production at ``<slug>.localhost``, a name the system's resolver
+    here does not know: the check resolves it as browsers and curl do (RFC 6761)."""
+    port = httpx.URL(emulator.url).port
+    out = pipe.promote(
+        pipe.stage(healthy("v1")),
+        url=f"http://verified.localhost:{port}",
+        path="/",
+        expect_text="Hello v1",
+        **FAST,
+    )
+    assert out["verified"] is True
+    assert f"GET http://verified.localhost:{port}/" in pipe.prod.said()
+
+
 def test_a_schedule_that_cannot_pass_in_its_time_is_refused_before_anything_is_sent(
     pipe: Pipeline, emulator: EmulatorHandle
 ) -> None:

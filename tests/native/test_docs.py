@@ -1,5 +1,6 @@
 """docs/ pages read off the schema are what `make docs` generates, and their examples are
-programs: the Python ones compile, the Go ones build against sdk/go."""
+programs: the Python ones compile, the Go ones (resources' and functions') build against
+sdk/go."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mixpeek_pulumi.native.schema import schema as read_schema
 from scripts import gen_docs
 from scripts.pulumi_cli import ROOT
 
@@ -32,6 +34,10 @@ def test_go_examples_build_against_the_sdk(tmp_path: Path) -> None:
     for kind, (_, decls, outputs) in gen_docs.EXAMPLES.items():
         (module / kind).mkdir(parents=True)
         (module / kind / "main.go").write_text(gen_docs.go_example(decls, outputs) + "\n")
+    for token, spec in read_schema().get("functions", {}).items():
+        name = token.rsplit(":", 1)[-1]
+        (module / name).mkdir(parents=True)
+        (module / name / "main.go").write_text(gen_docs.function_go_example(name, spec) + "\n")
     go_mod = (ROOT / "examples" / "native-go" / "go.mod").read_text()
     sdk = ROOT / "sdk" / "go"
     (module / "go.mod").write_text(go_mod.replace("=> ../../sdk/go", f"=> {sdk}"))

@@ -237,6 +237,11 @@ def _lookup(
         pass
     else:
         return [host]
+    if host == "localhost" or host.endswith(".localhost"):
+        # RFC 6761: every localhost name is loopback, as browsers and curl resolve it (the
+        # system's resolver often knows only "localhost"); a local emulator serves each site
+        # on a host of its own under it.
+        return ["127.0.0.1", "::1"]
     found: list[str] = []
     failed: list[BaseException] = []
     done = threading.Event()
