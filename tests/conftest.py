@@ -23,6 +23,28 @@ from tests.emulator_fixture import EmulatorHandle, start_emulator  # noqa: E402
 from tests.engine import Stack, open_stack  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def keeps_the_event_loop() -> Iterator[None]:
+    """Fails the test that takes the main thread's event loop away (``asyncio.run`` does),
+    rather than every later test in its worker that runs the SDK's mocks."""
+    yield
+    import asyncio
+    import threading
+
+    local = getattr(asyncio.get_event_loop_policy(), "_local", None)
+    if (
+        threading.current_thread() is threading.main_thread()
+        and local is not None
+        and local._set_called
+        and local._loop is None
+    ):
+        asyncio.set_event_loop(asyncio.new_event_loop())  # the tests after it run as usual
+        pytest.fail(
+            "This test left the main thread with no event loop (asyncio.run does so), which "
+            "the SDK's mocks in later tests need: run coroutines with tests.aio.run_apart."
+        )
+
+
 @pytest.fixture(scope="session", autouse=True)
 def entry_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One compressed-entry cache for the session's deploys (and the providers they start),

@@ -3,7 +3,6 @@ recorded at upload and kept across a restart with --data-dir."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import signal
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from mixpeek_emulator.storage import ObjectStore
+from tests.aio import run_apart
 from tests.emulator.test_cli_persistence import KEY, cli
 from tests.emulator_fixture import EmulatorHandle, wait_until
 
@@ -175,13 +175,7 @@ async def _chunks(*blocks: bytes) -> AsyncIterator[bytes]:
 
 
 def _put(store: ObjectStore, key: str, data: bytes) -> str:
-    # A loop of its own, never made current: asyncio.run would leave this thread without one,
-    # and the Pulumi SDK, which later tests in this process run, asks for the current loop.
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(store.write(key, _chunks(data), content_md5=None)).etag
-    finally:
-        loop.close()
+    return run_apart(store.write(key, _chunks(data), content_md5=None)).etag
 
 
 def test_the_etag_comes_from_the_upload_record_not_a_second_read(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ old slug."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -17,6 +16,7 @@ from mixpeek_pulumi.kinds.registry import KINDS
 from mixpeek_pulumi.native import wire
 from mixpeek_pulumi.native.server import EngineLog, NativeProvider
 from mixpeek_pulumi.resources.app import AppProvider
+from tests.aio import run_apart
 from tests.emulator_fixture import EmulatorHandle
 from tests.kinds.conftest import Make
 
@@ -80,6 +80,6 @@ def test_the_native_check_hands_the_engine_the_id(resource: Make, emulator: Emul
         olds=struct({"slug": "acme-search", "meta": META}),
         news=struct({"slug": "acme-search", "meta": {"title": "Acme 2"}}),
     )
-    answer = asyncio.run(provider.Check(request, None))
+    answer = run_apart(provider.Check(request, None))
     assert list(answer.failures) == []
     assert wire.load(answer.inputs)["appId"] == out["app_id"]

@@ -4,7 +4,6 @@ so in one sentence."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from mixpeek_pulumi.config import ProviderConfig
 from mixpeek_pulumi.errors import InputError
 from mixpeek_pulumi.native import wire
 from mixpeek_pulumi.native.server import EngineLog, NativeProvider
+from tests.aio import run_apart
 from tests.emulator_fixture import EmulatorHandle
 
 
@@ -61,7 +61,7 @@ def invoke(emulator: EmulatorHandle, tok: str, args: dict[str, Any]) -> Any:
     struct = struct_pb2.Struct()
     struct.update(args)
     request = provider_pb2.InvokeRequest(tok=tok, args=struct)
-    return asyncio.run(provider.Invoke(request, FakeContext()))
+    return run_apart(provider.Invoke(request, FakeContext()))
 
 
 def test_the_native_invoke_returns_the_app_in_camel_case(emulator: EmulatorHandle) -> None:

@@ -4,7 +4,6 @@ between (docs/architecture.md walks the same path)."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ import mixpeek_pulumi
 from mixpeek_pulumi.native import server
 from mixpeek_pulumi.native.protos import provider_pb2
 from mixpeek_pulumi.resources.app_deploy import AppDeployProvider
+from tests.aio import run_apart
 from tests.emulator_fixture import EmulatorHandle
 
 PACKAGE = str(Path(mixpeek_pulumi.__file__).parent)
@@ -91,13 +91,7 @@ def native_create(app_id: str, bundle: str) -> Callable[[], Any]:
             provider.pool.shutdown()
 
     def run() -> Any:
-        # A loop of its own, never made current: asyncio.run would leave this thread with no
-        # event loop, which the tests that follow in this worker (the SDK's mocks) need.
-        loop = asyncio.new_event_loop()
-        try:
-            return loop.run_until_complete(call())
-        finally:
-            loop.close()
+        return run_apart(call())
 
     return run
 

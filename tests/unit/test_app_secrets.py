@@ -4,7 +4,6 @@ them, and the native provider hands them back marked in its outputs and checked 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pulumi
@@ -14,6 +13,7 @@ from mixpeek_pulumi.native import wire
 from mixpeek_pulumi.native.server import Call
 from mixpeek_pulumi.resources._common import SECRET_INPUTS, resource_props
 from mixpeek_pulumi.resources.app import AppArgs, AppAuthConfigArgs, AppBuildConfigArgs
+from tests.aio import run_apart
 
 APP_URN = "urn:pulumi:dev::proj::mixpeek:index:App::site"
 
@@ -41,7 +41,7 @@ def test_the_dynamic_app_wraps_its_secrets_though_the_program_passed_them_plain(
             "plain": (props["build_config"]["env_vars"], props["auth_config"]["mode"]),
         }
 
-    seen = asyncio.run(run())
+    seen = run_apart(run())
     assert seen["secret"] == [True, True]
     assert seen["values"] == ["pw-plain", {"KEY": "sk-1"}]
     assert seen["paths"] == ["auth_config.password", "build_config.secrets"]

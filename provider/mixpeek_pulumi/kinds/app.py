@@ -209,7 +209,9 @@ class App(Kind[AppInputs, AppState]):
         "its domains and its slug. Refresh reports drift of every declared setting; the "
         "password and the build secrets, which the service never shows, are compared with "
         "what was sent. `build_config.asset_prefix` is the service's: never sent. Import with "
-        "the app's id."
+        "the app's id. To keep the app when the resource goes, use Pulumi's own options: "
+        "`protect` refuses its delete, and `retainOnDelete` (`retain_on_delete`) leaves it at "
+        "the service when it leaves the stack."
     )
     inputs = AppInputs
     state = AppState

@@ -154,7 +154,7 @@ class App(pulumi.CustomResource):
         """
         A Mixpeek App: its slug (its address), title and chrome, who may open it, how it is built and monitored.
 
-        Create sends `POST /v1/apps`; an update sends every setting in one `PATCH` with `publish: true` (a new slug is checked to be free first); delete removes the app, its domains and its slug. Refresh reports drift of every declared setting; the password and the build secrets, which the service never shows, are compared with what was sent. `build_config.asset_prefix` is the service's: never sent. Import with the app's id.
+        Create sends `POST /v1/apps`; an update sends every setting in one `PATCH` with `publish: true` (a new slug is checked to be free first); delete removes the app, its domains and its slug. Refresh reports drift of every declared setting; the password and the build secrets, which the service never shows, are compared with what was sent. `build_config.asset_prefix` is the service's: never sent. Import with the app's id. To keep the app when the resource goes, use Pulumi's own options: `protect` refuses its delete, and `retainOnDelete` (`retain_on_delete`) leaves it at the service when it leaves the stack.
 
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
@@ -175,7 +175,7 @@ class App(pulumi.CustomResource):
         """
         A Mixpeek App: its slug (its address), title and chrome, who may open it, how it is built and monitored.
 
-        Create sends `POST /v1/apps`; an update sends every setting in one `PATCH` with `publish: true` (a new slug is checked to be free first); delete removes the app, its domains and its slug. Refresh reports drift of every declared setting; the password and the build secrets, which the service never shows, are compared with what was sent. `build_config.asset_prefix` is the service's: never sent. Import with the app's id.
+        Create sends `POST /v1/apps`; an update sends every setting in one `PATCH` with `publish: true` (a new slug is checked to be free first); delete removes the app, its domains and its slug. Refresh reports drift of every declared setting; the password and the build secrets, which the service never shows, are compared with what was sent. `build_config.asset_prefix` is the service's: never sent. Import with the app's id. To keep the app when the resource goes, use Pulumi's own options: `protect` refuses its delete, and `retainOnDelete` (`retain_on_delete`) leaves it at the service when it leaves the stack.
 
         :param str resource_name: The name of the resource.
         :param AppArgs args: The arguments to use to populate this resource's properties.
