@@ -10,7 +10,17 @@ import pulumi
 import pytest
 
 import mixpeek_pulumi
-from mixpeek_pulumi import AppDeploy, AppPromotion, PluginDeployment
+from mixpeek_pulumi import (
+    App,
+    AppDeploy,
+    AppDomain,
+    AppDomainVerification,
+    AppPromotion,
+    PluginDeployment,
+)
+from mixpeek_pulumi.kinds.app import AppState
+from mixpeek_pulumi.kinds.app_domain import AppDomainState
+from mixpeek_pulumi.kinds.app_domain_verification import AppDomainVerificationState
 from mixpeek_pulumi.kinds.registry import KINDS
 from mixpeek_pulumi.kinds.spec import AppDeployState, AppPromotionState, PluginDeploymentState
 from mixpeek_pulumi.resources.app_deploy import AppDeployProvider
@@ -73,10 +83,22 @@ def test_every_guaranteed_output_is_set_after_create(stack: Stack, tmp_path: Pat
         embed = PluginDeployment(
             "embed", namespace_id="ns_g", name="text_embed", version="1.0.0", source=str(source)
         )
+        app = App("app", slug="guaranteed-app", meta={"title": "Guaranteed"})
+        domain = AppDomain("domain", app_id=app.app_id, domain="guaranteed.example.com")
+        verified = AppDomainVerification(
+            "verified",
+            app_id=app.app_id,
+            domain=domain.domain,
+            poll_interval_seconds=0.1,
+            opts=pulumi.ResourceOptions(depends_on=[domain]),
+        )
         for name, resource, state in (
             ("site", staging, AppDeployState),
             ("prod", promoted, AppPromotionState),
             ("embed", embed, PluginDeploymentState),
+            ("app", app, AppState),
+            ("domain", domain, AppDomainState),
+            ("verified", verified, AppDomainVerificationState),
         ):
             for key in state.guaranteed:
                 pulumi.export(f"{name}.{key}", getattr(resource, key))
