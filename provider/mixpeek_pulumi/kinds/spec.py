@@ -137,7 +137,7 @@ class Verify(BaseModel):
     answers in a row find the promoted version's own bytes, else the version served before is
     restored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: Annotated[str, AfterValidator(_site_path)] = Field("/", min_length=1, max_length=2000)
     """The path requested, appended to ``url`` as it is. When it is a file of the version, its
@@ -203,7 +203,7 @@ class Part(BaseModel):
     ``secret`` is registered for redaction whenever it is read (``check``, the engine's inputs
     or state), so no error or line built after can show it, whichever front door read it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     @model_validator(mode="after")
     def _keep_secrets_out_of_messages(self) -> Self:
@@ -222,7 +222,7 @@ def setting(default: Any = ..., *, change: Change, **kwargs: Any) -> Any:
 class Inputs(BaseModel):
     """Resource inputs: unknown keys are typos and fail ``check``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     resource_name: str = setting("", change="none")
     """The resource's name in the program, for messages (set by the resource class)."""
@@ -248,7 +248,7 @@ def change_of(field: Any) -> Change | None:
     return extra.get("change") if isinstance(extra, dict) else None
 
 
-STATE_CONFIG: Final = ConfigDict(extra="ignore", frozen=True, use_attribute_docstrings=True)
+STATE_CONFIG: Final = ConfigDict(extra="ignore", frozen=True)
 
 
 class State(BaseModel):

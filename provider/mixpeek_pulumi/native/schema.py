@@ -8,8 +8,14 @@ secrets and descriptions all come from ``spec``, so the two front doors cannot d
 
 from __future__ import annotations
 
+import ast
+import copy
+import functools
+import inspect
+import itertools
 import json
 import re
+import textwrap
 import types
 from collections.abc import Iterable
 from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
@@ -121,7 +127,7 @@ def object_types() -> dict[str, Any]:
         name: {
             "type": "object",
             "description": re.sub(r"``([^`]+)``", r"`\1`", " ".join((model.__doc__ or "").split())),
-            "properties": {camel(n): prop(f) for n, f in model.model_fields.items()},
+            "properties": {camel(n): prop(f) for n, f in documented(model).items()},
         }
         for name, model in sorted(found.items())
     }
@@ -187,8 +193,8 @@ def schema_json() -> str:
 
 
 def resource(kind: AnyKind) -> dict[str, Any]:
-    inputs = input_fields(kind)
-    state = {name: f for name, f in kind.state.model_fields.items() if name not in INTERNAL}
+    inputs = {name: f for name, f in documented(kind.inputs).items() if name in input_fields(kind)}
+    state = {name: f for name, f in documented(kind.state).items() if name not in INTERNAL}
 
     def described(name: str, field: FieldInfo) -> dict[str, Any]:
         spec = prop(field)
@@ -213,8 +219,8 @@ def resource(kind: AnyKind) -> dict[str, Any]:
 
 def function(spec: Function) -> dict[str, Any]:
     """A function (an invoke): its arguments, all optional here, and its result."""
-    args = {n: f for n, f in spec.args.model_fields.items() if n not in INTERNAL}
-    result = spec.result.model_fields
+    args = {n: f for n, f in documented(spec.args).items() if n not in INTERNAL}
+    result = documented(spec.result)
     return {
         "description": spec.summary,
         "inputs": {"properties": {camel(n): prop(f) for n, f in args.items()}},
@@ -233,6 +239,47 @@ def change_sentence(kind: AnyKind, name: str, field: FieldInfo) -> str:
     if change is None or name not in kind.inputs.model_fields:
         return OUTPUT_ONLY
     return CHANGES[change]
+
+
+def documented(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    """``model``'s fields, each described by the docstring written under it.
+
+    Read here, when the schema is built, rather than by pydantic's ``use_attribute_docstrings``,
+    which parses the source of every model each time the provider starts (about a sixth of the
+    deploy layer's import)."""
+    docs = attribute_docs(model)
+    fields: dict[str, FieldInfo] = {}
+    for name, field in model.model_fields.items():
+        if field.description is None and name in docs:
+            field = copy.copy(field)
+            field.description = docs[name]
+        fields[name] = field
+    return fields
+
+
+@functools.cache
+def attribute_docs(model: type) -> dict[str, str]:
+    """The string under each annotated attribute of ``model`` and of its bases (a subclass's
+    own wins), as Python's attribute-docstring convention writes it."""
+    docs: dict[str, str] = {}
+    for cls in reversed(model.__mro__):
+        if cls is object or cls.__module__.startswith("pydantic"):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+        except (OSError, TypeError):  # no source (a frozen build answers from its own schema)
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for stmt, after in itertools.pairwise(body):
+            if (
+                isinstance(stmt, ast.AnnAssign)
+                and isinstance(stmt.target, ast.Name)
+                and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+            ):
+                docs[stmt.target.id] = inspect.cleandoc(after.value.value)
+    return docs
 
 
 def input_fields(kind: AnyKind) -> dict[str, FieldInfo]:
