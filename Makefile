@@ -72,12 +72,17 @@ typecheck: $(STAMP)
 node: $(STAMP)
 	$(BIN)/python -m scripts.node_toolchain
 
-# Tests wait mostly on processes (the CLI, the engine, provider hosts), so they run on every core,
-# at most 4; each test has its own emulator, port and state folders.
+# Tests wait mostly on processes (the CLI, the engine, provider hosts), so they run one worker
+# more than there are cores (the cores sit a third idle with one each), at most 4; each test has
+# its own emulator, port and state folders.
+WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -ge 3 ] && echo 4 || echo $$((n + 1)))
 pytest: $(STAMP) pulumi node browser
-	$(BIN)/pytest --numprocesses=auto --maxprocesses=4
+	$(BIN)/pytest --numprocesses=$(WORKERS)
 
-test: lint typecheck pytest
+# lint and typecheck run beside pytest, whose tests mostly wait on processes: the two take a
+# core for half a minute that would otherwise come before the first test.
+test:
+	@$(MAKE) --no-print-directory -j3 lint typecheck pytest
 
 # The loop to run while working (4 workers on 2 cores: these tests mostly wait on loopback
 # servers and bounds): lint, types, and the in-process tiers (unit, kinds, the kind
