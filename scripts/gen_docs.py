@@ -230,18 +230,29 @@ def typescript_example(decls: list[Decl], outputs: dict[str, Ref]) -> str:
     return "\n".join(lines)
 
 
+def go_program(body: list[str]) -> str:
+    """A Go program of the SDK whose ``pulumi.Run`` function holds ``body``."""
+    return "\n".join(
+        [
+            "package main",
+            "",
+            "import (",
+            '\t"github.com/mixpeek/mixpeek-pulumi/sdk/go/mixpeek"',
+            '\t"github.com/pulumi/pulumi/sdk/v3/go/pulumi"',
+            ")",
+            "",
+            "func main() {",
+            "\tpulumi.Run(func(ctx *pulumi.Context) error {",
+            *body,
+            "\t\treturn nil",
+            "\t})",
+            "}",
+        ]
+    )
+
+
 def go_example(decls: list[Decl], outputs: dict[str, Ref]) -> str:
-    lines = [
-        "package main",
-        "",
-        "import (",
-        '\t"github.com/mixpeek/mixpeek-pulumi/sdk/go/mixpeek"',
-        '\t"github.com/pulumi/pulumi/sdk/v3/go/pulumi"',
-        ")",
-        "",
-        "func main() {",
-        "\tpulumi.Run(func(ctx *pulumi.Context) error {",
-    ]
+    lines: list[str] = []
     for d in decls:
         lines.append(
             f'\t\t{variable(d.name)}, err := mixpeek.New{d.kind}(ctx, "{d.name}", '
@@ -263,8 +274,7 @@ def go_example(decls: list[Decl], outputs: dict[str, Ref]) -> str:
         f'\t\tctx.Export("{k}", {variable(r.resource)}.{go_field(r.output)})'
         for k, r in outputs.items()
     ]
-    lines += ["\t\treturn nil", "\t})", "}"]
-    return "\n".join(lines)
+    return go_program(lines)
 
 
 LANGUAGES = (
@@ -508,17 +518,8 @@ def go_function(name: str) -> str:
 def function_go_example(name: str, spec: dict[str, Any]) -> str:
     arg, value = FUNCTION_EXAMPLES[name]
     first = sorted(spec["outputs"]["properties"])[0]
-    return "\n".join(
+    return go_program(
         [
-            "package main",
-            "",
-            "import (",
-            '\t"github.com/mixpeek/mixpeek-pulumi/sdk/go/mixpeek"',
-            '\t"github.com/pulumi/pulumi/sdk/v3/go/pulumi"',
-            ")",
-            "",
-            "func main() {",
-            "\tpulumi.Run(func(ctx *pulumi.Context) error {",
             f"\t\tfound, err := mixpeek.{go_function(name)}(ctx, &mixpeek.{go_function(name)}Args{{",
             f"\t\t\t{go_field(arg)}: pulumi.StringRef({json.dumps(value)}),",
             "\t\t})",
@@ -526,9 +527,6 @@ def function_go_example(name: str, spec: dict[str, Any]) -> str:
             "\t\t\treturn err",
             "\t\t}",
             f'\t\tctx.Export("{first}", pulumi.String(found.{go_field(first)}))',
-            "\t\treturn nil",
-            "\t})",
-            "}",
         ]
     )
 
