@@ -27,7 +27,8 @@ DEPLOYS = "/v1/apps/*/deploy"
 
 
 def assert_no_key(stack: CliStack, key: str, backend: Path) -> None:
-    """The API key is nowhere: not in the export, the backend's files or anything printed."""
+    """The API key (or any secret value) is nowhere: not in the export, the backend's files or
+    anything printed."""
     assert key not in json.dumps(stack.export())
     for path in backend.rglob("*"):
         if path.is_file():

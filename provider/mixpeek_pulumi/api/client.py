@@ -329,6 +329,20 @@ class MixpeekClient:
             params["slug"] = slug
         return self._call("GET", "/v1/apps", ListAppsResponse, params=params)
 
+    def app_id_of_slug(self, slug: str) -> str | None:
+        """The id of the organization's app with ``slug``; None when it has none."""
+        apps = self.list_apps(limit=1, slug=slug).results
+        return next(
+            (
+                a["app_id"]
+                for a in apps
+                if isinstance(a, dict)
+                and a.get("slug") == slug
+                and isinstance(a.get("app_id"), str)
+            ),
+            None,
+        )
+
     def create_app(self, request: CreateAppRequest) -> AppResponse:
         """A new app (``POST /v1/apps``); a slug that is taken is a ``BadRequestError``."""
         return self._call("POST", "/v1/apps", AppResponse, body=request, creates=True)

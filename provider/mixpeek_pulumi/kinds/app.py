@@ -232,12 +232,8 @@ class App(Kind[AppInputs, AppState]):
             return None
 
         def read(api: MixpeekClient) -> dict[str, Any]:
-            apps = api.list_apps(limit=1, slug=slug).results
-            found = next(
-                (a.get("app_id") for a in apps if isinstance(a, dict) and a.get("slug") == slug),
-                None,
-            )
-            return {"app_id": found} if isinstance(found, str) else {}
+            found = api.app_id_of_slug(slug)
+            return {} if found is None else {"app_id": found}
 
         return read
 
@@ -332,11 +328,10 @@ def _holder(ctx: Context, slug: str) -> str:
     """What a create refused for a taken slug says: the organization's own app of that slug
     (a create whose answer was lost, another program) and how to adopt it, when it has one."""
     try:
-        apps = ctx.api.list_apps(limit=1, slug=slug).results
+        app_id = ctx.api.app_id_of_slug(slug)
     except MixpeekError:
-        apps = []
-    app_id = next((a.get("app_id") for a in apps if isinstance(a, dict) and a.get("app_id")), None)
-    if not isinstance(app_id, str):
+        app_id = None
+    if app_id is None:
         return "no app was created; choose another slug"
     return (
         f"no app was created: this organization's app {app_id} has it (an earlier run whose "
@@ -455,12 +450,8 @@ def lookup_app(ctx: Context, args: AppLookup) -> AppFound:
         raise MixpeekError(f"getApp: {problem}.")
     app_id = args.app_id
     if app_id is None:
-        apps = ctx.api.list_apps(limit=1, slug=args.slug).results
-        app_id = next(
-            (a["app_id"] for a in apps if isinstance(a, dict) and a.get("slug") == args.slug),
-            None,
-        )
-        if not isinstance(app_id, str):
+        app_id = ctx.api.app_id_of_slug(args.slug or "")
+        if app_id is None:
             raise MixpeekError(f"getApp: this organization has no app with the slug {args.slug}.")
     try:
         app = ctx.api.get_app(app_id)
